@@ -1,0 +1,486 @@
+// The event-driven integrator of the Clarke subgradient flow d theta/dt = -m(theta) (NUMERICS.md §3-§5).
+//
+// Time: classification losses run in tau = log(1 + t) (dt/dtau = e^tau folded into the log-space sample weights),
+// so horizons of t = 1e30 and log t = 1e8 cost steps in log t; the square loss runs in tau = t.
+#pragma once
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "boxqp.hpp"
+#include "linalg.hpp"
+#include "loss.hpp"
+#include "model.hpp"
+#include "rk.hpp"
+#include "roots.hpp"
+
+namespace fastflow {
+
+enum class Status : int { converged, t_max, max_steps, max_events, stalled, interrupted, error };
+enum class EventKind : int { activate, deactivate, slide_start, slide_end, branch };
+
+struct Event {
+    double tau;
+    EventKind kind;
+    std::size_t sample;
+    int layer;
+    std::size_t neuron;
+};
+
+struct Options {
+    Loss loss = Loss::exponential;
+    double tau_max = 1.0;
+    double rtol = 1e-10;
+    double atol = 1e-12;
+    std::size_t max_steps = 10'000'000;
+    std::size_t max_events = 100'000;
+    double gtol = 0.0;              // stop ("converged") once ||grad L|| <= gtol
+    std::vector<double> tau_eval;   // sorted; dense samples
+};
+
+struct Result {
+    Status status = Status::error;
+    std::string message;
+    double tau = 0.0;
+    std::vector<double> theta;
+    double log_loss = 0.0;
+    double log_grad_norm = 0.0;     // log ||grad L|| in the original time t
+    std::size_t n_steps = 0, n_rejected = 0, n_rhs = 0;
+    std::vector<Event> events;
+    std::vector<double> theta_eval, log_loss_eval;
+};
+
+// log(dt/dtau)
+inline double log_time_factor(Loss loss, double tau) { return is_classification(loss) ? tau : 0.0; }
+
+class Integrator {
+public:
+    // X: n x d_in; Y: n labels (+-1) for classification, n x d_out targets for the square loss
+    Integrator(const Model& model, const double* X, const double* Y, std::size_t n, Options opts)
+        : model_(model), X_(X), Y_(Y), n_(n), p_(model.n_params()), H_(model.n_hidden()), NS_(n * H_),
+          c_(model.d_out()), opt_(std::move(opts)) {
+        theta_.resize(p_);
+        y1_.resize(p_);
+        ytmp_.resize(p_);
+        ftmp_.resize(p_);
+        normal_.resize(p_);
+        for (auto& k : k_) k.resize(p_);
+        coef_.resize((dopri5::DENSE_DEGREE + 1) * p_);
+        out_.resize(n_ * c_);
+        G_.resize(n_ * c_);
+        logl_.resize(n_);
+        scratch_.resize(model.scratch_size());
+        slopes_.assign(NS_, 0.0);
+        mode_.assign(NS_, inactive);
+        hc_.resize((dopri5::DENSE_DEGREE + 1) * NS_);
+        h_.resize(NS_);
+    }
+
+    Result run(const double* theta0, const std::function<bool()>& should_stop = {}) {
+        Result res;
+        std::copy(theta0, theta0 + p_, theta_.begin());
+        double tau = 0.0;
+        events_ = &res.events;
+        initial_modes();
+        field(tau, theta_.data(), k_[0].data(), res);
+        std::size_t eval_next = 0;
+        emit_evals(res, eval_next, tau, tau, 0.0, nullptr);
+        double h = initial_step(tau, res);
+        double last_progress_tau = tau;
+        std::size_t stuck_rounds = 0;
+        while (true) {
+            if (should_stop && res.n_steps % 64 == 0 && should_stop()) {
+                res.status = Status::interrupted, res.message = "interrupted";
+                break;
+            }
+            if (tau >= opt_.tau_max) {
+                res.status = Status::t_max, res.message = "reached t_max";
+                break;
+            }
+            if (res.n_steps >= opt_.max_steps) {
+                res.status = Status::max_steps, res.message = "max_steps reached";
+                break;
+            }
+            const double fnorm = norm2(k_[0].data(), p_);
+            if (!std::isfinite(fnorm)) {
+                res.status = Status::error, res.message = "the vector field is not finite (loss overflow)";
+                break;
+            }
+            const double log_grad = std::log(fnorm) - log_time_factor(opt_.loss, tau);
+            if (fnorm == 0.0 || (opt_.gtol > 0.0 && log_grad <= std::log(opt_.gtol))) {
+                res.status = Status::converged;
+                res.message = "the (sub)gradient vanished: a stationary point";
+                break;
+            }
+            h = std::min(h, opt_.tau_max - tau);
+            const double h_min = 10.0 * (std::nextafter(tau, INFINITY) - tau);
+            if (h < h_min) {
+                res.status = Status::error, res.message = "step size fell below the resolution of t";
+                break;
+            }
+            const double err = attempt_step(tau, h, res);
+            if (!(err <= 1.0)) {
+                ++res.n_rejected;
+                h *= std::isfinite(err) ? std::max(dopri5::MIN_FACTOR, dopri5::SAFETY * std::pow(err, -0.2))
+                                        : dopri5::MIN_FACTOR;
+                continue;
+            }
+            ++res.n_steps;
+            const double* kp[dopri5::STAGES];
+            for (int s = 0; s < dopri5::STAGES; ++s) kp[s] = k_[s].data();
+            dopri5::dense_coefficients(theta_.data(), y1_.data(), kp, h, p_, coef_.data());
+            std::vector<std::size_t> fired;
+            const double sigma_event = find_events(tau, h, fired, res);
+            const double h_next = h * (err == 0.0 ? dopri5::MAX_FACTOR
+                                                  : std::min(dopri5::MAX_FACTOR,
+                                                             std::max(dopri5::MIN_FACTOR,
+                                                                      dopri5::SAFETY * std::pow(err, -0.2))));
+            if (sigma_event >= 0.0) {
+                const double tau_event = tau + sigma_event * h;
+                emit_evals(res, eval_next, tau, tau_event, h, coef_.data());
+                dopri5::dense_eval(coef_.data(), p_, sigma_event, theta_.data());
+                tau = tau_event;
+                handle_events(tau, fired, res);
+                field(tau, theta_.data(), k_[0].data(), res);
+                if (res.events.size() > opt_.max_events) {
+                    res.status = Status::max_events, res.message = "max_events reached";
+                    break;
+                }
+                if (tau - last_progress_tau > 1e-12 * std::max(1.0, std::abs(tau))) {
+                    last_progress_tau = tau, stuck_rounds = 0;
+                } else if (++stuck_rounds > 1000) {
+                    res.status = Status::max_events, res.message = "Zeno: events accumulate at one time";
+                    break;
+                }
+            } else {
+                const double tau_new = h == opt_.tau_max - tau ? opt_.tau_max : tau + h;
+                emit_evals(res, eval_next, tau, tau_new, h, coef_.data());
+                std::swap(theta_, y1_);
+                tau = tau_new;
+                if (!Z_.empty()) {
+                    project(Z_);  // the step's truncation error leaves sliding neurons a rounding off their surfaces
+                    field(tau, theta_.data(), k_[0].data(), res);
+                } else {
+                    std::swap(k_[0], k_[6]);
+                }
+            }
+            h = h_next;
+        }
+        // evaluation times past the end of the run are left NaN
+        res.theta_eval.resize(opt_.tau_eval.size() * p_, std::numeric_limits<double>::quiet_NaN());
+        res.log_loss_eval.resize(opt_.tau_eval.size(), std::numeric_limits<double>::quiet_NaN());
+        field(tau, theta_.data(), k_[0].data(), res);
+        res.tau = tau;
+        res.theta = theta_;
+        res.log_loss = logL_;
+        res.log_grad_norm = std::log(norm2(k_[0].data(), p_)) - log_time_factor(opt_.loss, tau);
+        // a classification run that ends with L >= l(0) never reached the regime where every sample is classified
+        if ((res.status == Status::t_max || res.status == Status::converged) && is_classification(opt_.loss) &&
+            logL_ >= log_ell(opt_.loss, 0.0)) {
+            res.status = Status::stalled;
+            res.message = "the loss never fell below l(0): stuck (e.g. at a saddle or on non-separable data)";
+        }
+        events_ = nullptr;
+        return res;
+    }
+
+private:
+    enum : std::uint8_t { inactive = 0, active = 1, sliding = 2, unset = 3 };
+
+    // --- the vector field -----------------------------------------------------------------------------------
+    // F = -(dt/dtau) grad L with the current modes; on the sliding set the tangent (minimal-norm) combination.
+    void field(double tau, const double* th, double* F, Result& res) {
+        ++res.n_rhs;
+        model_.forward(th, X_, n_, slopes_.data(), out_.data(), scratch_.data());
+        loss_weights(tau);
+        model_.vjp(th, X_, n_, slopes_.data(), G_.data(), F, scratch_.data());
+        if (!Z_.empty()) add_sliding(th, F);
+    }
+
+    // G = -(dt/dtau) dL/dPhi, computed in log space; also log L
+    void loss_weights(double tau) {
+        if (opt_.loss == Loss::square) {
+            double s = 0.0;
+            for (std::size_t q = 0; q < n_ * c_; ++q) {
+                G_[q] = Y_[q] - out_[q];
+                s += G_[q] * G_[q];
+            }
+            logL_ = std::log(0.5 * s);
+            return;
+        }
+        const double logfac = log_time_factor(opt_.loss, tau);
+        for (std::size_t i = 0; i < n_; ++i) {
+            const double q = Y_[i] * out_[i];
+            logl_[i] = log_ell(opt_.loss, q);
+            G_[i] = Y_[i] * std::exp(logfac + log_neg_dell(opt_.loss, q));
+        }
+        logL_ = log_sum_exp(logl_.data(), n_);
+    }
+
+    // directions D_a = dF/ds_a for the sliding switches, one row each
+    void slope_directions(const std::vector<std::size_t>& set, const double* th) {
+        D_.resize(set.size() * p_);
+        for (std::size_t a = 0; a < set.size(); ++a) model_.slope_direction(th, X_, set[a], G_.data(), &D_[a * p_]);
+    }
+
+    void gram(const std::vector<double>& rows, std::size_t k, std::vector<double>& Q) const {
+        Q.assign(k * k, 0.0);
+        for (std::size_t a = 0; a < k; ++a)
+            for (std::size_t b = 0; b <= a; ++b)
+                Q[a * k + b] = Q[b * k + a] = dot(&rows[a * p_], &rows[b * p_], p_);
+    }
+
+    // Filippov sliding: s minimises |F0 + D s| without bounds, which makes F tangent to every surface in Z
+    void add_sliding(const double* th, double* F) {
+        const std::size_t k = Z_.size();
+        slope_directions(Z_, th);
+        gram(D_, k, Q_);
+        std::vector<double> b(k);
+        for (std::size_t a = 0; a < k; ++a) b[a] = -dot(&D_[a * p_], F, p_);
+        solve_psd(Q_, b, k, s_);
+        for (std::size_t a = 0; a < k; ++a)
+            for (std::size_t q = 0; q < p_; ++q) F[q] += s_[a] * D_[a * p_ + q];
+    }
+
+    // --- modes and events -----------------------------------------------------------------------------------
+    double band(const double* th, std::size_t k) const {
+        return 32.0 * std::numeric_limits<double>::epsilon() * model_.switch_scale(th, X_, k);
+    }
+
+    void initial_modes() {
+        if (NS_ == 0) return;
+        model_.preactivations(theta_.data(), X_, n_, slopes_.data(), h_.data(), scratch_.data());
+        std::vector<std::size_t> on_surface;
+        for (std::size_t k = 0; k < NS_; ++k) {
+            const double b = band(theta_.data(), k);
+            if (h_[k] > b) mode_[k] = active, slopes_[k] = 1.0;
+            else if (h_[k] < -b) mode_[k] = inactive, slopes_[k] = 0.0;
+            else mode_[k] = unset, on_surface.push_back(k);
+        }
+        if (!on_surface.empty()) {
+            project(on_surface);
+            classify(0.0, on_surface);
+        }
+    }
+
+    // minimal-norm correction of theta putting it exactly on the surfaces of `set`
+    void project(const std::vector<std::size_t>& set) {
+        const std::size_t k = set.size();
+        N_.resize(k * p_);
+        for (std::size_t a = 0; a < k; ++a) model_.switch_normal(theta_.data(), X_, set[a], &N_[a * p_]);
+        model_.preactivations(theta_.data(), X_, n_, slopes_.data(), h_.data(), scratch_.data());
+        std::vector<double> Q, rhs(k), lam;
+        gram(N_, k, Q);
+        for (std::size_t a = 0; a < k; ++a) rhs[a] = h_[set[a]];
+        solve_psd(Q, rhs, k, lam);
+        for (std::size_t a = 0; a < k; ++a)
+            for (std::size_t q = 0; q < p_; ++q) theta_[q] -= lam[a] * N_[a * p_ + q];
+    }
+
+    // Decide the mode of every switch in `set` (all on their surfaces) from the minimal-norm element of the
+    // Clarke subdifferential over the box s in [0,1]^set: interior s slides; otherwise the pair leaves to the side
+    // the velocity points to. Records the mode changes as events.
+    void classify(double tau, std::vector<std::size_t> set) {
+        std::sort(set.begin(), set.end());
+        set.erase(std::unique(set.begin(), set.end()), set.end());
+        std::sort(set.begin(), set.end(), [this](std::size_t a, std::size_t b) {
+            const std::size_t ua = a % H_, ub = b % H_;
+            return ua != ub ? ua < ub : a < b;
+        });
+        std::vector<std::uint8_t> old(set.size());
+        for (std::size_t a = 0; a < set.size(); ++a) old[a] = mode_[set[a]], slopes_[set[a]] = 0.0;
+        std::vector<std::size_t> rest;
+        for (std::size_t z : Z_)
+            if (std::find(set.begin(), set.end(), z) == set.end()) rest.push_back(z);
+        Z_ = rest;
+        const std::size_t k = set.size();
+        Result scratch_res;
+        field(tau, theta_.data(), ftmp_.data(), scratch_res);
+        slope_directions(set, theta_.data());
+        gram(D_, k, Q_);
+        std::vector<double> b(k);
+        for (std::size_t a = 0; a < k; ++a) b[a] = dot(&D_[a * p_], ftmp_.data(), p_);
+        const std::vector<double> s = box_qp(Q_, b, k);
+        for (std::size_t a = 0; a < k; ++a)
+            for (std::size_t q = 0; q < p_; ++q) ftmp_[q] += s[a] * D_[a * p_ + q];
+        const double fnorm = norm2(ftmp_.data(), p_);
+        constexpr double interior = 1e-9;
+        for (std::size_t a = 0; a < k; ++a) {
+            const std::size_t sw = set[a];
+            model_.switch_normal(theta_.data(), X_, sw, normal_.data());
+            const double dh = dot(normal_.data(), ftmp_.data(), p_);
+            const double nd = dot(normal_.data(), &D_[a * p_], p_);  // d(dh)/ds
+            const double tol = 1e-12 * norm2(normal_.data(), p_) * fnorm;
+            std::uint8_t m;
+            if (s[a] > interior && s[a] < 1.0 - interior) m = sliding;
+            else if (dh > tol) m = active;
+            else if (dh < -tol) m = inactive;
+            else m = s[a] >= 0.5 ? active : inactive;
+            mode_[sw] = m;
+            slopes_[sw] = m == active ? 1.0 : 0.0;
+            if (m == sliding) Z_.push_back(sw);
+            record(tau, old[a], m, sw);
+            // both one-sided fields point away from a surface the minimal-norm solution keeps: a branching point
+            if (m == sliding && dh - s[a] * nd < -tol && dh + (1.0 - s[a]) * nd > tol)
+                push_event(tau, EventKind::branch, sw);
+        }
+        std::sort(Z_.begin(), Z_.end());
+    }
+
+    void record(double tau, std::uint8_t before, std::uint8_t after, std::size_t sw) {
+        if (before == after) return;
+        if (after == sliding) push_event(tau, EventKind::slide_start, sw);
+        else if (before == sliding) push_event(tau, EventKind::slide_end, sw);
+        else if (before == unset) return;
+        else push_event(tau, after == active ? EventKind::activate : EventKind::deactivate, sw);
+    }
+
+    void push_event(double tau, EventKind kind, std::size_t sw) {
+        const std::size_t unit = sw % H_;
+        events_->push_back({tau, kind, sw / H_, model_.switch_layer(unit), model_.switch_neuron(unit)});
+    }
+
+    // The earliest event in the accepted step [tau, tau + h] as a step fraction (-1 if none); `fired` gets every
+    // switch whose event falls at that time (simultaneous events are handled together).
+    double find_events(double tau, double h, std::vector<std::size_t>& fired, Result& res) {
+        fired.clear();
+        if (NS_ == 0) return -1.0;
+        constexpr int deg = dopri5::DENSE_DEGREE;
+        for (int m = 0; m <= deg; ++m)
+            model_.preactivations(&coef_[m * p_], X_, n_, slopes_.data(), &hc_[m * NS_], scratch_.data());
+        std::vector<std::pair<double, std::size_t>> hits;
+        double g[deg + 1];
+        for (std::size_t k = 0; k < NS_; ++k) {
+            if (mode_[k] == sliding) continue;
+            const double sign = mode_[k] == active ? -1.0 : 1.0;  // g > 0 means the switch left its side
+            double abs_sum = 0.0;
+            for (int m = 0; m <= deg; ++m) g[m] = sign * hc_[m * NS_ + k], abs_sum += std::abs(g[m]);
+            if (g[0] + (abs_sum - std::abs(g[0])) < 0.0) continue;  // its maximum over the step is negative
+            const double b = std::max(band(theta_.data(), k), band(y1_.data(), k));
+            const double sigma = first_violation(g, deg, b);
+            if (sigma >= 0.0) hits.emplace_back(sigma, k);
+        }
+        double sigma_min = 2.0;
+        for (auto& hk : hits) sigma_min = std::min(sigma_min, hk.first);
+        const double sigma_exit = Z_.empty() ? -1.0 : find_slide_exit(tau, h, std::min(sigma_min, 1.0), res);
+        if (sigma_exit >= 0.0 && sigma_exit < sigma_min) sigma_min = sigma_exit;
+        if (sigma_min > 1.0) return -1.0;
+        // events within a few ulps of t of the earliest one are simultaneous
+        const double same = 64.0 * std::numeric_limits<double>::epsilon() * std::max(1.0, std::abs(tau)) / h;
+        for (auto& hk : hits)
+            if (hk.first <= sigma_min + same) fired.push_back(hk.second);
+        return sigma_min;
+    }
+
+    // first step fraction <= sigma_stop where a sliding multiplier s leaves (0,1), or -1
+    double find_slide_exit(double tau, double h, double sigma_stop, Result& res) {
+        auto exit_margin = [&](double sigma) {
+            dopri5::dense_eval(coef_.data(), p_, sigma, ytmp_.data());
+            field(tau + sigma * h, ytmp_.data(), ftmp_.data(), res);
+            double worst = INFINITY;
+            for (double s : s_) worst = std::min(worst, std::min(s, 1.0 - s));
+            return worst;  // < 0 once a multiplier has left [0,1]
+        };
+        constexpr int samples = 8;
+        double lo = 0.0;
+        for (int m = 1; m <= samples; ++m) {
+            const double hi = sigma_stop * m / samples;
+            if (exit_margin(hi) < 0.0)
+                return bisect_crossing([&](double x) { return -exit_margin(x); }, lo, hi);
+            lo = hi;
+        }
+        return -1.0;
+    }
+
+    void handle_events(double tau, const std::vector<std::size_t>& fired, Result&) {
+        std::vector<std::size_t> set(Z_.begin(), Z_.end());
+        set.insert(set.end(), fired.begin(), fired.end());
+        model_.preactivations(theta_.data(), X_, n_, slopes_.data(), h_.data(), scratch_.data());
+        for (std::size_t k = 0; k < NS_; ++k)
+            if (std::abs(h_[k]) <= band(theta_.data(), k)) set.push_back(k);
+        std::sort(set.begin(), set.end());
+        set.erase(std::unique(set.begin(), set.end()), set.end());
+        project(set);
+        classify(tau, set);
+    }
+
+    // --- Runge-Kutta --------------------------------------------------------------------------------------
+    // one Dormand-Prince step from theta_ (k_[0] = f there) into y1_; returns the scaled error norm
+    double attempt_step(double tau, double h, Result& res) {
+        using namespace dopri5;
+        for (int s = 1; s < STAGES; ++s) {
+            double* y = s == STAGES - 1 ? y1_.data() : ytmp_.data();
+            for (std::size_t q = 0; q < p_; ++q) {
+                double acc = 0.0;
+                for (int r = 0; r < s; ++r) acc += A[s][r] * k_[r][q];
+                y[q] = theta_[q] + h * acc;
+            }
+            field(tau + C[s] * h, y, k_[s].data(), res);
+        }
+        double err = 0.0;
+        for (std::size_t q = 0; q < p_; ++q) {
+            double e = 0.0;
+            for (int s = 0; s < STAGES; ++s) e += E[s] * k_[s][q];
+            const double sc = opt_.atol + opt_.rtol * std::max(std::abs(theta_[q]), std::abs(y1_[q]));
+            err += (h * e / sc) * (h * e / sc);
+        }
+        return std::sqrt(err / static_cast<double>(p_));
+    }
+
+    double initial_step(double tau, Result& res) {
+        double d0 = 0.0, d1 = 0.0;
+        for (std::size_t q = 0; q < p_; ++q) {
+            const double sc = opt_.atol + opt_.rtol * std::abs(theta_[q]);
+            d0 += (theta_[q] / sc) * (theta_[q] / sc);
+            d1 += (k_[0][q] / sc) * (k_[0][q] / sc);
+        }
+        d0 = std::sqrt(d0 / p_), d1 = std::sqrt(d1 / p_);
+        const double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
+        for (std::size_t q = 0; q < p_; ++q) ytmp_[q] = theta_[q] + h0 * k_[0][q];
+        field(tau + h0, ytmp_.data(), ftmp_.data(), res);
+        double d2 = 0.0;
+        for (std::size_t q = 0; q < p_; ++q) {
+            const double sc = opt_.atol + opt_.rtol * std::abs(theta_[q]);
+            const double v = (ftmp_[q] - k_[0][q]) / sc;
+            d2 += v * v;
+        }
+        d2 = std::sqrt(d2 / p_) / h0;
+        const double dm = std::max(d1, d2);
+        const double h1 = dm <= 1e-15 ? std::max(1e-6, h0 * 1e-3) : std::pow(0.01 / dm, 1.0 / dopri5::ORDER);
+        field(tau, theta_.data(), k_[0].data(), res);  // restore the buffers field() shares
+        return std::min(100 * h0, h1);
+    }
+
+    // dense samples for the evaluation times in (tau_a, tau_b] (and tau_a itself at the start)
+    void emit_evals(Result& res, std::size_t& next, double tau_a, double tau_b, double h, const double* coef) {
+        while (next < opt_.tau_eval.size() && opt_.tau_eval[next] <= tau_b) {
+            const double te = opt_.tau_eval[next++];
+            if (coef) dopri5::dense_eval(coef, p_, std::clamp((te - tau_a) / h, 0.0, 1.0), ytmp_.data());
+            else std::copy(theta_.begin(), theta_.end(), ytmp_.begin());
+            res.theta_eval.insert(res.theta_eval.end(), ytmp_.begin(), ytmp_.end());
+            model_.forward(ytmp_.data(), X_, n_, slopes_.data(), out_.data(), scratch_.data());
+            loss_weights(te);
+            res.log_loss_eval.push_back(logL_);
+        }
+    }
+
+    const Model& model_;
+    const double* X_;
+    const double* Y_;
+    std::size_t n_, p_, H_, NS_, c_;
+    Options opt_;
+    std::vector<double> theta_, y1_, ytmp_, ftmp_, normal_, coef_, out_, G_, logl_, scratch_, slopes_, hc_, h_;
+    std::vector<double> k_[dopri5::STAGES];
+    std::vector<std::uint8_t> mode_;
+    std::vector<std::size_t> Z_;
+    std::vector<double> D_, Q_, s_, N_;
+    double logL_ = 0.0;
+    std::vector<Event>* events_ = nullptr;
+};
+
+}  // namespace fastflow

@@ -1,0 +1,63 @@
+// Small dense linear algebra for the handful of active switching surfaces at an event.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+namespace fastflow {
+
+// Solves Q x = b for a symmetric positive semi-definite k x k matrix (row-major) by Cholesky with
+// symmetric pivoting. Directions with a pivot below rel_tol * max diagonal are dropped (x = 0 there),
+// which gives a least-squares solution when duplicated surfaces make Q singular.
+inline void solve_psd(std::vector<double> Q, std::vector<double> b, std::size_t k, std::vector<double>& x,
+                      double rel_tol = 1e-13) {
+    std::vector<std::size_t> perm(k);
+    for (std::size_t i = 0; i < k; ++i) perm[i] = i;
+    double max_diag = 0.0;
+    for (std::size_t i = 0; i < k; ++i) max_diag = std::max(max_diag, Q[i * k + i]);
+    x.assign(k, 0.0);
+    if (k == 0 || max_diag <= 0.0) return;
+    std::size_t rank = 0;
+    for (; rank < k; ++rank) {
+        std::size_t best = rank;
+        for (std::size_t i = rank + 1; i < k; ++i)
+            if (Q[i * k + i] > Q[best * k + best]) best = i;
+        if (Q[best * k + best] <= rel_tol * max_diag) break;
+        if (best != rank) {
+            for (std::size_t c = 0; c < k; ++c) std::swap(Q[rank * k + c], Q[best * k + c]);
+            for (std::size_t r = 0; r < k; ++r) std::swap(Q[r * k + rank], Q[r * k + best]);
+            std::swap(b[rank], b[best]);
+            std::swap(perm[rank], perm[best]);
+        }
+        const double piv = std::sqrt(Q[rank * k + rank]);
+        Q[rank * k + rank] = piv;
+        for (std::size_t i = rank + 1; i < k; ++i) Q[i * k + rank] /= piv;
+        for (std::size_t i = rank + 1; i < k; ++i)
+            for (std::size_t c = rank + 1; c <= i; ++c) Q[i * k + c] -= Q[i * k + rank] * Q[c * k + rank];
+        for (std::size_t i = rank + 1; i < k; ++i) Q[rank * k + i] = Q[i * k + rank];
+    }
+    // forward then backward substitution on the leading rank x rank factor
+    std::vector<double> z(rank);
+    for (std::size_t i = 0; i < rank; ++i) {
+        double s = b[i];
+        for (std::size_t c = 0; c < i; ++c) s -= Q[i * k + c] * z[c];
+        z[i] = s / Q[i * k + i];
+    }
+    for (std::size_t ii = rank; ii-- > 0;) {
+        double s = z[ii];
+        for (std::size_t c = ii + 1; c < rank; ++c) s -= Q[c * k + ii] * z[c];
+        z[ii] = s / Q[ii * k + ii];
+    }
+    for (std::size_t i = 0; i < rank; ++i) x[perm[i]] = z[i];
+}
+
+inline double dot(const double* a, const double* b, std::size_t n) {
+    double s = 0.0;
+    for (std::size_t i = 0; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
+inline double norm2(const double* a, std::size_t n) { return std::sqrt(dot(a, a, n)); }
+
+}  // namespace fastflow

@@ -1,0 +1,60 @@
+// Dormand-Prince 5(4) with Hairer's 4th-order dense output, written as a monomial polynomial in the step fraction
+// so that linear switching functions along it are polynomials too.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+
+namespace fastflow::dopri5 {
+
+constexpr double SAFETY = 0.9;
+constexpr double MIN_FACTOR = 0.2;
+constexpr double MAX_FACTOR = 10.0;
+constexpr int ORDER = 5;
+constexpr int STAGES = 7;
+constexpr int DENSE_DEGREE = 4;
+
+constexpr double C[STAGES] = {0.0, 1.0 / 5, 3.0 / 10, 4.0 / 5, 8.0 / 9, 1.0, 1.0};
+constexpr double A[STAGES][STAGES] = {
+    {0, 0, 0, 0, 0, 0, 0},
+    {1.0 / 5, 0, 0, 0, 0, 0, 0},
+    {3.0 / 40, 9.0 / 40, 0, 0, 0, 0, 0},
+    {44.0 / 45, -56.0 / 15, 32.0 / 9, 0, 0, 0, 0},
+    {19372.0 / 6561, -25360.0 / 2187, 64448.0 / 6561, -212.0 / 729, 0, 0, 0},
+    {9017.0 / 3168, -355.0 / 33, 46732.0 / 5247, 49.0 / 176, -5103.0 / 18656, 0, 0},
+    {35.0 / 384, 0, 500.0 / 1113, 125.0 / 192, -2187.0 / 6784, 11.0 / 84, 0}};
+// error estimate: 5th-order minus embedded 4th-order weights
+constexpr double E[STAGES] = {71.0 / 57600, 0, -71.0 / 16695, 71.0 / 1920, -17253.0 / 339200, 22.0 / 525, -1.0 / 40};
+// Hairer's dense-output coefficients
+constexpr double D[STAGES] = {-12715105075.0 / 11282082432, 0, 87487479700.0 / 32700410799,
+                              -10690763975.0 / 1880347072, 701980252875.0 / 199316789632,
+                              -1453857185.0 / 822651844,   69997945.0 / 29380423};
+
+// Monomial coefficients c0..c4 (each a vector of length p) of y(sigma) on [0,1] from y0, y1, k1, k7 and the
+// stages: y = y0 + s A + s(1-s) B + s^2(1-s) C + s^2(1-s)^2 Dd.
+inline void dense_coefficients(const double* y0, const double* y1, const double* const* k, double h, std::size_t p,
+                               double* coef) {
+    for (std::size_t q = 0; q < p; ++q) {
+        const double a = y1[q] - y0[q];
+        const double b = h * k[0][q] - a;
+        const double c = a - h * k[6][q] - b;
+        double dd = 0.0;
+        for (int s = 0; s < STAGES; ++s) dd += D[s] * k[s][q];
+        dd *= h;
+        coef[q] = y0[q];
+        coef[p + q] = a + b;
+        coef[2 * p + q] = -b + c + dd;
+        coef[3 * p + q] = -c - 2.0 * dd;
+        coef[4 * p + q] = dd;
+    }
+}
+
+inline void dense_eval(const double* coef, std::size_t p, double sigma, double* y) {
+    for (std::size_t q = 0; q < p; ++q) {
+        double v = coef[4 * p + q];
+        for (int m = 3; m >= 0; --m) v = v * sigma + coef[m * p + q];
+        y[q] = v;
+    }
+}
+
+}  // namespace fastflow::dopri5

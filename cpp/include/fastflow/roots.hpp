@@ -1,0 +1,82 @@
+// Rigorous root isolation for a switching function along a step's polynomial dense output: the derivative's roots
+// split [0,1] into monotone pieces, each of which holds at most one root, so a sign that leaves and returns
+// inside one step is never missed.
+#pragma once
+#include <cmath>
+#include <vector>
+
+namespace fastflow {
+
+constexpr int max_poly_degree = 8;
+
+inline double poly_eval(const double* c, int deg, double x) {
+    double v = c[deg];
+    for (int m = deg - 1; m >= 0; --m) v = v * x + c[m];
+    return v;
+}
+
+// bisection to adjacent doubles on a bracket [lo, hi] with g(lo) <= 0 < g(hi) (g increasing or decreasing)
+template <class F>
+double bisect_crossing(F&& g, double lo, double hi) {
+    for (int it = 0; it < 200; ++it) {
+        const double mid = 0.5 * (lo + hi);
+        if (mid <= lo || mid >= hi) break;
+        (g(mid) > 0.0 ? hi : lo) = mid;
+    }
+    return 0.5 * (lo + hi);
+}
+
+// sorted real roots of the polynomial in the open interval (a, b)
+inline void real_roots(const double* c, int deg, double a, double b, std::vector<double>& out) {
+    out.clear();
+    while (deg > 0 && c[deg] == 0.0) --deg;
+    if (deg <= 0) return;
+    if (deg == 1) {
+        const double r = -c[0] / c[1];
+        if (r > a && r < b) out.push_back(r);
+        return;
+    }
+    double dc[max_poly_degree];
+    for (int m = 1; m <= deg; ++m) dc[m - 1] = m * c[m];
+    std::vector<double> crit;
+    real_roots(dc, deg - 1, a, b, crit);
+    double lo = a, plo = poly_eval(c, deg, a);
+    for (std::size_t q = 0; q <= crit.size(); ++q) {
+        const double hi = q < crit.size() ? crit[q] : b;
+        const double phi = poly_eval(c, deg, hi);
+        if (plo * phi < 0.0) {
+            const double s = plo < 0.0 ? 1.0 : -1.0;
+            out.push_back(bisect_crossing([&](double x) { return s * poly_eval(c, deg, x); }, lo, hi));
+        } else if (phi == 0.0 && hi < b) {
+            out.push_back(hi);
+        }
+        lo = hi, plo = phi;
+    }
+}
+
+// The first sigma in [0,1] where g (a polynomial) crosses from <= 0 to > 0 and then exceeds `band` before
+// returning to <= 0; -1 when there is none. Excursions inside the rounding band are not switches, which is also
+// what keeps the event just handled (g = 0 at sigma = 0, moving away) from being detected again.
+inline double first_violation(const double* g, int deg, double band) {
+    double abs_sum = 0.0;
+    for (int m = 1; m <= deg; ++m) abs_sum += std::abs(g[m]);
+    if (g[0] + abs_sum <= band) return -1.0;  // cheap exclusion: max over [0,1] cannot exceed the band
+    double dg[max_poly_degree];
+    for (int m = 1; m <= deg; ++m) dg[m - 1] = m * g[m];
+    std::vector<double> crit;
+    real_roots(dg, deg - 1, 0.0, 1.0, crit);
+    double a = 0.0, ga = g[0];
+    double candidate = ga > 0.0 ? 0.0 : -1.0;
+    for (std::size_t q = 0; q <= crit.size(); ++q) {
+        const double b = q < crit.size() ? crit[q] : 1.0;
+        const double gb = poly_eval(g, deg, b);
+        if (ga <= 0.0 && gb > 0.0)
+            candidate = bisect_crossing([&](double x) { return poly_eval(g, deg, x); }, a, b);
+        if (gb > band) return candidate;
+        if (gb <= 0.0) candidate = -1.0;
+        a = b, ga = gb;
+    }
+    return -1.0;
+}
+
+}  // namespace fastflow

@@ -1,0 +1,179 @@
+#include "pybind11.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fastflow/integrator.hpp>
+
+using namespace fastflow;
+
+namespace {
+
+struct Problem {
+    const Model* model;
+    farray X, Y;
+    std::size_t n;
+    Options opt;
+};
+
+Problem make_problem(const Model& model, const farray& X, const farray& Y, const std::string& loss, double tau_max,
+                     double rtol, double atol, std::size_t max_steps, std::size_t max_events, double gtol,
+                     const farray& tau_eval) {
+    Problem pb{&model, X, Y, 0, {}};
+    if (X.ndim() != 2 || static_cast<std::size_t>(X.shape(1)) != model.d_in())
+        throw std::invalid_argument("X must be 2-D with d_in columns");
+    pb.n = static_cast<std::size_t>(X.shape(0));
+    pb.opt.loss = loss_from_name(loss);
+    const std::size_t per_sample = is_classification(pb.opt.loss) ? 1 : model.d_out();
+    if (static_cast<std::size_t>(Y.size()) != pb.n * per_sample)
+        throw std::invalid_argument("y must have one target per sample (d_out per sample for the square loss)");
+    if (is_classification(pb.opt.loss) && model.d_out() != 1)
+        throw std::invalid_argument("binary classification losses need d_out = 1");
+    pb.opt.tau_max = tau_max;
+    pb.opt.rtol = rtol;
+    pb.opt.atol = atol;
+    pb.opt.max_steps = max_steps;
+    pb.opt.max_events = max_events;
+    pb.opt.gtol = gtol;
+    pb.opt.tau_eval.assign(tau_eval.data(), tau_eval.data() + tau_eval.size());
+    return pb;
+}
+
+py::dict to_dict(const Result& r, std::size_t p) {
+    const auto ne = static_cast<py::ssize_t>(r.events.size());
+    py::array_t<double> ev_tau(ne);
+    py::array_t<int> ev_kind(ne), ev_layer(ne);
+    py::array_t<std::int64_t> ev_sample(ne), ev_neuron(ne);
+    for (py::ssize_t e = 0; e < ne; ++e) {
+        const Event& ev = r.events[static_cast<std::size_t>(e)];
+        ev_tau.mutable_at(e) = ev.tau;
+        ev_kind.mutable_at(e) = static_cast<int>(ev.kind);
+        ev_sample.mutable_at(e) = static_cast<std::int64_t>(ev.sample);
+        ev_layer.mutable_at(e) = ev.layer;
+        ev_neuron.mutable_at(e) = static_cast<std::int64_t>(ev.neuron);
+    }
+    const auto m = static_cast<py::ssize_t>(r.log_loss_eval.size());
+    py::array_t<double> theta_eval({m, static_cast<py::ssize_t>(p)});
+    std::copy(r.theta_eval.begin(), r.theta_eval.end(), theta_eval.mutable_data());
+    py::dict d;
+    d["status"] = static_cast<int>(r.status);
+    d["message"] = r.message;
+    d["tau"] = r.tau;
+    d["theta"] = py::array_t<double>(static_cast<py::ssize_t>(r.theta.size()), r.theta.data());
+    d["log_loss"] = r.log_loss;
+    d["log_grad_norm"] = r.log_grad_norm;
+    d["n_steps"] = r.n_steps;
+    d["n_rejected"] = r.n_rejected;
+    d["n_rhs"] = r.n_rhs;
+    d["event_tau"] = ev_tau;
+    d["event_kind"] = ev_kind;
+    d["event_sample"] = ev_sample;
+    d["event_layer"] = ev_layer;
+    d["event_neuron"] = ev_neuron;
+    d["theta_eval"] = theta_eval;
+    d["log_loss_eval"] = py::array_t<double>(m, r.log_loss_eval.data());
+    return d;
+}
+
+// Called from a thread without the GIL: takes it briefly, at most every 50 ms, to let Python see Ctrl-C.
+struct SignalPoll {
+    std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+    bool operator()() {
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last < std::chrono::milliseconds(50)) return false;
+        last = now;
+        py::gil_scoped_acquire gil;
+        return PyErr_CheckSignals() != 0;
+    }
+};
+
+}  // namespace
+
+void register_flow(py::module_& m) {
+    m.def(
+        "integrate",
+        [](const Model& model, const farray& X, const farray& Y, const farray& theta0, const std::string& loss,
+           double tau_max, double rtol, double atol, std::size_t max_steps, std::size_t max_events, double gtol,
+           const farray& tau_eval) {
+            Problem pb = make_problem(model, X, Y, loss, tau_max, rtol, atol, max_steps, max_events, gtol, tau_eval);
+            if (theta0.ndim() != 1 || static_cast<std::size_t>(theta0.shape(0)) != model.n_params())
+                throw std::invalid_argument("theta0 must be 1-D of length n_params");
+            Result r;
+            bool interrupted = false;
+            {
+                // safe: the integrator reads only the arrays held by pb and writes only r
+                py::gil_scoped_release release;
+                SignalPoll poll;
+                Integrator integ(model, pb.X.data(), pb.Y.data(), pb.n, pb.opt);
+                r = integ.run(theta0.data(), [&] { return interrupted = interrupted || poll(); });
+            }
+            if (interrupted) PyErr_Clear();  // reported as status "interrupted"
+            return to_dict(r, model.n_params());
+        },
+        py::arg("model"), py::arg("X"), py::arg("Y"), py::arg("theta0"), py::arg("loss"), py::arg("tau_max"),
+        py::arg("rtol"), py::arg("atol"), py::arg("max_steps"), py::arg("max_events"), py::arg("gtol"),
+        py::arg("tau_eval"));
+
+    m.def(
+        "integrate_many",
+        [](const Model& model, const farray& X, const farray& Y, const farray& thetas, const std::string& loss,
+           double tau_max, double rtol, double atol, std::size_t max_steps, std::size_t max_events, double gtol,
+           const farray& tau_eval, std::size_t threads) {
+            Problem pb = make_problem(model, X, Y, loss, tau_max, rtol, atol, max_steps, max_events, gtol, tau_eval);
+            if (thetas.ndim() != 2 || static_cast<std::size_t>(thetas.shape(1)) != model.n_params())
+                throw std::invalid_argument("thetas0 must be 2-D with n_params columns");
+            const std::size_t count = static_cast<std::size_t>(thetas.shape(0)), p = model.n_params();
+            std::vector<Result> results(count);
+            std::atomic<std::size_t> next{0};
+            std::atomic<bool> stop{false};
+            bool interrupted = false;
+            {
+                // safe: workers read only pb's arrays and thetas, and each writes its own results[i]
+                py::gil_scoped_release release;
+                std::mutex mu;
+                std::condition_variable cv;
+                std::size_t finished_workers = 0;
+                const std::size_t nt = std::max<std::size_t>(1, std::min(threads, count));
+                std::vector<std::thread> pool;
+                for (std::size_t w = 0; w < nt; ++w)
+                    pool.emplace_back([&] {
+                        Integrator integ(model, pb.X.data(), pb.Y.data(), pb.n, pb.opt);
+                        for (std::size_t i; (i = next++) < count && !stop;)
+                            results[i] = integ.run(thetas.data() + i * p, [&] { return stop.load(); });
+                        std::lock_guard<std::mutex> lock(mu);
+                        ++finished_workers;
+                        cv.notify_one();
+                    });
+                SignalPoll poll;
+                std::unique_lock<std::mutex> lock(mu);
+                while (!cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return finished_workers == nt; })) {
+                    lock.unlock();
+                    if (!stop && poll()) stop = interrupted = true;
+                    lock.lock();
+                }
+                lock.unlock();
+                for (auto& t : pool) t.join();
+            }
+            if (interrupted) PyErr_Clear();
+            py::list out;
+            for (std::size_t i = 0; i < count; ++i) {
+                if (results[i].theta.empty()) {  // never started: interrupted before its turn
+                    results[i].status = Status::interrupted;
+                    results[i].message = "interrupted before it started";
+                    results[i].theta.assign(thetas.data() + i * p, thetas.data() + (i + 1) * p);
+                    results[i].log_loss = std::numeric_limits<double>::quiet_NaN();
+                    results[i].log_grad_norm = std::numeric_limits<double>::quiet_NaN();
+                }
+                out.append(to_dict(results[i], p));
+            }
+            return out;
+        },
+        py::arg("model"), py::arg("X"), py::arg("Y"), py::arg("thetas"), py::arg("loss"), py::arg("tau_max"),
+        py::arg("rtol"), py::arg("atol"), py::arg("max_steps"), py::arg("max_events"), py::arg("gtol"),
+        py::arg("tau_eval"), py::arg("threads"));
+}

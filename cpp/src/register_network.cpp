@@ -1,0 +1,65 @@
+#include "pybind11.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fastflow/model.hpp>
+
+using fastflow::Model;
+
+namespace {
+
+void check_shapes(const Model& model, const farray& theta, const farray& X) {
+    if (theta.ndim() != 1 || static_cast<std::size_t>(theta.shape(0)) != model.n_params())
+        throw std::invalid_argument("theta must be 1-D of length n_params = " + std::to_string(model.n_params()));
+    if (X.ndim() != 2 || static_cast<std::size_t>(X.shape(1)) != model.d_in())
+        throw std::invalid_argument("X must be 2-D with d_in = " + std::to_string(model.d_in()) + " columns");
+}
+
+// slopes of the ReLU convention sigma'(h) = 1[h > 0]: the value of the network, not of the flow
+std::vector<double> sign_slopes(const Model& model, const double* theta, const double* X, std::size_t n) {
+    std::vector<double> h(n * model.n_hidden()), scratch(model.scratch_size());
+    model.preactivations(theta, X, n, nullptr, h.data(), scratch.data());
+    for (double& v : h) v = v > 0.0 ? 1.0 : 0.0;
+    return h;
+}
+
+}  // namespace
+
+void register_network(py::module_& m) {
+    py::class_<Model, std::shared_ptr<Model>>(m, "Model")
+        .def_property_readonly("n_params", &Model::n_params)
+        .def_property_readonly("d_in", &Model::d_in)
+        .def_property_readonly("d_out", &Model::d_out)
+        .def_property_readonly("n_hidden", &Model::n_hidden)
+        .def("forward",
+             [](const Model& model, const farray& theta, const farray& X) {
+                 check_shapes(model, theta, X);
+                 const std::size_t n = static_cast<std::size_t>(X.shape(0));
+                 const auto slopes = sign_slopes(model, theta.data(), X.data(), n);
+                 std::vector<double> scratch(model.scratch_size());
+                 farray out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(model.d_out())});
+                 model.forward(theta.data(), X.data(), n, slopes.data(), out.mutable_data(), scratch.data());
+                 return out;
+             },
+             py::arg("theta"), py::arg("X"))
+        .def("preactivations",
+             [](const Model& model, const farray& theta, const farray& X) {
+                 check_shapes(model, theta, X);
+                 const std::size_t n = static_cast<std::size_t>(X.shape(0));
+                 std::vector<double> scratch(model.scratch_size());
+                 farray h({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(model.n_hidden())});
+                 model.preactivations(theta.data(), X.data(), n, nullptr, h.mutable_data(), scratch.data());
+                 return h;
+             },
+             py::arg("theta"), py::arg("X"));
+
+    py::class_<fastflow::TwoLayer, Model, std::shared_ptr<fastflow::TwoLayer>>(m, "TwoLayer")
+        .def(py::init([](std::size_t d_in, std::size_t width, std::size_t d_out, const std::string& activation) {
+                 if (activation != "relu" && activation != "linear")
+                     throw std::invalid_argument("activation must be 'relu' or 'linear', got '" + activation + "'");
+                 return std::make_shared<fastflow::TwoLayer>(d_in, width, d_out, activation == "relu");
+             }),
+             py::arg("d_in"), py::arg("width"), py::arg("d_out") = 1, py::arg("activation") = "relu");
+}

@@ -1,0 +1,11 @@
+"""fastflow: the exact (sub)gradient flow of small linear/ReLU networks."""
+from . import init
+from .data import Dataset
+from .flow import EVENT_KINDS, STATUSES, Trajectory, flow, flow_many
+from .networks import Network, two_layer
+from .rank import rank, stable_rank
+
+__version__ = "0.1.0"
+
+__all__ = ["Dataset", "EVENT_KINDS", "Network", "STATUSES", "Trajectory", "flow", "flow_many", "init", "rank",
+           "stable_rank", "two_layer"]
