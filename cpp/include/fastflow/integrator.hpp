@@ -77,6 +77,7 @@ public:
         scratch_.resize(model.scratch_size());
         slopes_.assign(NS_, 0.0);
         mode_.assign(NS_, inactive);
+        branch_.assign(NS_, false);
         hc_.resize((dopri5::DENSE_DEGREE + 1) * NS_);
         h_.resize(NS_);
     }
@@ -284,7 +285,8 @@ private:
 
     // Decide the mode of every switch in `set` (all on their surfaces) from the minimal-norm element of the
     // Clarke subdifferential over the box s in [0,1]^set: interior s slides; otherwise the pair leaves to the side
-    // the velocity points to. Records the mode changes as events.
+    // the velocity points to. A pair that leaves takes that side's slope, which changes the field the others see,
+    // so the box problem is solved again over the undecided ones until no more leave. Records the mode changes.
     void classify(double tau, std::vector<std::size_t> set) {
         std::sort(set.begin(), set.end());
         set.erase(std::unique(set.begin(), set.end()), set.end());
@@ -297,39 +299,53 @@ private:
         std::vector<std::size_t> rest;
         for (std::size_t z : Z_)
             if (std::find(set.begin(), set.end(), z) == set.end()) rest.push_back(z);
-        Z_ = rest;
-        const std::size_t k = set.size();
-        Result scratch_res;
-        field(tau, theta_.data(), ftmp_.data(), scratch_res);
-        slope_directions(set, theta_.data());
-        gram(D_, k, Q_);
-        std::vector<double> b(k);
-        for (std::size_t a = 0; a < k; ++a) b[a] = dot(&D_[a * p_], ftmp_.data(), p_);
-        const std::vector<double> s = box_qp(Q_, b, k);
-        for (std::size_t a = 0; a < k; ++a)
-            for (std::size_t q = 0; q < p_; ++q) ftmp_[q] += s[a] * D_[a * p_ + q];
-        const double fnorm = norm2(ftmp_.data(), p_);
+        std::vector<std::size_t> undecided = set;
+        std::vector<double> s;
         constexpr double interior = 1e-9;
-        for (std::size_t a = 0; a < k; ++a) {
-            const std::size_t sw = set[a];
-            model_.switch_normal(theta_.data(), X_, sw, normal_.data());
-            const double dh = dot(normal_.data(), ftmp_.data(), p_);
-            const double nd = dot(normal_.data(), &D_[a * p_], p_);  // d(dh)/ds
-            const double tol = 1e-12 * norm2(normal_.data(), p_) * fnorm;
-            std::uint8_t m;
-            if (s[a] > interior && s[a] < 1.0 - interior) m = sliding;
-            else if (dh > tol) m = active;
-            else if (dh < -tol) m = inactive;
-            else m = s[a] >= 0.5 ? active : inactive;
-            mode_[sw] = m;
-            slopes_[sw] = m == active ? 1.0 : 0.0;
-            if (m == sliding) Z_.push_back(sw);
-            record(tau, old[a], m, sw);
-            // both one-sided fields point away from a surface the minimal-norm solution keeps: a branching point
-            if (m == sliding && dh - s[a] * nd < -tol && dh + (1.0 - s[a]) * nd > tol)
-                push_event(tau, EventKind::branch, sw);
+        for (std::size_t round = 0; round <= set.size() && !undecided.empty(); ++round) {
+            Z_ = rest;
+            Result scratch_res;
+            field(tau, theta_.data(), ftmp_.data(), scratch_res);
+            const std::size_t k = undecided.size();
+            slope_directions(undecided, theta_.data());
+            gram(D_, k, Q_);
+            std::vector<double> b(k);
+            for (std::size_t a = 0; a < k; ++a) b[a] = dot(&D_[a * p_], ftmp_.data(), p_);
+            s = box_qp(Q_, b, k);
+            for (std::size_t a = 0; a < k; ++a)
+                for (std::size_t q = 0; q < p_; ++q) ftmp_[q] += s[a] * D_[a * p_ + q];
+            const double fnorm = norm2(ftmp_.data(), p_);
+            std::vector<std::size_t> still;
+            std::vector<double> s_still;
+            for (std::size_t a = 0; a < k; ++a) {
+                const std::size_t sw = undecided[a];
+                model_.switch_normal(theta_.data(), X_, sw, normal_.data());
+                const double dh = dot(normal_.data(), ftmp_.data(), p_);
+                const double tol = 1e-12 * norm2(normal_.data(), p_) * fnorm;
+                if (s[a] > interior && s[a] < 1.0 - interior) {
+                    still.push_back(sw), s_still.push_back(s[a]);
+                    // both one-sided fields point away from the surface the minimal-norm solution keeps
+                    const double nd = dot(normal_.data(), &D_[a * p_], p_);
+                    branch_[sw] = dh - s[a] * nd < -tol && dh + (1.0 - s[a]) * nd > tol;
+                    continue;
+                }
+                const bool up = dh > tol || (dh >= -tol && s[a] >= 0.5);
+                mode_[sw] = up ? active : inactive;
+                slopes_[sw] = up ? 1.0 : 0.0;
+            }
+            const bool settled = still.size() == undecided.size();
+            undecided = still;
+            s = s_still;
+            if (settled) break;
         }
+        for (std::size_t sw : undecided) mode_[sw] = sliding, slopes_[sw] = 0.0;
+        Z_ = rest;
+        Z_.insert(Z_.end(), undecided.begin(), undecided.end());
         std::sort(Z_.begin(), Z_.end());
+        for (std::size_t a = 0; a < set.size(); ++a) {
+            record(tau, old[a], mode_[set[a]], set[a]);
+            if (mode_[set[a]] == sliding && branch_[set[a]]) push_event(tau, EventKind::branch, set[a]);
+        }
     }
 
     void record(double tau, std::uint8_t before, std::uint8_t after, std::size_t sw) {
@@ -439,7 +455,8 @@ private:
             d0 += (theta_[q] / sc) * (theta_[q] / sc);
             d1 += (k_[0][q] / sc) * (k_[0][q] / sc);
         }
-        d0 = std::sqrt(d0 / p_), d1 = std::sqrt(d1 / p_);
+        const double pd = static_cast<double>(p_);
+        d0 = std::sqrt(d0 / pd), d1 = std::sqrt(d1 / pd);
         const double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
         for (std::size_t q = 0; q < p_; ++q) ytmp_[q] = theta_[q] + h0 * k_[0][q];
         field(tau + h0, ytmp_.data(), ftmp_.data(), res);
@@ -449,7 +466,7 @@ private:
             const double v = (ftmp_[q] - k_[0][q]) / sc;
             d2 += v * v;
         }
-        d2 = std::sqrt(d2 / p_) / h0;
+        d2 = std::sqrt(d2 / pd) / h0;
         const double dm = std::max(d1, d2);
         const double h1 = dm <= 1e-15 ? std::max(1e-6, h0 * 1e-3) : std::pow(0.01 / dm, 1.0 / dopri5::ORDER);
         field(tau, theta_.data(), k_[0].data(), res);  // restore the buffers field() shares
@@ -477,6 +494,7 @@ private:
     std::vector<double> theta_, y1_, ytmp_, ftmp_, normal_, coef_, out_, G_, logl_, scratch_, slopes_, hc_, h_;
     std::vector<double> k_[dopri5::STAGES];
     std::vector<std::uint8_t> mode_;
+    std::vector<bool> branch_;  // sliding on a surface both one-sided fields leave
     std::vector<std::size_t> Z_;
     std::vector<double> D_, Q_, s_, N_;
     double logL_ = 0.0;
