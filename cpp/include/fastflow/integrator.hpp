@@ -90,7 +90,7 @@ public:
         initial_modes();
         field(tau, theta_.data(), k_[0].data(), res);
         std::size_t eval_next = 0;
-        emit_evals(res, eval_next, tau, tau, 0.0, nullptr);
+        emit_evals(res, eval_next, tau, nullptr);
         double h = initial_step(tau, res);
         double last_progress_tau = tau;
         std::size_t stuck_rounds = 0;
@@ -118,13 +118,22 @@ public:
                 res.message = "the (sub)gradient vanished: a stationary point";
                 break;
             }
-            h = std::min(h, opt_.tau_max - tau);
-            const double h_min = 10.0 * (std::nextafter(tau, INFINITY) - tau);
-            if (h < h_min) {
+            // late in a classification run the flow is stiff in tau (the margins of the support relax at rate
+            // O(1) while the direction moves like 1/tau): continue in u = log tau with an L-stable method
+            if (!stiff_ && is_classification(opt_.loss) && tau >= stiff_from_tau && p_ <= stiff_max_params) {
+                stiff_ = true;
+                h = std::min(h / tau, 0.1);
+            }
+            const double span = stiff_ ? std::log(opt_.tau_max) - std::log(tau) : opt_.tau_max - tau;
+            const bool last = h >= span;
+            h = std::min(h, span);
+            const double origin = stiff_ ? std::log(tau) : tau;
+            if (h < 10.0 * (std::nextafter(origin, INFINITY) - origin)) {
                 res.status = Status::error, res.message = "step size fell below the resolution of t";
                 break;
             }
-            const double err = attempt_step(tau, h, res);
+            step_tau0_ = tau, step_h_ = h;
+            const double err = stiff_ ? attempt_stiff_step(tau, h, res) : attempt_step(tau, h, res);
             if (!(err <= 1.0)) {
                 ++res.n_rejected;
                 h *= std::isfinite(err) ? std::max(dopri5::MIN_FACTOR, dopri5::SAFETY * std::pow(err, -0.2))
@@ -132,18 +141,22 @@ public:
                 continue;
             }
             ++res.n_steps;
-            const double* kp[dopri5::STAGES];
-            for (int s = 0; s < dopri5::STAGES; ++s) kp[s] = k_[s].data();
-            dopri5::dense_coefficients(theta_.data(), y1_.data(), kp, h, p_, coef_.data());
+            if (stiff_) {
+                hermite_coefficients(res);
+            } else {
+                const double* kp[dopri5::STAGES];
+                for (int s = 0; s < dopri5::STAGES; ++s) kp[s] = k_[s].data();
+                dopri5::dense_coefficients(theta_.data(), y1_.data(), kp, h, p_, coef_.data());
+            }
             std::vector<std::size_t> fired;
-            const double sigma_event = find_events(tau, h, fired, res);
+            const double sigma_event = find_events(fired, res);
             const double h_next = h * (err == 0.0 ? dopri5::MAX_FACTOR
                                                   : std::min(dopri5::MAX_FACTOR,
                                                              std::max(dopri5::MIN_FACTOR,
                                                                       dopri5::SAFETY * std::pow(err, -0.2))));
             if (sigma_event >= 0.0) {
-                const double tau_event = tau + sigma_event * h;
-                emit_evals(res, eval_next, tau, tau_event, h, coef_.data());
+                const double tau_event = step_tau(sigma_event);
+                emit_evals(res, eval_next, tau_event, coef_.data());
                 dopri5::dense_eval(coef_.data(), p_, sigma_event, theta_.data());
                 tau = tau_event;
                 handle_events(tau, fired, res);
@@ -159,8 +172,8 @@ public:
                     break;
                 }
             } else {
-                const double tau_new = h == opt_.tau_max - tau ? opt_.tau_max : tau + h;
-                emit_evals(res, eval_next, tau, tau_new, h, coef_.data());
+                const double tau_new = last ? opt_.tau_max : step_tau(1.0);
+                emit_evals(res, eval_next, tau_new, coef_.data());
                 std::swap(theta_, y1_);
                 tau = tau_new;
                 if (!Z_.empty()) {
@@ -363,7 +376,7 @@ private:
 
     // The earliest event in the accepted step [tau, tau + h] as a step fraction (-1 if none); `fired` gets every
     // switch whose event falls at that time (simultaneous events are handled together).
-    double find_events(double tau, double h, std::vector<std::size_t>& fired, Result& res) {
+    double find_events(std::vector<std::size_t>& fired, Result& res) {
         fired.clear();
         if (NS_ == 0) return -1.0;
         constexpr int deg = dopri5::DENSE_DEGREE;
@@ -383,21 +396,22 @@ private:
         }
         double sigma_min = 2.0;
         for (auto& hk : hits) sigma_min = std::min(sigma_min, hk.first);
-        const double sigma_exit = Z_.empty() ? -1.0 : find_slide_exit(tau, h, std::min(sigma_min, 1.0), res);
+        const double sigma_exit = Z_.empty() ? -1.0 : find_slide_exit(std::min(sigma_min, 1.0), res);
         if (sigma_exit >= 0.0 && sigma_exit < sigma_min) sigma_min = sigma_exit;
         if (sigma_min > 1.0) return -1.0;
         // events within a few ulps of t of the earliest one are simultaneous
-        const double same = 64.0 * std::numeric_limits<double>::epsilon() * std::max(1.0, std::abs(tau)) / h;
+        const double same = 64.0 * std::numeric_limits<double>::epsilon() *
+                            std::max(1.0, std::abs(stiff_ ? std::log(step_tau0_) : step_tau0_)) / step_h_;
         for (auto& hk : hits)
             if (hk.first <= sigma_min + same) fired.push_back(hk.second);
         return sigma_min;
     }
 
     // first step fraction <= sigma_stop where a sliding multiplier s leaves (0,1), or -1
-    double find_slide_exit(double tau, double h, double sigma_stop, Result& res) {
+    double find_slide_exit(double sigma_stop, Result& res) {
         auto exit_margin = [&](double sigma) {
             dopri5::dense_eval(coef_.data(), p_, sigma, ytmp_.data());
-            field(tau + sigma * h, ytmp_.data(), ftmp_.data(), res);
+            field(step_tau(sigma), ytmp_.data(), ftmp_.data(), res);
             double worst = INFINITY;
             for (double s : s_) worst = std::min(worst, std::min(s, 1.0 - s));
             return worst;  // < 0 once a multiplier has left [0,1]
@@ -473,17 +487,108 @@ private:
         return std::min(100 * h0, h1);
     }
 
-    // dense samples for the evaluation times in (tau_a, tau_b] (and tau_a itself at the start)
-    void emit_evals(Result& res, std::size_t& next, double tau_a, double tau_b, double h, const double* coef) {
+    // dense samples for the evaluation times up to tau_b (coef = nullptr: at the current state)
+    void emit_evals(Result& res, std::size_t& next, double tau_b, const double* coef) {
         while (next < opt_.tau_eval.size() && opt_.tau_eval[next] <= tau_b) {
             const double te = opt_.tau_eval[next++];
-            if (coef) dopri5::dense_eval(coef, p_, std::clamp((te - tau_a) / h, 0.0, 1.0), ytmp_.data());
+            if (coef) dopri5::dense_eval(coef, p_, std::clamp(step_sigma(te), 0.0, 1.0), ytmp_.data());
             else std::copy(theta_.begin(), theta_.end(), ytmp_.begin());
             res.theta_eval.insert(res.theta_eval.end(), ytmp_.begin(), ytmp_.end());
             model_.forward(ytmp_.data(), X_, n_, slopes_.data(), out_.data(), scratch_.data());
             loss_weights(te);
             res.log_loss_eval.push_back(logL_);
         }
+    }
+
+    // the current step maps its fraction sigma in [0,1] to tau linearly, or in the stiff phase to log tau
+    double step_tau(double sigma) const {
+        return stiff_ ? std::exp(std::log(step_tau0_) + sigma * step_h_) : step_tau0_ + sigma * step_h_;
+    }
+    double step_sigma(double tau) const {
+        return stiff_ ? (std::log(tau) - std::log(step_tau0_)) / step_h_ : (tau - step_tau0_) / step_h_;
+    }
+
+    // --- the stiff phase: linearly implicit Euler with polynomial extrapolation (as in SEULEX), in u = log tau
+    // d theta/du = tau F(tau, theta); the system is made autonomous by carrying u along.
+    void field_u(double u, const double* th, double* out, Result& res) {
+        const double tau = std::exp(u);
+        field(tau, th, out, res);
+        for (std::size_t q = 0; q < p_; ++q) out[q] *= tau;
+    }
+
+    double attempt_stiff_step(double tau, double H, Result& res) {
+        const double u0 = std::log(tau);
+        const std::size_t p = p_;
+        // Jacobian by central differences (the field is smooth while the modes are fixed)
+        J_.assign(p * p, 0.0);
+        fp_.resize(p), fm_.resize(p), fu_.resize(p);
+        const double cbrt_eps = std::cbrt(std::numeric_limits<double>::epsilon());
+        const double scale = norm2(theta_.data(), p) / std::sqrt(static_cast<double>(p));
+        for (std::size_t c = 0; c < p; ++c) {
+            const double delta = cbrt_eps * std::max(std::abs(theta_[c]), 1e-3 * scale + 1e-300);
+            std::copy(theta_.begin(), theta_.end(), ytmp_.begin());
+            ytmp_[c] = theta_[c] + delta;
+            field_u(u0, ytmp_.data(), fp_.data(), res);
+            ytmp_[c] = theta_[c] - delta;
+            field_u(u0, ytmp_.data(), fm_.data(), res);
+            for (std::size_t r = 0; r < p; ++r) J_[r * p + c] = (fp_[r] - fm_[r]) / (2.0 * delta);
+        }
+        // every weight carries the factor dt/dtau = e^tau, so f(u, theta) = tau e^tau g(theta): df/du = (1 + tau) f
+        field_u(u0, theta_.data(), fu_.data(), res);
+        for (std::size_t r = 0; r < p; ++r) fu_[r] *= 1.0 + tau;
+        // rows T[j] of the extrapolation tableau, j = 1..K substeps
+        T_.assign(stiff_columns * stiff_columns * p, 0.0);
+        auto T = [&](std::size_t j, std::size_t l) { return &T_[(j * stiff_columns + l) * p]; };
+        std::vector<double> M(p * p), rhs(p);
+        std::vector<std::size_t> piv;
+        for (std::size_t j = 0; j < stiff_columns; ++j) {
+            const std::size_t nsub = j + 1;
+            const double hs = H / static_cast<double>(nsub);
+            for (std::size_t r = 0; r < p; ++r)
+                for (std::size_t c = 0; c < p; ++c) M[r * p + c] = (r == c ? 1.0 : 0.0) - hs * J_[r * p + c];
+            lu_factor(M, p, piv);
+            double* y = T(j, 0);
+            std::copy(theta_.begin(), theta_.end(), y);
+            for (std::size_t i = 0; i < nsub; ++i) {
+                field_u(u0 + static_cast<double>(i) * hs, y, rhs.data(), res);
+                for (std::size_t r = 0; r < p; ++r) rhs[r] = hs * rhs[r] + hs * hs * fu_[r];
+                lu_solve(M, p, piv, rhs.data());
+                for (std::size_t r = 0; r < p; ++r) y[r] += rhs[r];
+            }
+            for (std::size_t l = 1; l <= j; ++l) {
+                const double ratio = static_cast<double>(nsub) / static_cast<double>(nsub - l) - 1.0;
+                for (std::size_t r = 0; r < p; ++r)
+                    T(j, l)[r] = T(j, l - 1)[r] + (T(j, l - 1)[r] - T(j - 1, l - 1)[r]) / ratio;
+            }
+        }
+        const std::size_t K = stiff_columns - 1;
+        const double* best = T(K, K);
+        const double* lower = T(K, K - 1);
+        double err = 0.0;
+        for (std::size_t q = 0; q < p; ++q) {
+            y1_[q] = best[q];
+            const double sc = opt_.atol + opt_.rtol * std::max(std::abs(theta_[q]), std::abs(best[q]));
+            const double e = (best[q] - lower[q]) / sc;
+            err += e * e;
+        }
+        return std::sqrt(err / static_cast<double>(p));
+    }
+
+    // cubic Hermite dense output of the stiff step in sigma, from the end values and derivatives
+    void hermite_coefficients(Result& res) {
+        const std::size_t p = p_;
+        const double H = step_h_, u0 = std::log(step_tau0_);
+        field_u(u0, theta_.data(), fp_.data(), res);
+        field_u(u0 + H, y1_.data(), fm_.data(), res);
+        for (std::size_t q = 0; q < p; ++q) {
+            const double dy = y1_[q] - theta_[q], a = H * fp_[q], b = H * fm_[q];
+            coef_[q] = theta_[q];
+            coef_[p + q] = a;
+            coef_[2 * p + q] = 3.0 * dy - 2.0 * a - b;
+            coef_[3 * p + q] = -2.0 * dy + a + b;
+            coef_[4 * p + q] = 0.0;
+        }
+        field(step_tau(1.0), y1_.data(), k_[6].data(), res);  // the FSAL slot the loop expects
     }
 
     const Model& model_;
@@ -498,6 +603,12 @@ private:
     std::vector<std::size_t> Z_;
     std::vector<double> D_, Q_, s_, N_;
     double logL_ = 0.0;
+    bool stiff_ = false;
+    double step_tau0_ = 0.0, step_h_ = 0.0;
+    std::vector<double> J_, T_, fp_, fm_, fu_;
+    static constexpr double stiff_from_tau = 30.0;          // t ~ 1e13
+    static constexpr std::size_t stiff_max_params = 256;    // dense Jacobians beyond that cost more than they save
+    static constexpr std::size_t stiff_columns = 5;         // extrapolation to order 5
     std::vector<Event>* events_ = nullptr;
 };
 

@@ -61,3 +61,38 @@ inline double dot(const double* a, const double* b, std::size_t n) {
 inline double norm2(const double* a, std::size_t n) { return std::sqrt(dot(a, a, n)); }
 
 }  // namespace fastflow
+
+namespace fastflow {
+
+// In-place LU factorisation with partial pivoting of an n x n row-major matrix.
+inline void lu_factor(std::vector<double>& A, std::size_t n, std::vector<std::size_t>& piv) {
+    piv.resize(n);
+    for (std::size_t c = 0; c < n; ++c) {
+        std::size_t best = c;
+        for (std::size_t r = c + 1; r < n; ++r)
+            if (std::abs(A[r * n + c]) > std::abs(A[best * n + c])) best = r;
+        piv[c] = best;
+        if (best != c)
+            for (std::size_t q = 0; q < n; ++q) std::swap(A[c * n + q], A[best * n + q]);
+        const double d = A[c * n + c];
+        if (d == 0.0) continue;
+        for (std::size_t r = c + 1; r < n; ++r) {
+            const double l = A[r * n + c] /= d;
+            if (l != 0.0)
+                for (std::size_t q = c + 1; q < n; ++q) A[r * n + q] -= l * A[c * n + q];
+        }
+    }
+}
+
+inline void lu_solve(const std::vector<double>& A, std::size_t n, const std::vector<std::size_t>& piv, double* b) {
+    for (std::size_t c = 0; c < n; ++c) {
+        if (piv[c] != c) std::swap(b[c], b[piv[c]]);
+        for (std::size_t r = c + 1; r < n; ++r) b[r] -= A[r * n + c] * b[c];
+    }
+    for (std::size_t r = n; r-- > 0;) {
+        for (std::size_t q = r + 1; q < n; ++q) b[r] -= A[r * n + q] * b[q];
+        b[r] /= A[r * n + r];
+    }
+}
+
+}  // namespace fastflow
