@@ -249,16 +249,38 @@ private:
                 Q[a * k + b] = Q[b * k + a] = dot(&rows[a * p_], &rows[b * p_], p_);
     }
 
-    // Filippov sliding: s minimises |F0 + D s| without bounds, which makes F tangent to every surface in Z
+    // Filippov sliding: s minimises |F0 + D s| without bounds, which makes F tangent to every surface in Z. When
+    // the surfaces are dependent (e.g. a neuron pinned at w = 0) s is not unique: take the box-constrained
+    // minimiser, whose velocity is the minimal-norm subgradient, and watch the normal velocities for the exit.
     void add_sliding(const double* th, double* F) {
         const std::size_t k = Z_.size();
         slope_directions(Z_, th);
         gram(D_, k, Q_);
         std::vector<double> b(k);
         for (std::size_t a = 0; a < k; ++a) b[a] = -dot(&D_[a * p_], F, p_);
-        solve_psd(Q_, b, k, s_);
+        degenerate_ = solve_psd(Q_, b, k, s_) < k;
+        if (degenerate_) {
+            for (double& v : b) v = -v;
+            s_ = box_qp(Q_, b, k);
+        }
         for (std::size_t a = 0; a < k; ++a)
             for (std::size_t q = 0; q < p_; ++q) F[q] += s_[a] * D_[a * p_ + q];
+    }
+
+    // >= 0 while every sliding switch can stay on its surface
+    double slide_margin(const double* th, const double* F) {
+        double worst = INFINITY;
+        if (!degenerate_) {
+            for (double s : s_) worst = std::min(worst, std::min(s, 1.0 - s));
+            return worst;
+        }
+        const double fnorm = norm2(F, p_);
+        for (std::size_t z : Z_) {
+            model_.switch_normal(th, X_, z, normal_.data());
+            const double nn = norm2(normal_.data(), p_);
+            worst = std::min(worst, 1e-9 * nn * fnorm - std::abs(dot(normal_.data(), F, p_)));
+        }
+        return worst;
     }
 
     // --- modes and events -----------------------------------------------------------------------------------
@@ -334,15 +356,18 @@ private:
                 const std::size_t sw = undecided[a];
                 model_.switch_normal(theta_.data(), X_, sw, normal_.data());
                 const double dh = dot(normal_.data(), ftmp_.data(), p_);
-                const double tol = 1e-12 * norm2(normal_.data(), p_) * fnorm;
+                const double tol = 64.0 * std::numeric_limits<double>::epsilon() * norm2(normal_.data(), p_) * fnorm;
+                const double nd = dot(normal_.data(), &D_[a * p_], p_);  // d(dh)/ds
                 if (s[a] > interior && s[a] < 1.0 - interior) {
                     still.push_back(sw), s_still.push_back(s[a]);
                     // both one-sided fields point away from the surface the minimal-norm solution keeps
-                    const double nd = dot(normal_.data(), &D_[a * p_], p_);
                     branch_[sw] = dh - s[a] * nd < -tol && dh + (1.0 - s[a]) * nd > tol;
                     continue;
                 }
-                const bool up = dh > tol || (dh >= -tol && s[a] >= 0.5);
+                // tangent at a bound: take the one-sided field of that bound (the minimal-norm element), except
+                // when a slide ends on a repulsive surface (nd > 0): that exit goes to the other side (NUMERICS §3)
+                const bool swap_side = mode_[sw] == sliding && nd > 0.0;
+                const bool up = dh > tol || (dh >= -tol && (s[a] >= 0.5) != swap_side);
                 mode_[sw] = up ? active : inactive;
                 slopes_[sw] = up ? 1.0 : 0.0;
             }
@@ -412,9 +437,7 @@ private:
         auto exit_margin = [&](double sigma) {
             dopri5::dense_eval(coef_.data(), p_, sigma, ytmp_.data());
             field(step_tau(sigma), ytmp_.data(), ftmp_.data(), res);
-            double worst = INFINITY;
-            for (double s : s_) worst = std::min(worst, std::min(s, 1.0 - s));
-            return worst;  // < 0 once a multiplier has left [0,1]
+            return slide_margin(ytmp_.data(), ftmp_.data());
         };
         constexpr int samples = 8;
         double lo = 0.0;
@@ -604,6 +627,7 @@ private:
     std::vector<double> D_, Q_, s_, N_;
     double logL_ = 0.0;
     bool stiff_ = false;
+    bool degenerate_ = false;  // the sliding surfaces are linearly dependent
     double step_tau0_ = 0.0, step_h_ = 0.0;
     std::vector<double> J_, T_, fp_, fm_, fu_;
     static constexpr double stiff_from_tau = 30.0;          // t ~ 1e13

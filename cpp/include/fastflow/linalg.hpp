@@ -10,14 +10,15 @@ namespace fastflow {
 // Solves Q x = b for a symmetric positive semi-definite k x k matrix (row-major) by Cholesky with
 // symmetric pivoting. Directions with a pivot below rel_tol * max diagonal are dropped (x = 0 there),
 // which gives a least-squares solution when duplicated surfaces make Q singular.
-inline void solve_psd(std::vector<double> Q, std::vector<double> b, std::size_t k, std::vector<double>& x,
-                      double rel_tol = 1e-13) {
+// Returns the numerical rank.
+inline std::size_t solve_psd(std::vector<double> Q, std::vector<double> b, std::size_t k, std::vector<double>& x,
+                             double rel_tol = 1e-13) {
     std::vector<std::size_t> perm(k);
     for (std::size_t i = 0; i < k; ++i) perm[i] = i;
     double max_diag = 0.0;
     for (std::size_t i = 0; i < k; ++i) max_diag = std::max(max_diag, Q[i * k + i]);
     x.assign(k, 0.0);
-    if (k == 0 || max_diag <= 0.0) return;
+    if (k == 0 || max_diag <= 0.0) return 0;
     std::size_t rank = 0;
     for (; rank < k; ++rank) {
         std::size_t best = rank;
@@ -50,6 +51,7 @@ inline void solve_psd(std::vector<double> Q, std::vector<double> b, std::size_t 
         z[ii] = s / Q[ii * k + ii];
     }
     for (std::size_t i = 0; i < rank; ++i) x[perm[i]] = z[i];
+    return rank;
 }
 
 inline double dot(const double* a, const double* b, std::size_t n) {
