@@ -42,17 +42,17 @@ def preactivations(X, W1):
 
 
 def _loss_and_dphi(phi, y, loss):
-    """Loss value and dL/dPhi (n, d_out), in numerically stable forms."""
+    """Loss value and dL/dPhi (..., n, d_out), in numerically stable forms (leading axes: a batch of states)."""
     if loss == "square":
         r = phi - y
         return 0.5 * float(np.sum(r * r)), r
-    q = y * phi[:, 0]
+    q = y * phi[..., 0]
     if loss == "exponential":
         e = np.exp(-q)
-        return float(np.sum(e)), (-e * y)[:, None]
+        return float(np.sum(e)), (-e * y)[..., None]
     if loss == "logistic":
         # log(1 + e^-q) = logaddexp(0, -q);  l'(q) = -1 / (1 + e^q) = -expit(-q)
-        return float(np.sum(np.logaddexp(0.0, -q))), (-expit(-q) * y)[:, None]
+        return float(np.sum(np.logaddexp(0.0, -q))), (-expit(-q) * y)[..., None]
     raise ValueError(f"unknown loss {loss!r}")
 
 
@@ -108,6 +108,20 @@ class _Net:
             return L, g, D
         absD = np.abs(R) @ np.abs(W2)
         return L, g, D, (absD * slopes).T @ np.abs(self.X), absD
+
+    def parts_many(self, Y, slopes):
+        """parts(with_scales=True) for the columns of Y (n_params, m), w-block only: D (m, n, width),
+        g1 and its absolute-value scale (m, width, d), absD (m, n, width)."""
+        W1s = Y[: self.n1].reshape(self.width, self.d, -1)
+        W2s = Y[self.n1 :].reshape(self.d_out, self.width, -1)
+        post = slopes[None] * np.einsum("id,jdm->mij", self.X, W1s)
+        phi = np.einsum("mij,ojm->mio", post, W2s)
+        R = _loss_and_dphi(phi, self.y, self.loss)[1]
+        D = np.einsum("mio,ojm->mij", R, W2s)
+        absD = np.einsum("mio,ojm->mij", np.abs(R), np.abs(W2s))
+        g1 = np.einsum("mij,id->mjd", D * slopes[None], self.X)
+        abs_g1 = np.einsum("mij,id->mjd", absD * slopes[None], np.abs(self.X))
+        return D, g1, abs_g1, absD
 
     def h(self, theta):
         return self.X @ self.split(theta)[0].T
@@ -167,24 +181,45 @@ class _Piece:
         return v, np.where(safe, c / np.where(safe, D, 1.0), 0.5)
 
     def switching(self, theta):
-        """Oriented switching functions (stay >= 0 while the mode holds) and their rounding bands.
+        """switching_many() at one state: (values, bands), each (K,)."""
+        vals, bands = self.switching_many(theta[:, None])
+        return vals[0], bands[0]
+
+    def switching_many(self, Y):
+        """Oriented switching functions (>= 0 while the modes hold) and their bands at the columns of Y
+        (n_params, m): (values, bands), each (m, K). Order: active h, inactive -h, then the sliding exits.
 
         A sliding pair must keep 0 <= s <= 1 with s = c / D. The exit functions are written D^2 s = c D and
         D^2 (1 - s) = D (D - c): the same zeros, but smooth where D passes through 0 (c vanishes with it and the
         slide goes on, the repulsive case of NUMERICS.md 3(a)); the quotient would be all rounding there."""
         net = self.net
-        h = net.h(theta)
-        band = net.h_band(theta)
+        W1s = Y[: net.n1].reshape(net.width, net.d, -1)
+        h = np.einsum("id,jdm->mij", net.X, W1s)
+        band = ZERO_ULPS * EPS * net.xnorm[None, :, None] * np.linalg.norm(W1s, axis=1).T[:, None, :] + 1e-300
         a, b = self.pairs_active, self.pairs_inactive
-        vals = [h[a[:, 0], a[:, 1]], -h[b[:, 0], b[:, 1]]]
-        bands = [band[a[:, 0], a[:, 1]], band[b[:, 0], b[:, 1]]]
+        vals = np.concatenate([h[:, a[:, 0], a[:, 1]], -h[:, b[:, 0], b[:, 1]]], axis=1)
+        bands = np.concatenate([band[:, a[:, 0], a[:, 1]], band[:, b[:, 0], b[:, 1]]], axis=1)
         if len(self.pairs_sliding):
-            _, c, D, cn, Dn = self._sliding_terms(theta)
-            vals += [c * D, D * (D - c)]
-            # first-order error of each product, plus the product of the errors (it dominates when c, D ~ 0)
-            bands += [np.abs(D) * cn + Dn * np.abs(c) + cn * Dn + 1e-300,
-                      np.abs(D) * (cn + Dn) + Dn * np.abs(D - c) + Dn * (cn + Dn) + 1e-300]
-        return np.concatenate(vals), np.concatenate(bands)
+            v, bd = self._exits_many(Y)
+            vals, bands = np.concatenate([vals, v], axis=1), np.concatenate([bands, bd], axis=1)
+        return vals, bands
+
+    def _exits_many(self, Y):
+        """The sliding pairs' exit functions and bands of switching(), for the columns of Y: (m, 2 n_sliding)."""
+        net = self.net
+        D, g1, abs_g1, absD = net.parts_many(Y, self.slopes)
+        c_of, cn_of = {}, {}
+        for j, (idx, Xz, B) in self.sliding.items():
+            c_of[j] = -g1[:, j, :] @ B.T  # (m, |Z_j|)
+            cn_of[j] = net.rel_noise * (abs_g1[:, j, :] @ np.abs(B).T)
+        i, j = self.pairs_sliding.T
+        c = np.stack([c_of[jj][:, p] for jj, p in self._slot], axis=1)
+        cn = np.stack([cn_of[jj][:, p] for jj, p in self._slot], axis=1)
+        D, Dn = D[:, i, j], net.rel_noise * absD[:, i, j]
+        vals = np.concatenate([c * D, D * (D - c)], axis=1)
+        bands = np.concatenate([np.abs(D) * cn + Dn * np.abs(c) + cn * Dn + 1e-300,
+                                np.abs(D) * (cn + Dn) + Dn * np.abs(D - c) + Dn * (cn + Dn) + 1e-300], axis=1)
+        return vals, bands
 
     def pair_of(self, k):
         """Switching-function index -> ((i, j), how): how = 0 for a surface reached, -1 / +1 for a sliding pair
@@ -371,14 +406,8 @@ def _first_crossings(piece, sol, t0, t1):
     function counts as crossed once it is below minus its band at a sample; the root is bracketed from the last
     sample where it was >= 0. A function that merely starts at 0 (the surface just handled) is not re-detected."""
     ts = np.linspace(t0, t1, N_SAMPLES + 1)
-    Y = sol(ts)
-    vals = []
-    bands = None
-    for m in range(ts.size):
-        v, b = piece.switching(Y[:, m])
-        vals.append(v)
-        bands = b if bands is None else np.minimum(bands, b)
-    G = np.array(vals)  # (samples, functions)
+    G, bands = piece.switching_many(sol(ts))  # (samples, functions)
+    bands = bands.min(axis=0)
     out = np.full(G.shape[1], np.inf)
     for k in np.flatnonzero((G < -bands).any(axis=0)):
         m = int(np.argmax(G[:, k] < -bands[k]))

@@ -10,7 +10,7 @@ import numpy as np
 def real_array(name, value, ndim=None):
     """`value` as a C-contiguous float64 array of finite numbers."""
     arr = np.asarray(value)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+    if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
     if np.iscomplexobj(arr):
         raise TypeError(f"{name} must be real, got a complex array")
@@ -23,14 +23,16 @@ def real_array(name, value, ndim=None):
 
 
 def positive_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got a bool")
+    if not isinstance(value, numbers.Integral):
         try:
             value = operator.index(value)
         except TypeError:
             raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+    return min(int(value), 2**63 - 1)  # beyond the C++ counters: no limit
 
 
 def real_scalar(name, value, *, low=None, high=None, low_open=False, allow_inf=False):

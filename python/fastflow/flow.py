@@ -58,7 +58,8 @@ class _TimeMap:
         return np.log1p(t) if self.log_time else np.asarray(t, dtype=float)
 
     def tau_of_log_t(self, log_t):
-        return np.logaddexp(0.0, log_t) if self.log_time else np.exp(log_t)
+        with np.errstate(over="ignore"):
+            return np.logaddexp(0.0, log_t) if self.log_time else np.exp(log_t)
 
     def t_and_log_t(self, tau):
         tau = np.asarray(tau, dtype=float)
@@ -86,6 +87,8 @@ def _problem(net, data, loss, t_max, log_t_max, rtol, atol, t_eval, max_events, 
         tau_max = float(time.tau_of_log_t(real_scalar("log_t_max", log_t_max)))
         if not np.isfinite(tau_max):
             raise ValueError(f"log_t_max = {log_t_max} is past float64 time for the square loss; use t_max")
+        if tau_max <= 0:
+            raise ValueError(f"log_t_max = {log_t_max} gives no positive horizon")
     else:
         tau_max = float(time.tau(real_scalar("t_max", t_max, low=0.0, low_open=True)))
     if t_eval is None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import real_array
+from ._validate import real_array, real_scalar
 
 
 def stable_rank(W):
@@ -16,4 +16,6 @@ def stable_rank(W):
 def rank(W, tol=None):
     """Numerical rank: singular values above tol (default: max(shape) * eps * largest singular value)."""
     W = real_array("W", W, ndim=2)
+    if tol is not None:
+        tol = real_scalar("tol", tol, low=0.0)
     return int(np.linalg.matrix_rank(W, tol=tol))

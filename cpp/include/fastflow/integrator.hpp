@@ -86,6 +86,12 @@ public:
         Result res;
         std::copy(theta0, theta0 + p_, theta_.begin());
         double tau = 0.0;
+        // one Integrator runs many trajectories (flow_many): start each from a clean slate
+        mode_.assign(NS_, inactive);
+        slopes_.assign(NS_, 0.0);
+        branch_.assign(NS_, false);
+        Z_.clear();
+        stiff_ = degenerate_ = false;
         events_ = &res.events;
         initial_modes();
         field(tau, theta_.data(), k_[0].data(), res);
@@ -539,16 +545,38 @@ private:
         for (std::size_t q = 0; q < p_; ++q) out[q] *= tau;
     }
 
-    double attempt_stiff_step(double tau, double H, Result& res) {
-        const double u0 = std::log(tau);
+    // J_ = d f_u / d theta at (log tau, theta_). Off the sliding set it is exact: with G_i = y_i w(q_i),
+    // dF/dtheta = sum_i -w_i sigma_i grad Phi_i grad Phi_i^T + sum_i G_i Hess Phi_i (sigma_i = d(-log w)/dq);
+    // on it, central differences (the field is smooth while the modes are fixed).
+    void jacobian_u(double tau, Result& res) {
         const std::size_t p = p_;
-        // Jacobian by central differences (the field is smooth while the modes are fixed)
         J_.assign(p * p, 0.0);
-        fp_.resize(p), fm_.resize(p), fu_.resize(p);
+        fp_.resize(p), fm_.resize(p);
+        if (Z_.empty()) {
+            ++res.n_rhs;
+            model_.forward(theta_.data(), X_, n_, slopes_.data(), out_.data(), scratch_.data());
+            loss_weights(tau);
+            model_.add_weighted_hessian(theta_.data(), X_, n_, slopes_.data(), G_.data(), J_.data());
+            std::vector<double> unit(n_, 0.0);
+            for (std::size_t i = 0; i < n_; ++i) {
+                unit[i] = 1.0;
+                model_.vjp(theta_.data(), X_, n_, slopes_.data(), unit.data(), fp_.data(), scratch_.data());
+                unit[i] = 0.0;
+                const double q = Y_[i] * out_[i];
+                const double sig = opt_.loss == Loss::exponential ? 1.0 : 1.0 / (1.0 + std::exp(-q));
+                const double c = -std::abs(G_[i]) * sig;
+                for (std::size_t r = 0; r < p; ++r)
+                    for (std::size_t q2 = 0; q2 < p; ++q2) J_[r * p + q2] += c * fp_[r] * fp_[q2];
+            }
+            for (double& v : J_) v *= tau;
+            return;
+        }
         const double cbrt_eps = std::cbrt(std::numeric_limits<double>::epsilon());
         const double scale = norm2(theta_.data(), p) / std::sqrt(static_cast<double>(p));
+        const double u0 = std::log(tau);
         for (std::size_t c = 0; c < p; ++c) {
-            const double delta = cbrt_eps * std::max(std::abs(theta_[c]), 1e-3 * scale + 1e-300);
+            // the weights vary like e^{-q} with margins q ~ tau: perturb by a fraction of the scale 1/tau of theta
+            const double delta = cbrt_eps * std::max(std::abs(theta_[c]), 1e-3 * scale + 1e-300) / std::max(1.0, tau);
             std::copy(theta_.begin(), theta_.end(), ytmp_.begin());
             ytmp_[c] = theta_[c] + delta;
             field_u(u0, ytmp_.data(), fp_.data(), res);
@@ -556,6 +584,13 @@ private:
             field_u(u0, ytmp_.data(), fm_.data(), res);
             for (std::size_t r = 0; r < p; ++r) J_[r * p + c] = (fp_[r] - fm_[r]) / (2.0 * delta);
         }
+    }
+
+    double attempt_stiff_step(double tau, double H, Result& res) {
+        const double u0 = std::log(tau);
+        const std::size_t p = p_;
+        jacobian_u(tau, res);
+        fu_.resize(p);
         // every weight carries the factor dt/dtau = e^tau, so f(u, theta) = tau e^tau g(theta): df/du = (1 + tau) f
         field_u(u0, theta_.data(), fu_.data(), res);
         for (std::size_t r = 0; r < p; ++r) fu_[r] *= 1.0 + tau;
@@ -587,10 +622,13 @@ private:
         const std::size_t K = stiff_columns - 1;
         const double* best = T(K, K);
         const double* lower = T(K, K - 1);
+        // late in the run the direction is what is meant: errors relative to ||theta|| (components that tend to 0
+        // would otherwise hold the step at the rounding of the linear solves)
+        const double size = norm2(theta_.data(), p) / std::sqrt(static_cast<double>(p));
         double err = 0.0;
         for (std::size_t q = 0; q < p; ++q) {
             y1_[q] = best[q];
-            const double sc = opt_.atol + opt_.rtol * std::max(std::abs(theta_[q]), std::abs(best[q]));
+            const double sc = opt_.atol + opt_.rtol * std::max({std::abs(theta_[q]), std::abs(best[q]), size});
             const double e = (best[q] - lower[q]) / sc;
             err += e * e;
         }

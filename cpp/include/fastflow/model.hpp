@@ -42,6 +42,9 @@ public:
     virtual void switch_normal(const double* theta, const double* X, std::size_t k, double* out) const = 0;
     // sum of |terms| of h_k: the scale of its rounding error
     virtual double switch_scale(const double* theta, const double* X, std::size_t k) const = 0;
+    // J (n_params x n_params, row-major) += sum_i G_i . d^2 Phi_i / dtheta^2 with the given slopes
+    virtual void add_weighted_hessian(const double* theta, const double* X, std::size_t n, const double* slopes,
+                                      const double* G, double* J) const = 0;
 };
 
 // Phi(x) = W2 sigma(W1 x); theta = [W1 (width x d_in) row-major, W2 (d_out x width) row-major]
@@ -110,6 +113,7 @@ public:
 
     void preactivations(const double* theta, const double* X, std::size_t n, const double*, double* h,
                         double*) const override {
+        if (!relu_) return;  // a linear network has no switching functions
         for (std::size_t i = 0; i < n; ++i)
             for (std::size_t j = 0; j < m_; ++j) h[i * m_ + j] = pre(theta, X + i * d_, j);
     }
@@ -135,6 +139,26 @@ public:
         double s = 0.0;
         for (std::size_t l = 0; l < d_; ++l) s += std::abs(theta[j * d_ + l] * X[i * d_ + l]);
         return s;
+    }
+
+    // Phi is bilinear in (w_j, column j of W2): the only second derivatives are slope_ij x_i between them
+    void add_weighted_hessian(const double*, const double* X, std::size_t n, const double* slopes, const double* G,
+                              double* J) const override {
+        const std::size_t p = n_params(), off = m_ * d_;
+        for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t j = 0; j < m_; ++j) {
+                const double sl = relu_ ? slopes[i * m_ + j] : 1.0;
+                if (sl == 0.0) continue;
+                for (std::size_t c = 0; c < c_; ++c) {
+                    const double g = sl * G[i * c_ + c];
+                    const std::size_t v = off + c * m_ + j;
+                    for (std::size_t l = 0; l < d_; ++l) {
+                        const double term = g * X[i * d_ + l];
+                        J[(j * d_ + l) * p + v] += term;
+                        J[v * p + j * d_ + l] += term;
+                    }
+                }
+            }
     }
 
 private:
