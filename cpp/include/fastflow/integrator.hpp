@@ -632,15 +632,34 @@ private:
             const double e = (best[q] - lower[q]) / sc;
             err += e * e;
         }
+        // gradient flow never increases the loss: a step that does jumped to a wrong branch of the implicit map
+        if (log_loss_at(tau, y1_.data()) > log_loss_at(tau, theta_.data()) + 1e-13 * std::max(1.0, std::abs(logL_)))
+            return 10.0;
+        // the end derivative must agree with the secant: otherwise y1 is off the slow manifold by more than the
+        // weights e^{tau - q} tolerate (this is what limits a run to log t of about 0.1 / rtol)
+        field_u(u0, theta_.data(), fp_.data(), res);
+        field_u(u0 + H, y1_.data(), fm_.data(), res);
+        double mismatch = 0.0, secant = 0.0;
+        for (std::size_t q = 0; q < p; ++q) {
+            const double dy = y1_[q] - theta_[q];
+            mismatch += (H * fm_[q] - dy) * (H * fm_[q] - dy);
+            secant += dy * dy;
+        }
+        if (!(mismatch <= 0.25 * secant + opt_.atol * opt_.atol)) return std::max(10.0, 2.0 * err);
         return std::sqrt(err / static_cast<double>(p));
+    }
+
+    double log_loss_at(double tau, const double* th) {
+        model_.forward(th, X_, n_, slopes_.data(), out_.data(), scratch_.data());
+        loss_weights(tau);
+        return logL_;
     }
 
     // cubic Hermite dense output of the stiff step in sigma, from the end values and derivatives
     void hermite_coefficients(Result& res) {
         const std::size_t p = p_;
-        const double H = step_h_, u0 = std::log(step_tau0_);
-        field_u(u0, theta_.data(), fp_.data(), res);
-        field_u(u0 + H, y1_.data(), fm_.data(), res);
+        const double H = step_h_;
+        // fp_, fm_ hold f_u at both ends from the accepted attempt_stiff_step
         for (std::size_t q = 0; q < p; ++q) {
             const double dy = y1_[q] - theta_[q], a = H * fp_[q], b = H * fm_[q];
             coef_[q] = theta_[q];
