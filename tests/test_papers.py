@@ -68,3 +68,16 @@ def test_rank_paper_2x2_zero_loss_runs_have_rank_2():
     for t in trajs:
         if t.loss >= 1e-4:
             assert min(abs(t.loss - 0.5), abs(t.loss - 1.0)) < 1e-3
+
+
+def test_thm32_long_horizon_log_t_1e8(thm32):
+    # log t = 1e8 is far past float64 time; the direction must be within 1e-3 of the limit, and the cost must
+    # grow far slower than log t (the stiff phase runs in log log t)
+    net, X, y = thm32
+    theta0 = net.join([np.array([[0.1, 1.0], [0.3, -2.0]]), np.array([[0.8, -0.6]])])
+    traj = ff.flow(net, (X, y), theta0, log_t_max=1e8)
+    assert traj.status == "t_max" and traj.log_t == pytest.approx(1e8) and traj.t == np.inf
+    limit = np.array([0.0, 1.0, 0.0, 0.0, 1.0, 0.0]) / np.sqrt(2)
+    assert np.linalg.norm(traj.direction - limit) < 1e-3
+    assert traj.n_steps < 50_000
+    assert traj.margin == pytest.approx(1 / 8, rel=1e-6)
