@@ -13,6 +13,8 @@ from .data import as_dataset
 LOSSES = ("exponential", "logistic", "square")
 STATUSES = ("converged", "t_max", "max_steps", "max_events", "stalled", "interrupted", "error")
 EVENT_KINDS = ("activate", "deactivate", "slide_start", "slide_end", "branch")
+# the square-loss flow converges to a point: stop there instead of resolving rounding noise until t_max
+DEFAULT_SQUARE_GTOL = 1e-10
 EVENT_DTYPE = np.dtype([("t", "f8"), ("log_t", "f8"), ("kind", "U11"), ("sample", "i8"), ("layer", "i8"),
                         ("neuron", "i8")])
 
@@ -97,7 +99,9 @@ def _problem(net, data, loss, t_max, log_t_max, rtol, atol, t_eval, max_events, 
         t_eval = real_array("t_eval", t_eval, ndim=1)
         if np.any(t_eval < 0) or np.any(np.diff(t_eval) < 0):
             raise ValueError("t_eval must be non-negative and sorted in increasing order")
-    gtol = 0.0 if gtol is None else real_scalar("gtol", gtol, low=0.0)
+    if gtol is None:
+        gtol = DEFAULT_SQUARE_GTOL if loss == "square" else 0.0
+    gtol = real_scalar("gtol", gtol, low=0.0)
     options = dict(loss=loss, tau_max=tau_max, rtol=rtol, atol=atol,
                    max_steps=positive_int("max_steps", max_steps),
                    max_events=positive_int("max_events", max_events), gtol=gtol,
@@ -140,7 +144,7 @@ def flow(net, data, theta0, loss="exponential", t_max=1e6, log_t_max=None, rtol=
 
     loss: "exponential" | "logistic" (y of +-1, log-space, any horizon) | "square" (real targets).
     t_max, or log_t_max for horizons past float64 (classification losses). gtol: stop ("converged") once
-    ||grad L|| <= gtol. t_eval: sorted times for dense samples (theta_at, loss_at). Ctrl-C returns the run so far
+    ||grad L|| <= gtol (default 1e-10 for the square loss, 0 otherwise). t_eval: sorted times for dense samples (theta_at, loss_at). Ctrl-C returns the run so far
     with status "interrupted".
     """
     data, y, time, t_eval, options = _problem(net, data, loss, t_max, log_t_max, rtol, atol, t_eval, max_events,

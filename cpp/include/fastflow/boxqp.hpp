@@ -10,13 +10,15 @@
 
 namespace fastflow {
 
-inline std::vector<double> box_qp(const std::vector<double>& Q, const std::vector<double>& b, std::size_t k) {
+// f0_norm = |F0| sets each variable's own optimality tolerance (|D_i| |F0| scales its gradient), so a switch whose
+// direction is tiny next to the others is still decided on its own merits.
+inline std::vector<double> box_qp(const std::vector<double>& Q, const std::vector<double>& b, std::size_t k,
+                                  double f0_norm) {
     enum : int { lower = 0, upper = 1, free_ = 2 };
     std::vector<int> state(k, lower);
     std::vector<double> s(k, 0.0);
-    double scale = 0.0;
-    for (std::size_t i = 0; i < k; ++i) scale = std::max(scale, std::abs(b[i]) + Q[i * k + i]);
-    const double tol = 1e-13 * (scale > 0.0 ? scale : 1.0);
+    std::vector<double> tol(k);
+    for (std::size_t i = 0; i < k; ++i) tol[i] = 1e-13 * std::sqrt(Q[i * k + i]) * f0_norm;
     std::vector<std::size_t> fr;
     std::vector<double> Qf, rhs, z;
     for (std::size_t iter = 0; iter < 20 * k + 20; ++iter) {
@@ -50,12 +52,12 @@ inline std::vector<double> box_qp(const std::vector<double>& Q, const std::vecto
         }
         // optimal on the free set: free the fixed variable that violates its KKT sign the most
         std::size_t worst = k;
-        double worst_g = tol;
+        double worst_g = 0.0;
         for (std::size_t i = 0; i < k; ++i) {
             if (state[i] == free_) continue;
             double g = b[i];
             for (std::size_t j = 0; j < k; ++j) g += Q[i * k + j] * s[j];
-            const double violation = state[i] == lower ? -g : g;
+            const double violation = (state[i] == lower ? -g : g) - tol[i];
             if (violation > worst_g) worst_g = violation, worst = i;
         }
         if (worst == k) break;

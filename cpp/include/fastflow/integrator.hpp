@@ -267,17 +267,31 @@ private:
         degenerate_ = solve_psd(Q_, b, k, s_) < k;
         if (degenerate_) {
             for (double& v : b) v = -v;
-            s_ = box_qp(Q_, b, k);
+            s_ = box_qp(Q_, b, k, norm2(F, p_));
         }
         for (std::size_t a = 0; a < k; ++a)
             for (std::size_t q = 0; q < p_; ++q) F[q] += s_[a] * D_[a * p_ + q];
     }
 
+    // How far s may stray out of [0,1] by rounding: s is a ratio of sample weights, and for the square loss the
+    // residual Phi - y cancels, so near a minimum its relative error is eps (|Phi| + |y|) / |Phi - y|.
+    double exit_band(std::size_t sample) const {
+        if (opt_.loss != Loss::square) return slide_exit_band;
+        double terms = 0.0, residual = 0.0;
+        for (std::size_t c = 0; c < c_; ++c) {
+            terms += std::abs(out_[sample * c_ + c]) + std::abs(Y_[sample * c_ + c]);
+            residual += std::abs(G_[sample * c_ + c]);
+        }
+        return std::max(slide_exit_band, 64.0 * std::numeric_limits<double>::epsilon() * terms / residual);
+    }
+
     // >= 0 while every sliding switch can stay on its surface
-    double slide_margin(const double* th, const double* F) {
+    double slide_margin(const double* th, const double* F, bool banded = true) {
         double worst = INFINITY;
         if (!degenerate_) {
-            for (double s : s_) worst = std::min(worst, std::min(s, 1.0 - s));
+            // s is only known to rounding of the terms that cancel in it: a slide ends once s is clearly out
+            for (std::size_t a = 0; a < Z_.size(); ++a)
+                worst = std::min(worst, std::min(s_[a], 1.0 - s_[a]) + (banded ? exit_band(Z_[a] / H_) : 0.0));
             return worst;
         }
         const double fnorm = norm2(F, p_);
@@ -342,7 +356,6 @@ private:
             if (std::find(set.begin(), set.end(), z) == set.end()) rest.push_back(z);
         std::vector<std::size_t> undecided = set;
         std::vector<double> s;
-        constexpr double interior = 1e-9;
         for (std::size_t round = 0; round <= set.size() && !undecided.empty(); ++round) {
             Z_ = rest;
             Result scratch_res;
@@ -352,7 +365,7 @@ private:
             gram(D_, k, Q_);
             std::vector<double> b(k);
             for (std::size_t a = 0; a < k; ++a) b[a] = dot(&D_[a * p_], ftmp_.data(), p_);
-            s = box_qp(Q_, b, k);
+            s = box_qp(Q_, b, k, norm2(ftmp_.data(), p_));
             for (std::size_t a = 0; a < k; ++a)
                 for (std::size_t q = 0; q < p_; ++q) ftmp_[q] += s[a] * D_[a * p_ + q];
             const double fnorm = norm2(ftmp_.data(), p_);
@@ -364,16 +377,20 @@ private:
                 const double dh = dot(normal_.data(), ftmp_.data(), p_);
                 const double tol = 64.0 * std::numeric_limits<double>::epsilon() * norm2(normal_.data(), p_) * fnorm;
                 const double nd = dot(normal_.data(), &D_[a * p_], p_);  // d(dh)/ds
-                if (s[a] > interior && s[a] < 1.0 - interior) {
+                if (s[a] > 0.0 && s[a] < 1.0) {  // box_qp puts variables at their bounds exactly
                     still.push_back(sw), s_still.push_back(s[a]);
                     // both one-sided fields point away from the surface the minimal-norm solution keeps
                     branch_[sw] = dh - s[a] * nd < -tol && dh + (1.0 - s[a]) * nd > tol;
                     continue;
                 }
-                // tangent at a bound: take the one-sided field of that bound (the minimal-norm element), except
-                // when a slide ends on a repulsive surface (nd > 0): that exit goes to the other side (NUMERICS §3)
-                const bool swap_side = mode_[sw] == sliding && nd > 0.0;
-                const bool up = dh > tol || (dh >= -tol && (s[a] >= 0.5) != swap_side);
+                // s at a bound: the box problem's KKT conditions give the side, s -> 1 active and s -> 0 inactive on
+                // an attractive surface (nd < 0), swapped on a repulsive one (NUMERICS §3). Off tangency this is
+                // sign(dh), but it stays right where dh is rounding noise, as at the end of a slide. A switch that
+                // reaches its surface tangentially keeps the one-sided field of its bound (the minimal-norm element).
+                bool up;
+                if (std::abs(dh) <= tol && mode_[sw] != sliding) up = s[a] >= 0.5;
+                else if (nd == 0.0) up = dh > 0.0;
+                else up = (s[a] >= 0.5) != (nd > 0.0);
                 mode_[sw] = up ? active : inactive;
                 slopes_[sw] = up ? 1.0 : 0.0;
             }
@@ -440,17 +457,22 @@ private:
 
     // first step fraction <= sigma_stop where a sliding multiplier s leaves (0,1), or -1
     double find_slide_exit(double sigma_stop, Result& res) {
-        auto exit_margin = [&](double sigma) {
+        auto exit_margin = [&](double sigma, bool banded) {
             dopri5::dense_eval(coef_.data(), p_, sigma, ytmp_.data());
             field(step_tau(sigma), ytmp_.data(), ftmp_.data(), res);
-            return slide_margin(ytmp_.data(), ftmp_.data());
+            return slide_margin(ytmp_.data(), ftmp_.data(), banded);
         };
         constexpr int samples = 8;
         double lo = 0.0;
         for (int m = 1; m <= samples; ++m) {
             const double hi = sigma_stop * m / samples;
-            if (exit_margin(hi) < 0.0)
-                return bisect_crossing([&](double x) { return -exit_margin(x); }, lo, hi);
+            if (exit_margin(hi, true) < 0.0) {
+                // detected once s is clearly out of [0,1]; located where it left, if that is inside the bracket
+                const double out = bisect_crossing([&](double x) { return -exit_margin(x, true); }, lo, hi);
+                if (exit_margin(lo, false) >= 0.0 && exit_margin(out, false) < 0.0)
+                    return bisect_crossing([&](double x) { return -exit_margin(x, false); }, lo, out);
+                return out;
+            }
             lo = hi;
         }
         return -1.0;
@@ -690,6 +712,7 @@ private:
     static constexpr double stiff_from_tau = 30.0;          // t ~ 1e13
     static constexpr std::size_t stiff_max_params = 256;    // dense Jacobians beyond that cost more than they save
     static constexpr std::size_t stiff_columns = 5;         // extrapolation to order 5
+    static constexpr double slide_exit_band = 1e-10;
     std::vector<Event>* events_ = nullptr;
 };
 

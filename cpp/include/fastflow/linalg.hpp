@@ -8,23 +8,29 @@
 namespace fastflow {
 
 // Solves Q x = b for a symmetric positive semi-definite k x k matrix (row-major) by Cholesky with
-// symmetric pivoting. Directions with a pivot below rel_tol * max diagonal are dropped (x = 0 there),
-// which gives a least-squares solution when duplicated surfaces make Q singular.
-// Returns the numerical rank.
+// symmetric pivoting, after scaling Q to unit diagonal (switches of very different sizes are treated alike).
+// Directions with a scaled pivot below rel_tol are dropped (x = 0 there), which gives a least-squares solution
+// when duplicated surfaces make Q singular. Returns the numerical rank.
 inline std::size_t solve_psd(std::vector<double> Q, std::vector<double> b, std::size_t k, std::vector<double>& x,
                              double rel_tol = 1e-13) {
     std::vector<std::size_t> perm(k);
-    for (std::size_t i = 0; i < k; ++i) perm[i] = i;
-    double max_diag = 0.0;
-    for (std::size_t i = 0; i < k; ++i) max_diag = std::max(max_diag, Q[i * k + i]);
+    std::vector<double> scale(k);
+    for (std::size_t i = 0; i < k; ++i) {
+        perm[i] = i;
+        scale[i] = Q[i * k + i] > 0.0 ? 1.0 / std::sqrt(Q[i * k + i]) : 0.0;
+    }
+    for (std::size_t i = 0; i < k; ++i) {
+        b[i] *= scale[i];
+        for (std::size_t j = 0; j < k; ++j) Q[i * k + j] *= scale[i] * scale[j];
+    }
     x.assign(k, 0.0);
-    if (k == 0 || max_diag <= 0.0) return 0;
+    if (k == 0) return 0;
     std::size_t rank = 0;
     for (; rank < k; ++rank) {
         std::size_t best = rank;
         for (std::size_t i = rank + 1; i < k; ++i)
             if (Q[i * k + i] > Q[best * k + best]) best = i;
-        if (Q[best * k + best] <= rel_tol * max_diag) break;
+        if (Q[best * k + best] <= rel_tol) break;
         if (best != rank) {
             for (std::size_t c = 0; c < k; ++c) std::swap(Q[rank * k + c], Q[best * k + c]);
             for (std::size_t r = 0; r < k; ++r) std::swap(Q[r * k + rank], Q[r * k + best]);
@@ -50,7 +56,7 @@ inline std::size_t solve_psd(std::vector<double> Q, std::vector<double> b, std::
         for (std::size_t c = ii + 1; c < rank; ++c) s -= Q[c * k + ii] * z[c];
         z[ii] = s / Q[ii * k + ii];
     }
-    for (std::size_t i = 0; i < rank; ++i) x[perm[i]] = z[i];
+    for (std::size_t i = 0; i < rank; ++i) x[perm[i]] = z[i] * scale[perm[i]];
     return rank;
 }
 

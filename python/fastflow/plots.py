@@ -1,0 +1,190 @@
+"""Figures of Monte Carlo results (matplotlib, drawn on Agg canvases: no display and no pyplot state needed).
+
+probability_bars       outcome probabilities with confidence-interval whiskers (and the predicted values)
+stable_rank_histogram  stable ranks of W1, W2 (rank paper Fig. 1), zero-loss runs against the others
+neuron_directions      w_j / ||w_j|| over time for 2-D data, on the unit circle and as angles against log t
+                       (convex-geometry paper Figs 3-5)
+draw_all               every figure that applies to a result, written to a directory
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .flow import flow
+
+
+def _figure(width, height):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path):
+    if path is not None:
+        fig.savefig(path, dpi=100)
+    return fig
+
+
+def probability_bars(est, path=None):
+    """Bars of p per label with their confidence intervals; reference values as dashed lines."""
+    labels = est.labels
+    p = np.array([est.p[s] for s in labels])
+    ci = np.array([est.ci[s] for s in labels])
+    fig = _figure(max(5.0, 1.1 * len(labels) + 2), 4.2)
+    ax = fig.add_subplot()
+    x = np.arange(len(labels))
+    err = np.vstack([np.clip(p - ci[:, 0], 0, None), np.clip(ci[:, 1] - p, 0, None)])
+    ax.bar(x, p, color="#4C72B0", alpha=0.85, yerr=err, capsize=5, ecolor="black")
+    for xi, s in zip(x, labels):
+        ax.annotate(f"{est.counts[s]}", (xi, est.ci[s][1]), textcoords="offset points", xytext=(0, 4), ha="center",
+                    fontsize=8)
+    for k, (label, value, text) in enumerate(est.reference):
+        if label in labels:
+            xi = labels.index(label)
+            ax.hlines(value, xi - 0.45, xi + 0.45, colors=f"C{(k % 8) + 1}", linestyles="--", label=f"{text}: {value:.4g}")
+    ax.set_xticks(x, labels, rotation=20 if len(labels) > 3 else 0, ha="right" if len(labels) > 3 else "center")
+    ax.set_ylabel("probability")
+    ax.set_ylim(0, min(1.05, max(0.05, 1.15 * float(np.max(ci[:, 1])) + 0.02)))
+    method = "Wilson" if est.method == "wilson" else "Clopper-Pearson"
+    ax.set_title(f"{est.experiment}: n = {est.n}, {100 * est.confidence:g}% {method} intervals"
+                 + ("" if est.complete else " (partial)"), fontsize=10)
+    if est.reference:
+        ax.legend(fontsize=8, loc="upper right")
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def stable_rank_histogram(est, path=None, converged=("zero_loss_rank2", "zero_loss_rank1")):
+    """Histograms of the recorded stable ranks of W1 and W2: zero-loss runs and the rest."""
+    fig = _figure(9, 3.8)
+    conv = est.mask(*[s for s in converged if s in est.labels]) if est.n else np.zeros(0, bool)
+    bins = np.linspace(1.0, 2.0, 26)
+    for k, name in enumerate(("stable_rank_W1", "stable_rank_W2")):
+        ax = fig.add_subplot(1, 2, k + 1)
+        vals = est.records.get(name, np.zeros(0))
+        for sel, color, text in ((conv, "#4C72B0", "zero loss"), (~conv, "#BBBBBB", "not converged")):
+            v = vals[sel] if vals.size else vals
+            v = v[np.isfinite(v)]
+            if v.size:
+                ax.hist(np.clip(v, bins[0], bins[-1]), bins=bins, color=color, alpha=0.8, label=f"{text} ({v.size})")
+        ax.set_xlabel(f"stable rank ||W{k + 1}||_F^2 / ||W{k + 1}||_2^2")
+        ax.set_ylabel("runs")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{est.experiment}: stable ranks at the end of the flow (n = {est.n})", fontsize=10)
+    return _save(fig, path)
+
+
+def _times(exp):
+    opts = exp.flow
+    if "log_t_max" in opts and opts["log_t_max"] is not None:
+        t_end = float(np.exp(min(float(opts["log_t_max"]), 690.0)))
+    else:
+        t_end = float(opts.get("t_max", 1e6))
+    return np.concatenate([[0.0], np.geomspace(min(1e-3, t_end / 10), t_end, 300)])
+
+
+def neuron_directions(exp, seed, samples, path=None, titles=None):
+    """Directions w_j/||w_j|| of the first-layer neurons along the flow, for samples `samples` of `exp` (2-D data).
+
+    Left of each row: the unit circle with the data directions, each neuron's path (colour = time) and its end
+    point (size = its final share of ||W1||); right: the angle of each neuron against time."""
+    from matplotlib import colormaps
+
+    from .montecarlo import draw
+    samples = list(samples)
+    fig = _figure(10, 3.9 * max(1, len(samples)))
+    cmap = colormaps["viridis"]
+    for row, k in enumerate(samples):
+        net, (X, y), theta0 = draw(exp, seed, k)
+        if X.shape[1] != 2:
+            raise ValueError("neuron_directions needs 2-D inputs")
+        t = _times(exp)
+        opts = {key: v for key, v in exp.flow.items() if key != "t_eval"}
+        tr = flow(net, (X, y), theta0, loss=exp.loss, t_eval=t, **opts)
+        width = net.layer_shapes[0][0]
+        # samples past the end of the run (a converged or stalled flow stops early) are NaN: drop them and add the
+        # final point
+        valid = np.all(np.isfinite(tr.theta_at), axis=1)
+        thetas = np.vstack([tr.theta_at[valid], tr.theta[None, :]])
+        t = np.concatenate([t[valid], [tr.t if np.isfinite(tr.t) else t[valid][-1]]])
+        W = thetas[:, : width * 2].reshape(len(t), width, 2)
+        norms = np.linalg.norm(W, axis=2)
+        U = W / np.where(norms > 0, norms, 1)[..., None]
+        share = norms[-1] / max(norms[-1].max(), 1e-300)
+        W2 = net.split(tr.theta)[1]
+        ax = fig.add_subplot(len(samples), 2, 2 * row + 1)
+        circle = np.linspace(0, 2 * np.pi, 200)
+        ax.plot(np.cos(circle), np.sin(circle), color="#DDDDDD", lw=1)
+        for i, x in enumerate(X):
+            u = x / np.linalg.norm(x)
+            lab = y[i] if np.ndim(y) == 1 else int(np.argmax(y[i]))
+            ax.plot([0, 1.15 * u[0]], [0, 1.15 * u[1]], color="black", lw=1, ls=":")
+            ax.annotate(f"x{i + 1} ({lab:g})", 1.22 * u, ha="center", va="center", fontsize=8)
+        colors = cmap(np.linspace(0, 1, len(t)))
+        for j in range(width):
+            r = 1.0 + 0.02 * j  # small offsets keep overlapping paths apart
+            ax.scatter(r * U[:, j, 0], r * U[:, j, 1], c=colors, s=4)
+            sign = np.sign(W2[0, j]) if W2.shape[0] == 1 else 1.0
+            ax.scatter([r * U[-1, j, 0]], [r * U[-1, j, 1]], s=20 + 120 * share[j],
+                       marker="^" if sign >= 0 else "v", color="C3" if sign >= 0 else "C0", edgecolor="black",
+                       zorder=3)
+        ax.set_aspect("equal")
+        ax.set_xlim(-1.45, 1.45)
+        ax.set_ylim(-1.45, 1.45)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        title = titles[row] if titles else f"sample {k}"
+        ax.set_title(f"{exp.name}, {title}: neuron directions (colour: time)", fontsize=9)
+        ax = fig.add_subplot(len(samples), 2, 2 * row + 2)
+        ang = np.degrees(np.unwrap(np.arctan2(U[..., 1], U[..., 0]), axis=0))
+        for j in range(width):
+            ax.plot(np.maximum(t, t[1]), ang[:, j], lw=1 + 2 * share[j], label=f"w{j + 1}" if width <= 10 else None)
+        for x in X:
+            ax.axhline(np.degrees(np.arctan2(x[1], x[0])), color="black", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set_xlabel("t")
+        ax.set_ylabel("angle of w_j (degrees)")
+        ax.grid(alpha=0.3)
+        if width <= 10:
+            ax.legend(fontsize=7, ncol=2)
+    return _save(fig, path)
+
+
+def _direction_samples(est, per_label=1, most=4):
+    """A few sample indices: the first of each label, most frequent labels first."""
+    order = sorted(est.labels, key=lambda s: -est.counts[s])
+    picks, titles = [], []
+    for label in order:
+        idx = np.flatnonzero(est.sample_labels == est.labels.index(label))[:per_label]
+        for k in idx:
+            picks.append(int(k))
+            titles.append(f"sample {int(k)} ({label})")
+    return picks[:most], titles[:most]
+
+
+def draw_all(est, out_dir, exp=None):
+    """Write every figure that applies to `est` into out_dir; return the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "probabilities.png"]
+    probability_bars(est, paths[-1])
+    if "stable_rank_W1" in est.records and "stable_rank_W2" in est.records:
+        paths.append(out_dir / "stable_ranks.png")
+        stable_rank_histogram(est, paths[-1])
+    if exp is not None and est.n:
+        from .networks import Network
+        net = exp.net
+        if isinstance(net, Network) and net.d_in == 2 and net.depth == 2:
+            picks, titles = _direction_samples(est)
+            if picks:
+                paths.append(out_dir / "directions.png")
+                neuron_directions(exp, est.seed, picks, paths[-1], titles)
+    return paths
+
+
+__all__ = ["draw_all", "neuron_directions", "probability_bars", "stable_rank_histogram"]
