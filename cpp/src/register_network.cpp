@@ -5,6 +5,7 @@
 #include <vector>
 
 #include <fastflow/model.hpp>
+#include <fastflow/network.hpp>
 
 using fastflow::Model;
 
@@ -62,4 +63,15 @@ void register_network(py::module_& m) {
                  return std::make_shared<fastflow::TwoLayer>(d_in, width, d_out, activation == "relu");
              }),
              py::arg("d_in"), py::arg("width"), py::arg("d_out") = 1, py::arg("activation") = "relu");
+
+    py::class_<fastflow::LayeredNetwork, Model, std::shared_ptr<fastflow::LayeredNetwork>>(m, "Layered")
+        .def(py::init([](std::vector<std::size_t> sizes, std::vector<std::vector<long>> maps,
+                         const std::string& activation, bool bias, bool skip) {
+                 if (activation != "relu" && activation != "linear")
+                     throw std::invalid_argument("activation must be 'relu' or 'linear', got '" + activation + "'");
+                 return std::make_shared<fastflow::LayeredNetwork>(std::move(sizes), std::move(maps),
+                                                                   activation == "relu", bias, skip);
+             }),
+             py::arg("sizes"), py::arg("maps"), py::arg("activation") = "relu", py::arg("bias") = false,
+             py::arg("skip") = false);
 }

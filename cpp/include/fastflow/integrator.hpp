@@ -245,7 +245,7 @@ private:
     // directions D_a = dF/ds_a for the sliding switches, one row each
     void slope_directions(const std::vector<std::size_t>& set, const double* th) {
         D_.resize(set.size() * p_);
-        for (std::size_t a = 0; a < set.size(); ++a) model_.slope_direction(th, X_, set[a], G_.data(), &D_[a * p_]);
+        for (std::size_t a = 0; a < set.size(); ++a) model_.slope_direction(th, X_, slopes_.data(), set[a], G_.data(), &D_[a * p_]);
     }
 
     void gram(const std::vector<double>& rows, std::size_t k, std::vector<double>& Q) const {
@@ -296,7 +296,7 @@ private:
         }
         const double fnorm = norm2(F, p_);
         for (std::size_t z : Z_) {
-            model_.switch_normal(th, X_, z, normal_.data());
+            model_.switch_normal(th, X_, slopes_.data(), z, normal_.data());
             const double nn = norm2(normal_.data(), p_);
             worst = std::min(worst, 1e-9 * nn * fnorm - std::abs(dot(normal_.data(), F, p_)));
         }
@@ -305,7 +305,7 @@ private:
 
     // --- modes and events -----------------------------------------------------------------------------------
     double band(const double* th, std::size_t k) const {
-        return 32.0 * std::numeric_limits<double>::epsilon() * model_.switch_scale(th, X_, k);
+        return 32.0 * std::numeric_limits<double>::epsilon() * model_.switch_scale(th, X_, slopes_.data(), k);
     }
 
     void initial_modes() {
@@ -328,7 +328,7 @@ private:
     void project(const std::vector<std::size_t>& set) {
         const std::size_t k = set.size();
         N_.resize(k * p_);
-        for (std::size_t a = 0; a < k; ++a) model_.switch_normal(theta_.data(), X_, set[a], &N_[a * p_]);
+        for (std::size_t a = 0; a < k; ++a) model_.switch_normal(theta_.data(), X_, slopes_.data(), set[a], &N_[a * p_]);
         model_.preactivations(theta_.data(), X_, n_, slopes_.data(), h_.data(), scratch_.data());
         std::vector<double> Q, rhs(k), lam;
         gram(N_, k, Q);
@@ -373,7 +373,7 @@ private:
             std::vector<double> s_still;
             for (std::size_t a = 0; a < k; ++a) {
                 const std::size_t sw = undecided[a];
-                model_.switch_normal(theta_.data(), X_, sw, normal_.data());
+                model_.switch_normal(theta_.data(), X_, slopes_.data(), sw, normal_.data());
                 const double dh = dot(normal_.data(), ftmp_.data(), p_);
                 const double tol = 64.0 * std::numeric_limits<double>::epsilon() * norm2(normal_.data(), p_) * fnorm;
                 const double nd = dot(normal_.data(), &D_[a * p_], p_);  // d(dh)/ds
@@ -427,21 +427,9 @@ private:
     double find_events(std::vector<std::size_t>& fired, Result& res) {
         fired.clear();
         if (NS_ == 0) return -1.0;
-        constexpr int deg = dopri5::DENSE_DEGREE;
-        for (int m = 0; m <= deg; ++m)
-            model_.preactivations(&coef_[m * p_], X_, n_, slopes_.data(), &hc_[m * NS_], scratch_.data());
         std::vector<std::pair<double, std::size_t>> hits;
-        double g[deg + 1];
-        for (std::size_t k = 0; k < NS_; ++k) {
-            if (mode_[k] == sliding) continue;
-            const double sign = mode_[k] == active ? -1.0 : 1.0;  // g > 0 means the switch left its side
-            double abs_sum = 0.0;
-            for (int m = 0; m <= deg; ++m) g[m] = sign * hc_[m * NS_ + k], abs_sum += std::abs(g[m]);
-            if (g[0] + (abs_sum - std::abs(g[0])) < 0.0) continue;  // its maximum over the step is negative
-            const double b = std::max(band(theta_.data(), k), band(y1_.data(), k));
-            const double sigma = first_violation(g, deg, b);
-            if (sigma >= 0.0) hits.emplace_back(sigma, k);
-        }
+        if (model_.linear_switches()) polynomial_hits(hits);
+        else sampled_hits(hits);
         double sigma_min = 2.0;
         for (auto& hk : hits) sigma_min = std::min(sigma_min, hk.first);
         const double sigma_exit = Z_.empty() ? -1.0 : find_slide_exit(std::min(sigma_min, 1.0), res);
@@ -453,6 +441,51 @@ private:
         for (auto& hk : hits)
             if (hk.first <= sigma_min + same) fired.push_back(hk.second);
         return sigma_min;
+    }
+
+    // Linear switching functions along the polynomial dense output are polynomials: isolate their first roots.
+    void polynomial_hits(std::vector<std::pair<double, std::size_t>>& hits) {
+        constexpr int deg = dopri5::DENSE_DEGREE;
+        for (int m = 0; m <= deg; ++m)
+            model_.preactivations(&coef_[m * p_], X_, n_, slopes_.data(), &hc_[m * NS_], scratch_.data());
+        double g[deg + 1];
+        for (std::size_t k = 0; k < NS_; ++k) {
+            if (mode_[k] == sliding) continue;
+            const double sign = mode_[k] == active ? -1.0 : 1.0;  // g > 0 means the switch left its side
+            double abs_sum = 0.0;
+            for (int m = 0; m <= deg; ++m) g[m] = sign * hc_[m * NS_ + k], abs_sum += std::abs(g[m]);
+            if (g[0] + (abs_sum - std::abs(g[0])) < 0.0) continue;  // its maximum over the step is negative
+            const double b = std::max(band(theta_.data(), k), band(y1_.data(), k));
+            const double sigma = first_violation(g, deg, b);
+            if (sigma >= 0.0) hits.emplace_back(sigma, k);
+        }
+    }
+
+    // Deeper pre-activations are not linear in theta: sample them on the dense output and bisect each bracket.
+    // (A sign that leaves and returns between two of the samples is not seen here.)
+    void sampled_hits(std::vector<std::pair<double, std::size_t>>& hits) {
+        constexpr int samples = 16;
+        std::vector<double> hs((samples + 1) * NS_);
+        for (int m = 0; m <= samples; ++m) {
+            dopri5::dense_eval(coef_.data(), p_, static_cast<double>(m) / samples, ytmp_.data());
+            model_.preactivations(ytmp_.data(), X_, n_, slopes_.data(), &hs[m * NS_], scratch_.data());
+        }
+        for (std::size_t k = 0; k < NS_; ++k) {
+            if (mode_[k] == sliding) continue;
+            const double sign = mode_[k] == active ? -1.0 : 1.0;
+            const double b = std::max(band(theta_.data(), k), band(y1_.data(), k));
+            for (int m = 1; m <= samples; ++m) {
+                if (sign * hs[m * NS_ + k] <= b) continue;
+                auto g = [&](double sigma) {
+                    dopri5::dense_eval(coef_.data(), p_, sigma, ytmp_.data());
+                    model_.preactivations(ytmp_.data(), X_, n_, slopes_.data(), h_.data(), scratch_.data());
+                    return sign * h_[k];
+                };
+                const double lo = static_cast<double>(m - 1) / samples, hi = static_cast<double>(m) / samples;
+                hits.emplace_back(g(lo) > 0.0 ? lo : bisect_crossing(g, lo, hi), k);
+                break;
+            }
+        }
     }
 
     // first step fraction <= sigma_stop where a sliding multiplier s leaves (0,1), or -1
@@ -574,7 +607,7 @@ private:
         const std::size_t p = p_;
         J_.assign(p * p, 0.0);
         fp_.resize(p), fm_.resize(p);
-        if (Z_.empty()) {
+        if (Z_.empty() && model_.has_hessian()) {
             ++res.n_rhs;
             model_.forward(theta_.data(), X_, n_, slopes_.data(), out_.data(), scratch_.data());
             loss_weights(tau);

@@ -35,16 +35,20 @@ public:
     // h (n x n_hidden): every hidden pre-activation
     virtual void preactivations(const double* theta, const double* X, std::size_t n, const double* slopes,
                                 double* h, double* scratch) const = 0;
+    // Per-switch quantities; `slopes` are the n x n_hidden slopes in force (the modes of the other switches).
     // out (n_params) = d vjp / d slope_k, for a switch k on its surface (h_k = 0)
-    virtual void slope_direction(const double* theta, const double* X, std::size_t k, const double* G,
-                                 double* out) const = 0;
+    virtual void slope_direction(const double* theta, const double* X, const double* slopes, std::size_t k,
+                                 const double* G, double* out) const = 0;
     // out (n_params) = d h_k / d theta, the normal of switching surface k
-    virtual void switch_normal(const double* theta, const double* X, std::size_t k, double* out) const = 0;
+    virtual void switch_normal(const double* theta, const double* X, const double* slopes, std::size_t k,
+                               double* out) const = 0;
     // sum of |terms| of h_k: the scale of its rounding error
-    virtual double switch_scale(const double* theta, const double* X, std::size_t k) const = 0;
+    virtual double switch_scale(const double* theta, const double* X, const double* slopes,
+                                std::size_t k) const = 0;
     // J (n_params x n_params, row-major) += sum_i G_i . d^2 Phi_i / dtheta^2 with the given slopes
     virtual void add_weighted_hessian(const double* theta, const double* X, std::size_t n, const double* slopes,
                                       const double* G, double* J) const = 0;
+    virtual bool has_hessian() const { return true; }
 };
 
 // Phi(x) = W2 sigma(W1 x); theta = [W1 (width x d_in) row-major, W2 (d_out x width) row-major]
@@ -118,7 +122,7 @@ public:
             for (std::size_t j = 0; j < m_; ++j) h[i * m_ + j] = pre(theta, X + i * d_, j);
     }
 
-    void slope_direction(const double* theta, const double* X, std::size_t k, const double* G,
+    void slope_direction(const double* theta, const double* X, const double*, std::size_t k, const double* G,
                          double* out) const override {
         const std::size_t i = k / m_, j = k % m_;
         const double* W2 = theta + m_ * d_;
@@ -128,13 +132,13 @@ public:
         for (std::size_t l = 0; l < d_; ++l) out[j * d_ + l] = back * X[i * d_ + l];
     }
 
-    void switch_normal(const double*, const double* X, std::size_t k, double* out) const override {
+    void switch_normal(const double*, const double* X, const double*, std::size_t k, double* out) const override {
         const std::size_t i = k / m_, j = k % m_;
         for (std::size_t q = 0; q < n_params(); ++q) out[q] = 0.0;
         for (std::size_t l = 0; l < d_; ++l) out[j * d_ + l] = X[i * d_ + l];
     }
 
-    double switch_scale(const double* theta, const double* X, std::size_t k) const override {
+    double switch_scale(const double* theta, const double* X, const double*, std::size_t k) const override {
         const std::size_t i = k / m_, j = k % m_;
         double s = 0.0;
         for (std::size_t l = 0; l < d_; ++l) s += std::abs(theta[j * d_ + l] * X[i * d_ + l]);

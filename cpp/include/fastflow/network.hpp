@@ -1,0 +1,256 @@
+// The general class N of the margin paper (section 2): depth m, per-layer index maps (0 = structural zero,
+// k > 0 = parameter k of that layer; a repeated k is a shared weight), ReLU or linear hidden layers, any d_out,
+// optional hidden biases and a linear skip connection x -> U x (non-homogeneous extensions).
+//
+// theta = [layer 1 parameters, ..., layer m parameters, hidden biases (layer by layer), U (d_out x d_in)].
+// Switch k = sample * n_hidden + unit, units numbered layer by layer.
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "model.hpp"
+
+namespace fastflow {
+
+class LayeredNetwork final : public Model {
+public:
+    // sizes = {d_0 = d_in, d_1, ..., d_m = d_out}; maps[l] has sizes[l+1] x sizes[l] entries (row-major)
+    LayeredNetwork(std::vector<std::size_t> sizes, std::vector<std::vector<long>> maps, bool relu, bool bias,
+                   bool skip)
+        : sizes_(std::move(sizes)), maps_(std::move(maps)), relu_(relu), bias_(bias), skip_(skip) {
+        if (sizes_.size() < 3) throw std::invalid_argument("a network needs at least one hidden layer");
+        for (std::size_t s : sizes_)
+            if (s == 0) throw std::invalid_argument("layer sizes must be positive");
+        if (maps_.size() != depth()) throw std::invalid_argument("maps must hold one index map per layer");
+        std::size_t offset = 0;
+        for (std::size_t l = 0; l < depth(); ++l) {
+            if (maps_[l].size() != sizes_[l + 1] * sizes_[l])
+                throw std::invalid_argument("index map " + std::to_string(l) + " has the wrong size");
+            long count = 0;
+            for (long k : maps_[l]) {
+                if (k < 0) throw std::invalid_argument("index maps hold 0 (absent) or parameter numbers k > 0");
+                count = std::max(count, k);
+            }
+            offsets_.push_back(offset);
+            offset += static_cast<std::size_t>(count);
+        }
+        bias_offset_ = offset;
+        std::size_t hidden = 0;
+        for (std::size_t l = 1; l < depth(); ++l) {
+            unit_offset_.push_back(hidden);
+            hidden += sizes_[l];
+        }
+        hidden_total_ = hidden;
+        skip_offset_ = bias_offset_ + (bias_ ? hidden : 0);
+        n_params_ = skip_offset_ + (skip_ ? sizes_.back() * sizes_.front() : 0);
+        for (std::size_t u = 0; u < hidden_total_; ++u) {
+            std::size_t l = 0;
+            while (l + 1 < unit_offset_.size() && unit_offset_[l + 1] <= u) ++l;
+            unit_layer_.push_back(l);
+        }
+    }
+
+    std::size_t depth() const { return sizes_.size() - 1; }
+    std::size_t n_params() const override { return n_params_; }
+    std::size_t d_in() const override { return sizes_.front(); }
+    std::size_t d_out() const override { return sizes_.back(); }
+    std::size_t n_hidden() const override { return relu_ ? hidden_total_ : 0; }
+    std::size_t scratch_size() const override { return 3 * (hidden_total_ + sizes_.back()) + 2 * widest(); }
+    bool linear_switches() const override { return depth() == 2; }
+    int switch_layer(std::size_t unit) const override { return static_cast<int>(unit_layer_[unit]); }
+    std::size_t switch_neuron(std::size_t unit) const override {
+        return unit - unit_offset_[unit_layer_[unit]];
+    }
+
+    void forward(const double* theta, const double* X, std::size_t n, const double* slopes, double* out,
+                 double* scratch) const override {
+        double* h = scratch;  // pre-activations of every hidden unit
+        for (std::size_t i = 0; i < n; ++i) {
+            run_sample(theta, X + i * d_in(), slopes ? slopes + i * n_hidden() : nullptr, h, out + i * d_out(),
+                       scratch + hidden_total_);
+        }
+    }
+
+    void vjp(const double* theta, const double* X, std::size_t n, const double* slopes, const double* G,
+             double* grad, double* scratch) const override {
+        for (std::size_t q = 0; q < n_params_; ++q) grad[q] = 0.0;
+        double* h = scratch;
+        double* a = scratch + hidden_total_;                 // activations (hidden units)
+        double* out = a + hidden_total_;
+        double* back = out + d_out();                        // d/d(pre-activation) of every hidden unit
+        for (std::size_t i = 0; i < n; ++i) {
+            const double* x = X + i * d_in();
+            const double* sl = slopes ? slopes + i * n_hidden() : nullptr;
+            run_sample(theta, x, sl, h, out, a);
+            backprop(theta, x, sl, a, G + i * d_out(), back, grad);
+        }
+    }
+
+    void preactivations(const double* theta, const double* X, std::size_t n, const double* slopes, double* h,
+                        double* scratch) const override {
+        if (!relu_) return;
+        for (std::size_t i = 0; i < n; ++i)
+            run_sample(theta, X + i * d_in(), slopes ? slopes + i * n_hidden() : nullptr, h + i * hidden_total_,
+                       scratch, scratch + d_out());
+    }
+
+    // d F / d s_k = back_k(G) * grad_theta h_k, with back_k the backpropagated signal reaching unit k
+    void slope_direction(const double* theta, const double* X, const double* slopes, std::size_t k, const double* G,
+                         double* out) const override {
+        const std::size_t i = k / hidden_total_, unit = k % hidden_total_;
+        const double signal = back_to_activation(theta, slopes + i * hidden_total_, G + i * d_out(), unit);
+        switch_normal(theta, X, slopes, k, out);
+        for (std::size_t q = 0; q < n_params_; ++q) out[q] *= signal;
+    }
+
+    void switch_normal(const double* theta, const double* X, const double* slopes, std::size_t k,
+                       double* out) const override {
+        const std::size_t i = k / hidden_total_, unit = k % hidden_total_;
+        const double* x = X + i * d_in();
+        const double* sl = slopes + i * hidden_total_;
+        std::vector<double> h(hidden_total_), a(hidden_total_), o(d_out()), back(hidden_total_, 0.0);
+        run_sample(theta, x, sl, h.data(), o.data(), a.data());
+        for (std::size_t q = 0; q < n_params_; ++q) out[q] = 0.0;
+        back[unit] = 1.0;
+        backprop_from(theta, x, sl, a.data(), unit_layer_[unit], back.data(), out);
+    }
+
+    double switch_scale(const double* theta, const double* X, const double* slopes, std::size_t k) const override {
+        const std::size_t i = k / hidden_total_, unit = k % hidden_total_;
+        const double* x = X + i * d_in();
+        std::vector<double> h(hidden_total_), a(hidden_total_), o(d_out());
+        run_sample(theta, x, slopes + i * hidden_total_, h.data(), o.data(), a.data());
+        const std::size_t l = unit_layer_[unit] + 1, row = unit - unit_offset_[l - 1];
+        const double* in = l == 1 ? x : a.data() + unit_offset_[l - 2];
+        double s = bias_ ? std::abs(theta[bias_offset_ + unit]) : 0.0;
+        for (std::size_t c = 0; c < sizes_[l - 1]; ++c) s += std::abs(weight(theta, l - 1, row, c) * in[c]);
+        return s;
+    }
+
+    void add_weighted_hessian(const double*, const double*, std::size_t, const double*, const double*,
+                              double*) const override {
+        throw std::logic_error("no analytic Hessian for layered networks");
+    }
+    bool has_hessian() const override { return false; }
+
+private:
+    std::size_t widest() const {
+        std::size_t w = 0;
+        for (std::size_t s : sizes_) w = std::max(w, s);
+        return w;
+    }
+
+    double weight(const double* theta, std::size_t l, std::size_t r, std::size_t c) const {
+        const long k = maps_[l][r * sizes_[l] + c];
+        return k == 0 ? 0.0 : theta[offsets_[l] + static_cast<std::size_t>(k - 1)];
+    }
+
+    // forward pass of one sample: h (hidden pre-activations), out (d_out), a (hidden activations)
+    void run_sample(const double* theta, const double* x, const double* slopes, double* h, double* out,
+                    double* a) const {
+        const double* in = x;
+        for (std::size_t l = 1; l <= depth(); ++l) {
+            const std::size_t rows = sizes_[l], cols = sizes_[l - 1];
+            const bool hidden = l < depth();
+            for (std::size_t r = 0; r < rows; ++r) {
+                double s = 0.0;
+                for (std::size_t c = 0; c < cols; ++c) s += weight(theta, l - 1, r, c) * in[c];
+                if (hidden) {
+                    const std::size_t u = unit_offset_[l - 1] + r;
+                    if (bias_) s += theta[bias_offset_ + u];
+                    h[u] = s;
+                    // no slopes given: the value of the network, sigma'(h) = 1[h > 0]
+                    a[u] = !relu_ ? s : slopes ? slopes[u] * s : (s > 0.0 ? s : 0.0);
+                } else {
+                    if (skip_)
+                        for (std::size_t c = 0; c < d_in(); ++c) s += theta[skip_offset_ + r * d_in() + c] * x[c];
+                    out[r] = s;
+                }
+            }
+            if (hidden) in = a + unit_offset_[l - 1];
+        }
+    }
+
+    // gradient of G . Phi; back receives d/dh of every hidden unit
+    void backprop(const double* theta, const double* x, const double* slopes, const double* a, const double* G,
+                  double* back, double* grad) const {
+        const std::size_t m = depth();
+        const double* last_in = m == 1 ? x : a + unit_offset_[m - 2];
+        for (std::size_t r = 0; r < d_out(); ++r) {
+            if (G[r] == 0.0) continue;
+            for (std::size_t c = 0; c < sizes_[m - 1]; ++c) {
+                const long k = maps_[m - 1][r * sizes_[m - 1] + c];
+                if (k) grad[offsets_[m - 1] + static_cast<std::size_t>(k - 1)] += G[r] * last_in[c];
+            }
+            if (skip_)
+                for (std::size_t c = 0; c < d_in(); ++c) grad[skip_offset_ + r * d_in() + c] += G[r] * x[c];
+        }
+        for (std::size_t u = 0; u < hidden_total_; ++u) back[u] = 0.0;
+        const std::size_t top = unit_offset_[m - 2];
+        for (std::size_t c = 0; c < sizes_[m - 1]; ++c) {
+            double s = 0.0;
+            for (std::size_t r = 0; r < d_out(); ++r) s += G[r] * weight(theta, m - 1, r, c);
+            back[top + c] = relu_ ? s * slopes[top + c] : s;
+        }
+        backprop_from(theta, x, slopes, a, m - 2, back, grad);
+    }
+
+    // given back (d/dh) on hidden layer `layer` (0-based hidden index), accumulate grad through it and below
+    void backprop_from(const double* theta, const double* x, const double* slopes, const double* a,
+                       std::size_t layer, double* back, double* grad) const {
+        for (std::size_t hl = layer + 1; hl-- > 0;) {
+            const std::size_t l = hl + 1;  // weight layer l maps layer l-1 -> hidden layer hl
+            const std::size_t rows = sizes_[l], cols = sizes_[l - 1];
+            const double* in = hl == 0 ? x : a + unit_offset_[hl - 1];
+            for (std::size_t r = 0; r < rows; ++r) {
+                const std::size_t u = unit_offset_[hl] + r;
+                const double d = back[u];
+                if (d == 0.0) continue;
+                if (bias_) grad[bias_offset_ + u] += d;
+                for (std::size_t c = 0; c < cols; ++c) {
+                    const long k = maps_[l - 1][r * cols + c];
+                    if (k) grad[offsets_[l - 1] + static_cast<std::size_t>(k - 1)] += d * in[c];
+                }
+                if (hl > 0)
+                    for (std::size_t c = 0; c < cols; ++c) {
+                        const std::size_t below = unit_offset_[hl - 1] + c;
+                        const double w = weight(theta, l - 1, r, c);
+                        if (w != 0.0) back[below] += d * w * (relu_ ? slopes[below] : 1.0);
+                    }
+            }
+        }
+    }
+
+    // d (G . Phi) / d a_unit: the signal that reaches unit `unit`'s activation from above
+    double back_to_activation(const double* theta, const double* slopes, const double* G, std::size_t unit) const {
+        const std::size_t m = depth();
+        std::vector<double> back(hidden_total_, 0.0);
+        // d/d a of the last hidden layer
+        const std::size_t top = unit_offset_[m - 2];
+        for (std::size_t c = 0; c < sizes_[m - 1]; ++c)
+            for (std::size_t r = 0; r < d_out(); ++r) back[top + c] += G[r] * weight(theta, m - 1, r, c);
+        for (std::size_t hl = m - 2; hl > unit_layer_[unit]; --hl) {
+            // from d/da on hidden layer hl to d/da on hidden layer hl-1
+            const std::size_t l = hl + 1;
+            for (std::size_t r = 0; r < sizes_[l]; ++r) {
+                const std::size_t u = unit_offset_[hl] + r;
+                const double d = back[u] * (relu_ ? slopes[u] : 1.0);
+                if (d == 0.0) continue;
+                for (std::size_t c = 0; c < sizes_[l - 1]; ++c)
+                    back[unit_offset_[hl - 1] + c] += d * weight(theta, l - 1, r, c);
+            }
+        }
+        return back[unit];
+    }
+
+    std::vector<std::size_t> sizes_;
+    std::vector<std::vector<long>> maps_;
+    bool relu_, bias_, skip_;
+    std::vector<std::size_t> offsets_, unit_offset_, unit_layer_;
+    std::size_t bias_offset_ = 0, skip_offset_ = 0, n_params_ = 0, hidden_total_ = 0;
+};
+
+}  // namespace fastflow
