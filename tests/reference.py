@@ -8,6 +8,16 @@ decision.
 Model: Phi(x) = W2 @ sigma(W1 @ x), W1 (width, d), W2 (d_out, width), theta = [W1.ravel(), W2.ravel()].
 Each (sample i, neuron j) pair has a mode: ACTIVE (slope 1), INACTIVE (slope 0) or SLIDING (held on h_ij = 0,
 slope s_ij in [0, 1] chosen by minimal norm).
+
+Decisions beyond the letter of the spec, each with its reason at the place it is made:
+- An exit (s reaching 0 or 1) is tangent at first order, so its side comes from where s is going and the sign
+  of D (the KKT rule of NUMERICS.md 3), not from dh.
+- If the one-shot decision gives a field that contradicts itself at once (an attracting and a repelling surface
+  of one neuron meeting), the consistent mode choice of least speed is taken instead.
+- Exit functions are D^2 s and D^2 (1 - s), with bands from the integrator's accuracy (~100 rtol of the terms
+  before cancellation): a slide does not end on noise where D and c are both ~0.
+- A neuron whose surfaces span R^d is put at w_j = 0 exactly; a function that starts on its surface and leaves
+  downwards is located where it leaves its band, so the event just handled is never re-detected.
 """
 
 from __future__ import annotations
@@ -80,8 +90,9 @@ class _Net:
     def __init__(self, X, y, width, d_out, loss, rtol=0.0):
         self.X, self.y, self.loss = X, y, loss
         # Quantities computed from an integrated state are known to about rtol times the size of the terms
-        # summed into them (rounding alone: a few ulps). Used for the exit functions' bands.
-        self.rel_noise = max(ZERO_ULPS * EPS, rtol)
+        # summed into them (rounding alone: a few ulps), with a margin for the global error. Used for the
+        # exit functions' bands, so a slide does not end on noise.
+        self.rel_noise = max(ZERO_ULPS * EPS, 100 * rtol)
         self.n, self.d = X.shape
         self.width, self.d_out = width, d_out
         self.n1 = width * self.d
@@ -106,7 +117,7 @@ class _Net:
         g = np.concatenate([g1.ravel(), g2.ravel()])
         if not with_scales:
             return L, g, D
-        absD = np.abs(R) @ np.abs(W2)
+        absD = self._abs_dphi(post @ W2.T, R) @ np.abs(W2)
         return L, g, D, (absD * slopes).T @ np.abs(self.X), absD
 
     def parts_many(self, Y, slopes):
@@ -118,10 +129,15 @@ class _Net:
         phi = np.einsum("mij,ojm->mio", post, W2s)
         R = _loss_and_dphi(phi, self.y, self.loss)[1]
         D = np.einsum("mio,ojm->mij", R, W2s)
-        absD = np.einsum("mio,ojm->mij", np.abs(R), np.abs(W2s))
+        absD = np.einsum("mio,ojm->mij", self._abs_dphi(phi, R), np.abs(W2s))
         g1 = np.einsum("mij,id->mjd", D * slopes[None], self.X)
         abs_g1 = np.einsum("mij,id->mjd", absD * slopes[None], np.abs(self.X))
         return D, g1, abs_g1, absD
+
+    def _abs_dphi(self, phi, R):
+        """Size of dL/dPhi before cancellation: a square-loss residual Phi - y near 0 is known only to about
+        rel_noise * (|Phi| + |y|), and every D and c built from it inherits that."""
+        return np.abs(phi) + np.abs(self.y) if self.loss == "square" else np.abs(R)
 
     def h(self, theta):
         return self.X @ self.split(theta)[0].T
@@ -156,29 +172,23 @@ class _Piece:
         # position of each sliding pair inside its neuron's block, to gather s in pairs_sliding order
         self._slot = [(j, int(np.searchsorted(self.sliding[j][0], i))) for i, j in self.pairs_sliding]
 
-    def _sliding_terms(self, theta):
-        """Velocity and, per sliding pair (order of pairs_sliding), c = s * D, D and rounding scales of both.
+    def velocity(self, theta):
+        """dtheta/dt = -m(theta) and the implied slopes s of the sliding pairs (order of pairs_sliding).
 
         Inside a sliding segment all s are interior, so the minimal norm is the unconstrained least squares:
         remove from g_wj its component in span{x_i : (i, j) sliding}; its coefficients are c = s * D."""
         net = self.net
-        _, g, D, abs_g1, absD = net.parts(theta, self.slopes, with_scales=True)
-        c_of, cn_of = {}, {}
+        _, g, D = net.parts(theta, self.slopes)
+        s = np.empty(len(self.pairs_sliding))
+        c_of = {}
         for j, (idx, Xz, B) in self.sliding.items():
             blk = slice(j * net.d, (j + 1) * net.d)
             c_of[j] = -B @ g[blk]
-            cn_of[j] = net.rel_noise * (np.abs(B) @ abs_g1[j])
             g[blk] += Xz.T @ c_of[j]
-        i, j = self.pairs_sliding.T if len(self.pairs_sliding) else (np.zeros(0, int),) * 2
-        c = np.array([c_of[jj][p] for jj, p in self._slot])
-        c_noise = np.array([cn_of[jj][p] for jj, p in self._slot])
-        return -g, c, D[i, j], c_noise, net.rel_noise * absD[i, j]
-
-    def velocity(self, theta):
-        """dtheta/dt = -m(theta) and the implied slopes s = c / D of the sliding pairs (order of pairs_sliding)."""
-        v, c, D, _, _ = self._sliding_terms(theta)
-        safe = np.abs(D) > 1e-300  # D = 0: the pair does not act on the gradient, its s is meaningless
-        return v, np.where(safe, c / np.where(safe, D, 1.0), 0.5)
+        for k, ((i, j), (_, p)) in enumerate(zip(self.pairs_sliding, self._slot)):
+            # D = 0: the pair does not act on the gradient and its s is meaningless; call it neutral
+            s[k] = c_of[j][p] / D[i, j] if abs(D[i, j]) > 1e-300 else 0.5
+        return -g, s
 
     def switching(self, theta):
         """switching_many() at one state: (values, bands), each (K,)."""
@@ -404,7 +414,7 @@ def _first_crossings(piece, sol, t0, t1):
 
     The functions are checked on N_SAMPLES sub-intervals, so a sign that returns inside the step is seen. A
     function counts as crossed once it is below minus its band at a sample; the root is bracketed from the last
-    sample where it was >= 0. A function that merely starts at 0 (the surface just handled) is not re-detected."""
+    sample where it was > 0. A function that merely starts at 0 (the surface just handled) is not re-detected."""
     ts = np.linspace(t0, t1, N_SAMPLES + 1)
     G, bands = piece.switching_many(sol(ts))  # (samples, functions)
     bands = bands.min(axis=0)
@@ -415,11 +425,11 @@ def _first_crossings(piece, sol, t0, t1):
             out[k] = ts[0]
             continue
         g = lambda t, k=k: piece.switching(sol(t))[0][k]  # noqa: E731
-        nonneg = np.flatnonzero(G[:m, k] >= 0.0)
-        if nonneg.size:
-            a, shift = ts[nonneg[-1]], 0.0
+        positive = np.flatnonzero(G[:m, k] > 0.0)
+        if positive.size:
+            a, shift = ts[positive[-1]], 0.0
         else:
-            # It started inside its band below zero (a surface just handled, placed to rounding) and leaves it
+            # It started on its surface (just handled, placed to rounding: within the band) and leaves it
             # downwards: the crossing is where it leaves the band, so time moves on instead of re-detecting t0.
             a, shift = ts[m - 1], bands[k]
         out[k] = brentq(lambda t: g(t) + shift, a, ts[m], xtol=max(1e-15 * abs(ts[m]), 1e-300), rtol=4 * EPS,
@@ -432,12 +442,28 @@ def _first_crossings(piece, sol, t0, t1):
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def _guarded(velocity):
+    """The solver's right-hand side. A trial step far too long (e.g. the initial-step guess when the field is
+    tiny) can overflow exp(-q); the non-finite error estimate makes DOP853 reject and shrink the step, so that
+    is not an error worth a warning."""
+
+    def fun(_t, theta):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return velocity(theta)[0]
+
+    return fun
+
+
 def reference_flow(X, y, W1, W2, loss, t_max, activation="relu", rtol=1e-12, atol=1e-14, max_events=10_000,
                    keep_dense=False):
     """Minimal-norm subgradient flow from (W1, W2) up to t_max.
 
     Returns dict(theta, events, status, n_pieces, t) and, with keep_dense=True, segments = list of
-    (t_start, t_end, dense_output) covering [0, t] (each dense_output maps t -> theta)."""
+    (t_start, t_end, dense_output) covering [0, t] (each dense_output maps t -> theta).
+    events: (t, kind, sample, 0, neuron), kind in activate / deactivate / slide_start / slide_end; at t = 0 only
+    slide_start is recorded (there is no earlier mode). status: "t_max", "converged" (square loss,
+    ||dtheta/dt|| < GTOL), "stationary" (dtheta/dt exactly 0) or "max_events" (max_events decision points, or
+    MAX_STUCK of them in a row at one t)."""
     X = np.array(X, dtype=float)
     W1, W2 = np.array(W1, dtype=float), np.array(W2, dtype=float)
     n = X.shape[0]
@@ -471,7 +497,7 @@ def reference_flow(X, y, W1, W2, loss, t_max, activation="relu", rtol=1e-12, ato
         if t >= t_max:
             break
         n_pieces += 1
-        solver = DOP853(lambda _t, th: piece.velocity(th)[0], t, theta, t_max, rtol=rtol, atol=atol)
+        solver = DOP853(_guarded(piece.velocity), t, theta, t_max, rtol=rtol, atol=atol)
         fired = None
         while solver.status == "running":
             msg = solver.step()

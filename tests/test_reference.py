@@ -175,3 +175,38 @@ def test_statuses():
     res = reference_flow(X, np.eye(2), np.eye(2), np.eye(2) * 0.5, "square", 1e3, activation="linear")
     assert res["status"] == "converged" and res["events"] == []
     assert loss_value(X, np.eye(2), *split(res["theta"], 2, 2, 2), "square", activation="linear") < 1e-24
+
+
+def test_slide_from_t0_on_a_surface():
+    # The same data as above, started on x_0's surface: an attracting surface at t = 0 is entered at once.
+    X = np.array([[1.0, 0.0], [1.0, 1.0]])
+    res = reference_flow(X, [-1.0, 1.0], [[0.0, 1.0]], [[1.0]], "exponential", 5.0)
+    assert res["events"] == [(0.0, "slide_start", 0, 0, 0)]
+    assert res["theta"][0] == 0.0
+
+
+def battery_problem(seed):
+    """The generator of the random battery the reference was debugged on."""
+    rng = np.random.default_rng(seed)
+    n, d, k = rng.integers(3, 8), rng.integers(2, 4), rng.integers(2, 5)
+    loss = ["exponential", "logistic", "square"][seed % 3]
+    d_out = 2 if loss == "square" else 1
+    X = rng.standard_normal((n, d))
+    y = rng.standard_normal((n, d_out)) if loss == "square" else rng.choice([-1.0, 1.0], n)
+    return X, y, rng.standard_normal((k, d)), rng.standard_normal((d_out, k)), loss
+
+
+@pytest.mark.parametrize("seed", [
+    132,  # a sliding neuron carried to w_j = 0, where all its surfaces meet
+    166,  # an attracting and a repelling surface of one neuron meet (one-shot decision contradicts itself)
+    217,  # a repelling slide ends at s = 1: it must leave to the inactive side
+    248,  # two slides end together where the neuron's gradient cancels to ~0
+    113,  # square loss, a sample's residual -> 0 while it slides: s = c / D is 0 / 0 (noise must not end it)
+])
+def test_hard_cases_run_to_the_end(seed):
+    X, y, W1, W2, loss = battery_problem(seed)
+    res = reference_flow(X, y, W1, W2, loss, 30.0)
+    assert res["status"] == "t_max"
+    assert len(res["events"]) < 30
+    b0 = balance(np.r_[W1.ravel(), W2.ravel()], *W1.shape, W2.shape[0])
+    assert np.allclose(balance(res["theta"], *W1.shape, W2.shape[0]), b0, rtol=0, atol=1e-10)
