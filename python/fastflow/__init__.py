@@ -2,10 +2,10 @@
 from . import init
 from .data import Dataset
 from .flow import EVENT_KINDS, STATUSES, Trajectory, flow, flow_many
-from .networks import Network, two_layer
+from .networks import Network, conv_disjoint, diagonal, fully_connected, two_layer
 from .rank import rank, stable_rank
 
 __version__ = "0.1.0"
 
-__all__ = ["Dataset", "EVENT_KINDS", "Network", "STATUSES", "Trajectory", "flow", "flow_many", "init", "rank",
-           "stable_rank", "two_layer"]
+__all__ = ["Dataset", "EVENT_KINDS", "Network", "STATUSES", "Trajectory", "conv_disjoint", "diagonal", "flow",
+           "flow_many", "fully_connected", "init", "rank", "stable_rank", "two_layer"]

@@ -110,13 +110,9 @@ def _problem(net, data, loss, t_max, log_t_max, rtol, atol, t_eval, max_events, 
 
 
 def _margin(net, data, theta, loss):
-    if loss == "square" or not net.is_homogeneous:
+    if loss == "square":
         return float("nan")
-    norm = np.linalg.norm(theta)
-    if norm == 0:
-        return 0.0
-    q = data.binary_labels(loss) * net.forward(theta, data.X)[:, 0]
-    return float(np.min(q) / norm**net.degree)
+    return net.normalized_margin(theta, data.X, data.binary_labels(loss))
 
 
 def _trajectory(raw, net, data, loss, time, t_eval):

@@ -17,8 +17,14 @@ def gaussian(net, std, rng=None):
 
 
 def _scaled(net, rng, variance):
+    """Each layer's parameters N(0, variance(fan_out, fan_in)); biases 0; a skip matrix like a layer d_in -> d_out."""
     rng = _rng(rng)
-    return net.join([rng.normal(0.0, np.sqrt(variance(*s)), s) for s in net.layer_shapes])
+    parts = [rng.normal(0.0, np.sqrt(variance(*shape)), p) for shape, p in zip(net.layer_shapes, net.layer_params)]
+    if net.bias:
+        parts.append(np.zeros(sum(net.hidden_widths)))
+    if net.skip:
+        parts.append(rng.normal(0.0, np.sqrt(variance(net.d_out, net.d_in)), net.d_out * net.d_in))
+    return np.concatenate(parts)
 
 
 def xavier(net, rng=None):
@@ -43,6 +49,8 @@ def sphere(net, radius, rng=None):
     """Rows of the hidden layers' matrices and columns of the output matrix uniform on the sphere of `radius`
     (the rank paper's section 3.1)."""
     radius = real_scalar("radius", radius, low=0.0)
+    if net.has_sharing or net.bias or net.skip or any(np.any(g == 0) for g in net.maps):
+        raise ValueError("sphere initialisation is defined for fully connected networks")
     rng = _rng(rng)
     mats = [radius * _unit_rows(rng, *s) for s in net.layer_shapes[:-1]]
     out_rows, out_cols = net.layer_shapes[-1]
@@ -53,8 +61,8 @@ def sphere(net, radius, rng=None):
 def balanced(net, scale, rng=None):
     """Two-layer 'scaled' initialisation |v_j| = ||w_j|| = scale with uniform directions and random output signs
     (the convex-geometry paper's Lemma 1)."""
-    if net.depth != 2:
-        raise ValueError("balanced initialisation is defined for two-layer networks")
+    if net.depth != 2 or net.has_sharing or net.bias or net.skip or any(np.any(g == 0) for g in net.maps):
+        raise ValueError("balanced initialisation is defined for fully connected two-layer networks")
     scale = real_scalar("scale", scale, low=0.0)
     rng = _rng(rng)
     (width, d_in), (d_out, _) = net.layer_shapes

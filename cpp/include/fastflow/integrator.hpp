@@ -310,7 +310,8 @@ private:
 
     void initial_modes() {
         if (NS_ == 0) return;
-        model_.preactivations(theta_.data(), X_, n_, slopes_.data(), h_.data(), scratch_.data());
+        // no slopes yet: deeper layers see the activations of the convention sigma'(h) = 1[h > 0]
+        model_.preactivations(theta_.data(), X_, n_, nullptr, h_.data(), scratch_.data());
         std::vector<std::size_t> on_surface;
         for (std::size_t k = 0; k < NS_; ++k) {
             const double b = band(theta_.data(), k);
