@@ -127,3 +127,29 @@ def test_layered_core_matches_two_layer_core():
     b = ff.flow(general, (X, y), theta0, t_max=30.0, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(b.theta, a.theta, rtol=1e-9, atol=1e-12)
     assert list(a.events["kind"]) == list(b.events["kind"])
+
+
+@pytest.mark.parametrize("loss", ["exponential", "logistic"])
+def test_one_vs_all_decouples_into_binary_problems(loss):
+    # convex-geometry paper eq. (4): K independent two-layer networks under the one-vs-all loss are K binary
+    # flows. As one class-N network: hidden block k feeds output k only.
+    rng = np.random.default_rng(7)
+    n, d, width, K = 9, 3, 3, 3
+    X = unit_rows(rng, n, d)
+    classes = np.arange(n) % K
+    first = np.arange(1, K * width * d + 1).reshape(K * width, d)
+    second = np.zeros((K, K * width), dtype=int)
+    for k in range(K):
+        second[k, k * width:(k + 1) * width] = np.arange(1, width + 1) + k * width
+    net = ff.Network([first, second])
+    theta0 = ff.init.gaussian(net, 0.7, rng)
+    W1, W2 = net.split(theta0)
+    traj = ff.flow(net, (X, classes), theta0, loss=loss, t_max=50.0, rtol=1e-12, atol=1e-14)
+    V1, V2 = net.split(traj.theta)
+    block = ff.two_layer(d, width)
+    for k in range(K):
+        rows = slice(k * width, (k + 1) * width)
+        y_k = np.where(classes == k, 1.0, -1.0)
+        single = ff.flow(block, (X, y_k), block.join([W1[rows], W2[k:k + 1, rows]]), loss=loss, t_max=50.0,
+                         rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(block.join([V1[rows], V2[k:k + 1, rows]]), single.theta, rtol=1e-8, atol=1e-10)

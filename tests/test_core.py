@@ -344,11 +344,12 @@ def test_integrate_wrong_y_size(problem, fn):
         getattr(_core, fn)(model, X, y[:-1], first, **options(), **extra)
 
 
-def test_integrate_d_out_2_with_binary_loss(problem):
+def test_integrate_d_out_2_needs_labels_per_output(problem):
+    # one-vs-all: a classification loss with d_out = 2 takes one +-1 label per sample and output
     _, X, y, _ = problem
     model = _core.TwoLayer(3, 4, 2, "relu")
     with pytest.raises(ValueError, match="d_out"):
-        _core.integrate(model, X, np.repeat(y, 2), np.zeros(model.n_params), **options())
+        _core.integrate(model, X, y, np.zeros(model.n_params), **options())
 
 
 def test_integrate_unknown_loss(problem):

@@ -29,11 +29,8 @@ Problem make_problem(const Model& model, const farray& X, const farray& Y, const
         throw std::invalid_argument("X must be 2-D with d_in columns");
     pb.n = static_cast<std::size_t>(X.shape(0));
     pb.opt.loss = loss_from_name(loss);
-    const std::size_t per_sample = is_classification(pb.opt.loss) ? 1 : model.d_out();
-    if (static_cast<std::size_t>(Y.size()) != pb.n * per_sample)
-        throw std::invalid_argument("y must have one target per sample (d_out per sample for the square loss)");
-    if (is_classification(pb.opt.loss) && model.d_out() != 1)
-        throw std::invalid_argument("binary classification losses need d_out = 1");
+    if (static_cast<std::size_t>(Y.size()) != pb.n * model.d_out())
+        throw std::invalid_argument("y must have d_out targets (labels +-1 for classification) per sample");
     pb.opt.tau_max = tau_max;
     pb.opt.rtol = rtol;
     pb.opt.atol = atol;

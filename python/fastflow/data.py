@@ -41,6 +41,19 @@ class Dataset:
             raise ValueError(f"y: labels must be +1 or -1 for the {loss} loss")
         return np.ascontiguousarray(y)
 
+    def one_vs_all(self, loss, n_classes):
+        """(n, K) labels +-1 for a one-vs-all classification loss: y_nk = +1 if sample n is of class k, else -1
+        (from integer class labels in [0, K), or given directly as a +-1 matrix)."""
+        if self.y.ndim == 2:
+            if self.y.shape[1] != n_classes or not np.all(np.abs(self.y) == 1.0):
+                raise ValueError(f"y must be (n, {n_classes}) labels +-1 or integer classes for the {loss} loss")
+            return self.y
+        classes = self.y
+        if not np.all(classes == np.round(classes)) or classes.min() < 0 or classes.max() >= n_classes:
+            raise ValueError(f"y: class labels must be integers in [0, {n_classes}) for the {loss} loss with "
+                             f"d_out = {n_classes}")
+        return np.where(classes[:, None] == np.arange(n_classes)[None, :], 1.0, -1.0)
+
     def targets(self, d_out):
         """y as (n, d_out) regression targets for the square loss."""
         y = self.y.reshape(self.n, -1)

@@ -78,10 +78,10 @@ def _problem(net, data, loss, t_max, log_t_max, rtol, atol, t_eval, max_events, 
         raise ValueError(f"X has {data.d} columns but the network has d_in = {net.d_in}")
     if loss == "square":
         y = data.targets(net.d_out)
-    else:
-        if net.d_out != 1:
-            raise ValueError(f"the {loss} loss is binary: the network needs d_out = 1, got {net.d_out}")
+    elif net.d_out == 1:
         y = data.binary_labels(loss)
+    else:
+        y = data.one_vs_all(loss, net.d_out)
     rtol = real_scalar("rtol", rtol, low=0.0, high=0.1, low_open=True)
     atol = real_scalar("atol", atol, low=0.0)
     time = _TimeMap(loss)
@@ -109,13 +109,11 @@ def _problem(net, data, loss, t_max, log_t_max, rtol, atol, t_eval, max_events, 
     return data, y, time, t_eval, options
 
 
-def _margin(net, data, theta, loss):
-    if loss == "square":
-        return float("nan")
-    return net.normalized_margin(theta, data.X, data.binary_labels(loss))
+def _margin(net, data, theta, loss, y):
+    return float("nan") if loss == "square" else net.normalized_margin(theta, data.X, y)
 
 
-def _trajectory(raw, net, data, loss, time, t_eval):
+def _trajectory(raw, net, data, y, loss, time, t_eval):
     t, log_t = time.t_and_log_t(raw["tau"])
     ev_t, ev_log_t = time.t_and_log_t(raw["event_tau"])
     events = np.zeros(len(ev_t), dtype=EVENT_DTYPE)
@@ -129,7 +127,7 @@ def _trajectory(raw, net, data, loss, time, t_eval):
     return Trajectory(
         status=STATUSES[raw["status"]], message=raw["message"], t=float(t), log_t=float(log_t), theta=theta,
         loss=float(loss_value), log_loss=float(raw["log_loss"]), grad_norm=float(grad_norm),
-        margin=_margin(net, data, theta, loss), events=events, n_steps=int(raw["n_steps"]),
+        margin=_margin(net, data, theta, loss, y), events=events, n_steps=int(raw["n_steps"]),
         n_rejected=int(raw["n_rejected"]), n_rhs=int(raw["n_rhs"]), t_eval=t_eval, theta_at=raw["theta_eval"],
         loss_at=loss_at)
 
@@ -138,7 +136,8 @@ def flow(net, data, theta0, loss="exponential", t_max=1e6, log_t_max=None, rtol=
          max_events=100_000, max_steps=10_000_000, gtol=None):
     """Integrate the minimal-norm (sub)gradient flow d theta/dt = -m(theta) from theta0.
 
-    loss: "exponential" | "logistic" (y of +-1, log-space, any horizon) | "square" (real targets).
+    loss: "exponential" | "logistic" (y of +-1, log-space, any horizon; with d_out = K > 1 one-vs-all over
+    integer class labels in [0, K)) | "square" (real targets).
     t_max, or log_t_max for horizons past float64 (classification losses). gtol: stop ("converged") once
     ||grad L|| <= gtol (default 1e-10 for the square loss, 0 otherwise). t_eval: sorted times for dense samples (theta_at, loss_at). Ctrl-C returns the run so far
     with status "interrupted".
@@ -147,7 +146,7 @@ def flow(net, data, theta0, loss="exponential", t_max=1e6, log_t_max=None, rtol=
                                               max_steps, gtol)
     theta0 = net.check_theta(theta0, "theta0")
     raw = _core.integrate(net._core, data.X, y, theta0, **options)
-    return _trajectory(raw, net, data, loss, time, t_eval)
+    return _trajectory(raw, net, data, y, loss, time, t_eval)
 
 
 def flow_many(net, data, thetas0, threads=None, **kwargs):
@@ -167,4 +166,4 @@ def flow_many(net, data, thetas0, threads=None, **kwargs):
         raise ValueError(f"thetas0 must have n_params = {net.n_params} columns, got {thetas0.shape[1]}")
     threads = os.cpu_count() or 1 if threads is None else positive_int("threads", threads)
     raws = _core.integrate_many(net._core, data.X, y, thetas0, threads=threads, **options)
-    return [_trajectory(raw, net, data, loss, time, t_eval) for raw in raws]
+    return [_trajectory(raw, net, data, y, loss, time, t_eval) for raw in raws]

@@ -170,10 +170,11 @@ class Network:
             return float("nan")
         if norm == 0:
             return 0.0
-        out = self.forward(theta, X)[:, 0]
+        y = np.asarray(y, dtype=float).reshape(len(X), -1)   # +-1 labels, one column per output
+        out = self.forward(theta, X)
         if not self.skip:
             return float(np.min(y * out) / norm**self.degree)
-        skip = X @ self.split(theta)[-1][0]
+        skip = X @ self.split(theta)[-1].T
         return float(np.min(y * ((out - skip) / norm**self.degree + skip / norm)))
 
     def __repr__(self):

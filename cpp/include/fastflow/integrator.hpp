@@ -73,7 +73,7 @@ public:
         coef_.resize((dopri5::DENSE_DEGREE + 1) * p_);
         out_.resize(n_ * c_);
         G_.resize(n_ * c_);
-        logl_.resize(n_);
+        logl_.resize(n_ * c_);
         scratch_.resize(model.scratch_size());
         slopes_.assign(NS_, 0.0);
         mode_.assign(NS_, inactive);
@@ -233,13 +233,14 @@ private:
             logL_ = std::log(0.5 * s);
             return;
         }
+        // binary (d_out = 1) or one-vs-all (Y_ik = +-1 for every output k): L = sum_ik l(Y_ik Phi_ik)
         const double logfac = log_time_factor(opt_.loss, tau);
-        for (std::size_t i = 0; i < n_; ++i) {
-            const double q = Y_[i] * out_[i];
-            logl_[i] = log_ell(opt_.loss, q);
-            G_[i] = Y_[i] * std::exp(logfac + log_neg_dell(opt_.loss, q));
+        for (std::size_t q = 0; q < n_ * c_; ++q) {
+            const double margin = Y_[q] * out_[q];
+            logl_[q] = log_ell(opt_.loss, margin);
+            G_[q] = Y_[q] * std::exp(logfac + log_neg_dell(opt_.loss, margin));
         }
-        logL_ = log_sum_exp(logl_.data(), n_);
+        logL_ = log_sum_exp(logl_.data(), n_ * c_);
     }
 
     // directions D_a = dF/ds_a for the sliding switches, one row each
@@ -613,8 +614,8 @@ private:
             model_.forward(theta_.data(), X_, n_, slopes_.data(), out_.data(), scratch_.data());
             loss_weights(tau);
             model_.add_weighted_hessian(theta_.data(), X_, n_, slopes_.data(), G_.data(), J_.data());
-            std::vector<double> unit(n_, 0.0);
-            for (std::size_t i = 0; i < n_; ++i) {
+            std::vector<double> unit(n_ * c_, 0.0);
+            for (std::size_t i = 0; i < n_ * c_; ++i) {
                 unit[i] = 1.0;
                 model_.vjp(theta_.data(), X_, n_, slopes_.data(), unit.data(), fp_.data(), scratch_.data());
                 unit[i] = 0.0;
