@@ -317,7 +317,7 @@ private:
         for (std::size_t k = 0; k < NS_; ++k) {
             const double b = band(theta_.data(), k);
             if (h_[k] > b) mode_[k] = active, slopes_[k] = 1.0;
-            else if (h_[k] < -b) mode_[k] = inactive, slopes_[k] = 0.0;
+            else if (h_[k] < -b || b == 0.0) mode_[k] = inactive, slopes_[k] = 0.0;  // b = 0: all inputs zero
             else mode_[k] = unset, on_surface.push_back(k);
         }
         if (!on_surface.empty()) {
@@ -517,8 +517,11 @@ private:
         std::vector<std::size_t> set(Z_.begin(), Z_.end());
         set.insert(set.end(), fired.begin(), fired.end());
         model_.preactivations(theta_.data(), X_, n_, slopes_.data(), h_.data(), scratch_.data());
-        for (std::size_t k = 0; k < NS_; ++k)
-            if (std::abs(h_[k]) <= band(theta_.data(), k)) set.push_back(k);
+        // a deeper unit whose inputs are all exactly zero (scale 0) is no switch: its slope changes nothing
+        for (std::size_t k = 0; k < NS_; ++k) {
+            const double b = band(theta_.data(), k);
+            if (b > 0.0 && std::abs(h_[k]) <= b) set.push_back(k);
+        }
         std::sort(set.begin(), set.end());
         set.erase(std::unique(set.begin(), set.end()), set.end());
         project(set);
