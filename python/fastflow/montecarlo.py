@@ -483,8 +483,10 @@ class Checkpoint:
                 if i == len(lines) - 1:
                     break  # a damaged last line: drop it
                 raise ValueError(f"checkpoint {path}: line {i + 1} is not valid JSON") from None
+        if not records:
+            return None, {}, 0
         header = records[0]
-        if header.get("format") != CHECKPOINT_FORMAT:
+        if not isinstance(header, dict) or header.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not a fastflow Monte Carlo checkpoint")
         chunks = {}
         for rec in records[1:]:
@@ -618,7 +620,8 @@ def estimate(exp, n=10_000, seed=0, workers=None, executor=None, checkpoint=None
         ckpt = Checkpoint(checkpoint, header)
         for c, rec in ckpt.open(resume=True).items():
             # a chunk of an earlier run with another n may cover other samples: keep only exact matches
-            if c < n_chunks and (rec["start"], rec["stop"]) == bounds[c] and len(rec["labels"]) == rec["stop"] - rec["start"]:
+            whole = len(rec["labels"]) == rec["stop"] - rec["start"]
+            if c < n_chunks and (rec["start"], rec["stop"]) == bounds[c] and whole:
                 if any(s not in exp.labels for s in rec["labels"]):
                     raise ValueError(f"checkpoint {checkpoint}: chunk {c} has labels outside {exp.labels}")
                 done[c] = rec
@@ -670,12 +673,9 @@ def estimate(exp, n=10_000, seed=0, workers=None, executor=None, checkpoint=None
             if executor is None:
                 workers_eff = min(workers or os.cpu_count() or 1, len(todo))
                 if workers_eff > 1:
-                    import multiprocessing as mp
-                    method_name = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-                    ctx = mp.get_context(method_name)
-                    if method_name == "forkserver":
-                        ctx.set_forkserver_preload(["fastflow.montecarlo"])
-                    own_pool = cf.ProcessPoolExecutor(workers_eff, mp_context=ctx, initializer=_ignore_sigint)
+                    # the platform's default start method, as a plain ProcessPoolExecutor would use (fork on
+                    # Linux up to Python 3.13: scripts need no __main__ guard)
+                    own_pool = cf.ProcessPoolExecutor(workers_eff, initializer=_ignore_sigint)
                     pool, mode, parallel = own_pool, f"processes({workers_eff})", workers_eff
                 else:
                     pool = None

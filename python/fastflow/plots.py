@@ -45,7 +45,8 @@ def probability_bars(est, path=None):
     for k, (label, value, text) in enumerate(est.reference):
         if label in labels:
             xi = labels.index(label)
-            ax.hlines(value, xi - 0.45, xi + 0.45, colors=f"C{(k % 8) + 1}", linestyles="--", label=f"{text}: {value:.4g}")
+            ax.hlines(value, xi - 0.45, xi + 0.45, colors=f"C{(k % 8) + 1}", linestyles="--",
+                      label=f"{text}: {value:.4g}")
     ax.set_xticks(x, labels, rotation=20 if len(labels) > 3 else 0, ha="right" if len(labels) > 3 else "center")
     ax.set_ylabel("probability")
     ax.set_ylim(0, min(1.05, max(0.05, 1.15 * float(np.max(ci[:, 1])) + 0.02)))
@@ -138,8 +139,7 @@ def neuron_directions(exp, seed, samples, path=None, titles=None):
         ax.set_ylim(-1.45, 1.45)
         ax.set_xticks([])
         ax.set_yticks([])
-        title = titles[row] if titles else f"sample {k}"
-        ax.set_title(f"{exp.name}, {title}: neuron directions (colour: time)", fontsize=9)
+        ax.set_title(titles[row] if titles else f"sample {k}", fontsize=9)
         ax = fig.add_subplot(len(samples), 2, 2 * row + 2)
         ang = np.degrees(np.unwrap(np.arctan2(U[..., 1], U[..., 0]), axis=0))
         for j in range(width):
@@ -152,6 +152,8 @@ def neuron_directions(exp, seed, samples, path=None, titles=None):
         ax.grid(alpha=0.3)
         if width <= 10:
             ax.legend(fontsize=7, ncol=2)
+    fig.suptitle(f"{exp.name}: first-layer directions w_j/|w_j| along the flow (colour: time, early dark to late "
+                 "yellow; end markers: up v_j > 0, down v_j < 0, size ~ final |w_j|)", fontsize=9)
     return _save(fig, path)
 
 

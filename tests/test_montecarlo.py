@@ -1,0 +1,262 @@
+"""Monte Carlo estimates: interval coverage, reproducibility across executors, checkpoints, and the papers'
+experiments."""
+import json
+import math
+import pickle
+from functools import partial
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+
+from fastflow import experiments
+from fastflow.montecarlo import Checkpoint, Estimate, Experiment, estimate, interval, load_checkpoint, sample_rng
+from fastflow.networks import two_layer
+
+
+# --------------------------------------------------------------------------------------------------------------
+# an experiment whose probability is known exactly: the rank paper's Thm-3 init region S1 x S2 u S2 x S1 has
+# probability 2 (angle / 2 pi)^2 = 0.12660 under rows of W1 uniform on a sphere; the flow runs for t = 1e-9 only
+
+
+def init_region(traj, net, data):
+    X, _ = data
+    W10 = net.split(traj.theta_at[0])[0]  # t_eval = [0]: the initial point
+    h = X @ W10.T
+    s1 = (h[0] > 0) & (h[1] < 0)
+    s2 = (h[1] > 0) & (h[0] < 0)
+    return "in_S" if (s1[0] and s2[1]) or (s2[0] and s1[1]) else "out"
+
+
+def region_experiment(name="thm3-region", t_max=1e-9):
+    return Experiment(name=name, description="Thm 3's init region", prediction="2 (angle/2pi)^2",
+                      data=partial(experiments.fixed_data, experiments.TVS_X, experiments.TVS_Y),
+                      net=two_layer(2, 2, d_out=2), init=partial(experiments.thm3_init, radius=0.008), loss="square",
+                      flow={"t_max": t_max, "t_eval": [0.0]}, outcome=init_region, labels=["in_S", "out"])
+
+
+def test_sample_streams_are_the_children_of_the_seed():
+    ref = np.random.SeedSequence(12).spawn(10)
+    for k in (0, 3, 9):
+        np.testing.assert_array_equal(sample_rng(12, k).random(4), np.random.default_rng(ref[k]).random(4))
+
+
+@pytest.mark.parametrize("method, scipy_method", [("wilson", "wilson"), ("clopper-pearson", "exact")])
+def test_intervals_match_scipy(method, scipy_method):
+    for n in (1, 7, 50, 1000):
+        for k in sorted({0, 1, n // 3, n - 1, n}):
+            for conf in (0.9, 0.95, 0.99):
+                ref = binomtest(k, n).proportion_ci(confidence_level=conf, method=scipy_method)
+                np.testing.assert_allclose(interval(k, n, conf, method), (ref.low, ref.high), atol=1e-10)
+
+
+def test_wilson_interval_covers_the_exact_probability():
+    exp = region_experiment()
+    p = experiments.thm3_bound()
+    assert p == pytest.approx(0.12660, abs=5e-6)
+    cover = {"wilson": 0, "clopper-pearson": 0}
+    halfwidths = []
+    for seed in range(200):
+        est = estimate(exp, n=100, seed=seed, workers=1, progress=False, chunk_size=100)
+        k = est.counts["in_S"]
+        for method in cover:
+            lo, hi = interval(k, est.n, 0.95, method)
+            cover[method] += lo <= p <= hi
+        lo, hi = est.ci["in_S"]
+        assert (lo, hi) == interval(k, est.n, 0.95, "wilson")
+        halfwidths.append((hi - lo) / 2)
+    assert cover["wilson"] >= 180            # >= 90% of 200 independent seeds (nominal 95%)
+    assert cover["clopper-pearson"] >= 185   # conservative
+    assert np.mean(halfwidths) < 0.075       # and the intervals are not vacuous
+
+
+def test_estimate_reproducible_whatever_the_workers_and_chunks():
+    exp = experiments.get("tvs-rank-2x2")
+    ref = estimate(exp, n=150, seed=5, workers=1, progress=False, chunk_size=16)
+    for kwargs in (dict(workers=2, chunk_size=16), dict(workers=2, chunk_size=7), dict(workers=1, chunk_size=150)):
+        est = estimate(exp, n=150, seed=5, progress=False, **kwargs)
+        assert est.counts == ref.counts
+        np.testing.assert_array_equal(est.sample_labels, ref.sample_labels)
+        np.testing.assert_array_equal(est.records["stable_rank_W1"], ref.records["stable_rank_W1"])
+    assert estimate(exp, n=150, seed=6, workers=1, progress=False).counts != ref.counts
+
+
+def test_estimate_on_a_dask_cluster_matches_local_workers():
+    distributed = pytest.importorskip("distributed")
+    exp = experiments.get("tvs-rank-2x2")
+    local = estimate(exp, n=200, seed=11, workers=2, progress=False, chunk_size=16)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  silence_logs=50) as cluster, distributed.Client(cluster) as client:
+        est = estimate(exp, n=200, seed=11, executor=client.get_executor(), progress=False, chunk_size=16)
+        # a custom (non-built-in) experiment travels pickled, its network as a recipe
+        custom = estimate(region_experiment(), n=64, seed=2, executor=client.get_executor(), progress=False,
+                          chunk_size=16)
+    assert est.counts == local.counts
+    np.testing.assert_array_equal(est.sample_labels, local.sample_labels)
+    assert "ClientExecutor" in est.settings["executor"]
+    assert custom.counts == estimate(region_experiment(), n=64, seed=2, workers=1, progress=False).counts
+
+
+def test_sequential_stopping_is_deterministic():
+    exp = region_experiment()
+    a = estimate(exp, n=20_000, seed=3, workers=1, progress=False, target_halfwidth=0.03, chunk_size=50,
+                 check_every=2)
+    b = estimate(exp, n=20_000, seed=3, workers=2, progress=False, target_halfwidth=0.03, chunk_size=50,
+                 check_every=2)
+    assert a.settings["stopped_early"] and a.n < 20_000
+    assert a.n % 100 == 0                       # stops at a batch boundary
+    assert a.n == b.n and a.counts == b.counts
+    assert max(a.halfwidths().values()) < 0.03
+    # one batch earlier the target was not met
+    shorter = estimate(exp, n=a.n - 100, seed=3, workers=1, progress=False, chunk_size=50)
+    assert max(shorter.halfwidths().values()) >= 0.03
+
+
+def test_checkpoint_resume_ignores_a_partial_last_line(tmp_path):
+    exp = experiments.get("tvs-rank-2x2")
+    full = estimate(exp, n=256, seed=1, workers=1, progress=False, chunk_size=32)
+    path = tmp_path / "ck.jsonl"
+    estimate(exp, n=256, seed=1, workers=1, progress=False, chunk_size=32, checkpoint=path)
+    lines = path.read_text().splitlines(keepends=True)
+    assert len(lines) == 1 + 8
+    # as if killed while writing chunk 5: chunks 0, 1, 2, 4 finished (out of order), half of chunk 5's line
+    by_chunk = {json.loads(s)["chunk"]: s for s in lines[1:]}
+    path.write_text(lines[0] + by_chunk[0] + by_chunk[1] + by_chunk[2] + by_chunk[4] + by_chunk[5][:40])
+    partial_est = load_checkpoint(path)
+    assert partial_est.n == 96 and not partial_est.complete   # the unbroken prefix 0, 1, 2
+    resumed = estimate(exp, n=256, seed=1, workers=2, progress=False, chunk_size=32, checkpoint=path)
+    assert resumed.settings["resumed_chunks"] == 4
+    assert resumed.n == 256 and resumed.counts == full.counts
+    np.testing.assert_array_equal(resumed.sample_labels, full.sample_labels)
+    header, chunks, end = Checkpoint.read(path)
+    assert sorted(chunks) == list(range(8)) and end == path.stat().st_size  # every line whole again
+    # resuming a finished checkpoint computes nothing
+    again = estimate(exp, n=256, seed=1, workers=1, progress=False, chunk_size=32, checkpoint=path)
+    assert again.settings["resumed_chunks"] == 8 and again.counts == full.counts
+    with pytest.raises(ValueError, match="seed"):
+        estimate(exp, n=256, seed=2, workers=1, progress=False, chunk_size=32, checkpoint=path)
+
+
+_CALLS = {"n": 0}
+
+
+def interrupting_outcome(traj, net, data):
+    _CALLS["n"] += 1
+    if _CALLS["n"] == 100:
+        raise KeyboardInterrupt
+    return init_region(traj, net, data)
+
+
+def test_keyboard_interrupt_keeps_finished_chunks(tmp_path):
+    path = tmp_path / "ck.jsonl"
+    exp = region_experiment()
+    broken = Experiment(**{**exp.__dict__, "outcome": interrupting_outcome})
+    _CALLS["n"] = 0
+    with pytest.raises(KeyboardInterrupt):
+        estimate(broken, n=320, seed=4, workers=1, progress=False, chunk_size=32, checkpoint=path)
+    _, chunks, _ = Checkpoint.read(path)
+    assert sorted(chunks) == [0, 1, 2]   # sample 99 is in chunk 3
+    resumed = estimate(exp, n=320, seed=4, workers=1, progress=False, chunk_size=32, checkpoint=path)
+    assert resumed.settings["resumed_chunks"] == 3
+    assert resumed.counts == estimate(exp, n=320, seed=4, workers=1, progress=False).counts
+
+
+def test_outcome_must_return_a_declared_label():
+    exp = region_experiment()
+    bad = Experiment(**{**exp.__dict__, "labels": ["in_S"]})
+    with pytest.raises(ValueError, match="not one of its labels"):
+        estimate(bad, n=40, workers=1, progress=False)
+
+
+def test_experiment_validation():
+    exp = region_experiment()
+    with pytest.raises(ValueError, match="loss"):
+        Experiment(**{**exp.__dict__, "loss": "hinge"})
+    with pytest.raises(ValueError, match="distinct"):
+        Experiment(**{**exp.__dict__, "labels": ["a", "a"]})
+    with pytest.raises(ValueError, match="unknown options"):
+        Experiment(**{**exp.__dict__, "flow": {"tmax": 1.0}})
+    with pytest.raises(ValueError):
+        estimate(exp, n=0, progress=False)
+    with pytest.raises(ValueError):
+        estimate(exp, n=10, target_halfwidth=0.0, progress=False)
+    with pytest.raises(ValueError, match="unknown experiment"):
+        experiments.get("no-such-experiment")
+
+
+def test_estimate_json_round_trip_table_and_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    est = estimate("tvs-rank-2x2", n=64, seed=0, workers=1, progress=False, method="clopper-pearson")
+    est.to_json(tmp_path / "r.json")
+    back = Estimate.from_json(tmp_path / "r.json")
+    assert back.counts == est.counts and back.ci == est.ci and back.n == 64 and back.seed == 0
+    np.testing.assert_array_equal(back.records["stable_rank_W2"], est.records["stable_rank_W2"])
+    table = est.table()
+    for label in est.labels:
+        assert label in table
+    assert "Clopper-Pearson" in table and "prediction" in table
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert {"counts", "p", "ci", "settings", "versions", "seed", "wall_time"} <= set(saved)
+    est.plot(tmp_path / "p.png")
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the built-in experiments
+
+
+def test_builtins_listed_picklable_and_runnable():
+    assert experiments.names()[:4] == ["vss-thm3.2", "tvs-rank-2x2", "tvs-thm3", "wp-orthogonal"]
+    assert "random-sweep" in experiments.names()
+    for name in experiments.names():
+        exp = experiments.get(name)
+        assert exp.name == name and exp.prediction and exp.labels
+        clone = pickle.loads(pickle.dumps(exp))
+        assert clone.fingerprint() == exp.fingerprint()
+        n = 3 if name == "random-sweep" else 16
+        est = estimate(clone, n=n, seed=0, workers=1, progress=False)
+        assert est.n == n and sum(est.counts.values()) == n
+
+
+def test_thm32_probability_closed_form():
+    q = (math.pi - math.acos(-15 / 17)) / (2 * math.pi)
+    assert experiments.thm32_probability() == pytest.approx(q * q)
+    assert experiments.thm32_probability() == pytest.approx(0.00608, abs=5e-6)
+
+
+def test_vss_thm32_every_run_meeting_the_hypothesis_ends_not_local():
+    est = estimate("vss-thm3.2", n=2000, seed=1, workers=2, progress=False)
+    hyp = est.records["hypothesis"] == 1
+    assert hyp.sum() >= 8
+    lo, hi = interval(int(hyp.sum()), est.n)
+    assert lo <= experiments.thm32_probability() <= hi
+    assert np.all(est.sample_labels[hyp] == est.labels.index("not_local"))   # the theorem
+    assert est.ci["not_local"][1] >= experiments.thm32_probability()
+    m = est.records["margin"][est.mask("not_local")]
+    assert np.all(np.abs(m - 0.125) < 0.003)                                # the KKT point's margin 1/8
+
+
+def test_tvs_rank_2x2_matches_the_exact_flow_reference():
+    est = estimate("tvs-rank-2x2", n=200, seed=0, workers=2, progress=False)
+    zero = est.counts["zero_loss_rank2"] + est.counts["zero_loss_rank1"]
+    assert 0.10 <= zero / est.n <= 0.35          # NUMERICS: 22% (44/200)
+    assert est.counts["zero_loss_rank1"] == 0    # Thm 2: zero loss => rank 2
+    assert est.counts["other"] == 0              # every other run stalls at 0.5 or 1.0
+    sr = est.records["stable_rank_W1"][est.mask("zero_loss_rank2")]
+    assert sr.min() > 1.05                       # bounded away from 1
+
+
+def test_tvs_thm3_every_init_in_the_region_ends_in_E():
+    est = estimate("tvs-thm3", n=400, seed=2, workers=2, progress=False)
+    s = est.records["init_in_S"] == 1
+    assert s.sum() > 20
+    assert np.all(est.sample_labels[s] == est.labels.index("E"))
+    assert est.ci["E"][1] >= experiments.thm3_bound()
+
+
+def test_wp_orthogonal_grown_neurons_align_with_the_convex_optimum():
+    est = estimate("wp-orthogonal", n=200, seed=0, workers=2, progress=False)
+    assert est.counts["spurious"] == 0
+    assert est.counts["global_directions"] >= 150
+    ok = est.mask("global_directions")
+    np.testing.assert_allclose(est.records["margin"][ok], experiments.WP_MARGIN, rtol=5e-3)
