@@ -90,6 +90,7 @@ public:
         mode_.assign(NS_, inactive);
         slopes_.assign(NS_, 0.0);
         branch_.assign(NS_, false);
+        band_boost_.assign(NS_, 1.0);
         Z_.clear();
         stiff_ = degenerate_ = false;
         events_ = &res.events;
@@ -306,7 +307,8 @@ private:
 
     // --- modes and events -----------------------------------------------------------------------------------
     double band(const double* th, std::size_t k) const {
-        return 32.0 * std::numeric_limits<double>::epsilon() * model_.switch_scale(th, X_, slopes_.data(), k);
+        return 32.0 * std::numeric_limits<double>::epsilon() * band_boost_[k] *
+               model_.switch_scale(th, X_, slopes_.data(), k);
     }
 
     void initial_modes() {
@@ -524,8 +526,16 @@ private:
         }
         std::sort(set.begin(), set.end());
         set.erase(std::unique(set.begin(), set.end()), set.end());
+        std::vector<std::uint8_t> before(fired.size());
+        for (std::size_t a = 0; a < fired.size(); ++a) before[a] = mode_[fired[a]];
         project(set);
         classify(tau, set);
+        // A switch found again and left on its side is grazing its surface within rounding: widen its band so
+        // that rounding does not cut every following step short (a real crossing soon exceeds any such band).
+        for (std::size_t a = 0; a < fired.size(); ++a) {
+            double& boost = band_boost_[fired[a]];
+            boost = mode_[fired[a]] == before[a] && before[a] != sliding ? std::min(boost * 16.0, 1e8) : 1.0;
+        }
     }
 
     // --- Runge-Kutta --------------------------------------------------------------------------------------
@@ -740,6 +750,7 @@ private:
     std::vector<double> k_[dopri5::STAGES];
     std::vector<std::uint8_t> mode_;
     std::vector<bool> branch_;  // sliding on a surface both one-sided fields leave
+    std::vector<double> band_boost_;  // rounding band multipliers of grazing switches
     std::vector<std::size_t> Z_;
     std::vector<double> D_, Q_, s_, N_;
     double logL_ = 0.0;
