@@ -654,6 +654,23 @@ private:
             field_u(u0, ytmp_.data(), fm_.data(), res);
             for (std::size_t r = 0; r < p; ++r) J_[r * p + c] = (fp_[r] - fm_[r]) / (2.0 * delta);
         }
+        // J <- P J, P the projection onto the sliding surfaces' tangent space: then every implicit substep of a
+        // tangent field stays tangent, and the extrapolation does not see a drift off the surfaces
+        const std::size_t k = Z_.size();
+        N_.resize(k * p);
+        for (std::size_t a = 0; a < k; ++a) model_.switch_normal(theta_.data(), X_, slopes_.data(), Z_[a], &N_[a * p]);
+        std::vector<double> Q, rhs(k), lam;
+        gram(N_, k, Q);
+        for (std::size_t c = 0; c < p; ++c) {
+            for (std::size_t a = 0; a < k; ++a) {
+                double v = 0.0;
+                for (std::size_t r = 0; r < p; ++r) v += N_[a * p + r] * J_[r * p + c];
+                rhs[a] = v;
+            }
+            solve_psd(Q, rhs, k, lam);
+            for (std::size_t a = 0; a < k; ++a)
+                for (std::size_t r = 0; r < p; ++r) J_[r * p + c] -= N_[a * p + r] * lam[a];
+        }
     }
 
     double attempt_stiff_step(double tau, double H, Result& res) {
