@@ -1,11 +1,13 @@
 """fastflow: the exact (sub)gradient flow of small linear/ReLU networks."""
-from . import init
+from . import experiments, init
 from .data import Dataset
 from .flow import EVENT_KINDS, STATUSES, Trajectory, flow, flow_many
+from .montecarlo import Estimate, Experiment, estimate
 from .networks import Network, conv_disjoint, diagonal, fully_connected, two_layer
 from .rank import rank, stable_rank
 
 __version__ = "0.1.0"
 
-__all__ = ["Dataset", "EVENT_KINDS", "Network", "STATUSES", "Trajectory", "conv_disjoint", "diagonal", "flow",
-           "flow_many", "fully_connected", "init", "rank", "stable_rank", "two_layer"]
+__all__ = ["Dataset", "EVENT_KINDS", "Estimate", "Experiment", "Network", "STATUSES", "Trajectory", "conv_disjoint",
+           "diagonal", "estimate", "experiments", "flow", "flow_many", "fully_connected", "init", "rank",
+           "stable_rank", "two_layer"]
