@@ -3,20 +3,9 @@ import numpy as np
 import pytest
 
 import fastflow as ff
-from conftest import unit_rows
+from conftest import random_problem
 
 CASES = [(loss, seed) for loss in ("exponential", "logistic", "square") for seed in range(8)]
-
-
-def random_problem(loss, seed):
-    rng = np.random.default_rng(seed)
-    n, d, width = rng.integers(2, 9), rng.integers(2, 6), rng.integers(2, 7)
-    X = unit_rows(rng, n, d)
-    if loss == "square":
-        net, y = ff.two_layer(d, width, d_out=2), rng.normal(size=(n, 2))
-    else:
-        net, y = ff.two_layer(d, width), np.where(rng.random(n) < 0.5, -1.0, 1.0)
-    return net, X, y, ff.init.gaussian(net, 0.7, rng)
 
 
 def balance(net, theta):

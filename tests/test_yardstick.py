@@ -3,26 +3,15 @@ import numpy as np
 import pytest
 
 import fastflow as ff
-from conftest import unit_rows
+from conftest import random_problem
 from reference import reference_flow
 
 LOSSES = ("exponential", "logistic", "square")
 CASES = [(LOSSES[k % 3], k) for k in range(54)]
 
 
-def random_problem(loss, seed):
-    rng = np.random.default_rng(1000 + seed)
-    n, d, width = rng.integers(2, 9), rng.integers(2, 6), rng.integers(2, 7)
-    X = unit_rows(rng, n, d)
-    if loss == "square":
-        net, y = ff.two_layer(d, width, d_out=2), rng.normal(size=(n, 2))
-    else:
-        net, y = ff.two_layer(d, width), np.where(rng.random(n) < 0.5, -1.0, 1.0)
-    return net, X, y, ff.init.gaussian(net, 0.7, rng)
-
-
 def compare(loss, seed, t_max=8.0):
-    net, X, y, theta0 = random_problem(loss, seed)
+    net, X, y, theta0 = random_problem(loss, 1000 + seed)
     W1, W2 = net.split(theta0)
     ref = reference_flow(X, y, W1, W2, loss, t_max)
     traj = ff.flow(net, (X, y), theta0, loss=loss, t_max=t_max, rtol=1e-12, atol=1e-14)
