@@ -16,9 +16,12 @@ Algorithm (NUMERICS.md section 7)
    The cells of A_{k-1} that H_k cuts are exactly those that contain a cell of the restriction A_{k-1}^{H_k} (a
    central arrangement of at most k-1 hyperplanes in R^{m-1}, enumerated recursively, after merging the
    restricted normals that became parallel); each of them splits in two, every other cell lies on one side of H_k,
-   read off at a representative interior point. Cells are stored as parent pointers plus a rolling hash, so a step
-   costs O(cells * m) plus the restriction; hash matches are verified on the full sign vector. Base case m = 2:
-   sort the 2N boundary angles (the 2N cells sit between consecutive boundary rays).
+   read off at a representative interior point. A cell is kept as a hash of its sign vector (a sum of fixed
+   pseudo-random keys, one per hyperplane and sign, so extending it is one addition), a representative point and a
+   parent pointer; the restriction's cells are looked up by hash and every match is confirmed at the cell's point,
+   so a hash collision costs time, never correctness. Sign vectors are rebuilt from the parent pointers at the
+   end. A step costs O(cells * m) plus the restriction. Base case m = 2: sort the 2N boundary angles (the 2N cells
+   sit between consecutive boundary rays).
 3. Faces. Every face is a cell of the restriction of the arrangement to its flat (the intersection of the
    hyperplanes vanishing on it). Flats are enumerated recursively, each exactly once: from a node, restrict to
    H_g only for groups g that are not "forbidden" and forbid in the child every group before g, so a face is
@@ -27,8 +30,10 @@ Algorithm (NUMERICS.md section 7)
    groups have independent normals and include a group whose rows all have the same orientation, one can move off
    L keeping every vanishing row >= 0, into a larger face with the same pattern. So `arrangements` needs the cells,
    the all-ones pattern of w = 0, and the cells of the other flats only when the data are degenerate (antiparallel
-   rows, or more hyperplanes through a flat than its codimension). The cell enumeration detects the latter
-   exactly as a merge of restricted normals in some restriction of dimension >= 2; then the flat recursion runs.
+   rows, or more hyperplanes through a flat than its codimension). The latter shows exactly as a merge of
+   restricted normals in some restriction of dimension >= 2 of the cell enumeration (`_degenerate` runs just those
+   restrictions). Then the flat recursion runs, pruned: below a flat none of whose sub-flats is degenerate, only
+   flats cut out by bidirectional hyperplanes can add patterns, so only those are visited.
 
 Numerical decisions (`_TOL` = 1e-9): zero rows are exactly zero; singular values of the unit rows below
 `_TOL` times the largest are dropped (rank); unit normals within `_TOL` (Euclidean, up to sign) are one hyperplane,
@@ -55,7 +60,7 @@ _SEED = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _S27, _S30, _S31 = np.uint64(27), np.uint64(30), np.uint64(31)
-_ONE, _TWO = np.uint64(1), np.uint64(2)
+_ONE = np.uint64(1)
 
 
 # --- small linear algebra --------------------------------------------------------------------------------------
@@ -89,10 +94,9 @@ def _householder(y):
 
 @numba.njit(cache=True)
 def _restricted_coords(Y, skip, v, beta):
-    """Coordinates in y^perp (basis Q e2..Q em) of the rows of Y other than row `skip` (skip < 0: all rows)."""
+    """Coordinates in y^perp (basis Q e2..Q em) of the rows of Y other than row `skip` (the row of y itself)."""
     G, m = Y.shape
-    n = G - 1 if skip >= 0 else G
-    Z = np.empty((n, m - 1))
+    Z = np.empty((G - 1, m - 1))
     t = 0
     for h in range(G):
         if h == skip:
@@ -117,6 +121,34 @@ def _embed(q, v, beta):
     if nrm > 0:
         x /= nrm
     return x
+
+
+@numba.njit(cache=True)
+def _argsort(a):
+    """Indices sorting a (heapsort: deterministic, and far quicker to compile than numba's np.argsort/np.sort)."""
+    n = a.shape[0]
+    idx = np.arange(n)
+    for phase in range(2):
+        start = n // 2 - 1 if phase == 0 else n - 1
+        stop = -1 if phase == 0 else 0
+        for i in range(start, stop, -1):
+            if phase == 0:  # heapify: sift down node i in the heap [0, n)
+                root, size = i, n
+            else:  # move the maximum behind the heap [0, i), then restore it
+                idx[0], idx[i] = idx[i], idx[0]
+                root, size = 0, i
+            while True:
+                child = 2 * root + 1
+                if child >= size:
+                    break
+                if child + 1 < size and a[idx[child]] < a[idx[child + 1]]:
+                    child += 1
+                if a[idx[root]] < a[idx[child]]:
+                    idx[root], idx[child] = idx[child], idx[root]
+                    root = child
+                else:
+                    break
+    return idx
 
 
 @numba.njit(cache=True)
@@ -159,7 +191,7 @@ def _cluster(Z, tol):
         key = np.empty(n)
         for i in range(n):
             key[i] = abs(_dot(U[i], c))
-        order = np.argsort(key, kind="mergesort")
+        order = _argsort(key)
         tol2 = tol * tol
         for p in range(n):
             i = order[p]
@@ -207,7 +239,7 @@ def _topes_2d(Y):
         b = phi - 0.5 * np.pi
         ang[2 * j] = a - 2.0 * np.pi if a >= np.pi else a
         ang[2 * j + 1] = b + 2.0 * np.pi if b < -np.pi else b
-    ang.sort()
+    ang = ang[_argsort(ang)]
     T = 2 * G
     S = np.empty((T, G), np.int8)
     P = np.empty((T, 2))
@@ -255,20 +287,29 @@ def _mix(x):
 
 
 @numba.njit(cache=True)
-def _extend_hash(h, s):
-    """Hash of a sign vector extended by one sign s in {-1, 1}."""
-    return _mix(h + (_ONE if s > 0 else _TWO))
+def _zobrist_keys(G):
+    """keys[j, 0] / keys[j, 1]: pseudo-random uint64 of sign -1 / +1 of hyperplane j (fixed, deterministic).
+
+    A sign vector hashes to the wrapping sum of its keys, so extending it by one sign or re-expressing a
+    restriction's cells over the parent's hyperplanes is a few additions. Hash matches are always confirmed at a
+    point (`_inside`), so a collision costs time, never correctness.
+    """
+    keys = np.empty((G, 2), np.uint64)
+    for j in range(G):
+        keys[j, 0] = _mix(_SEED + np.uint64(2 * j))
+        keys[j, 1] = _mix(_SEED + np.uint64(2 * j + 1))
+    return keys
 
 
 @numba.njit(cache=True)
-def _inside(Y, k, p, row):
-    """Whether sign(Y[j] . p) == row[j] for j < k: the cell with representative point p has sign vector row."""
+def _inside(Y, k, p, rs_row, cid, ori):
+    """Whether sign(Y[j] . p) == ori[j] * rs_row[cid[j]] for all j < k (p represents that cell of A_k)."""
     m = Y.shape[1]
     for j in range(k):
         val = 0.0
         for a in range(m):
             val += Y[j, a] * p[a]
-        if val * row[j] <= 0:
+        if val * (ori[j] * rs_row[cid[j]]) <= 0:
             return False
     return True
 
@@ -321,9 +362,10 @@ def _topes(Y):
     sg[1] = -1
     off[1] = 2
     ncur = 2
+    keys = _zobrist_keys(G)
     cur_h = np.empty(2, np.uint64)
-    cur_h[0] = _extend_hash(_SEED, 1)
-    cur_h[1] = _extend_hash(_SEED, -1)
+    cur_h[0] = keys[0, 1]
+    cur_h[1] = keys[0, 0]
     cur_pt = np.empty((2, m))
     cur_pt[0] = Y[0]
     cur_pt[1] = -Y[0]
@@ -331,7 +373,7 @@ def _topes(Y):
     for k in range(1, G):
         y = Y[k]
         v, beta = _householder(y)
-        cid, ori, R = _cluster(_restricted_coords(Y[:k], -1, v, beta), _TOL)
+        cid, ori, R = _cluster(_restricted_coords(Y[:k + 1], k, v, beta), _TOL)
         if R.shape[0] < k:
             degenerate = True
         rs, rp, rdeg, rok = _topes(R)
@@ -341,26 +383,35 @@ def _topes(Y):
         yy = np.empty(k)
         for j in range(k):
             yy[j] = _dot(Y[j], y)
-        # the restriction's cells as sign vectors over hyperplanes 0..k-1, in an open-addressing hash table
-        rsig = np.empty((T, k), np.int8)
-        rh = np.empty(T, np.uint64)
+        # the restriction's cells hashed as sign vectors over hyperplanes 0..k-1, in an open-addressing table
+        C = R.shape[0]
+        gk = np.zeros((C, 2), np.uint64)  # key sums of restricted hyperplane g's members at its sign -1 / +1
+        for j in range(k):
+            g = cid[j]
+            if ori[j] > 0:
+                gk[g, 0] += keys[j, 0]
+                gk[g, 1] += keys[j, 1]
+            else:
+                gk[g, 0] += keys[j, 1]
+                gk[g, 1] += keys[j, 0]
+        rh = np.zeros(T, np.uint64)
         for i in range(T):
-            h = _SEED
-            for j in range(k):
-                sj = ori[j] * rs[i, cid[j]]
-                rsig[i, j] = sj
-                h = _extend_hash(h, sj)
+            h = np.uint64(0)
+            for g in range(C):
+                h += gk[g, 1] if rs[i, g] > 0 else gk[g, 0]
             rh[i] = h
         M = 4
         while M < 2 * T:
             M *= 2
         mask = np.uint64(M - 1)
         table = np.full(M, -1, np.int64)
+        table_h = np.empty(M, np.uint64)  # the hash next to its entry: one cache line per probe
         for i in range(T):
-            pos = rh[i] & mask
+            pos = _mix(rh[i]) & mask
             while table[pos] >= 0:
                 pos = (pos + _ONE) & mask
             table[pos] = i
+            table_h[pos] = rh[i]
 
         nmax = ncur + T
         par = _grow_i32(par, off[k] + nmax)
@@ -373,10 +424,10 @@ def _topes(Y):
         for c in range(ncur):
             h = cur_h[c]
             hit = -1
-            pos = h & mask
+            pos = _mix(h) & mask
             while table[pos] >= 0:
                 i = table[pos]
-                if rh[i] == h and _inside(Y, k, cur_pt[c], rsig[i]):
+                if table_h[pos] == h and _inside(Y, k, cur_pt[c], rs[i], cid, ori):
                     hit = i
                     break
                 pos = (pos + _ONE) & mask
@@ -389,13 +440,15 @@ def _topes(Y):
                 for j in range(k):
                     if yy[j] != 0.0:
                         tt = abs(_dot(Y[j], q)) / abs(yy[j])
-                        if rsig[hit, j] * yy[j] < 0:
+                        if ori[j] * rs[hit, cid[j]] * yy[j] < 0:
                             tp = min(tp, tt)
                         else:
                             tm = min(tm, tt)
                 for side in (1, -1):
                     step = tp if side == 1 else tm
-                    step = side * (0.5 * step if step < np.inf else 1.0)
+                    # half-way to the next hyperplane, at most |y| = |q| = 1 so q is not swamped when y is
+                    # (nearly) parallel to the hyperplanes it meets (then the crossing is far or at infinity)
+                    step = side * min(0.5 * step, 1.0)
                     nrm = 0.0
                     for a in range(m):
                         new_pt[t, a] = q[a] + step * y[a]
@@ -405,7 +458,7 @@ def _topes(Y):
                         new_pt[t, a] /= nrm
                     par[base + t] = c
                     sg[base + t] = side
-                    new_h[t] = _extend_hash(h, side)
+                    new_h[t] = h + keys[k, 1 if side > 0 else 0]
                     t += 1
             else:
                 val = 0.0
@@ -417,15 +470,15 @@ def _topes(Y):
                 side = 1 if val > 0 else -1
                 par[base + t] = c
                 sg[base + t] = side
-                new_h[t] = _extend_hash(h, side)
+                new_h[t] = h + keys[k, 1 if side > 0 else 0]
                 t += 1
         for i in range(T):
             if not found[i]:
                 ok = False
         off[k + 1] = base + t
         ncur = t
-        cur_h = new_h[:t]
-        cur_pt = new_pt[:t]
+        cur_h = new_h
+        cur_pt = new_pt
 
     # sign vectors, one hyperplane (step) at a time from the last: idx[c] = ancestor of cell c at step j
     S = np.empty((ncur, G), np.int8)
@@ -436,13 +489,28 @@ def _topes(Y):
             p = o + idx[c]
             S[c, j] = sg[p]
             idx[c] = par[p]
-    return S, cur_pt.copy(), degenerate, ok
+    return S, cur_pt[:ncur].copy(), degenerate, ok
+
+
+@numba.njit(cache=True)
+def _degenerate(Y):
+    """`_topes(Y)[2]` without the cells: whether some flat of dimension >= 1 lies on more hyperplanes than its
+    codimension, detected as a merge of restricted normals (same restrictions as `_topes`, far cheaper)."""
+    G, m = Y.shape
+    if m <= 2 or G <= 2:
+        return False
+    for k in range(1, G):
+        v, beta = _householder(Y[k])
+        cid, ori, R = _cluster(_restricted_coords(Y[:k + 1], k, v, beta), _TOL)
+        if R.shape[0] < k or _degenerate(R):
+            return True
+    return False
 
 
 # --- faces -----------------------------------------------------------------------------------------------------
 
 @numba.njit(cache=True)
-def _faces(Y, amap, aori, forbidden, codim, bidirectional, only_needed):
+def _faces(Y, amap, aori, forbidden, codim, bidirectional, only_needed, buf, count):
     """Faces of the arrangement restricted to a flat, as sign vectors over the top-level hyperplanes.
 
     Parameters
@@ -453,18 +521,22 @@ def _faces(Y, amap, aori, forbidden, codim, bidirectional, only_needed):
     forbidden : (G,) bool, node hyperplanes that must not vanish (those faces come from another branch).
     codim : int, codimension of the flat.
     bidirectional : (N,) bool, top-level hyperplanes holding both orientations of rows.
-    only_needed : bool, skip the cells of flats whose activation patterns repeat those of larger faces.
+    only_needed : bool, skip flats whose activation patterns all repeat those of larger faces (module docstring,
+        step 4).
+    buf, count : (cap, N) int8 output buffer and the number of rows filled.
 
     Returns
     -------
-    signs : (F, N) int8, each face once.
+    buf : the buffer (a larger copy when it had to grow), rows [0, count) filled, each face once.
+    count : int
     ok : bool
     """
     G, m = Y.shape
     N = amap.shape[0]
     ok = True
     emit = True
-    if only_needed and codim > 0:
+    branch = np.ones(G, np.bool_)  # node hyperplanes to restrict to
+    if only_needed:
         nz = 0
         uni = False
         for a in range(N):
@@ -472,39 +544,54 @@ def _faces(Y, amap, aori, forbidden, codim, bidirectional, only_needed):
                 nz += 1
                 if not bidirectional[a]:
                     uni = True
-        emit = not (nz == codim and uni)
-    parts = []
-    total = 0
+        emit = codim == 0 or not (nz == codim and uni)
+        # "clean": no flat below this one is degenerate relative to it (no node hyperplane holds several top-level
+        # ones, no node flat of dimension >= 1 lies on more node hyperplanes than its codimension). Then a flat
+        # below is needed only if this one is and every node hyperplane vanishing on it is bidirectional (if this
+        # flat is not needed, a direction leaving it keeps its pattern, and can be moved inside it to also keep
+        # the new hyperplanes at zero). So restrict only to bidirectional node hyperplanes, and to none when this
+        # flat is known not to be needed (non-degenerate with a unidirectional vanishing hyperplane).
+        members = np.zeros(G, np.int64)
+        for a in range(N):
+            if amap[a] >= 0:
+                members[amap[a]] += 1
+        clean = True
+        for g in range(G):
+            if members[g] > 1:
+                clean = False
+        if clean and _degenerate(Y):
+            clean = False
+        if clean:
+            for a in range(N):
+                if amap[a] >= 0 and ((uni and nz == codim) or not bidirectional[a]):
+                    branch[amap[a]] = False
     if emit:
         ts, _, _, tok = _topes(Y)
         ok = ok and tok
         T = ts.shape[0]
-        S = np.empty((T, N), np.int8)
-        for a in range(N):
-            g = amap[a]
-            for t in range(T):
-                S[t, a] = 0 if g < 0 else aori[a] * ts[t, g]
-        parts.append(S)
-        total += T
-    else:
-        parts.append(np.empty((0, N), np.int8))
-    if G == 0:
-        return parts[0], ok
+        if count + T > buf.shape[0]:
+            grown = np.empty((max(count + T, 2 * buf.shape[0]), N), np.int8)
+            grown[:count] = buf[:count]
+            buf = grown
+        for t in range(T):
+            for a in range(N):
+                g = amap[a]
+                buf[count + t, a] = 0 if g < 0 else aori[a] * ts[t, g]
+        count += T
     idx_other = np.empty(G, np.int64)
+    camap = np.empty(N, np.int64)
+    caori = np.empty(N, np.int8)
     for g in range(G):
-        if forbidden[g]:
+        if forbidden[g] or not branch[g]:
             continue
         v, beta = _householder(Y[g])
         cid, ori, R = _cluster(_restricted_coords(Y, g, v, beta), _TOL)
-        C = R.shape[0]
-        cforb = np.zeros(C, np.bool_)
+        cforb = np.zeros(R.shape[0], np.bool_)
         for h in range(G):
             if h != g:
                 idx_other[h] = h if h < g else h - 1
                 if forbidden[h] or h < g:
                     cforb[cid[idx_other[h]]] = True
-        camap = np.empty(N, np.int64)
-        caori = np.empty(N, np.int8)
         for a in range(N):
             h = amap[a]
             if h < 0 or h == g:
@@ -513,16 +600,10 @@ def _faces(Y, amap, aori, forbidden, codim, bidirectional, only_needed):
             else:
                 camap[a] = cid[idx_other[h]]
                 caori[a] = aori[a] * ori[idx_other[h]]
-        Sc, okc = _faces(R, camap, caori, cforb, codim + 1, bidirectional, only_needed)
+        buf, count, okc = _faces(R, camap.copy(), caori.copy(), cforb, codim + 1, bidirectional, only_needed,
+                                 buf, count)
         ok = ok and okc
-        parts.append(Sc)
-        total += Sc.shape[0]
-    out = np.empty((total, N), np.int8)
-    t = 0
-    for P in parts:
-        out[t:t + P.shape[0]] = P
-        t += P.shape[0]
-    return out, ok
+    return buf, count, ok
 
 
 # --- the public functions --------------------------------------------------------------------------------------
@@ -562,30 +643,57 @@ def _reduce(X):
     return _Reduced(r, normals, group, orientation, has_pos & has_neg)
 
 
-def _expand(signs, red):
-    """Sign vectors over the reduced hyperplanes -> over the rows of X (zero rows: 0)."""
-    out = np.zeros((signs.shape[0], red.group.shape[0]), np.int8)
-    rows = np.flatnonzero(red.group >= 0)
-    out[:, rows] = signs[:, red.group[rows]] * red.orientation[rows]
+@numba.njit(cache=True)
+def _encode(signs, group, orientation, bits):
+    """Sign vectors over the reduced hyperplanes -> rows of X, packed big-endian into uint64 words.
+
+    bits = 2: the code of row i is sign + 1 (sign vectors); bits = 1: 1[sign >= 0] (activation patterns). Codes
+    are packed most significant first, so the rows of words compare (np.lexsort) like the tuples of codes.
+    """
+    F = signs.shape[0]
+    n = group.shape[0]
+    per = 64 // bits
+    W = max(1, (n + per - 1) // per)
+    out = np.zeros((F, W), np.uint64)
+    for f in range(F):
+        for i in range(n):
+            g = group[i]
+            s = 0 if g < 0 else orientation[i] * signs[f, g]
+            code = s + 1 if bits == 2 else (1 if s >= 0 else 0)
+            out[f, i // per] |= np.uint64(code) << np.uint64(64 - bits * (i % per + 1))
     return out
 
 
-def _sorted_unique_rows(A):
-    """Unique rows of a small-integer (p, n) array, lexicographically sorted (byte-wise on values shifted to >= 0)."""
-    p, n = A.shape
-    if p == 0 or n == 0:
-        return A[:min(p, 1)]
-    shift = np.ascontiguousarray((A.astype(np.int16) + 1).astype(np.uint8))
-    keys = shift.view(np.dtype((np.void, n))).ravel()
-    _, idx = np.unique(keys, return_index=True)  # void keys compare as bytes: lexicographic
-    return A[idx]
+@numba.njit(cache=True)
+def _decode(words, n, bits):
+    """The codes (F, n) int8 of `_encode`'s words."""
+    F = words.shape[0]
+    per = 64 // bits
+    mask = np.uint64((1 << bits) - 1)
+    out = np.empty((F, n), np.int8)
+    for f in range(F):
+        for i in range(n):
+            out[f, i] = (words[f, i // per] >> np.uint64(64 - bits * (i % per + 1))) & mask
+    return out
+
+
+def _sorted_unique(signs, red, bits):
+    """The distinct expanded rows of `signs` (over X's rows), sorted lexicographically, as codes."""
+    n = red.group.shape[0]
+    words = _encode(signs, red.group, red.orientation, bits)
+    order = np.lexsort(words.T[::-1])
+    words = words[order]
+    keep = np.ones(words.shape[0], bool)
+    keep[1:] = np.any(words[1:] != words[:-1], axis=1)
+    return _decode(np.ascontiguousarray(words[keep]), n, bits)
 
 
 def _faces_of(red, only_needed):
     N = red.normals.shape[0]
-    signs, ok = _faces(red.normals, np.arange(N, dtype=np.int64), np.ones(N, np.int8), np.zeros(N, bool), 0,
-                       red.bidirectional, only_needed)
-    return signs, ok
+    buf = np.empty((1024, N), np.int8)
+    buf, count, ok = _faces(red.normals, np.arange(N, dtype=np.int64), np.ones(N, np.int8), np.zeros(N, bool), 0,
+                            red.bidirectional, only_needed, buf, 0)
+    return buf[:count], ok
 
 
 def _check(ok):
@@ -614,7 +722,7 @@ def sign_patterns(X):
         return np.zeros((1, X.shape[0]), np.int8)
     signs, ok = _faces_of(red, False)
     _check(ok)
-    return _sorted_unique_rows(_expand(signs, red))
+    return _sorted_unique(signs, red, 2) - np.int8(1)
 
 
 def arrangements(X):
@@ -635,10 +743,10 @@ def arrangements(X):
     red = _reduce(X)
     if red.normals.shape[0] == 0:
         return np.ones((1, n), bool)
-    signs, _, degenerate, ok = _topes(red.normals)
+    if red.bidirectional.any() or _degenerate(red.normals):
+        signs, ok = _faces_of(red, True)  # the cells, plus those of the few flats that add patterns
+    else:
+        signs, _, _, ok = _topes(red.normals)
     _check(ok)
-    if degenerate or red.bidirectional.any():
-        signs, ok = _faces_of(red, True)
-        _check(ok)
-    patterns = np.vstack([_expand(signs, red) >= 0, np.ones((1, n), bool)])
-    return _sorted_unique_rows(patterns)
+    origin = np.zeros((1, signs.shape[1]), np.int8)  # w = 0: the all-ones pattern
+    return _sorted_unique(np.vstack([signs, origin]), red, 1).view(bool)

@@ -1,0 +1,114 @@
+"""asv benchmarks of the exact arrangement enumeration (numba kernels in fastflow.arrangements).
+
+Kernels are warmed up in setup (loaded from numba's cache, or compiled once), so time_* measure enumeration only;
+track_compile_seconds measures the first call without a cache, in a fresh interpreter.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from fastflow.arrangements import arrangements, sign_patterns
+
+DATA_SEED = 20240601
+LARGE = os.environ.get("FASTFLOW_BENCH_LARGE") == "1"
+
+
+def gaussian_data(n, d):
+    return np.random.default_rng(DATA_SEED).standard_normal((n, d))
+
+
+def degenerate_data(n, d):
+    """Gaussian rows, then a repeated row, an antiparallel row, a zero row and a block in a 2-D subspace."""
+    X = gaussian_data(n, d)
+    X[1], X[2], X[3] = X[0], -2.0 * X[0], 0.0
+    X[4:8] = np.random.default_rng(DATA_SEED + 1).standard_normal((4, 2)) @ X[8:10]
+    return X
+
+
+def warm_up():
+    X = degenerate_data(12, 3)  # reaches every kernel: reduction, cells, flats, packing
+    arrangements(X)
+    sign_patterns(X)
+
+
+class Arrangements:
+    """General position: the output is Cover's count, 2 sum_{k<d} C(n-1, k) cells (+1 for w = 0)."""
+
+    params = ([20, 100], [2, 3, 4])
+    param_names = ["n", "d"]
+    timeout = 300
+
+    def setup(self, n, d):
+        if (n, d) == (100, 4) and not LARGE:
+            raise NotImplementedError("n=100, d=4: 323,601 patterns, ~1 s and 32 MB; set FASTFLOW_BENCH_LARGE=1")
+        warm_up()
+        self.X = gaussian_data(n, d)
+
+    def time_arrangements(self, n, d):
+        arrangements(self.X)
+
+    def peakmem_arrangements(self, n, d):
+        arrangements(self.X)
+
+    def track_count(self, n, d):
+        return len(arrangements(self.X))
+
+    track_count.unit = "patterns"
+
+
+class Degenerate:
+    """Repeated, antiparallel, zero and coplanar rows: the cells plus the flat recursion for extra patterns."""
+
+    params = ([20, 100], [3, 4])
+    param_names = ["n", "d"]
+    timeout = 300
+
+    def setup(self, n, d):
+        if (n, d) == (100, 4) and not LARGE:
+            raise NotImplementedError("n=100, d=4: ~1 s; set FASTFLOW_BENCH_LARGE=1")
+        warm_up()
+        self.X = degenerate_data(n, d)
+
+    def time_arrangements(self, n, d):
+        arrangements(self.X)
+
+    def time_sign_patterns(self, n, d):
+        sign_patterns(self.X)
+
+    def track_count(self, n, d):
+        return len(arrangements(self.X))
+
+    def track_faces(self, n, d):
+        return len(sign_patterns(self.X))
+
+    track_count.unit = "patterns"
+    track_faces.unit = "faces"
+
+
+_COMPILE = """
+import time
+import numpy as np
+t0 = time.perf_counter()
+from fastflow.arrangements import arrangements, sign_patterns
+X = np.array([[1.0, 0, 0], [2, 0, 0], [-1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 0], [0.3, -1, 1], [1, 2, 3]])
+t1 = time.perf_counter()
+arrangements(X)
+sign_patterns(X)
+print(time.perf_counter() - t1)
+"""
+
+
+def track_compile_seconds():
+    """Seconds of the first calls of arrangements and sign_patterns in a fresh interpreter with an empty numba
+    cache (NUMBA_CACHE_DIR set to a new directory): the compile time every new environment pays once."""
+    with tempfile.TemporaryDirectory() as cache:
+        out = subprocess.run([sys.executable, "-c", _COMPILE], env={**os.environ, "NUMBA_CACHE_DIR": cache},
+                             capture_output=True, text=True, check=True)
+    return float(out.stdout.split()[-1])
+
+
+track_compile_seconds.unit = "seconds"
+track_compile_seconds.timeout = 600
