@@ -1,5 +1,6 @@
 """fastflow: the exact (sub)gradient flow of small linear/ReLU networks."""
 from . import experiments, init
+from .analysis import Report, analyze
 from .arrangements import arrangements, sign_patterns
 from .convex import convex_max_margin
 from .data import Dataset
@@ -10,6 +11,6 @@ from .rank import rank, stable_rank
 
 __version__ = "0.1.0"
 
-__all__ = ["arrangements", "convex_max_margin", "sign_patterns", "Dataset", "EVENT_KINDS", "Estimate", "Experiment", "Network", "STATUSES", "Trajectory", "conv_disjoint",
+__all__ = ["Report", "analyze", "arrangements", "convex_max_margin", "sign_patterns", "Dataset", "EVENT_KINDS", "Estimate", "Experiment", "Network", "STATUSES", "Trajectory", "conv_disjoint",
            "diagonal", "estimate", "experiments", "flow", "flow_many", "fully_connected", "init", "rank",
            "stable_rank", "two_layer"]

@@ -6,19 +6,26 @@ Srebro, "VSS"):
 
     (P)   min 1/2 ||theta||^2   s.t.   q_i(theta) = y_i Phi(theta; x_i) >= 1   for all i.
 
-A flow on the exponential or logistic loss converges in direction to a KKT point of (P) (Lyu & Li). `analyze`
-normalises theta to margin 1, polishes it to the KKT point of its activation pattern (the direction converges only
-like 1/log t), and classifies that point. Every verdict comes with its certificate:
+A flow on the exponential or logistic loss converges in direction to a KKT point of (P) (Lyu & Li), but only like
+1/log t, and neurons that lose the competition die like a power of log t. `analyze` normalises theta to margin 1
+(theta_raw), reads candidate patterns off it (support, signs of w_j.x_i, zero neurons, for a ladder of thresholds),
+solves the KKT system of each pattern to machine precision (Levenberg-Marquardt, with active-set corrections), keeps
+the KKT point closest to theta_raw ("polishing"), and classifies that point. Every verdict comes with its
+certificate:
 
-* "global":    ||theta~||^2 equals the optimum of (P): the convex program of the convex-geometry paper (Wang &
-               Pilanci, Prop. 2; `fastflow.convex`) for ReLU, 2 ||u*|| with u* the hard-margin SVM for linear nets
-               (VSS Thm 3.1). theta~ is feasible, so it is a global minimiser.
-* "not_kkt":   the KKT residual is above `kkt_tol` (a non-KKT point is never a local optimum).
-* "not_local": explicit feasible points theta' with ||theta' - theta~|| <= r and ||theta'|| < ||theta~|| for the
-               radii r = eps, eps/4, eps/16 (a family shrinking to theta~, as in the papers' proofs), found along the
-               papers' directions (turning on a zero neuron along an infeasible dual direction, VSS Thm 3.2; tilting
-               neurons onto samples they touch, VSS Thm 4.2(2)) and by local SLSQP from small perturbations. Every
-               point is re-checked with `net.forward`.
+* "global":    theta~ is feasible and ||theta~||^2 is within `global_rtol` of a certified lower bound on ||theta*||^2:
+               the dual value of the convex program of the convex-geometry paper (Wang & Pilanci, Prop. 2, solved
+               over all arrangements by `fastflow.convex`), or weak duality for the KKT multipliers themselves
+               (sum_i lambda_i / max(1, max_{||u||<=1} |lambda^T (Xu)_+|), WP Thm 3) for ReLU; 2 ||u*|| with u* the
+               hard-margin SVM for linear nets (VSS Thm 3.1).
+* "not_kkt":   the KKT residual is above `kkt_tol` (typically: polishing failed and theta_raw is a late point that is
+               KKT only up to O(1/log t); a non-KKT point is never a local optimum).
+* "not_local": explicit feasible points theta' (margins recomputed with net.forward) with ||theta' - theta~|| <= r
+               and ||theta'|| < ||theta~|| for r = eps, eps/4 and eps/16 — a family shrinking to theta~, as in the
+               papers' proofs — found along the papers' directions (turning on a zero neuron along an infeasible
+               dual direction, VSS Thm 3.2; tilting neurons onto samples they touch, VSS Thm 4.2(2)) and from small
+               random perturbations, by SLSQP on min ||theta||^2 s.t. q >= 1, ||theta - theta~|| <= r, followed by
+               an exact restoration of the active margins.
 * "local":     VSS Thm 4.3: a KKT point of a depth-2 network without sharing at which every pre-activation
                w_j . x_i is non-zero is a local optimum.
 * "kkt_only":  KKT holds and nothing above was certified either way.
@@ -26,12 +33,13 @@ like 1/log t), and classifies that point. Every verdict comes with its certifica
 from __future__ import annotations
 
 import itertools
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import minimize, nnls
+from scipy.optimize import lsq_linear, minimize, nnls
 
-from ._validate import real_scalar
+from ._validate import positive_int, real_scalar
 from .data import as_dataset
 
 VERDICTS = ("global", "local", "not_local", "kkt_only", "not_kkt")
@@ -72,9 +80,13 @@ class Report:
     theta_tilde: the analysed point, margin exactly 1 — the polished KKT point when polishing succeeded, else
     theta_raw = theta (min_i q_i)^(-1/2). norm_sq = ||theta_tilde||^2; kkt_residual = min ||theta~ - sum_i
     lambda_i g_i|| / ||theta~|| over lambda >= 0 on the support and g_i in the Clarke subdifferential of q_i;
-    multipliers = that lambda (zero off the support); support = indices with q_i = 1. global_value = ||theta*||^2
-    (None when not computed); gap = norm_sq / global_value - 1. pattern: (n, width) sign of w_j . x_i at theta~ in
-    {-1, 0, 1} (0 = zero within 1e-9 relative, or a zero neuron).
+    multipliers = that lambda (zero off the support); support = indices with q_i = 1 (within 1e-9).
+    certificate: for "not_local" only (else None). global_value = ||theta*||^2 as computed (the convex program's
+    primal value for ReLU, the SVM for linear nets; None when not computed); global_lower = the certified lower bound
+    the "global" verdict uses; gap = norm_sq / global_value - 1. pattern: (n, width) sign of w_j . x_i at theta~ in
+    {-1, 0, 1} (0 = zero within 1e-9 relative, or a zero neuron). dual_value = max_{||u||<=1} |lambda^T (Xu)_+|
+    with lambda_i = y_i multipliers_i (ReLU; <= 1 is WP Thm 3's certificate). local_condition: VSS Thm 4.3's
+    hypothesis holds at theta~. polish_distance = ||theta~ - theta_raw||.
     """
 
     verdict: str
@@ -96,6 +108,7 @@ class Report:
     margins: np.ndarray = field(repr=False)
     local_condition: bool = field(repr=False)
     dual_value: float | None = field(repr=False)
+    global_lower: float | None = field(repr=False)
     eps: float = field(repr=False)
 
     @property
@@ -164,6 +177,14 @@ class _Model:
 # cone {lambda_i g_i} is generated by the 2^|Z_i| vertex choices of s, so the fit is one non-negative least-squares
 # problem (exact active set, machine precision).
 
+def _nnls(A, b):
+    """min ||A z - b|| over z >= 0: Lawson-Hanson, with BVLS as the fallback when it hits its iteration cap."""
+    try:
+        return nnls(A, b, maxiter=50 * A.shape[1])[0]
+    except RuntimeError:
+        return lsq_linear(A, b, bounds=(0.0, np.inf), method="bvls", tol=1e-15).x
+
+
 def _kkt_fit(m, theta, support_tol=_EXACT_TOL, zero_tol=_EXACT_TOL):
     """(relative residual, lambda (n,), support indices, exact) — exact is False when a sample touches so many
     surfaces that only a subset of the Clarke vertices was used (the residual is then an upper bound)."""
@@ -194,7 +215,7 @@ def _kkt_fit(m, theta, support_tol=_EXACT_TOL, zero_tol=_EXACT_TOL):
     if not cols or norm == 0:
         return 1.0, lam, support, exact
     A = np.array(cols).T
-    z, _ = nnls(A, theta)
+    z = _nnls(A, theta)
     np.add.at(lam, owner, z)
     return float(np.linalg.norm(theta - A @ z) / norm), lam, support, exact
 
@@ -208,8 +229,8 @@ def kkt_residual(net, data, theta):
 
 # ------------------------------------------------------------------------------------------------------------
 # polishing: fix the support S, the signs of w_j.x_i on S and the zero neurons read off the late point, and solve
-# the KKT system of that pattern by Gauss-Newton (minimal-norm steps: KKT points of linear nets and of neurons
-# sharing a pattern form manifolds):
+# the KKT system of that pattern by Levenberg-Marquardt (KKT points of linear nets and of neurons sharing a pattern
+# form manifolds, where the Jacobian is singular):
 #     w_j = v_j sum_{i in S} y_i x_i (lambda_i a_ij + mu_ij),   v_j = sum_{i in S} lambda_i y_i a_ij w_j.x_i,
 #     y_i sum_j v_j a_ij w_j.x_i = 1 (i in S),                   w_j.x_i = 0 on the zero pairs (mu_ij free there).
 
@@ -228,13 +249,17 @@ def _read_pattern(m, theta, tau, tau_neuron):
 class _System:
     def __init__(self, m, support, signs, keep):
         self.m, self.S, self.K = m, np.asarray(support), np.flatnonzero(keep)
-        self.signs = signs
-        self.Z = [(i, j) for i in self.S for j in self.K if signs[i, j] == 0] if m.relu else []
-        self.a = (signs > 0).astype(float)
-        nK, d = len(self.K), m.d
+        Z = np.argwhere(signs[np.ix_(self.S, self.K)] == 0) if m.relu else np.zeros((0, 2), int)
+        self.zi, self.zj = Z[:, 0], Z[:, 1]          # positions in S and in K
+        self.Z = [(int(self.S[a]), int(self.K[b])) for a, b in Z]
+        self.A = (signs[np.ix_(self.S, self.K)] > 0).astype(float)   # a_ij on S x K
+        self.XS, self.yS = m.X[self.S], m.y[self.S]
+        nK, d, nS = len(self.K), m.d, len(self.S)
         self.o_v, self.o_l = nK * d, nK * (d + 1)
-        self.o_mu = self.o_l + len(self.S)
+        self.o_mu = self.o_l + nS
         self.size = self.o_mu + len(self.Z)
+        eye = np.arange(nK * d)
+        self.w_rows = eye.reshape(nK, d)
 
     def split(self, z):
         nK, d = len(self.K), self.m.d
@@ -247,42 +272,31 @@ class _System:
         return self.m.pack(W, v)
 
     def residual(self, z):
-        m, S, d = self.m, self.S, self.m.d
         W, v, lam, mu = self.split(z)
-        X, y = m.X, m.y
-        F = np.zeros(self.size)
+        A, XS, yS, zi, zj = self.A, self.XS, self.yS, self.zi, self.zj
+        nK, nS, nZ = len(self.K), len(self.S), len(zi)
+        C = lam[:, None] * A
+        M = np.zeros_like(A)
+        M[zi, zj] = mu
+        G = ((yS[:, None] * (C + M)).T @ XS)                    # (nK, d): g_j
+        H = XS @ W.T                                            # (nS, nK)
+        yAH = yS[:, None] * A * H
+        F = np.concatenate([(W - v[:, None] * G).ravel(), v - lam @ yAH, yAH @ v - 1.0, H[zi, zj]])
         J = np.zeros((self.size, self.size))
-        for jj, j in enumerate(self.K):
-            rw = slice(jj * d, (jj + 1) * d)
-            rv = self.o_v + jj
-            a = self.a[S, j]
-            g = (y[S] * lam * a) @ X[S]
-            for zz, (i, jz) in enumerate(self.Z):
-                if jz == j:
-                    g = g + y[i] * mu[zz] * X[i]
-                    J[rw, self.o_mu + zz] = -v[jj] * y[i] * X[i]
-            F[rw] = W[jj] - v[jj] * g
-            J[rw, rw] = np.eye(d)
-            J[rw, rv] = -g
-            J[rw, self.o_l:self.o_mu] = -(v[jj] * y[S] * a)[None, :] * X[S].T
-            hx = X[S] @ W[jj]
-            F[rv] = v[jj] - np.sum(lam * y[S] * a * hx)
-            J[rv, rw] = -(lam * y[S] * a) @ X[S]
-            J[rv, rv] = 1.0
-            J[rv, self.o_l:self.o_mu] = -y[S] * a * hx
-        for ii, i in enumerate(S):
-            r = self.o_l + ii
-            hx = W @ X[i]
-            ai = self.a[i, self.K]
-            F[r] = y[i] * np.sum(v * ai * hx) - 1.0
-            for jj in range(len(self.K)):
-                J[r, jj * d:(jj + 1) * d] = y[i] * v[jj] * ai[jj] * X[i]
-            J[r, self.o_v:self.o_l] = y[i] * ai * hx
-        for zz, (i, j) in enumerate(self.Z):
-            jj = int(np.searchsorted(self.K, j))
-            r = self.o_mu + zz
-            F[r] = X[i] @ W[jj]
-            J[r, jj * d:(jj + 1) * d] = X[i]
+        ov, ol, om = self.o_v, self.o_l, self.o_mu
+        J[:ov, :ov] = np.eye(ov)
+        J[self.w_rows, ov + np.arange(nK)[:, None]] = -G
+        J[:ov, ol:om] = -(v[:, None, None] * (yS[None, :] * A.T)[:, None, :] * XS.T[None, :, :]).reshape(ov, nS)
+        if nZ:
+            J[self.w_rows[zj], om + np.arange(nZ)[:, None]] = -(v[zj] * yS[zi])[:, None] * XS[zi]
+        rv = ov + np.arange(nK)
+        J[rv[:, None], self.w_rows] = -(((lam * yS)[:, None] * A).T @ XS)
+        J[rv, rv] = 1.0
+        J[ov:ol, ol:om] = -yAH.T
+        J[ol:om, :ov] = (yS[:, None, None] * (v[None, :] * A)[:, :, None] * XS[:, None, :]).reshape(nS, ov)
+        J[ol:om, ov:ol] = yAH
+        if nZ:
+            J[om + np.arange(nZ)[:, None], self.w_rows[zj]] = XS[zi]
         return F, J
 
     def start(self, theta):
@@ -295,24 +309,32 @@ class _System:
         return z
 
 
-def _gauss_newton(system, z, max_iter=80):
+def _levenberg_marquardt(system, z, max_iter=100):
+    """Levenberg-Marquardt with damping mu = c ||F||^2 (Yamashita & Fukushima): quadratic convergence to a zero
+    of F also where the zeros form a manifold (the Jacobian is then singular on it and nearly so near it)."""
     F, J = system.residual(z)
     nf = np.linalg.norm(F)
+    c = 1.0
+    eye = np.eye(len(z))
     for _ in range(max_iter):
         if nf <= 1e-15 * max(1.0, np.linalg.norm(z)):
             break
-        step = np.linalg.lstsq(J, -F, rcond=None)[0]
-        t = 1.0
-        while True:
-            z_new = z + t * step
-            F_new, J_new = system.residual(z_new)
+        JtJ, g = J.T @ J, J.T @ F
+        for _ in range(30):
+            mu = c * nf**2
+            try:
+                step = -np.linalg.solve(JtJ + mu * eye, g) if mu > 0 else -np.linalg.lstsq(J, F, rcond=None)[0]
+            except np.linalg.LinAlgError:
+                step = -np.linalg.lstsq(J, F, rcond=None)[0]
+            F_new, J_new = system.residual(z + step)
             nf_new = np.linalg.norm(F_new)
-            if nf_new < (1 - 1e-4 * t) * nf or t < 1e-6:
+            if nf_new < nf:
+                c = max(c / 10.0, 1e-8)
                 break
-            t *= 0.5
-        if not nf_new < nf:
+            c *= 10.0
+        else:
             break
-        z, F, J, nf = z_new, F_new, J_new, nf_new
+        z, F, J, nf = z + step, F_new, J_new, nf_new
     return z, nf
 
 
@@ -328,7 +350,7 @@ def _solve_pattern(m, theta_raw, support, signs, keep, max_corrections=12):
         if len(support) == 0 or not np.any(keep):
             return None, "empty pattern"
         system = _System(m, support, signs, keep)
-        z, nf = _gauss_newton(system, system.start(theta_raw))
+        z, nf = _levenberg_marquardt(system, system.start(theta_raw))
         if not nf <= 1e-12 * max(1.0, np.linalg.norm(z)):
             return None, f"Newton residual {nf:.2g}"
         Wk, vk, lam, mu = system.split(z)
@@ -365,7 +387,7 @@ def _solve_pattern(m, theta_raw, support, signs, keep, max_corrections=12):
     return None, "active-set corrections did not settle"
 
 
-_NEURON_LADDER = (0.0, 1e-6, 1e-3, 1e-2, 0.03, 0.1, 0.2, 0.3)
+_NEURON_LADDER = (0.0, 1e-6, 1e-3, 1e-2, 0.03, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 
 def _polish(m, theta_raw, radius):
@@ -471,6 +493,20 @@ def _local_min(m, theta, delta0, radius):
     return res.x
 
 
+def _restore(m, theta, band=1e-7):
+    """Put the nearly active margins (q_i < 1 + band) exactly on 1 by Gauss-Newton with minimal-norm steps: SLSQP
+    stops a little infeasible (~1e-8), and restoring feasibility by scaling would cost more than the second-order
+    gains of a small radius."""
+    for _ in range(8):
+        q = m.margins(theta)
+        act = q < 1.0 + band
+        F = q[act] - 1.0
+        if not np.any(act) or np.max(np.abs(F)) <= 1e-15:
+            break
+        theta = theta - np.linalg.lstsq(m.margins_jac(theta)[act], F, rcond=None)[0]
+    return theta
+
+
 def _verify(m, theta, cand, radius, gain_min, method):
     """A Certificate when cand (made feasible by a scaling, which only costs rounding) passes every check."""
     cand = np.array(cand, dtype=float)
@@ -499,12 +535,12 @@ def _search(m, theta, lam, eps, residual, rng, n_random):
     norm = np.linalg.norm(theta)
 
     def gain_min(r):   # first-order gains a KKT residual could explain, and rounding
-        return max(1e-11 * norm**2, 20.0 * residual * norm * r)
+        return max(1e-13 * norm**2, 20.0 * residual * norm * r)
 
     single = None
     for method, delta0 in _starts(m, theta, lam, eps, rng, n_random):
         delta = _local_min(m, theta, delta0, eps)
-        cert = _verify(m, theta, theta + delta, eps, gain_min(eps), method)
+        cert = _verify(m, theta, _restore(m, theta + delta), eps, gain_min(eps), method)
         if cert is None:
             continue
         single = single or cert
@@ -512,7 +548,7 @@ def _search(m, theta, lam, eps, residual, rng, n_random):
         for f in _RADII[1:]:
             r = eps * f
             d = _local_min(m, theta, d * (r / max(np.linalg.norm(d), r)), r)
-            c = _verify(m, theta, theta + d, r, gain_min(r), method)
+            c = _verify(m, theta, _restore(m, theta + d), r, gain_min(r), method)
             if c is None:
                 break
             family.append(c)
@@ -531,7 +567,7 @@ def _svm_norm(X, y):
     E = np.vstack([G.T, np.ones((1, len(y)))])
     f = np.zeros(E.shape[0])
     f[-1] = 1.0
-    alpha, _ = nnls(E, f)
+    alpha = _nnls(E, f)
     r = E @ alpha - f
     if abs(r[-1]) < 1e-14:
         return None
@@ -540,49 +576,46 @@ def _svm_norm(X, y):
 
 
 def _global(m, compute):
-    """(||theta*||^2 or None, note, dual value helper or None)."""
+    """(||theta*||^2 or None, certified lower bound on ||theta*||^2 or None, note)."""
     if not compute:
-        return None, "global optimum not computed (global_opt=False)"
+        return None, None, "global optimum not computed (global_opt=False)"
     if not m.relu:
         u = _svm_norm(m.X, m.y)
         if u is None:
-            return None, "data not linearly separable"
-        return 2.0 * u, "linear net: ||theta*||^2 = 2 ||u*|| with u* the hard-margin SVM (VSS Thm 3.1)"
+            return None, None, "data not linearly separable"
+        return 2.0 * u, 2.0 * u, "linear net: ||theta*||^2 = 2 ||u*|| with u* the hard-margin SVM (VSS Thm 3.1)"
     try:
         from .convex import convex_max_margin
     except ImportError:
-        return None, "fastflow.convex is not available: global optimum not computed"
-    cvx = convex_max_margin(m.X, m.y)
+        return None, None, "fastflow.convex is not available: global optimum not computed"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            cvx = convex_max_margin(m.X, m.y)
+        except RuntimeError as err:   # solver failure: no global value, the rest of the analysis stands
+            return None, None, f"convex program failed ({err}): global optimum not computed"
     note = "ReLU: ||theta*||^2 = 2 x the convex program over all arrangements (convex-geometry paper Prop. 2)"
-    neurons = getattr(cvx, "neurons", None)
-    try:
-        n_neurons = len(neurons) if neurons is not None else None
-    except TypeError:
-        n_neurons = None
-    if n_neurons is not None and n_neurons > m.k:
-        note += (f"; its solution uses {n_neurons} neurons > width {m.k}, so the value is only a lower bound for "
-                 f"this width")
-    return 2.0 * float(cvx.value), note
+    for w in caught:
+        note += f"; convex solver warning: {w.message}"
+    lower = 2.0 * float(getattr(cvx, "dual_value", cvx.value))
+    if not np.isfinite(lower):
+        lower = None
+    n_neurons = len(getattr(cvx, "neurons", ()) or ())
+    if n_neurons > m.k:
+        note += (f"; the solver's solution has {n_neurons} neurons > width {m.k} (optimal solutions need not be "
+                 f"unique; if none fits, the optimum for this width is larger)")
+    return 2.0 * float(cvx.value), lower, note
 
 
 def _dual_value(m, lam):
-    """max_{||u|| <= 1} |sum_i lam_i y_i relu(u.x_i)| (convex-geometry paper Thm 3: <= 1 certifies a global
-    optimum), by fastflow.convex.dual_feasible when available."""
+    """max_{||u|| <= 1} |sum_i lam_i y_i relu(u.x_i)| by fastflow.convex.dual_feasible (convex-geometry paper
+    Thm 3: <= 1 at a KKT point certifies a global optimum); None when unavailable."""
     try:
         from .convex import dual_feasible
     except ImportError:
         return None
-    try:
-        out = dual_feasible(m.X, m.y * lam)
-    except Exception:   # noqa: BLE001 — an optional piece of evidence only
-        return None
-    val = getattr(out, "value", out)
-    if isinstance(val, (bool, np.bool_)):
-        return None
-    try:
-        return float(val)
-    except (TypeError, ValueError):
-        return None
+    out = dual_feasible(m.X, m.y * lam)
+    return float(out[0] if isinstance(out, tuple) else out)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -597,7 +630,10 @@ def _setup(net, data, theta):
     if net.d_out != 1:
         raise ValueError(f"analyze needs a binary classifier with d_out = 1; got d_out = {net.d_out}")
     (k, d), (o, k2) = net.layer_shapes
-    if net.n_params != k * d + o * k2:
+    maps = getattr(net, "maps", None)
+    dense = net.n_params == k * d + o * k2 and (maps is None or all(
+        np.array_equal(np.ravel(g), np.arange(1, np.size(g) + 1)) for g in maps))
+    if not dense:
         raise ValueError("analyze supports fully connected two-layer networks (no shared or structurally zero "
                          "weights)")
     data = as_dataset(data)
@@ -620,6 +656,12 @@ def _normalise(m, theta):
     if not qmin > 0:
         raise ValueError(f"min_i y_i Phi(theta; x_i) = {qmin:.6g} <= 0: theta does not classify every sample, so it "
                          f"cannot be normalised to margin 1")
+    W, v = m.unpack(theta)
+    terms = np.abs(m.act(m.X @ W.T)) @ np.abs(v)   # size of the terms that cancel into Phi(x_i)
+    if np.any(q <= 1e-9 * terms):
+        i = int(np.argmax(terms / np.maximum(q, 1e-300)))
+        raise ValueError(f"the margin of sample {i} ({q[i]:.3g}) is at the rounding level of its terms "
+                         f"({terms[i]:.3g}): theta cannot be normalised to margin 1 reliably")
     return theta / np.sqrt(qmin)
 
 
@@ -628,19 +670,25 @@ def _fmt(x):
 
 
 def analyze(net, data, theta, *, eps=1e-2, polish=True, rng=0, kkt_tol=1e-8, global_rtol=1e-6, global_opt=True,
-            n_random=6, polish_radius=0.3):
+            n_random=6, polish_radius=0.5):
     """Classify theta (typically `traj.theta` of a long flow) as a point of the max-margin problem (P).
 
     eps: radius of the non-local certificates (in the normalised scale, margin 1). polish: solve the KKT system of
     the late point's pattern to machine precision first (recommended: the direction converges like 1/log t).
     kkt_tol: largest relative KKT residual accepted as KKT. global_rtol: ||theta~||^2 <= (1 + global_rtol) x the
     optimum counts as global. global_opt: compute the optimum (SVM for linear nets; `fastflow.convex` for ReLU,
-    which enumerates every hyperplane arrangement of X). n_random: random starts of the local search. rng: seed or
-    numpy Generator of those starts.
+    which enumerates every hyperplane arrangement of X). n_random: random starts of the local search (after the
+    papers' constructions). rng: seed or numpy Generator of those starts. polish_radius: a polished point further
+    than this times ||theta_raw|| from theta_raw is not used.
+
+    Returns a Report; raises ValueError outside the scope (non-homogeneous, not a fully connected two-layer net,
+    d_out != 1, labels not +-1) and when some margin y_i Phi(theta; x_i) is <= 0 (theta cannot be normalised).
     """
     eps = real_scalar("eps", eps, low=0.0, low_open=True)
     kkt_tol = real_scalar("kkt_tol", kkt_tol, low=0.0)
     global_rtol = real_scalar("global_rtol", global_rtol, low=0.0)
+    polish_radius = real_scalar("polish_radius", polish_radius, low=0.0)
+    n_random = positive_int("n_random", n_random, minimum=0)
     m, theta = _setup(net, data, theta)
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     lines = []
@@ -676,37 +724,39 @@ def analyze(net, data, theta, *, eps=1e-2, polish=True, rng=0, kkt_tol=1e-8, glo
     if len(zero_neurons):
         lines.append(f"zero neurons: {zero_neurons.tolist()}")
 
-    gv, gnote = _global(m, global_opt)
+    gv, lower, gnote = _global(m, global_opt)
     gap = None if gv is None else norm_sq / gv - 1.0
     lines.append(gnote if gv is None else f"{gnote}: {gv:.10g}; gap ||theta~||^2/||theta*||^2 - 1 = {gap:.3g}")
     is_kkt = res <= kkt_tol
-    dual = _dual_value(m, lam) if (m.relu and is_kkt) else None
+    dual = _dual_value(m, lam) if (m.relu and global_opt) else None
     if dual is not None:
-        lines.append(f"dual value max_(||u||<=1) |lambda^T (Xu)_+| = {dual:.6g} "
-                     f"({'<= 1: dual feasible' if dual <= 1 + 1e-9 else '> 1: not dual feasible'})")
+        # weak duality: for every feasible theta, 1/2 ||theta||^2 >= sum_j |v_j| ||w_j|| >= sum_i lam_i / max(1, dual)
+        dual_lower = 2.0 * float(np.sum(lam)) / max(1.0, dual)
+        lines.append(f"dual value of the multipliers max_(||u||<=1) |lambda^T (Xu)_+| = {dual:.6g} "
+                     f"({'<= 1: dual feasible' if dual <= 1 + 1e-9 else '> 1: not dual feasible'}, convex-geometry "
+                     f"paper Thm 3); certified lower bound ||theta*||^2 >= {dual_lower:.12g}")
+        lower = dual_lower if lower is None else max(lower, dual_lower)
     local_condition = bool(m.relu and is_kkt and not len(zero_neurons)
                            and np.all(np.abs(cos) > _EXACT_TOL) and np.all(m.xnorm > 0))
 
-    is_global = gv is not None and norm_sq <= gv * (1.0 + global_rtol)
+    is_global = lower is not None and norm_sq <= lower * (1.0 + global_rtol)
     cert = None
-    if not is_global:
+    if is_kkt and not is_global:
         cert, single = _search(m, point, lam, eps, res, rng, n_random)
         if cert is None and single is not None:
             lines.append(f"a better feasible point exists at distance {single.distance:.3g} <= eps "
                          f"(gain {single.gain:.3g}, {single.method}) but not at eps/4 and eps/16: not a proof of "
                          f"non-locality")
-            if not is_kkt:
-                cert = single
 
     if is_global:
         verdict = "global"
         lines.append(f"global: theta~ is feasible and ||theta~||^2 = {norm_sq:.12g} is within {global_rtol:g} "
-                     f"(relative) of the optimum {gv:.12g}")
+                     f"(relative) of the certified lower bound {lower:.12g} on the optimum")
     elif not is_kkt:
         verdict = "not_kkt"
         lines.append(f"not_kkt: KKT residual {res:.3g} > {kkt_tol:g}"
                      + ("" if polish else " (polish=False: a late trajectory point is KKT only up to O(1/log t))"))
-    elif cert is not None and (cert.family or not local_condition):
+    elif cert is not None:
         verdict = "not_local"
         lines.append(f"not_local: feasible theta' with ||theta' - theta~|| = {cert.distance:.3g} <= {eps:g} and "
                      f"||theta'||^2 = {cert.norm_sq:.12g} < {norm_sq:.12g} ({cert.method}); same construction "
@@ -720,11 +770,11 @@ def analyze(net, data, theta, *, eps=1e-2, polish=True, rng=0, kkt_tol=1e-8, glo
     else:
         verdict = "kkt_only"
         lines.append("kkt_only: KKT point, no certificate either way")
-    if verdict != "not_local" and verdict != "not_kkt":
+    if verdict != "not_local":
         cert = None
 
     return Report(verdict=verdict, theta_tilde=point, norm_sq=norm_sq, kkt_residual=float(res), multipliers=lam,
                   support=support, certificate=cert, global_value=gv, gap=gap, pattern=pattern,
                   evidence="\n".join(lines), theta_raw=theta_raw, raw_norm_sq=float(theta_raw @ theta_raw),
                   raw_kkt_residual=float(raw_res), polished=polished, polish_distance=float(polish_dist), margins=q,
-                  local_condition=local_condition, dual_value=dual, eps=eps)
+                  local_condition=local_condition, dual_value=dual, global_lower=lower, eps=eps)
