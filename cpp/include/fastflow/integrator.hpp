@@ -116,10 +116,25 @@ public:
             }
             const double fnorm = norm2(k_[0].data(), p_);
             if (!std::isfinite(fnorm)) {
-                res.status = Status::error, res.message = "the vector field is not finite (loss overflow)";
+                // a classification loss stuck above l(0) decays no weight e^{tau - q}: time itself overflows
+                if (is_classification(opt_.loss) &&
+                    log_loss_at(tau, theta_.data()) >= log_ell(opt_.loss, 0.0)) {
+                    res.status = Status::stalled;
+                    res.message = "the loss never fell below l(0): stuck (e.g. at a saddle or on non-separable data)";
+                } else {
+                    res.status = Status::error, res.message = "the vector field is not finite (loss overflow)";
+                }
                 break;
             }
             const double log_grad = std::log(fnorm) - log_time_factor(opt_.loss, tau);
+            // a classification run stuck above l(0) with a vanishing gradient is stalled: in tau the field near
+            // such a point is stiff like e^tau, so waiting for t_max would cost steps growing like t
+            if (is_classification(opt_.loss) && log_grad <= std::log(stall_gtol) &&
+                log_loss_at(tau, theta_.data()) >= log_ell(opt_.loss, 0.0)) {
+                res.status = Status::stalled;
+                res.message = "the loss never fell below l(0) and the gradient vanished: stuck";
+                break;
+            }
             if (fnorm == 0.0 || (opt_.gtol > 0.0 && log_grad <= std::log(opt_.gtol))) {
                 res.status = Status::converged;
                 res.message = "the (sub)gradient vanished: a stationary point";
@@ -779,6 +794,7 @@ private:
     static constexpr std::size_t stiff_max_params = 256;    // dense Jacobians beyond that cost more than they save
     static constexpr std::size_t stiff_columns = 5;         // extrapolation to order 5
     static constexpr double slide_exit_band = 1e-10;
+    static constexpr double stall_gtol = 1e-10;
     std::vector<Event>* events_ = nullptr;
 };
 
