@@ -127,10 +127,12 @@ public:
                 break;
             }
             const double log_grad = std::log(fnorm) - log_time_factor(opt_.loss, tau);
-            // a classification run stuck above l(0) with a vanishing gradient is stalled: in tau the field near
-            // such a point is stiff like e^tau, so waiting for t_max would cost steps growing like t
-            if (is_classification(opt_.loss) && log_grad <= std::log(stall_gtol) &&
-                log_loss_at(tau, theta_.data()) >= log_ell(opt_.loss, 0.0)) {
+            // A classification run stuck above l(0) whose loss changes by less than stall_rate of itself per unit of
+            // log t (dL/dlog t = t |grad L|^2) is stalled: in tau the field near such a point is stiff like e^tau,
+            // so waiting for t_max would cost steps growing like t.
+            if (is_classification(opt_.loss) && 2.0 * std::log(fnorm) - tau <= std::log(stall_rate) + logL_ &&
+                log_loss_at(tau, theta_.data()) >= log_ell(opt_.loss, 0.0) &&
+                2.0 * std::log(fnorm) - tau <= std::log(stall_rate) + logL_) {
                 res.status = Status::stalled;
                 res.message = "the loss never fell below l(0) and the gradient vanished: stuck";
                 break;
@@ -142,7 +144,11 @@ public:
             }
             // late in a classification run the flow is stiff in tau (the margins of the support relax at rate
             // O(1) while the direction moves like 1/tau): continue in u = log tau with an L-stable method
-            if (!stiff_ && is_classification(opt_.loss) && tau >= stiff_from_tau && p_ <= stiff_max_params) {
+            // (or earlier, once explicit steps in tau are cut far below tau itself: a stiff stall, e.g. two samples
+            // that no network can separate held at margin 0 while others keep growing)
+            if (!stiff_ && is_classification(opt_.loss) && p_ <= stiff_max_params &&
+                (tau >= stiff_from_tau ||
+                 (tau >= 2.0 && h < 1e-3 * tau && log_loss_at(tau, theta_.data()) >= log_ell(opt_.loss, 0.0)))) {
                 stiff_ = true;
                 h = std::min(h / tau, 0.1);
             }
@@ -730,7 +736,7 @@ private:
         double err = 0.0;
         for (std::size_t q = 0; q < p; ++q) {
             y1_[q] = best[q];
-            const double sc = opt_.atol + opt_.rtol * std::max({std::abs(theta_[q]), std::abs(best[q]), size});
+            const double sc = opt_.atol + opt_.rtol * std::max({std::abs(theta_[q]), std::abs(best[q]), 1e-3 * size});
             const double e = (best[q] - lower[q]) / sc;
             err += e * e;
         }
@@ -794,7 +800,7 @@ private:
     static constexpr std::size_t stiff_max_params = 256;    // dense Jacobians beyond that cost more than they save
     static constexpr std::size_t stiff_columns = 5;         // extrapolation to order 5
     static constexpr double slide_exit_band = 1e-10;
-    static constexpr double stall_gtol = 1e-10;
+    static constexpr double stall_rate = 1e-10;
     std::vector<Event>* events_ = nullptr;
 };
 
