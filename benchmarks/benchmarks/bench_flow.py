@@ -1,40 +1,72 @@
-"""asv benchmarks of `ff.flow`: wall time, peak memory, and work counts (steps, events, slides).
+"""asv benchmarks of `ff.flow`: wall time, peak memory and work counts over a grid of problem sizes, the cost of one
+right-hand-side evaluation next to NumPy's two matrix products, and the rank paper's 288-run experiment.
 
-The track_* counts are deterministic for a given commit, so asv shows changes in the integrator's behaviour
-(e.g. a step-size controller change) separately from changes in speed.
+The track_* counts (steps, events, slides) are deterministic for a given commit, so asv shows changes in the
+integrator's behaviour (e.g. the step-size controller) separately from changes in speed.
+
+Big or slow combinations raise NotImplementedError in setup (asv shows them as skipped) unless
+FASTFLOW_BENCH_LARGE=1; see `Flow.setup`.
 """
+import os
+import time
+
 import numpy as np
 
 import fastflow as ff
 
-DATA_SEED, THETA_SEED = 20240601, 7
-D = 2  # input dimension; fixed for now
+from .common import (LOSSES, RANK_FLOW, RANK_RUNS, best_of, count_kind, large_enabled, random_problem,
+                     rank2x2_inits, rank2x2_problem)
+
 T_MAX = {"square": 100.0, "exponential": 1e6, "logistic": 1e6}
+MAX_SIZE = 20_000  # n * width * d above this is "large"
+
+# Combinations within MAX_SIZE measured at > 1 s (a 5 s cap; Linux VM, 2-core AMD EPYC, fastflow 0.1.0 at commit
+# 5228375). Most end in long runs of rejected steps while neurons slide; see benchmarks/compare.py's report.
+SLOW = {
+    ("exponential", 10, 10, 128): "interrupted after 8.8 s at t = 5.26e+05",
+    ("exponential", 10, 50, 16): "interrupted after 5.1 s at t = 0.955",
+    ("exponential", 100, 10, 2): "interrupted after 5.0 s at t = 1.13",
+    ("exponential", 100, 10, 16): "interrupted after 5.0 s at t = 0.387",
+    ("exponential", 100, 50, 2): "interrupted after 5.0 s at t = 0.115",
+    ("exponential", 1000, 2, 2): "interrupted after 5.0 s at t = 113",
+    ("exponential", 1000, 10, 2): "interrupted after 5.0 s at t = 0.087",
+    ("logistic", 10, 10, 128): "interrupted after 5.2 s at t = 4.04e+04",
+    ("logistic", 10, 50, 16): "interrupted after 5.1 s at t = 4.97",
+    ("logistic", 100, 10, 2): "interrupted after 5.0 s at t = 1.73",
+    ("logistic", 100, 10, 16): "interrupted after 5.0 s at t = 2.2",
+    ("logistic", 100, 50, 2): "interrupted after 5.0 s at t = 0.255",
+    ("logistic", 1000, 2, 2): "interrupted after 5.0 s at t = 111",
+    ("logistic", 1000, 10, 2): "interrupted after 5.0 s at t = 0.137",
+    ("square", 10, 2, 128): "interrupted after 5.3 s at t = 5.48",
+    ("square", 10, 10, 128): "interrupted after 5.3 s at t = 17.1",
+    ("square", 100, 2, 16): "interrupted after 5.0 s at t = 51.9",
+    ("square", 100, 10, 16): "interrupted after 5.0 s at t = 0.344",
+    ("square", 100, 50, 2): "interrupted after 5.0 s at t = 0.04",
+    ("square", 1000, 2, 2): "t_max after 2.8 s",
+    ("square", 1000, 10, 2): "interrupted after 5.0 s at t = 0.174",
+}
 
 
-def make_problem(loss, n, width, d=D):
-    """Inputs on the unit sphere; labels from a random linear separator, or random regression targets."""
-    rng = np.random.default_rng(DATA_SEED)
-    X = rng.normal(size=(n, d))
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
-    if loss == "square":
-        y = rng.normal(size=n)
-    else:
-        y = np.where(X @ rng.normal(size=d) >= 0, 1.0, -1.0)
-    net = ff.two_layer(d, width, 1, "relu")
-    return net, (X, y), ff.init.gaussian(net, 0.5, THETA_SEED)
+def skip_unless_large(reason):
+    if not large_enabled():
+        raise NotImplementedError(f"{reason} (set FASTFLOW_BENCH_LARGE=1 to run it)")
 
 
 class Flow:
-    params = (["exponential", "logistic", "square"], [2, 10, 100], [2, 16])
-    param_names = ["loss", "n", "width"]
-    timeout = 60
+    """One trajectory of a random problem (common.random_problem) at rtol 1e-10: t = 1e6 for the classification
+    losses (log-time integration), t = 100 for the square loss."""
 
-    def setup(self, loss, n, width):
-        if (loss, n, width) == ("square", 100, 16):
-            # ~18 s, ending in "max_events" (Zeno: events accumulate near t = 80): too slow for this suite.
-            raise NotImplementedError("square loss, n=100, width=16: Zeno point, ~18 s")
-        self.net, self.data, self.theta0 = make_problem(loss, n, width)
+    params = (list(LOSSES), [2, 10, 100, 1000], [2, 10, 50], [2, 16, 128])
+    param_names = ["loss", "n", "d", "width"]
+    timeout = 600 if large_enabled() else 60
+
+    def setup(self, loss, n, d, width):
+        if n * width * d > MAX_SIZE:
+            skip_unless_large(f"n * width * d = {n * width * d} > {MAX_SIZE}")
+        elif (loss, n, d, width) in SLOW:
+            skip_unless_large(f"slow: {SLOW[(loss, n, d, width)]}")
+        self.net, X, y, self.theta0 = random_problem(n, d, width, loss)
+        self.data = (X, y)
         self.kwargs = dict(loss=loss, t_max=T_MAX[loss], rtol=1e-10, atol=1e-12)
 
     def run(self):
@@ -53,35 +85,83 @@ class Flow:
         return self.run().n_events
 
     def track_slide_events(self, *params):
-        return int(np.count_nonzero(self.run().events["kind"] == "slide_start"))
+        return count_kind(self.run(), "slide_start")
 
     track_steps.unit = "steps"
     track_events.unit = "events"
     track_slide_events.unit = "events"
 
 
-def rank2x2_problem():
-    """The rank paper's 2x2 example: two nearly aligned unit inputs, identity targets, small spherical init."""
-    x1, x2 = np.array([1.0, 0.99]), np.array([-1.0, 0.99])
-    X = np.vstack([x1 / np.linalg.norm(x1), x2 / np.linalg.norm(x2)])
-    return ff.two_layer(2, 2, 2, "relu"), X, np.eye(2)
+class Rhs:
+    """Cost of one right-hand-side evaluation at n = 1000, d = 50, width = 128, from a one-step flow (no event):
+    flow time / n_rhs. That quotient also carries the per-flow work (initial modes, event search on the step,
+    Python wrapping), so it is an upper bound. Next to it: NumPy's X @ W1.T plus the backward product
+    delta.T @ X (BLAS, as many threads as NumPy uses), and the C++ forward pass alone (`net.forward`)."""
+
+    n, d, width, t_max = 1000, 50, 128, 1e-7
+    timeout = 120
+
+    def setup(self):
+        self.net, self.X, self.y, self.theta0 = random_problem(self.n, self.d, self.width, "exponential")
+        self.W1 = self.net.split(self.theta0)[0]
+        self.delta = np.random.default_rng(0).normal(size=(self.n, self.width))
+        self.kwargs = dict(loss="exponential", t_max=self.t_max, rtol=1e-10, atol=1e-12)
+        tr = self.short_flow()
+        if tr.n_events or tr.n_steps != 1:
+            raise NotImplementedError(f"the short flow took {tr.n_steps} steps with {tr.n_events} events")
+
+    def short_flow(self):
+        return ff.flow(self.net, (self.X, self.y), self.theta0, **self.kwargs)
+
+    def two_matmuls(self):
+        return self.X @ self.W1.T, self.delta.T @ self.X
+
+    def time_short_flow(self):
+        self.short_flow()
+
+    def time_numpy_two_matmuls(self):
+        self.two_matmuls()
+
+    def time_cpp_forward_pass(self):
+        self.net.forward(self.theta0, self.X)
+
+    def track_rhs_seconds(self):
+        seconds, tr = best_of(self.short_flow, repeat=3)
+        return seconds / tr.n_rhs
+
+    def track_rhs_over_two_matmuls(self):
+        seconds, tr = best_of(self.short_flow, repeat=3)
+        return (seconds / tr.n_rhs) / best_of(self.two_matmuls, repeat=20)[0]
+
+    track_rhs_seconds.unit = "seconds"
+    track_rhs_over_two_matmuls.unit = "ratio"
 
 
 class RankPaper2x2:
-    timeout = 60
+    """The rank paper's 2x2 experiment: RANK_RUNS = 288 trajectories (spherical init of radius 1e-4, t = 300, square
+    loss) with flow_many on 1 and 2 C++ threads."""
 
-    def setup(self):
-        self.net, self.X, self.Y = rank2x2_problem()
-        # seed 6 reaches a global minimum (loss ~1e-26); many seeds instead stall at loss 0.5 or start dead
-        self.theta0 = ff.init.sphere(self.net, 1e-4, 6)
+    params = [1, 2]
+    param_names = ["threads"]
+    timeout = 120
 
-    def run(self):
-        return ff.flow(self.net, (self.X, self.Y), self.theta0, loss="square", t_max=300, rtol=1e-10, atol=1e-14)
+    def setup(self, threads):
+        if threads > (os.cpu_count() or 1):
+            raise NotImplementedError(f"{threads} threads on {os.cpu_count()} CPUs")
+        self.net, X, Y = rank2x2_problem()
+        self.data = (X, Y)
+        self.thetas = rank2x2_inits(self.net, RANK_RUNS)
+        ff.flow_many(self.net, self.data, self.thetas[:4], threads=threads, **RANK_FLOW)  # warm-up
 
-    def time_flow(self):
-        self.run()
+    def run(self, threads):
+        return ff.flow_many(self.net, self.data, self.thetas, threads=threads, **RANK_FLOW)
 
-    def track_steps(self):
-        return self.run().n_steps
+    def time_flow_many(self, threads):
+        self.run(threads)
 
-    track_steps.unit = "steps"
+    def track_trajectories_per_second(self, threads):
+        start = time.perf_counter()
+        self.run(threads)
+        return RANK_RUNS / (time.perf_counter() - start)
+
+    track_trajectories_per_second.unit = "trajectories/s"
