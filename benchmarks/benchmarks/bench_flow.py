@@ -20,30 +20,30 @@ from .common import (LOSSES, RANK_FLOW, RANK_RUNS, best_of, count_kind, large_en
 T_MAX = {"square": 100.0, "exponential": 1e6, "logistic": 1e6}
 MAX_SIZE = 20_000  # n * width * d above this is "large"
 
-# Combinations within MAX_SIZE measured at > 1 s (a 5 s cap; Linux VM, 2-core AMD EPYC, fastflow 0.1.0 at commit
-# 5228375). Most end in long runs of rejected steps while neurons slide; see benchmarks/compare.py's report.
+# Combinations within MAX_SIZE measured at > 1 s (5 s cap per run; Linux VM, 2-core AMD EPYC, fastflow 0.1.0 at commit
+# 1d29d01). Most end in long runs of rejected steps while neurons slide; see benchmarks/compare.py's report.
 SLOW = {
-    ("exponential", 10, 10, 128): "interrupted after 8.8 s at t = 5.26e+05",
-    ("exponential", 10, 50, 16): "interrupted after 5.1 s at t = 0.955",
-    ("exponential", 100, 10, 2): "interrupted after 5.0 s at t = 1.13",
-    ("exponential", 100, 10, 16): "interrupted after 5.0 s at t = 0.387",
-    ("exponential", 100, 50, 2): "interrupted after 5.0 s at t = 0.115",
-    ("exponential", 1000, 2, 2): "interrupted after 5.0 s at t = 113",
-    ("exponential", 1000, 10, 2): "interrupted after 5.0 s at t = 0.087",
-    ("logistic", 10, 10, 128): "interrupted after 5.2 s at t = 4.04e+04",
-    ("logistic", 10, 50, 16): "interrupted after 5.1 s at t = 4.97",
-    ("logistic", 100, 10, 2): "interrupted after 5.0 s at t = 1.73",
-    ("logistic", 100, 10, 16): "interrupted after 5.0 s at t = 2.2",
-    ("logistic", 100, 50, 2): "interrupted after 5.0 s at t = 0.255",
-    ("logistic", 1000, 2, 2): "interrupted after 5.0 s at t = 111",
-    ("logistic", 1000, 10, 2): "interrupted after 5.0 s at t = 0.137",
-    ("square", 10, 2, 128): "interrupted after 5.3 s at t = 5.48",
-    ("square", 10, 10, 128): "interrupted after 5.3 s at t = 17.1",
-    ("square", 100, 2, 16): "interrupted after 5.0 s at t = 51.9",
-    ("square", 100, 10, 16): "interrupted after 5.0 s at t = 0.344",
-    ("square", 100, 50, 2): "interrupted after 5.0 s at t = 0.04",
-    ("square", 1000, 2, 2): "t_max after 2.8 s",
-    ("square", 1000, 10, 2): "interrupted after 5.0 s at t = 0.174",
+    ("exponential", 10, 10, 128): "stopped at the 5 s cap, t = 5.26e+05",
+    ("exponential", 10, 50, 16): "stopped at the 5 s cap, t = 0.955",
+    ("exponential", 100, 10, 2): "stopped at the 5 s cap, t = 1.14",
+    ("exponential", 100, 10, 16): "stopped at the 5 s cap, t = 0.388",
+    ("exponential", 100, 50, 2): "stopped at the 5 s cap, t = 0.116",
+    ("exponential", 1000, 2, 2): "stalled after 2.1 s",
+    ("exponential", 1000, 10, 2): "stopped at the 5 s cap, t = 0.0897",
+    ("logistic", 10, 10, 128): "stopped at the 5 s cap",
+    ("logistic", 10, 50, 16): "stopped at the 5 s cap, t = 4.98",
+    ("logistic", 100, 10, 2): "stopped at the 5 s cap, t = 1.73",
+    ("logistic", 100, 10, 16): "stopped at the 5 s cap, t = 2.21",
+    ("logistic", 100, 50, 2): "stopped at the 5 s cap, t = 0.256",
+    ("logistic", 1000, 2, 2): "stalled after 2.7 s",
+    ("logistic", 1000, 10, 2): "stopped at the 5 s cap, t = 0.137",
+    ("square", 10, 2, 128): "stopped at the 5 s cap, t = 7.72",
+    ("square", 10, 10, 128): "stopped at the 5 s cap, t = 18.2",
+    ("square", 100, 2, 16): "stopped at the 5 s cap, t = 77.3",
+    ("square", 100, 10, 16): "stopped at the 5 s cap, t = 0.344",
+    ("square", 100, 50, 2): "stopped at the 5 s cap, t = 0.0407",
+    ("square", 1000, 2, 2): "t_max after 1.9 s",
+    ("square", 1000, 10, 2): "stopped at the 5 s cap, t = 0.174",
 }
 
 
