@@ -1,0 +1,58 @@
+"""`python -m fastflow.fuzz` in CI: ~200 random trajectories with every independent check, zero violations."""
+import re
+import subprocess
+import sys
+
+import numpy as np
+
+import fastflow as ff
+from fastflow import fuzz
+
+
+def run_fuzz(*args, timeout=900):
+    return subprocess.run([sys.executable, "-m", "fastflow.fuzz", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_fuzz_200_trajectories_without_violations():
+    proc = run_fuzz("--n", "200", "--seed", "0", "--workers", "2", "--budget", "60")
+    out = proc.stdout
+    assert re.search(r"^200 trajectories in [\d.]+ s \([\d.]+ trajectories/s", out, re.M), out + proc.stderr
+    assert re.search(r"^status: ", out, re.M), out
+    assert "violations: 0" in out, out
+    assert proc.returncode == 0, out + proc.stderr[-3000:]
+
+
+def test_fuzz_reports_counts_and_exit_status():
+    """The report: a count per status that adds up to --n, and violations by kind; the exit status follows."""
+    proc = run_fuzz("--n", "6", "--seed", "3", "--budget", "60")
+    counts = dict((name, int(k)) for name, k in re.findall(r"(\w+) (\d+)", proc.stdout.splitlines()[1]))
+    assert sum(counts.values()) == 6 and set(counts) <= set(fuzz.SENSIBLE_STATUSES) | {
+        "max_events", "max_steps", "error", "interrupted", "timeout", "exception"}
+    n_violations = int(re.search(r"^violations: (\d+)", proc.stdout, re.M).group(1))
+    assert proc.returncode == (1 if n_violations else 0)
+
+
+def test_fuzz_runs_are_reproducible():
+    """The same seed gives the same problems (index by index), whatever the number of workers."""
+    a = fuzz.random_problem(fuzz._rng_for(5, 17))
+    b = fuzz.random_problem(fuzz._rng_for(5, 17))
+    np.testing.assert_array_equal(a.X, b.X)
+    np.testing.assert_array_equal(a.theta0, b.theta0)
+    assert (a.loss, a.t_max) == (b.loss, b.t_max)
+    one = fuzz.run(8, seed=2, workers=1, budget=60)
+    two = fuzz.run(8, seed=2, workers=2, budget=60)
+    assert one[0] == two[0] and one[1] == two[1]
+
+
+def test_fuzz_budget_stops_a_crawl():
+    """A run past its wall-clock budget is stopped (as by Ctrl-C) and counted as a "timeout" violation."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 6))
+    y = np.where(rng.random(150) < 0.5, -1.0, 1.0)
+    net = ff.two_layer(6, 32)
+    problem = fuzz.Problem(net, X, y, rng.normal(0.0, 0.3, net.n_params), "exponential", 1e6, rtol=1e-13,
+                           atol=1e-15)
+    traj, violations = fuzz.check_with_budget(problem, 1.0)
+    assert traj.status == "interrupted"
+    assert [v.kind for v in violations] == ["timeout"]
