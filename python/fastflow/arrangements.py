@@ -261,16 +261,8 @@ def _topes_2d(Y):
 
 
 @numba.njit(cache=True)
-def _grow_i32(a, need):
-    if need <= a.shape[0]:
-        return a
-    b = np.empty(max(need, 2 * a.shape[0]), a.dtype)
-    b[:a.shape[0]] = a
-    return b
-
-
-@numba.njit(cache=True)
-def _grow_i8(a, need):
+def _grow(a, need):
+    """`a` with room for `need` leading entries (Numba compiles one version per dtype)."""
     if need <= a.shape[0]:
         return a
     b = np.empty(max(need, 2 * a.shape[0]), a.dtype)
@@ -414,8 +406,8 @@ def _topes(Y):
             table_h[pos] = rh[i]
 
         nmax = ncur + T
-        par = _grow_i32(par, off[k] + nmax)
-        sg = _grow_i8(sg, off[k] + nmax)
+        par = _grow(par, off[k] + nmax)
+        sg = _grow(sg, off[k] + nmax)
         new_h = np.empty(nmax, np.uint64)
         new_pt = np.empty((nmax, m))
         found = np.zeros(T, np.bool_)
