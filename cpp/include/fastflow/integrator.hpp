@@ -55,6 +55,9 @@ struct Result {
     std::vector<double> theta_eval, log_loss_eval;
 };
 
+// log t of tau = log(1 + t) without overflow
+inline double log_t(double tau) { return tau > 40.0 ? tau : std::log(std::expm1(tau)); }
+
 // log(dt/dtau)
 inline double log_time_factor(Loss loss, double tau) { return is_classification(loss) ? tau : 0.0; }
 
@@ -94,11 +97,14 @@ public:
         Z_.clear();
         stiff_ = degenerate_ = false;
         events_ = &res.events;
+        event_switch_.clear(), event_before_.clear();
         initial_modes();
         field(tau, theta_.data(), k_[0].data(), res);
         std::size_t eval_next = 0;
         emit_evals(res, eval_next, tau, nullptr);
         double h = initial_step(tau, res);
+        const double log_t_stall_from = std::log(norm2(theta_.data(), p_)) - std::log(norm2(k_[0].data(), p_)) +
+                                        std::log(stall_wait);
         double last_progress_tau = tau;
         std::size_t stuck_rounds = 0;
         while (true) {
@@ -116,23 +122,28 @@ public:
             }
             const double fnorm = norm2(k_[0].data(), p_);
             if (!std::isfinite(fnorm)) {
-                // a classification loss stuck above l(0) decays no weight e^{tau - q}: time itself overflows
-                if (is_classification(opt_.loss) &&
+                // a classification loss stuck above l(0) decays no weight e^{tau - q}: late enough, time itself
+                // overflows; earlier, the data or weights are too large for float64 weights
+                if (is_classification(opt_.loss) && tau >= late_overflow_tau &&
                     log_loss_at(tau, theta_.data()) >= log_ell(opt_.loss, 0.0)) {
                     res.status = Status::stalled;
                     res.message = "the loss never fell below l(0): stuck (e.g. at a saddle or on non-separable data)";
                 } else {
-                    res.status = Status::error, res.message = "the vector field is not finite (loss overflow)";
+                    res.status = Status::error;
+                    res.message = "the vector field overflows float64: rescale the data or the initialisation";
                 }
                 break;
             }
             const double log_grad = std::log(fnorm) - log_time_factor(opt_.loss, tau);
-            // A classification run stuck above l(0) whose loss changes by less than stall_rate of itself per unit of
-            // log t (dL/dlog t = t |grad L|^2) is stalled: in tau the field near such a point is stiff like e^tau,
-            // so waiting for t_max would cost steps growing like t.
-            if (is_classification(opt_.loss) && 2.0 * std::log(fnorm) - tau <= std::log(stall_rate) + logL_ &&
-                log_loss_at(tau, theta_.data()) >= log_ell(opt_.loss, 0.0) &&
-                2.0 * std::log(fnorm) - tau <= std::log(stall_rate) + logL_) {
+            // A classification run stuck above l(0) whose loss and parameters both change by less than stall_rate
+            // of themselves per unit of log t (dL/dlog t = t |grad L|^2, |d theta/dlog t| = t |grad L|) is stalled:
+            // in tau the field near such a point is stiff like e^tau, so waiting for t_max would cost steps growing
+            // like t. (The relative motion keeps a small initialisation, whose loss barely moves, from stalling;
+            // the rule waits for t >> the run's own starting time scale |theta0| / |grad L(theta0)|.)
+            if (is_classification(opt_.loss) && log_t(tau) >= log_t_stall_from &&
+                2.0 * std::log(fnorm) - tau <= std::log(stall_rate) + logL_ &&
+                std::log(fnorm) - tau <= std::log(stall_rate * norm2(theta_.data(), p_)) &&
+                log_loss_at(tau, theta_.data()) >= log_ell(opt_.loss, 0.0)) {
                 res.status = Status::stalled;
                 res.message = "the loss never fell below l(0) and the gradient vanished: stuck";
                 break;
@@ -148,7 +159,7 @@ public:
             // that no network can separate held at margin 0 while others keep growing)
             if (!stiff_ && is_classification(opt_.loss) && p_ <= stiff_max_params &&
                 (tau >= stiff_from_tau ||
-                 (tau >= 2.0 && h < 1e-3 * tau && log_loss_at(tau, theta_.data()) >= log_ell(opt_.loss, 0.0)))) {
+                 (res.n_steps >= 100 && h < 1e-3 * tau && log_loss_at(tau, theta_.data()) >= log_ell(opt_.loss, 0.0)))) {
                 stiff_ = true;
                 h = std::min(h / tau, 0.1);
             }
@@ -327,18 +338,37 @@ private:
     }
 
     // --- modes and events -----------------------------------------------------------------------------------
-    double band(const double* th, std::size_t k) const {
-        return 32.0 * std::numeric_limits<double>::epsilon() * band_boost_[k] *
-               model_.switch_scale(th, X_, slopes_.data(), k);
+    // The rounding band of switch k: its own scale, floored by the largest scale of its layer on the same sample
+    // (a neuron whose weights reach zero, e.g. sliding into the apex of its surfaces, has only rounding noise left
+    // and no scale of its own). band_floors must have been called for th.
+    double band(const double* th, std::size_t k, const std::vector<double>& floors) const {
+        return 32.0 * std::numeric_limits<double>::epsilon() *
+               std::max(band_boost_[k] * model_.switch_scale(th, X_, slopes_.data(), k), floors[k]);
+    }
+
+    void band_floors(const double* th, std::vector<double>& floors) const {
+        floors.resize(NS_);
+        std::vector<double> layer_max;
+        for (std::size_t i = 0; i < n_; ++i) {
+            layer_max.assign(layer_max.size(), 0.0);
+            for (std::size_t u = 0; u < H_; ++u) {
+                const auto layer = static_cast<std::size_t>(model_.switch_layer(u));
+                if (layer >= layer_max.size()) layer_max.resize(layer + 1, 0.0);
+                layer_max[layer] = std::max(layer_max[layer], model_.switch_scale(th, X_, slopes_.data(), i * H_ + u));
+            }
+            for (std::size_t u = 0; u < H_; ++u)
+                floors[i * H_ + u] = layer_max[static_cast<std::size_t>(model_.switch_layer(u))];
+        }
     }
 
     void initial_modes() {
         if (NS_ == 0) return;
         // no slopes yet: deeper layers see the activations of the convention sigma'(h) = 1[h > 0]
         model_.preactivations(theta_.data(), X_, n_, nullptr, h_.data(), scratch_.data());
+        band_floors(theta_.data(), floor0_);
         std::vector<std::size_t> on_surface;
         for (std::size_t k = 0; k < NS_; ++k) {
-            const double b = band(theta_.data(), k);
+            const double b = band(theta_.data(), k, floor0_);
             if (h_[k] > b) mode_[k] = active, slopes_[k] = 1.0;
             else if (h_[k] < -b || b == 0.0) mode_[k] = inactive, slopes_[k] = 0.0;  // b = 0: all inputs zero
             else mode_[k] = unset, on_surface.push_back(k);
@@ -424,27 +454,61 @@ private:
             s = s_still;
             if (settled) break;
         }
-        for (std::size_t sw : undecided) mode_[sw] = sliding, slopes_[sw] = 0.0;
         Z_ = rest;
         Z_.insert(Z_.end(), undecided.begin(), undecided.end());
+        // A switch decided at a bound whose surface contains the sliding set's intersection (its normal lies in
+        // their span: a duplicated or parallel sample) stays on its surface as long as they slide: it slides too.
+        if (!Z_.empty())
+            for (std::size_t sw : set)
+                if (std::find(undecided.begin(), undecided.end(), sw) == undecided.end() &&
+                    in_normal_span(sw, Z_))
+                    undecided.push_back(sw), Z_.push_back(sw);
+        for (std::size_t sw : undecided) mode_[sw] = sliding, slopes_[sw] = 0.0;
         std::sort(Z_.begin(), Z_.end());
         for (std::size_t a = 0; a < set.size(); ++a) {
-            record(tau, old[a], mode_[set[a]], set[a]);
-            if (mode_[set[a]] == sliding && branch_[set[a]]) push_event(tau, EventKind::branch, set[a]);
+            if (record(tau, old[a], mode_[set[a]], set[a]) && branch_[set[a]])
+                push_event(tau, EventKind::branch, set[a], unset);
         }
     }
 
-    void record(double tau, std::uint8_t before, std::uint8_t after, std::size_t sw) {
-        if (before == after) return;
-        if (after == sliding) push_event(tau, EventKind::slide_start, sw);
-        else if (before == sliding) push_event(tau, EventKind::slide_end, sw);
-        else if (before == unset) return;
-        else push_event(tau, after == active ? EventKind::activate : EventKind::deactivate, sw);
+    // whether the normal of switch sw is a combination of the normals of `set` (to rounding)
+    bool in_normal_span(std::size_t sw, const std::vector<std::size_t>& set) {
+        const std::size_t k = set.size();
+        N_.resize(k * p_);
+        for (std::size_t a = 0; a < k; ++a) model_.switch_normal(theta_.data(), X_, slopes_.data(), set[a], &N_[a * p_]);
+        model_.switch_normal(theta_.data(), X_, slopes_.data(), sw, normal_.data());
+        std::vector<double> Q, rhs(k), lam;
+        gram(N_, k, Q);
+        for (std::size_t a = 0; a < k; ++a) rhs[a] = dot(&N_[a * p_], normal_.data(), p_);
+        solve_psd(Q, rhs, k, lam);
+        const double nn = norm2(normal_.data(), p_);
+        for (std::size_t a = 0; a < k; ++a)
+            for (std::size_t q = 0; q < p_; ++q) normal_[q] -= lam[a] * N_[a * p_ + q];
+        return norm2(normal_.data(), p_) <= 1e-9 * nn;
     }
 
-    void push_event(double tau, EventKind kind, std::size_t sw) {
+    // Logs the mode change of switch sw; returns whether it started a slide. Changes of the same switch at the
+    // same tau (handled in two rounds, e.g. a slide that ends and restarts at once) are logged as their net change.
+    bool record(double tau, std::uint8_t before, std::uint8_t after, std::size_t sw) {
+        for (std::size_t e = events_->size(); e-- > 0 && (*events_)[e].tau == tau;) {
+            if (event_switch_[e] != sw) continue;
+            if ((*events_)[e].kind != EventKind::branch) before = event_before_[e];
+            events_->erase(events_->begin() + static_cast<std::ptrdiff_t>(e));
+            event_switch_.erase(event_switch_.begin() + static_cast<std::ptrdiff_t>(e));
+            event_before_.erase(event_before_.begin() + static_cast<std::ptrdiff_t>(e));
+        }
+        if (before == after) return false;
+        if (after == sliding) push_event(tau, EventKind::slide_start, sw, before);
+        else if (before == sliding) push_event(tau, EventKind::slide_end, sw, before);
+        else if (before != unset) push_event(tau, after == active ? EventKind::activate : EventKind::deactivate, sw, before);
+        return after == sliding;
+    }
+
+    void push_event(double tau, EventKind kind, std::size_t sw, std::uint8_t before) {
         const std::size_t unit = sw % H_;
         events_->push_back({tau, kind, sw / H_, model_.switch_layer(unit), model_.switch_neuron(unit)});
+        event_switch_.push_back(sw);
+        event_before_.push_back(before);
     }
 
     // The earliest event in the accepted step [tau, tau + h] as a step fraction (-1 if none); `fired` gets every
@@ -453,6 +517,8 @@ private:
         fired.clear();
         if (NS_ == 0) return -1.0;
         std::vector<std::pair<double, std::size_t>> hits;
+        band_floors(theta_.data(), floor0_);
+        band_floors(y1_.data(), floor1_);
         if (model_.linear_switches()) polynomial_hits(hits);
         else sampled_hits(hits);
         double sigma_min = 2.0;
@@ -480,7 +546,7 @@ private:
             double abs_sum = 0.0;
             for (int m = 0; m <= deg; ++m) g[m] = sign * hc_[m * NS_ + k], abs_sum += std::abs(g[m]);
             if (g[0] + (abs_sum - std::abs(g[0])) < 0.0) continue;  // its maximum over the step is negative
-            const double b = std::max(band(theta_.data(), k), band(y1_.data(), k));
+            const double b = std::max(band(theta_.data(), k, floor0_), band(y1_.data(), k, floor1_));
             const double sigma = first_violation(g, deg, b);
             if (sigma >= 0.0) hits.emplace_back(sigma, k);
         }
@@ -498,7 +564,7 @@ private:
         for (std::size_t k = 0; k < NS_; ++k) {
             if (mode_[k] == sliding) continue;
             const double sign = mode_[k] == active ? -1.0 : 1.0;
-            const double b = std::max(band(theta_.data(), k), band(y1_.data(), k));
+            const double b = std::max(band(theta_.data(), k, floor0_), band(y1_.data(), k, floor1_));
             for (int m = 1; m <= samples; ++m) {
                 if (sign * hs[m * NS_ + k] <= b) continue;
                 auto g = [&](double sigma) {
@@ -540,9 +606,10 @@ private:
         std::vector<std::size_t> set(Z_.begin(), Z_.end());
         set.insert(set.end(), fired.begin(), fired.end());
         model_.preactivations(theta_.data(), X_, n_, slopes_.data(), h_.data(), scratch_.data());
+        band_floors(theta_.data(), floor0_);
         // a deeper unit whose inputs are all exactly zero (scale 0) is no switch: its slope changes nothing
         for (std::size_t k = 0; k < NS_; ++k) {
-            const double b = band(theta_.data(), k);
+            const double b = band(theta_.data(), k, floor0_);
             if (b > 0.0 && std::abs(h_[k]) <= b) set.push_back(k);
         }
         std::sort(set.begin(), set.end());
@@ -582,25 +649,33 @@ private:
         return std::sqrt(err / static_cast<double>(p_));
     }
 
+    // root mean square of v_q / (atol + rtol |theta_q|), without overflow when the ratios pass 1e154
+    double scaled_rms(const double* v, const double* minus = nullptr) const {
+        double big = 0.0;
+        for (std::size_t q = 0; q < p_; ++q)
+            big = std::max(big, std::abs(v[q] - (minus ? minus[q] : 0.0)) / (opt_.atol + opt_.rtol * std::abs(theta_[q])));
+        if (big == 0.0 || !std::isfinite(big)) return big;
+        double sum = 0.0;
+        for (std::size_t q = 0; q < p_; ++q) {
+            const double r = (v[q] - (minus ? minus[q] : 0.0)) / (opt_.atol + opt_.rtol * std::abs(theta_[q])) / big;
+            sum += r * r;
+        }
+        return big * std::sqrt(sum / static_cast<double>(p_));
+    }
+
+    // Hairer, Norsett & Wanner's starting step (II.4), guarded against overflow
     double initial_step(double tau, Result& res) {
-        double d0 = 0.0, d1 = 0.0;
-        for (std::size_t q = 0; q < p_; ++q) {
-            const double sc = opt_.atol + opt_.rtol * std::abs(theta_[q]);
-            d0 += (theta_[q] / sc) * (theta_[q] / sc);
-            d1 += (k_[0][q] / sc) * (k_[0][q] / sc);
+        const double d0 = scaled_rms(theta_.data()), d1 = scaled_rms(k_[0].data());
+        double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
+        // in tau a trial step of more than a few units multiplies every weight by e^h0 and may overflow
+        if (is_classification(opt_.loss)) h0 = std::min(h0, 1.0);
+        double d2 = INFINITY;
+        for (int attempt = 0; attempt < 64; ++attempt, h0 *= 0.01) {
+            for (std::size_t q = 0; q < p_; ++q) ytmp_[q] = theta_[q] + h0 * k_[0][q];
+            field(tau + h0, ytmp_.data(), ftmp_.data(), res);
+            d2 = scaled_rms(ftmp_.data(), k_[0].data()) / h0;
+            if (std::isfinite(d2)) break;
         }
-        const double pd = static_cast<double>(p_);
-        d0 = std::sqrt(d0 / pd), d1 = std::sqrt(d1 / pd);
-        const double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
-        for (std::size_t q = 0; q < p_; ++q) ytmp_[q] = theta_[q] + h0 * k_[0][q];
-        field(tau + h0, ytmp_.data(), ftmp_.data(), res);
-        double d2 = 0.0;
-        for (std::size_t q = 0; q < p_; ++q) {
-            const double sc = opt_.atol + opt_.rtol * std::abs(theta_[q]);
-            const double v = (ftmp_[q] - k_[0][q]) / sc;
-            d2 += v * v;
-        }
-        d2 = std::sqrt(d2 / pd) / h0;
         const double dm = std::max(d1, d2);
         const double h1 = dm <= 1e-15 ? std::max(1e-6, h0 * 1e-3) : std::pow(0.01 / dm, 1.0 / dopri5::ORDER);
         field(tau, theta_.data(), k_[0].data(), res);  // restore the buffers field() shares
@@ -789,6 +864,7 @@ private:
     std::vector<std::uint8_t> mode_;
     std::vector<bool> branch_;  // sliding on a surface both one-sided fields leave
     std::vector<double> band_boost_;  // rounding band multipliers of grazing switches
+    std::vector<double> floor0_, floor1_;  // band floors at the step's start and end
     std::vector<std::size_t> Z_;
     std::vector<double> D_, Q_, s_, N_;
     double logL_ = 0.0;
@@ -801,7 +877,11 @@ private:
     static constexpr std::size_t stiff_columns = 5;         // extrapolation to order 5
     static constexpr double slide_exit_band = 1e-10;
     static constexpr double stall_rate = 1e-10;
+    static constexpr double stall_wait = 1e3;              // in units of the starting time scale
+    static constexpr double late_overflow_tau = 600.0;     // e^tau alone near the float64 limit
     std::vector<Event>* events_ = nullptr;
+    std::vector<std::size_t> event_switch_;    // per logged event: its switch and its mode before
+    std::vector<std::uint8_t> event_before_;
 };
 
 }  // namespace fastflow
