@@ -1,5 +1,5 @@
-"""`analyze`: normalisation, KKT residual and polishing, and the verdicts with their certificates, on the source
-papers' cases (CASES.md) and on random problems."""
+"""`analyze`: normalisation, KKT residual and polishing, the verdicts with their certificates, and the per-layer
+verdicts (VSS Problem (4)), on the source papers' cases (CASES.md) and on random problems."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -45,6 +45,43 @@ def check_certificate(net, X, y, rep):
         assert f.theta @ f.theta < rep.theta_tilde @ rep.theta_tilde
 
 
+def layer_block(net, layer):
+    k, d = net.layer_shapes[0]
+    return slice(0, k * d) if layer == 1 else slice(k * d, None)
+
+
+def check_layer(net, X, y, rep, lr):
+    """Per-layer report: consistent with theta~, and its certificate feasible, better and in its layer only."""
+    assert lr.verdict in VERDICTS
+    block = layer_block(net, lr.layer)
+    u = rep.theta_tilde[block]
+    assert lr.norm_sq == pytest.approx(u @ u, rel=1e-14)
+    if lr.optimum is not None:   # theta~'s own layer is feasible
+        assert lr.optimum <= lr.norm_sq * (1 + 1e-7)
+    if lr.verdict == "global":
+        assert lr.norm_sq <= lr.optimum * (1 + 1e-6)
+    if lr.verdict in ("global", "local", "kkt_only", "not_local"):
+        assert lr.kkt_residual <= 1e-8
+    c = lr.certificate
+    assert (c is not None) == (lr.verdict == "not_local" or (lr.verdict == "local" and lr.optimum is not None))
+    if c is None:
+        return
+    other = np.ones(net.n_params, bool)
+    other[block] = False
+    assert np.array_equal(c.theta[other], rep.theta_tilde[other])
+    assert np.min(margins(net, X, y, c.theta)) >= 1.0
+    assert c.theta @ c.theta < rep.theta_tilde @ rep.theta_tilde
+    if lr.verdict == "not_local":
+        assert np.linalg.norm(c.theta - rep.theta_tilde) <= rep.eps
+        assert len(c.family) == 2
+        for f in c.family:
+            assert np.min(margins(net, X, y, f.theta)) >= 1.0
+            assert np.linalg.norm(f.theta - rep.theta_tilde) <= f.radius < rep.eps
+            assert f.theta @ f.theta < rep.theta_tilde @ rep.theta_tilde
+    else:   # the optimum: not global
+        assert c.theta[block] @ c.theta[block] == pytest.approx(lr.optimum, rel=1e-9)
+
+
 def check_report(net, X, y, rep):
     assert rep.verdict in VERDICTS
     np.testing.assert_allclose(np.min(margins(net, X, y, rep.theta_tilde)), 1.0, rtol=1e-12)
@@ -64,6 +101,15 @@ def check_report(net, X, y, rep):
         assert rep.kkt_residual > 1e-8
     if rep.verdict == "global":
         assert rep.norm_sq <= rep.global_value * (1 + 1e-6)
+    assert [lr.layer for lr in rep.per_layer] == [1, 2]
+    for lr in rep.per_layer:
+        check_layer(net, X, y, rep, lr)
+        assert lr.evidence in str(rep)
+        # a (local) optimum of (P) is one of each layer's problem, whose feasible set is a slice of (P)'s
+        if rep.verdict in ("global", "local"):
+            assert lr.verdict != "not_local"
+        if rep.verdict == "global" and lr.optimum is not None:
+            assert lr.verdict == "global"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -177,11 +223,24 @@ def test_remark31_ratio_grows():
 # margin paper Thm 4.2(2), Lemma C.6 / Thm 4.3
 
 
-@pytest.mark.parametrize("loss", ["exponential", "logistic"])
-def test_thm42_nonzero_neurons_not_local(loss):
+def thm42_limit(loss):
+    """(net, X, y, flow limit) of Thm 4.2(2): +-e1, +-e2, y = 1, w_i(0) = 2 x_i, v_i(0) = 2."""
     net, X, y = ff.two_layer(2, 4), THM42_X, np.ones(4)
     traj = ff.flow(net, (X, y), net.join([2 * X, 2 * np.ones((1, 4))]), loss=loss, log_t_max=50.0)
-    rep = analyze(net, (X, y), traj.theta)
+    return net, X, y, traj.theta
+
+
+def lemma_c6_limit():
+    """(net, X, y, flow limit) of Lemma C.6: w1(0) = (0, 3), v1(0) = 3, w2(0) = (0, -2), v2(0) = 2."""
+    net, X, y = ff.two_layer(2, 2), LEMC6_X, np.ones(3)
+    theta0 = net.join([np.array([[0.0, 3.0], [0.0, -2.0]]), np.array([[3.0, 2.0]])])
+    return net, X, y, ff.flow(net, (X, y), theta0, log_t_max=300.0).theta
+
+
+@pytest.mark.parametrize("loss", ["exponential", "logistic"])
+def test_thm42_nonzero_neurons_not_local(loss):
+    net, X, y, theta = thm42_limit(loss)
+    rep = analyze(net, (X, y), theta)
     check_report(net, X, y, rep)
     assert rep.verdict == "not_local"
     W1, W2 = net.split(rep.theta_tilde)
@@ -196,9 +255,8 @@ def test_thm42_nonzero_neurons_not_local(loss):
 
 
 def test_lemma_c6_local_not_global():
-    net, X, y = ff.two_layer(2, 2), LEMC6_X, np.ones(3)
-    theta0 = net.join([np.array([[0.0, 3.0], [0.0, -2.0]]), np.array([[3.0, 2.0]])])
-    rep = analyze(net, (X, y), ff.flow(net, (X, y), theta0, log_t_max=300.0).theta)
+    net, X, y, theta = lemma_c6_limit()
+    rep = analyze(net, (X, y), theta)
     check_report(net, X, y, rep)
     assert rep.verdict == "local" and rep.local_condition
     np.testing.assert_allclose(rep.theta_tilde, net.join([np.array([[0.0, 2.0], [0.0, -1.0]]),
@@ -287,6 +345,13 @@ def test_thm31_linear_networks_reach_the_global_optimum(seed):
     assert rep.norm_sq == pytest.approx(rep.global_value, rel=1e-9)
     W1, W2 = net.split(rep.theta_tilde)
     assert ff.rank(W1, tol=1e-9) == 1   # Thm 3.1: W~1 = C v1 u^T
+    # VSS Thm 5.2: each layer is a global optimum of Problem (4). Layer 1: only beta = W^T v enters, and
+    # min ||W||^2 s.t. W^T v = beta is ||beta||^2 / ||v||^2 (W = v beta^T / ||v||^2), beta the SVM; layer 2: the
+    # SVM on the features W x_i
+    l1, l2 = rep.per_layer
+    assert l1.verdict == l2.verdict == "global"
+    assert l1.optimum == pytest.approx(svm_norm_reference(X, y) ** 2 / (W2 @ W2.T).item(), rel=1e-7)
+    assert l2.optimum == pytest.approx(svm_norm_reference(X @ W1.T, y) ** 2, rel=1e-7)
 
 
 @needs_convex
@@ -302,6 +367,110 @@ def test_wp_f1_global(seed):
     assert rep.norm_sq == pytest.approx(2 / np.linalg.norm(X[0]) + 2 / np.linalg.norm(X[1]), rel=1e-10)
     np.testing.assert_allclose(rep.multipliers, 1 / np.linalg.norm(X, axis=1), rtol=1e-8)   # (0.5829, 0.6996)
     assert rep.dual_value == pytest.approx(1.0, abs=1e-8)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# per-layer max-margin (VSS Problem (4)): closed forms, and QPs solved here with CVXPY
+
+
+def layer1_qp(X, y, v, A):
+    """min ||W||_F^2 s.t. y_i sum_j v_j a_ij w_j.x_i >= 1, (2 a_ij - 1) w_j.x_i >= 0: the first layer's problem on
+    the activation pattern A (n, k), by CVXPY; inf when infeasible."""
+    cp = pytest.importorskip("cvxpy")
+    W = cp.Variable((len(v), X.shape[1]))
+    H = X @ W.T
+    constraints = [cp.sum(cp.multiply(y[:, None] * v[None, :] * A, H), axis=1) >= 1, cp.multiply(2 * A - 1, H) >= 0]
+    problem = cp.Problem(cp.Minimize(cp.sum_squares(W)), constraints)
+    problem.solve(solver="CLARABEL")
+    return problem.value if problem.status == "optimal" else np.inf
+
+
+def layer2_qp(X, y, W):
+    """min ||v||^2 s.t. y_i v.relu(W x_i) >= 1, by CVXPY."""
+    cp = pytest.importorskip("cvxpy")
+    v = cp.Variable(W.shape[0])
+    problem = cp.Problem(cp.Minimize(cp.sum_squares(v)), [cp.multiply(y, np.maximum(X @ W.T, 0) @ v) >= 1])
+    problem.solve(solver="CLARABEL")
+    return problem.value
+
+
+def cells_2d(X, count=7200):
+    """The activation patterns of the cells of 2-D data, by a dense sweep of directions (no direction on a
+    boundary, and every cell an arc wider than the step here)."""
+    phi = (np.arange(count) + 0.5) * 2 * np.pi / count
+    return np.unique((X @ np.array([np.cos(phi), np.sin(phi)]) >= 0).T, axis=0).astype(float)
+
+
+def test_per_layer_thm32_both_layers_optimal_yet_not_local(thm32):
+    """At Thm 3.2's KKT point each layer is a global optimum of Problem (4) (closed forms: layer 1, with v = (2, 0),
+    min ||w1||^2 s.t. 2 w1.x_i >= 1 is w1 = (0, 2); layer 2, features (1/2, 0), v1 >= 2), yet theta~ is not a local
+    optimum of (P): the certificate turns on the zero neuron, both its w and its v."""
+    net, X, y = thm32
+    theta = net.join([np.array([[0.0, 2.0], [0.0, 0.0]]), np.array([[2.0, 0.0]])])
+    rep = analyze(net, (X, y), theta)
+    check_report(net, X, y, rep)
+    assert rep.verdict == "not_local"
+    l1, l2 = rep.per_layer
+    assert (l1.verdict, l2.verdict) == ("global", "global")
+    assert l1.optimum == pytest.approx(4.0, rel=1e-12) and l2.optimum == pytest.approx(4.0, rel=1e-12)
+    W1c, W2c = net.split(rep.certificate.theta)
+    assert np.linalg.norm(W1c[1]) > 0 and W2c[0, 1] > 0
+    assert "layer 1 (W, v fixed): global" in str(rep) and "layer 2 (v, W fixed): global" in str(rep)
+    # without the enumeration of cells the first layer is still certified local (no zero pre-activation)
+    l1 = analyze(net, (X, y), theta, global_opt=False).per_layer[0]
+    assert l1.verdict == "local" and l1.optimum is None and l1.certificate is None
+
+
+@pytest.mark.parametrize("loss", ["exponential", "logistic"])
+def test_per_layer_thm53_first_layer_not_local(loss):
+    """VSS Thm 5.3: at Thm 4.2(2)'s limit the first layer is not a local optimum of Problem (4); the second layer
+    (features relu(x_j.x_i) = delta_ij) is a global one, v_j = 1."""
+    net, X, y, theta = thm42_limit(loss)
+    rep = analyze(net, (X, y), theta)
+    check_report(net, X, y, rep)
+    l1, l2 = rep.per_layer
+    assert l1.verdict == "not_local" and l1.norm_sq == pytest.approx(4.0, rel=1e-12)
+    assert l2.verdict == "global" and l2.optimum == pytest.approx(4.0, rel=1e-12)
+    # the sum of the margins is sum_j |w_j1| + |w_j2| <= sqrt2 sum_j ||w_j|| <= 2 sqrt2 ||W||, so ||W||^2 >= 2,
+    # attained by w_j = (x_j + x_j+1) / 2
+    assert l1.optimum == pytest.approx(2.0, rel=1e-9)
+
+
+def test_per_layer_lemma_c6_first_layer_local_not_global():
+    """VSS Thm 5.4 and the end of App. C.11: at Lemma C.6's limit (every pre-activation non-zero) the first layer is
+    a local optimum of Problem (4) but not a global one; the second layer (features (1/2, 1/2, 0), (0, 0, 1)) is
+    a global one, v = (2, 1)."""
+    net, X, y, theta = lemma_c6_limit()
+    rep = analyze(net, (X, y), theta)
+    check_report(net, X, y, rep)
+    l1, l2 = rep.per_layer
+    W, v = net.split(rep.theta_tilde)
+    v = v[0]
+    assert l1.verdict == "local" and l1.norm_sq == pytest.approx(5.0, rel=1e-12)
+    assert layer1_qp(X, y, v, (X @ W.T > 0).astype(float)) == pytest.approx(5.0, rel=1e-6)
+    cells = cells_2d(X)
+    assert len(cells) == 6
+    reference = min(layer1_qp(X, y, v, np.array([a, b]).T) for a in cells for b in cells)
+    assert l1.optimum == pytest.approx(reference, rel=1e-6)
+    assert l1.optimum < 1 / 4 + 41 / 16   # the paper's competitor's first layer (CASES: VSS-Thm5.4-neg)
+    assert l2.verdict == "global" and l2.optimum == pytest.approx(5.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("make, seed", [(lemma_c6_like, 0), (lemma_c6_like, 1), (random_relu_problem, 1),
+                                        (random_relu_problem, 9)])
+def test_per_layer_on_the_identified_pattern(make, seed):
+    """VSS Thm 5.4: with every pre-activation non-zero the first layer is a local optimum of Problem (4): it solves
+    the QP on its own activation pattern; the second layer solves its QP."""
+    net, X, y, theta0 = make(seed)
+    rep = analyze(net, (X, y), ff.flow(net, (X, y), theta0, log_t_max=200.0, **FLOW).theta)
+    check_report(net, X, y, rep)
+    assert rep.local_condition
+    W, v = net.split(rep.theta_tilde)
+    l1, l2 = rep.per_layer
+    assert l1.verdict in ("local", "global")
+    assert layer1_qp(X, y, v[0], (X @ W.T > 0).astype(float)) == pytest.approx(l1.norm_sq, rel=1e-6)
+    assert l2.verdict == "global"
+    assert layer2_qp(X, y, W) == pytest.approx(l2.optimum, rel=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------------------------

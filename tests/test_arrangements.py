@@ -1,10 +1,10 @@
-"""Exact enumeration of activation patterns and sign vectors (NUMERICS.md section 7).
+"""Exact enumeration of activation patterns (the cells) and sign vectors (all faces), NUMERICS.md section 7.
 
-General position: Cover's counts of cells and the matching count of all faces. Degenerate data (repeated, zero,
-coplanar, antiparallel, rank-deficient, concurrent rows): equality with a brute-force reference that lives only
-here, a depth-first search over sign choices with an exact LP feasibility test per prefix (scipy linprog); larger
-degenerate data: sampled sign vectors are all found, every returned one is LP-feasible, and the faces have the
-Euler characteristic of a sphere.
+General position: Cover's count of cells for the patterns, and the matching count of all faces. Degenerate data
+(repeated, zero, coplanar, antiparallel, rank-deficient, concurrent rows): equality with a brute-force reference that
+lives only here, a depth-first search over sign choices with an exact LP feasibility test per prefix (scipy
+linprog), and every densely sampled pattern found; larger degenerate data: sampled sign vectors and patterns are all
+found, every returned one is LP-feasible, and the faces have the Euler characteristic of a sphere.
 """
 from math import comb
 
@@ -81,8 +81,31 @@ def reference_signs(X):
     return sorted(brute_force(X, (-1, 0, 1)))
 
 
-def reference_patterns(X):
-    return sorted(tuple(int(c == 2) for c in t) for t in brute_force(X, (-1, 2)))
+def cell_choice(X, pattern):
+    """lp_witness choices of a cell with this activation pattern: strict signs, zero rows (always 0) left free."""
+    return [2 if not x.any() else (1 if b else -1) for x, b in zip(X, pattern)]
+
+
+def reference_cells(X):
+    """The patterns of the cells: strict signs on the non-zero rows, 1 on zero rows (1[0 >= 0])."""
+    nonzero = np.any(X != 0, axis=1)
+    out = np.ones((0, len(X)), int)
+    for t in brute_force(X[nonzero], (-1, 1)):
+        row = np.ones(len(X), int)
+        row[nonzero] = np.array(t) > 0
+        out = np.vstack([out, row])
+    return sorted(rows(out))
+
+
+def sampled_patterns(X, rng, count=20000):
+    """Patterns of random w: cells with probability one."""
+    return set(rows((X @ rng.standard_normal((X.shape[1], count)) >= 0).T))
+
+
+def cells_of(X, S):
+    """The patterns of the sign vectors without a zero on a non-zero row of X."""
+    nonzero = np.any(X != 0, axis=1)
+    return np.unique(S[np.all(S[:, nonzero] != 0, axis=1)] >= 0, axis=0)
 
 
 def rows(A):
@@ -113,13 +136,20 @@ def test_cover_counts(n, d):
     S = sign_patterns(X)
     P = arrangements(X)
     r = min(n, d)
-    cells = S[np.all(S != 0, axis=1)]
-    assert len(cells) == cover(n, r)
+    assert np.sum(np.all(S != 0, axis=1)) == cover(n, r)
     assert len(S) == faces_general_position(n, r)
-    # the patterns: the cells' patterns, plus the all-ones pattern of w = 0 when no cell is all-positive
-    all_ones_is_cell = bool(np.any(np.all(cells > 0, axis=1)))
-    assert len(P) == cover(n, r) + (0 if all_ones_is_cell else 1)
-    assert np.array_equal(P, np.unique(S >= 0, axis=0))
+    assert len(P) == cover(n, r)
+    assert np.array_equal(P, cells_of(X, S))
+    assert sampled_patterns(X, np.random.default_rng(n + d), 2000) <= set(rows(P))
+
+
+@pytest.mark.parametrize("n, r, d", [(10, 1, 3), (12, 2, 4), (15, 3, 6), (9, 4, 7)])
+def test_cover_counts_rank_deficient(n, r, d):
+    """General position inside an r-dimensional row space of R^d: the count is Cover's with r = rank X."""
+    rng = np.random.default_rng(10 * n + r)
+    X = rng.standard_normal((n, r)) @ rng.standard_normal((r, d))
+    assert len(arrangements(X)) == cover(n, r)
+    assert np.sum(np.all(sign_patterns(X) != 0, axis=1)) == cover(n, r)
 
 
 def test_count_after_a_small_perturbation_of_degenerate_data():
@@ -156,7 +186,8 @@ def test_degenerate_equals_lp_reference(name):
     X = np.array(DEGENERATE[name], dtype=float)
     S, P = sign_patterns(X), arrangements(X)
     assert rows(S) == reference_signs(X)  # every sign vector exactly once, sorted
-    assert rows(P) == reference_patterns(X)
+    assert rows(P) == reference_cells(X)
+    assert sampled_patterns(X, np.random.default_rng(1)) <= set(rows(P))
     assert S.dtype == np.int8 and P.dtype == bool
 
 
@@ -167,7 +198,7 @@ def test_random_degenerate_integer_data_equals_lp_reference():
         n, d = int(rng.integers(2, 7)), int(rng.integers(2, 5))
         X = rng.integers(-1, 2, size=(n, d)).astype(float)
         assert rows(sign_patterns(X)) == reference_signs(X)
-        assert rows(arrangements(X)) == reference_patterns(X)
+        assert rows(arrangements(X)) == reference_cells(X)
 
 
 def structured_degenerate(rng, d, n_max):
@@ -191,12 +222,12 @@ def structured_degenerate(rng, d, n_max):
     return np.array(out)
 
 
-def test_patterns_are_the_faces_patterns_on_structured_degenerate_data():
-    """arrangements prunes the flats whose patterns repeat larger faces'; sign_patterns enumerates every face."""
+def test_patterns_are_the_cells_sign_vectors_on_structured_degenerate_data():
+    """Two routes: the cells alone (arrangements) and every face, restricted to the cells (sign_patterns)."""
     rng = np.random.default_rng(0)
     for _ in range(120):
         X = structured_degenerate(rng, int(rng.integers(3, 6)), 14)
-        assert np.array_equal(arrangements(X), np.unique(sign_patterns(X) >= 0, axis=0))
+        assert np.array_equal(arrangements(X), cells_of(X, sign_patterns(X)))
 
 
 def test_larger_degenerate_data():
@@ -208,15 +239,14 @@ def test_larger_degenerate_data():
     X[12:16] = rng.standard_normal((4, 3)) @ X[16:19]  # more hyperplanes through lines than their codimension
     S, P = sign_patterns(X), arrangements(X)
     assert len(np.unique(S, axis=0)) == len(S) and len(np.unique(P, axis=0)) == len(P)
-    assert np.array_equal(P, np.unique(S >= 0, axis=0))
+    assert np.array_equal(P, cells_of(X, S))
     W = rng.standard_normal((4000, 4))
-    found = set(rows(S))
-    assert set(rows(np.sign(X @ W.T).T)) <= found
+    assert set(rows(np.sign(X @ W.T).T)) <= set(rows(S))
     assert set(rows((X @ W.T >= 0).T)) <= set(rows(P))
     for i in rng.choice(len(S), 25, replace=False):
         assert lp_witness(X, list(S[i])) is not None
     for i in rng.choice(len(P), 25, replace=False):
-        assert lp_witness(X, [2 if b else -1 for b in P[i]]) is not None
+        assert lp_witness(X, cell_choice(X, P[i])) is not None
     assert euler_ok(X, S)
 
 
@@ -232,7 +262,7 @@ def test_two_lines_by_hand():
 def test_one_dimension_by_hand():
     X = [[1.0], [-1.0]]
     assert rows(sign_patterns(X)) == [(-1, 1), (0, 0), (1, -1)]
-    assert rows(arrangements(X)) == [(0, 1), (1, 0), (1, 1)]  # (1, 1) only at w = 0
+    assert rows(arrangements(X)) == [(0, 1), (1, 0)]  # (1, 1) only at w = 0, not a cell
 
 
 def test_zero_and_empty_data():
@@ -243,14 +273,15 @@ def test_zero_and_empty_data():
     assert rows(arrangements(np.zeros((2, 0)))) == [(1, 1)]
 
 
-def test_three_coplanar_rows_add_a_lower_dimensional_pattern():
-    """x1, x2, x3 positively span the plane z = 0: on the axis w = (0, 0, +-1) all three are 0, so the pattern
-    (1, 1, 1, sign) exists although no cell has x1, x2, x3 all positive."""
+def test_three_coplanar_rows_lower_dimensional_patterns_are_not_cells():
+    """x1, x2, x3 positively span the plane z = 0: on the axis w = (0, 0, +-1) all three are 0, so the patterns
+    (1, 1, 1, sign) are realised, by a line only: no cell has x1, x2, x3 all >= 0, and arrangements lists cells."""
     X = np.array([[1.0, 0, 0], [-0.5, np.sqrt(3) / 2, 0], [-0.5, -np.sqrt(3) / 2, 0], [0.2, 0.1, 1.0]])
+    faces = rows(np.unique(sign_patterns(X) >= 0, axis=0))
+    assert (1, 1, 1, 1) in faces and (1, 1, 1, 0) in faces
     P = rows(arrangements(X))
-    assert (1, 1, 1, 1) in P and (1, 1, 1, 0) in P
-    S = sign_patterns(X)
-    assert not np.any(np.all(S[:, :3] > 0, axis=1))
+    assert (1, 1, 1, 1) not in P and (1, 1, 1, 0) not in P
+    assert len(P) == 12 and set(P) <= set(faces)
 
 
 # --- invariances -----------------------------------------------------------------------------------------------

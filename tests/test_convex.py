@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastflow as ff
-from fastflow.arrangements import arrangements
+from fastflow.arrangements import arrangements, sign_patterns
 from fastflow.convex import convex_max_margin, dual_feasible
 
 X_F1 = np.array([[1.65, -0.47], [-0.47, 1.35]])
@@ -132,6 +132,31 @@ def test_random_problem_and_pattern_subsets():
     assert convex_max_margin(X, y, patterns=support).value == pytest.approx(res.value, rel=1e-7)
     more = np.vstack([support, arrangements(X)[::3]])
     assert convex_max_margin(X, y, patterns=more.astype(int)).value == pytest.approx(res.value, rel=1e-7)
+
+
+# degenerate data with lower-dimensional faces whose patterns no cell has (tests/test_arrangements.py): x1, x2, x3
+# positively spanning a plane; antiparallel rows; an antiparallel pair inside a degenerate flat
+DEGENERATE = {
+    "coplanar triple": ([[1.0, 0, 0], [-0.5, np.sqrt(3) / 2, 0], [-0.5, -np.sqrt(3) / 2, 0], [0.2, 0.1, 1.0]],
+                        [-1.0, 1.0, -1.0, 1.0]),
+    "+-e1, +-e2": (X_PM, np.ones(4)),
+    "antiparallel pairs": ([[1, 1, 0], [-1, -1, 0], [-3, -3, 0], [0, 1, 2], [1, 0, -1], [0, -1, -2]],
+                           [1.0, -1.0, -1.0, 1.0, 1.0, -1.0]),
+    "d = 4": ([[1, 0, 0, 0], [0, 1, 0, 0], [-1, -1, 0, 0], [0, 0, 1, 0], [0, 0, -1, 0], [0, 0, 1, 1], [0, 0, 0, -1]],
+              [1.0, -1.0, 1.0, 1.0, -1.0, 1.0, 1.0]),
+}
+
+
+@pytest.mark.parametrize("name", list(DEGENERATE))
+def test_cells_suffice(name):
+    """The default patterns (the cells) give the optimum and the dual maximum of every face's pattern, w = 0's
+    included: the neuron of a lower-dimensional face lies in the closure of a cell."""
+    X, y = (np.array(a, dtype=float) for a in DEGENERATE[name])
+    faces = np.unique(sign_patterns(X) >= 0, axis=0)
+    assert len(faces) > len(arrangements(X))
+    assert convex_max_margin(X, y).value == pytest.approx(convex_max_margin(X, y, patterns=faces).value, rel=1e-7)
+    lam = np.random.default_rng(0).standard_normal(len(y))
+    assert dual_feasible(X, lam)[0] == pytest.approx(dual_feasible(X, lam, faces)[0], rel=1e-12)
 
 
 # --- bad input -------------------------------------------------------------------------------------------------

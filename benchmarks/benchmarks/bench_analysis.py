@@ -1,6 +1,7 @@
 """asv benchmarks of `fastflow.analysis.analyze` on flow limits: the margin paper's Thm 3.2 limit (not_local: polish,
 then the certificate search succeeds at the first construction) and a typical random limit (polish over many
-patterns, a certificate search that finds nothing, and the convex program over all arrangements).
+patterns, a certificate search that finds nothing, and the convex program over all arrangements); analyze includes
+the per-layer problems, also timed alone.
 
 The flows run in setup; analyze is warmed up there too (numba's arrangement kernels load from cache or compile once).
 """
@@ -62,8 +63,9 @@ class Analyze:
 
 
 class Pieces:
-    """The parts of analyze apart: polishing (the patterns of the late point and their KKT systems) and the KKT
-    residual (one non-negative least-squares problem)."""
+    """The parts of analyze apart: polishing (the patterns of the late point and their KKT systems), the KKT
+    residual (one non-negative least-squares problem), and the per-layer problems at the analysed point (least-distance
+    programs over activation patterns, and over the combinations of cells when global_opt)."""
 
     params = list(PROBLEMS)
     param_names = ["limit"]
@@ -73,6 +75,7 @@ class Pieces:
         from fastflow import analysis
         self.analysis = analysis
         net, X, y, theta = PROBLEMS[limit]()
+        self.point = analyze(net, (X, y), theta).theta_tilde
         self.model, theta = analysis._setup(net, (X, y), theta)
         self.raw = analysis._normalise(self.model, theta)
 
@@ -81,3 +84,7 @@ class Pieces:
 
     def time_kkt_residual(self, limit):
         self.analysis._kkt_fit(self.model, self.raw)
+
+    def time_per_layer(self, limit):
+        for layer in (1, 2):
+            self.analysis._layer_report(self.model, self.point, layer, 1e-2, 1e-8, 1e-6, True)

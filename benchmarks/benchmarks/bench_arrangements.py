@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from math import comb
 
 import numpy as np
 
@@ -34,16 +35,21 @@ def warm_up():
     sign_patterns(X)
 
 
-class Arrangements:
-    """General position: the output is Cover's count, 2 sum_{k<d} C(n-1, k) cells (+1 for w = 0)."""
+def cover(n, d):
+    """Cells of n hyperplanes in general position through the origin of R^d (Cover 1965)."""
+    return 2 * sum(comb(n - 1, k) for k in range(min(n, d)))
 
-    params = ([20, 100], [2, 3, 4])
+
+class Arrangements:
+    """General position: the output is Cover's count of cells, 2 sum_{k<d} C(n-1, k) (track_count)."""
+
+    params = ([20, 100, 300], [2, 3, 4, 6, 8])
     param_names = ["n", "d"]
     timeout = 300
 
     def setup(self, n, d):
-        if (n, d) == (100, 4) and not LARGE:
-            raise NotImplementedError("n=100, d=4: 323,601 patterns, ~1 s and 32 MB; set FASTFLOW_BENCH_LARGE=1")
+        if cover(n, d) > 200_000 and not LARGE:
+            raise NotImplementedError(f"{cover(n, d):,} patterns (~3 s per million); set FASTFLOW_BENCH_LARGE=1")
         warm_up()
         self.X = gaussian_data(n, d)
 
@@ -60,7 +66,8 @@ class Arrangements:
 
 
 class Degenerate:
-    """Repeated, antiparallel, zero and coplanar rows: the cells plus the flat recursion for extra patterns."""
+    """Repeated, antiparallel, zero and coplanar rows: the cells of the reduced arrangement (arrangements), and
+    the recursion over every flat (sign_patterns)."""
 
     params = ([20, 100], [3, 4])
     param_names = ["n", "d"]
@@ -89,26 +96,27 @@ class Degenerate:
 
 
 _COMPILE = """
+import sys
 import time
 import numpy as np
-t0 = time.perf_counter()
-from fastflow.arrangements import arrangements, sign_patterns
+import fastflow
 X = np.array([[1.0, 0, 0], [2, 0, 0], [-1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 0], [0.3, -1, 1], [1, 2, 3]])
-t1 = time.perf_counter()
-arrangements(X)
-sign_patterns(X)
-print(time.perf_counter() - t1)
+start = time.perf_counter()
+getattr(fastflow, sys.argv[1])(X)
+print(time.perf_counter() - start)
 """
 
 
-def track_compile_seconds():
-    """Seconds of the first calls of arrangements and sign_patterns in a fresh interpreter with an empty numba
-    cache (NUMBA_CACHE_DIR set to a new directory): the compile time every new environment pays once."""
+def track_compile_seconds(function):
+    """Seconds of the first call of `function` in a fresh interpreter with an empty numba cache (NUMBA_CACHE_DIR
+    set to a new directory): the compile time every new environment pays once."""
     with tempfile.TemporaryDirectory() as cache:
-        out = subprocess.run([sys.executable, "-c", _COMPILE], env={**os.environ, "NUMBA_CACHE_DIR": cache},
+        out = subprocess.run([sys.executable, "-c", _COMPILE, function], env={**os.environ, "NUMBA_CACHE_DIR": cache},
                              capture_output=True, text=True, check=True)
     return float(out.stdout.split()[-1])
 
 
+track_compile_seconds.params = ["arrangements", "sign_patterns"]
+track_compile_seconds.param_names = ["function"]
 track_compile_seconds.unit = "seconds"
 track_compile_seconds.timeout = 600

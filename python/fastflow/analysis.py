@@ -29,17 +29,25 @@ certificate:
 * "local":     VSS Thm 4.3: a KKT point of a depth-2 network without sharing at which every pre-activation
                w_j . x_i is non-zero is a local optimum.
 * "kkt_only":  KKT holds and nothing above was certified either way.
+
+Each layer also gets a verdict for VSS Problem (4), the max-margin problem in that layer with the other fixed
+(`LayerReport`): convex in v (an SVM on the hidden features), and in W on each activation pattern, hence decided
+exactly by least-distance programs over the patterns around theta~ (local) or over all combinations of cells of X
+(global). A KKT point of (P) can be optimal for each layer and still not a local optimum of (P) (VSS Thm 3.2's
+limit: improving it needs both layers), and need not be optimal for a layer (Thm 5.3; Lemma C.6: local, not global).
 """
 from __future__ import annotations
 
 import itertools
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from scipy.optimize import lsq_linear, minimize, nnls
 
 from ._validate import positive_int, real_scalar
+from .arrangements import arrangements
 from .data import as_dataset
 
 VERDICTS = ("global", "local", "not_local", "kkt_only", "not_kkt")
@@ -86,7 +94,8 @@ class Report:
     the "global" verdict uses; gap = norm_sq / global_value - 1. pattern: (n, width) sign of w_j . x_i at theta~ in
     {-1, 0, 1} (0 = zero within 1e-9 relative, or a zero neuron). dual_value = max_{||u||<=1} |lambda^T (Xu)_+|
     with lambda_i = y_i multipliers_i (ReLU; <= 1 is WP Thm 3's certificate). local_condition: VSS Thm 4.3's
-    hypothesis holds at theta~. polish_distance = ||theta~ - theta_raw||.
+    hypothesis holds at theta~. polish_distance = ||theta~ - theta_raw||. per_layer: (LayerReport of layer 1,
+    LayerReport of layer 2), VSS Problem (4) for each layer of theta~ with the other fixed.
     """
 
     verdict: str
@@ -99,6 +108,7 @@ class Report:
     global_value: float | None
     gap: float | None
     pattern: np.ndarray
+    per_layer: tuple
     evidence: str
     theta_raw: np.ndarray = field(repr=False)
     raw_norm_sq: float = field(repr=False)
@@ -131,6 +141,12 @@ class _Model:
         self.relu = net.activation == "relu"
         self.nw = self.k * self.d
         self.xnorm = np.linalg.norm(X, axis=1)
+
+    @cached_property
+    def cells(self):
+        """The activation patterns of X's cells, enumerated once for the convex program, the dual check and the
+        per-layer problem."""
+        return arrangements(self.X)
 
     def unpack(self, theta):
         return theta[:self.nw].reshape(self.k, self.d), theta[self.nw:]
@@ -185,10 +201,11 @@ def _nnls(A, b):
         return lsq_linear(A, b, bounds=(0.0, np.inf), method="bvls", tol=1e-15).x
 
 
-def _kkt_fit(m, theta, support_tol=_EXACT_TOL, zero_tol=_EXACT_TOL):
+def _kkt_fit(m, theta, support_tol=_EXACT_TOL, zero_tol=_EXACT_TOL, rows=slice(None)):
     """(relative residual, lambda (n,), support indices, exact) — exact is False when a sample touches so many
-    surfaces that only a subset of the Clarke vertices was used (the residual is then an upper bound)."""
-    norm = np.linalg.norm(theta)
+    surfaces that only a subset of the Clarke vertices was used (the residual is then an upper bound). rows: the
+    parameters whose stationarity is fitted (one layer's: the KKT conditions of the per-layer problem)."""
+    norm = np.linalg.norm(theta[rows])
     q = m.margins(theta)
     support = np.flatnonzero(q <= 1.0 + support_tol)
     W, v = m.unpack(theta)
@@ -214,10 +231,10 @@ def _kkt_fit(m, theta, support_tol=_EXACT_TOL, zero_tol=_EXACT_TOL):
     lam = np.zeros(m.n)
     if not cols or norm == 0:
         return 1.0, lam, support, exact
-    A = np.array(cols).T
-    z = _nnls(A, theta)
+    A = np.array(cols).T[rows]
+    z = _nnls(A, theta[rows])
     np.add.at(lam, owner, z)
-    return float(np.linalg.norm(theta - A @ z) / norm), lam, support, exact
+    return float(np.linalg.norm(theta[rows] - A @ z) / norm), lam, support, exact
 
 
 def kkt_residual(net, data, theta):
@@ -507,8 +524,14 @@ def _restore(m, theta, band=1e-7):
     return theta
 
 
-def _verify(m, theta, cand, radius, gain_min, method):
-    """A Certificate when cand (made feasible by a scaling, which only costs rounding) passes every check."""
+def _gain_min(theta, residual, r):
+    """Gains a move of length r could owe to a stationarity residual (absolute) or to rounding: not evidence."""
+    return max(1e-13 * (theta @ theta), 20.0 * residual * r)
+
+
+def _verify(m, theta, cand, radius, gain_min, method, block=None):
+    """A Certificate when cand (made feasible by a scaling, which only costs rounding) passes every check. block:
+    the only layer cand may change (Phi is 1-homogeneous in it, so that layer alone is scaled)."""
     cand = np.array(cand, dtype=float)
     for _ in range(4):
         q = m.checked_margins(cand)
@@ -517,7 +540,10 @@ def _verify(m, theta, cand, radius, gain_min, method):
             break
         if qmin <= 0:
             return None
-        cand = cand * np.sqrt(1.0 / qmin) * (1 + 4e-16)
+        if block is None:
+            cand = cand * np.sqrt(1.0 / qmin) * (1 + 4e-16)
+        else:
+            cand[block] *= (1.0 / qmin) * (1 + 4e-16)
     else:
         return None
     dist = float(np.linalg.norm(cand - theta))
@@ -532,15 +558,11 @@ def _verify(m, theta, cand, radius, gain_min, method):
 def _search(m, theta, lam, eps, residual, rng, n_random):
     """A certificate at radius eps whose construction also works at eps/4 and eps/16, or None; and the best
     certificate at radius eps alone (which does not prove non-locality on its own)."""
-    norm = np.linalg.norm(theta)
-
-    def gain_min(r):   # first-order gains a KKT residual could explain, and rounding
-        return max(1e-13 * norm**2, 20.0 * residual * norm * r)
-
+    abs_residual = residual * np.linalg.norm(theta)
     single = None
     for method, delta0 in _starts(m, theta, lam, eps, rng, n_random):
         delta = _local_min(m, theta, delta0, eps)
-        cert = _verify(m, theta, _restore(m, theta + delta), eps, gain_min(eps), method)
+        cert = _verify(m, theta, _restore(m, theta + delta), eps, _gain_min(theta, abs_residual, eps), method)
         if cert is None:
             continue
         single = single or cert
@@ -548,7 +570,7 @@ def _search(m, theta, lam, eps, residual, rng, n_random):
         for f in _RADII[1:]:
             r = eps * f
             d = _local_min(m, theta, d * (r / max(np.linalg.norm(d), r)), r)
-            c = _verify(m, theta, _restore(m, theta + d), r, gain_min(r), method)
+            c = _verify(m, theta, _restore(m, theta + d), r, _gain_min(theta, abs_residual, r), method)
             if c is None:
                 break
             family.append(c)
@@ -560,19 +582,28 @@ def _search(m, theta, lam, eps, residual, rng, n_random):
 # ------------------------------------------------------------------------------------------------------------
 # the global optimum
 
-def _svm_norm(X, y):
-    """min ||u|| s.t. y_i u.x_i >= 1 (least-distance programming via NNLS, Lawson & Hanson ch. 23); None if the
-    data are not linearly separable."""
-    G = y[:, None] * X
-    E = np.vstack([G.T, np.ones((1, len(y)))])
+def _ldp(G, h):
+    """argmin ||u|| s.t. G u >= h (least-distance programming via NNLS, Lawson & Hanson ch. 23), None if infeasible.
+
+    With alpha the NNLS solution of [G^T; h^T] alpha ~ e_last and r its residual, ||r||^2 = -r_last = 1 - h.alpha is
+    0 exactly when the constraints are infeasible, and u = -r[:-1] / r_last. Rounding near infeasibility is caught by
+    re-checking the constraints."""
+    E = np.vstack([G.T, h[None, :]])
     f = np.zeros(E.shape[0])
     f[-1] = 1.0
-    alpha = _nnls(E, f)
-    r = E @ alpha - f
-    if abs(r[-1]) < 1e-14:
+    r = E @ _nnls(E, f) - f
+    if -r[-1] < 1e-14:
         return None
     u = -r[:-1] / r[-1]
-    return float(np.linalg.norm(u))
+    if np.any(h - G @ u > 1e-9 * (np.abs(G) @ np.abs(u) + np.abs(h))):
+        return None
+    return u
+
+
+def _svm_norm(X, y):
+    """min ||u|| s.t. y_i u.x_i >= 1; None if the data are not linearly separable."""
+    u = _ldp(y[:, None] * X, np.ones(len(y)))
+    return None if u is None else float(np.linalg.norm(u))
 
 
 def _global(m, compute):
@@ -591,7 +622,7 @@ def _global(m, compute):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            cvx = convex_max_margin(m.X, m.y)
+            cvx = convex_max_margin(m.X, m.y, patterns=m.cells)
         except RuntimeError as err:   # solver failure: no global value, the rest of the analysis stands
             return None, None, f"convex program failed ({err}): global optimum not computed"
     note = "ReLU: ||theta*||^2 = 2 x the convex program over all arrangements (convex-geometry paper Prop. 2)"
@@ -614,8 +645,155 @@ def _dual_value(m, lam):
         from .convex import dual_feasible
     except ImportError:
         return None
-    out = dual_feasible(m.X, m.y * lam)
+    out = dual_feasible(m.X, m.y * lam, m.cells)
     return float(out[0] if isinstance(out, tuple) else out)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# per-layer max-margin (VSS Problem (4)): min 1/2 ||u||^2 over one layer, the other fixed, s.t. q_i >= 1. The margins
+# are linear in v, and linear in W on each closed activation pattern A (a_ij = 1[w_j.x_i >= 0], imposed by
+# (2 a_ij - 1) w_j.x_i >= 0; a zero pre-activation contributes 0 either way), so the problem is a union of polyhedra
+# with a strictly convex objective: one least-distance program each. The patterns around theta~ (every side of each
+# zero pre-activation) cover a neighbourhood of it: local optimality. Every u lies in the closure of a cell of X, so
+# the combinations of cells, one per neuron, cover the whole feasible set: global optimality.
+
+_MAX_LAYER_PROGRAMS = 4096   # polyhedra per question (around theta~, or everywhere)
+_LAYER_NAMES = {1: "layer 1 (W, v fixed)", 2: "layer 2 (v, W fixed)"}
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """VSS Problem (4) for one layer of theta~ with the other layer fixed: min 1/2 ||u||^2 s.t. every margin of theta~
+    with this layer replaced by u is >= 1.
+
+    layer: 1 (W, the hidden weights) or 2 (v, the output weights). verdict, with the meanings of Report's for this
+    problem: "global" (norm_sq within global_rtol of `optimum`), "local" (theta~'s layer is optimal on every
+    polyhedron the activation patterns around it cut the feasible set into), "not_local" (`certificate`), "kkt_only"
+    (KKT, undecided: more than 4096 patterns around theta~, or a better point there failed the checks), "not_kkt"
+    (kkt_residual above kkt_tol). kkt_residual: the relative residual of this layer's stationarity, with the Clarke
+    freedom of (P). norm_sq: ||u~||^2. optimum: min ||u||^2 of the problem, None when not computed (first layer of a
+    ReLU net: global_opt=False, or more than 4096 combinations of cells). certificate: theta' differing from theta~
+    in this layer only, feasible and of smaller norm: within eps of theta~ for "not_local" (with the same
+    construction at eps/4 and eps/16 in `family`), the optimum (radius inf) for "local" when that is not global;
+    else None. evidence: one line, also in the Report's text.
+    """
+
+    layer: int
+    verdict: str
+    kkt_residual: float
+    norm_sq: float
+    optimum: float | None
+    certificate: Certificate | None
+    evidence: str = field(repr=False)
+
+
+def _layer1_program(m, v, J, A):
+    """(G, h) of the first layer's problem on the pattern A (n, len(J)) of the neurons J (those with v_j != 0; the
+    other w_j do not enter the margins, so their optimum is 0), in the coordinates of ravel(W)."""
+    G = np.zeros((m.n, m.k, m.d))
+    G[:, J] = (m.y[:, None] * v[J] * A)[:, :, None] * m.X[:, None, :]
+    blocks = [G.reshape(m.n, m.nw)]
+    if m.relu:
+        Xs = m.X[m.xnorm > 0]
+        S = np.zeros((len(Xs), len(J), m.k, m.d))
+        S[:, np.arange(len(J)), J] = (2.0 * A[m.xnorm > 0] - 1.0)[:, :, None] * Xs[:, None, :]
+        blocks.append(S.reshape(-1, m.nw))
+    G = np.vstack(blocks)
+    h = np.zeros(len(G))
+    h[:m.n] = 1.0
+    return G, h
+
+
+def _layer_programs(m, theta, layer, global_opt):
+    """(around, everywhere, why): the (G, h) of the polyhedra around theta~ and of all of them, each a list, or None
+    beyond _MAX_LAYER_PROGRAMS (everywhere also without global_opt, for the first layer of a ReLU net)."""
+    W, v = m.unpack(theta)
+    if layer == 2:
+        one = [(m.y[:, None] * m.act(m.X @ W.T), np.ones(m.n))]
+        return one, one, "convex: an SVM in v on the hidden features"
+    J = np.flatnonzero(v)
+    if not m.relu:
+        one = [_layer1_program(m, v, J, np.ones((m.n, len(J))))]
+        return one, one, "convex: the margins are linear in W"
+    zero = np.argwhere((np.abs(m.cosines(theta)[:, J]) <= _EXACT_TOL) & (m.xnorm[:, None] > 0))
+    around = None
+    if 2 ** len(zero) <= _MAX_LAYER_PROGRAMS:
+        around = []
+        base = m.pre(theta)[:, J] > 0
+        for bits in itertools.product((False, True), repeat=len(zero)):
+            A = base.copy()
+            A[zero[:, 0], zero[:, 1]] = bits
+            around.append(_layer1_program(m, v, J, A))
+    if not global_opt or len(m.cells) ** len(J) > _MAX_LAYER_PROGRAMS:
+        return around, None, ""
+    combos = itertools.product(range(len(m.cells)), repeat=len(J))
+    everywhere = [_layer1_program(m, v, J, m.cells[list(c)].T) for c in combos]
+    return around, everywhere, f"least over all {len(everywhere)} combinations of cells, one per neuron with v_j != 0"
+
+
+def _layer_min(programs):
+    """(min ||u||^2, argmin) over the feasible ones of the least-distance programs, or None."""
+    best = None
+    for G, h in programs:
+        u = _ldp(G, h)
+        if u is not None and (best is None or u @ u < best[0]):
+            best = (float(u @ u), u)
+    return best
+
+
+def _layer_segment(m, theta, block, u, eps, abs_residual):
+    """Certificates at eps, eps/4, eps/16 on the segment from theta~'s layer towards u, the better optimum of a
+    polyhedron around theta~: by convexity the segment stays feasible and its norm decreases from theta~ on."""
+    step = u - theta[block]
+    certs = []
+    for f in _RADII:
+        r = eps * f
+        cand = theta.copy()
+        cand[block] += min(1.0, r * (1 - 1e-9) / np.linalg.norm(step)) * step
+        cert = _verify(m, theta, cand, r, _gain_min(theta, abs_residual, r),
+                       "towards the optimum of an activation-pattern polyhedron around theta~", block)
+        if cert is None:
+            return None
+        certs.append(cert)
+    return Certificate(**{**certs[0].__dict__, "family": tuple(certs[1:])})
+
+
+def _layer_report(m, theta, layer, eps, kkt_tol, rtol, global_opt):
+    block = slice(0, m.nw) if layer == 1 else slice(m.nw, None)
+    u = theta[block]
+    norm_sq = float(u @ u)
+    res = _kkt_fit(m, theta, rows=block)[0]
+    around, everywhere, why = _layer_programs(m, theta, layer, global_opt)
+    best = None if everywhere is None else _layer_min(everywhere)
+    optimum = None if best is None else best[0]
+    cert = None
+    if res > kkt_tol:
+        verdict, text = "not_kkt", f"KKT residual {res:.3g} > {kkt_tol:g}"
+    elif optimum is not None and norm_sq <= optimum * (1 + rtol):
+        verdict, text = "global", f"||u~||^2 = {norm_sq:.10g} is the optimum {optimum:.10g} ({why})"
+    else:
+        near = None if around is None else _layer_min(around)
+        if near is None:
+            verdict = "kkt_only"
+            text = "KKT; " + (f"more than {_MAX_LAYER_PROGRAMS} activation patterns around theta~" if around is None
+                              else "no activation-pattern polyhedron around theta~ solved")
+        elif norm_sq <= near[0] * (1 + rtol):
+            verdict = "local"
+            text = (f"||u~||^2 = {norm_sq:.10g} is optimal on the {len(around)} activation-pattern polyhedra around "
+                    f"theta~")
+            if optimum is not None:
+                cand = theta.copy()
+                cand[block] = best[1]
+                cert = _verify(m, theta, cand, np.inf, _gain_min(theta, 0.0, 0.0), "the per-layer optimum", block)
+                text += f"; not global: the optimum is {optimum:.10g} ({why})"
+        else:
+            cert = _layer_segment(m, theta, block, near[1], eps, res * np.sqrt(norm_sq))
+            verdict = "kkt_only" if cert is None else "not_local"
+            text = (f"a pattern polyhedron around theta~ has the smaller optimum {near[0]:.10g} < {norm_sq:.10g}"
+                    + ("" if cert is None else f": feasible theta' at distance {cert.distance:.3g} <= {eps:g} with "
+                       f"||u'||^2 = {norm_sq - cert.gain:.10g}, only this layer changed"))
+    return LayerReport(layer=layer, verdict=verdict, kkt_residual=float(res), norm_sq=norm_sq, optimum=optimum,
+                       certificate=cert, evidence=f"{_LAYER_NAMES[layer]}: {verdict} — {text}")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -675,11 +853,12 @@ def analyze(net, data, theta, *, eps=1e-2, polish=True, rng=0, kkt_tol=1e-8, glo
 
     eps: radius of the non-local certificates (in the normalised scale, margin 1). polish: solve the KKT system of
     the late point's pattern to machine precision first (recommended: the direction converges like 1/log t).
-    kkt_tol: largest relative KKT residual accepted as KKT. global_rtol: ||theta~||^2 <= (1 + global_rtol) x the
-    optimum counts as global. global_opt: compute the optimum (SVM for linear nets; `fastflow.convex` for ReLU,
-    which enumerates every hyperplane arrangement of X). n_random: random starts of the local search (after the
-    papers' constructions). rng: seed or numpy Generator of those starts. polish_radius: a polished point further
-    than this times ||theta_raw|| from theta_raw is not used.
+    kkt_tol: largest relative KKT residual accepted as KKT (also per layer). global_rtol: ||theta~||^2 <= (1 +
+    global_rtol) x the optimum counts as global (also per layer). global_opt: compute the optimum (SVM for linear
+    nets; `fastflow.convex` for ReLU, which enumerates every cell of X's arrangement) and, for ReLU, the first
+    layer's per-layer optimum (at most 4096 combinations of cells, one per neuron with v_j != 0). n_random: random
+    starts of the local search (after the papers' constructions). rng: seed or numpy Generator of those starts.
+    polish_radius: a polished point further than this times ||theta_raw|| from theta_raw is not used.
 
     Returns a Report; raises ValueError outside the scope (non-homogeneous, not a fully connected two-layer net,
     d_out != 1, labels not +-1) and when some margin y_i Phi(theta; x_i) is <= 0 (theta cannot be normalised).
@@ -772,9 +951,12 @@ def analyze(net, data, theta, *, eps=1e-2, polish=True, rng=0, kkt_tol=1e-8, glo
         lines.append("kkt_only: KKT point, no certificate either way")
     if verdict != "not_local":
         cert = None
+    per_layer = tuple(_layer_report(m, point, layer, eps, kkt_tol, global_rtol, global_opt) for layer in (1, 2))
+    lines.append("per-layer max-margin (VSS Problem (4)), each layer with the other fixed:")
+    lines += [f"  {lr.evidence}" for lr in per_layer]
 
     return Report(verdict=verdict, theta_tilde=point, norm_sq=norm_sq, kkt_residual=float(res), multipliers=lam,
-                  support=support, certificate=cert, global_value=gv, gap=gap, pattern=pattern,
+                  support=support, certificate=cert, global_value=gv, gap=gap, pattern=pattern, per_layer=per_layer,
                   evidence="\n".join(lines), theta_raw=theta_raw, raw_norm_sq=float(theta_raw @ theta_raw),
                   raw_kkt_residual=float(raw_res), polished=polished, polish_distance=float(polish_dist), margins=q,
                   local_condition=local_condition, dual_value=dual, global_lower=lower, eps=eps)

@@ -2,9 +2,10 @@
 
 For data X (n, d) every w in R^d has the sign vector sign(Xw) in {-1, 0, 1}^n and the activation pattern
 1[Xw >= 0] in {0, 1}^n. `sign_patterns` lists every sign vector (the faces of the central arrangement of the
-hyperplanes x_i^T w = 0, including the origin w = 0), `arrangements` every activation pattern (the diagonal matrices
-D_j of the convex program), each exactly once and sorted lexicographically. No sampling and no LP: the method is
-combinatorial, with floating point used only where documented (`_TOL`).
+hyperplanes x_i^T w = 0, including the origin w = 0), `arrangements` the activation pattern of every cell (the
+full-dimensional regions, where no non-zero row has x_i^T w = 0: the diagonal matrices D_j of the convex program),
+each exactly once and sorted lexicographically. No sampling and no LP: the method is combinatorial, with floating
+point used only where documented (`_TOL`).
 
 Algorithm (NUMERICS.md section 7)
 ---------------------------------
@@ -26,14 +27,12 @@ Algorithm (NUMERICS.md section 7)
    hyperplanes vanishing on it). Flats are enumerated recursively, each exactly once: from a node, restrict to
    H_g only for groups g that are not "forbidden" and forbid in the child every group before g, so a face is
    reached only through the first hyperplane (in node order) that vanishes on it.
-4. Activation patterns are {s >= 0 : s a face}. Most faces add nothing: at a face on a flat L whose vanishing
-   groups have independent normals and include a group whose rows all have the same orientation, one can move off
-   L keeping every vanishing row >= 0, into a larger face with the same pattern. So `arrangements` needs the cells,
-   the all-ones pattern of w = 0, and the cells of the other flats only when the data are degenerate (antiparallel
-   rows, or more hyperplanes through a flat than its codimension). The latter shows exactly as a merge of
-   restricted normals in some restriction of dimension >= 2 of the cell enumeration (`_degenerate` runs just those
-   restrictions). Then the flat recursion runs, pruned: below a flat none of whose sub-flats is degenerate, only
-   flats cut out by bidirectional hyperplanes can add patterns, so only those are visited.
+4. Activation patterns are the cells' patterns (`arrangements`). A lower-dimensional face (some x_i . w = 0 on a
+   non-zero row) can have a pattern no cell has: w = 0 has all ones, a cell's pattern only if some w has Xw > 0,
+   and degenerate data have more such faces. The convex program never needs them: every u lies in the closure of
+   some cell, whose pattern D satisfies (2D - I) X u >= 0 and D X u = (Xu)_+, so the block of u can move to that
+   cell's pattern at no cost. The patterns of every face, w = 0 included, are np.unique(sign_patterns(X) >= 0,
+   axis=0).
 
 Numerical decisions (`_TOL` = 1e-9): zero rows are exactly zero; singular values of the unit rows below
 `_TOL` times the largest are dropped (rank); unit normals within `_TOL` (Euclidean, up to sign) are one hyperplane,
@@ -322,13 +321,11 @@ def _topes(Y):
     -------
     signs : (T, G) int8 in {-1, 1}, one row per cell.
     points : (T, m) float64, a unit point inside each cell (any point when G = 0).
-    degenerate : bool, a restriction of dimension >= 2 merged hyperplanes, i.e. some flat of dimension >= 1
-        lies on more hyperplanes than its codimension.
     ok : bool, every numerical decision was consistent.
     """
     G, m = Y.shape
     if G == 0:
-        return np.zeros((1, 0), np.int8), np.zeros((1, m)), False, True
+        return np.zeros((1, 0), np.int8), np.zeros((1, m)), True
     if m == 1:
         S = np.empty((2, G), np.int8)
         P = np.empty((2, 1))
@@ -337,12 +334,10 @@ def _topes(Y):
         for t in range(2):
             for j in range(G):
                 S[t, j] = 1 if Y[j, 0] * P[t, 0] > 0 else -1
-        return S, P, False, G == 1
+        return S, P, G == 1
     if m == 2:
-        S2, P2, ok2 = _topes_2d(Y)
-        return S2, P2, False, ok2
+        return _topes_2d(Y)
 
-    degenerate = False
     ok = True
     # all steps' cells in one pool: parent (index in the previous step) and the side of the new hyperplane
     par = np.empty(1024, np.int32)
@@ -366,10 +361,7 @@ def _topes(Y):
         y = Y[k]
         v, beta = _householder(y)
         cid, ori, R = _cluster(_restricted_coords(Y[:k + 1], k, v, beta), _TOL)
-        if R.shape[0] < k:
-            degenerate = True
-        rs, rp, rdeg, rok = _topes(R)
-        degenerate = degenerate or rdeg
+        rs, rp, rok = _topes(R)
         ok = ok and rok
         T = rs.shape[0]
         yy = np.empty(k)
@@ -481,28 +473,13 @@ def _topes(Y):
             p = o + idx[c]
             S[c, j] = sg[p]
             idx[c] = par[p]
-    return S, cur_pt[:ncur].copy(), degenerate, ok
-
-
-@numba.njit(cache=True)
-def _degenerate(Y):
-    """`_topes(Y)[2]` without the cells: whether some flat of dimension >= 1 lies on more hyperplanes than its
-    codimension, detected as a merge of restricted normals (same restrictions as `_topes`, far cheaper)."""
-    G, m = Y.shape
-    if m <= 2 or G <= 2:
-        return False
-    for k in range(1, G):
-        v, beta = _householder(Y[k])
-        cid, ori, R = _cluster(_restricted_coords(Y[:k + 1], k, v, beta), _TOL)
-        if R.shape[0] < k or _degenerate(R):
-            return True
-    return False
+    return S, cur_pt[:ncur].copy(), ok
 
 
 # --- faces -----------------------------------------------------------------------------------------------------
 
 @numba.njit(cache=True)
-def _faces(Y, amap, aori, forbidden, codim, bidirectional, only_needed, buf, count):
+def _faces(Y, amap, aori, forbidden, buf, count):
     """Faces of the arrangement restricted to a flat, as sign vectors over the top-level hyperplanes.
 
     Parameters
@@ -511,10 +488,6 @@ def _faces(Y, amap, aori, forbidden, codim, bidirectional, only_needed, buf, cou
     amap : (N,) int64, the node hyperplane of each top-level hyperplane, -1 if it vanishes on the flat.
     aori : (N,) int8, orientation of each top-level hyperplane relative to its node hyperplane.
     forbidden : (G,) bool, node hyperplanes that must not vanish (those faces come from another branch).
-    codim : int, codimension of the flat.
-    bidirectional : (N,) bool, top-level hyperplanes holding both orientations of rows.
-    only_needed : bool, skip flats whose activation patterns all repeat those of larger faces (module docstring,
-        step 4).
     buf, count : (cap, N) int8 output buffer and the number of rows filled.
 
     Returns
@@ -523,58 +496,24 @@ def _faces(Y, amap, aori, forbidden, codim, bidirectional, only_needed, buf, cou
     count : int
     ok : bool
     """
-    G, m = Y.shape
+    G = Y.shape[0]
     N = amap.shape[0]
-    ok = True
-    emit = True
-    branch = np.ones(G, np.bool_)  # node hyperplanes to restrict to
-    if only_needed:
-        nz = 0
-        uni = False
+    ts, _, ok = _topes(Y)
+    T = ts.shape[0]
+    if count + T > buf.shape[0]:
+        grown = np.empty((max(count + T, 2 * buf.shape[0]), N), np.int8)
+        grown[:count] = buf[:count]
+        buf = grown
+    for t in range(T):
         for a in range(N):
-            if amap[a] < 0:
-                nz += 1
-                if not bidirectional[a]:
-                    uni = True
-        emit = codim == 0 or not (nz == codim and uni)
-        # "clean": no flat below this one is degenerate relative to it (no node hyperplane holds several top-level
-        # ones, no node flat of dimension >= 1 lies on more node hyperplanes than its codimension). Then a flat
-        # below is needed only if this one is and every node hyperplane vanishing on it is bidirectional (if this
-        # flat is not needed, a direction leaving it keeps its pattern, and can be moved inside it to also keep
-        # the new hyperplanes at zero). So restrict only to bidirectional node hyperplanes, and to none when this
-        # flat is known not to be needed (non-degenerate with a unidirectional vanishing hyperplane).
-        members = np.zeros(G, np.int64)
-        for a in range(N):
-            if amap[a] >= 0:
-                members[amap[a]] += 1
-        clean = True
-        for g in range(G):
-            if members[g] > 1:
-                clean = False
-        if clean and _degenerate(Y):
-            clean = False
-        if clean:
-            for a in range(N):
-                if amap[a] >= 0 and ((uni and nz == codim) or not bidirectional[a]):
-                    branch[amap[a]] = False
-    if emit:
-        ts, _, _, tok = _topes(Y)
-        ok = ok and tok
-        T = ts.shape[0]
-        if count + T > buf.shape[0]:
-            grown = np.empty((max(count + T, 2 * buf.shape[0]), N), np.int8)
-            grown[:count] = buf[:count]
-            buf = grown
-        for t in range(T):
-            for a in range(N):
-                g = amap[a]
-                buf[count + t, a] = 0 if g < 0 else aori[a] * ts[t, g]
-        count += T
+            g = amap[a]
+            buf[count + t, a] = 0 if g < 0 else aori[a] * ts[t, g]
+    count += T
     idx_other = np.empty(G, np.int64)
     camap = np.empty(N, np.int64)
     caori = np.empty(N, np.int8)
     for g in range(G):
-        if forbidden[g] or not branch[g]:
+        if forbidden[g]:
             continue
         v, beta = _householder(Y[g])
         cid, ori, R = _cluster(_restricted_coords(Y, g, v, beta), _TOL)
@@ -592,8 +531,7 @@ def _faces(Y, amap, aori, forbidden, codim, bidirectional, only_needed, buf, cou
             else:
                 camap[a] = cid[idx_other[h]]
                 caori[a] = aori[a] * ori[idx_other[h]]
-        buf, count, okc = _faces(R, camap.copy(), caori.copy(), cforb, codim + 1, bidirectional, only_needed,
-                                 buf, count)
+        buf, count, okc = _faces(R, camap.copy(), caori.copy(), cforb, buf, count)
         ok = ok and okc
     return buf, count, ok
 
@@ -607,7 +545,6 @@ class _Reduced(NamedTuple):
     normals: np.ndarray  # (N, rank) unit rows, no two on one line
     group: np.ndarray  # (n,) int64, -1 for zero rows
     orientation: np.ndarray  # (n,) int8, 0 for zero rows
-    bidirectional: np.ndarray  # (N,) bool, the group holds rows of both orientations
 
 
 def _reduce(X):
@@ -617,7 +554,7 @@ def _reduce(X):
     scale = np.max(np.abs(X), axis=1) if X.shape[1] else np.zeros(n)
     nonzero = np.flatnonzero(scale > 0)
     if nonzero.size == 0:
-        return _Reduced(0, np.zeros((0, 0)), group, orientation, np.zeros(0, bool))
+        return _Reduced(0, np.zeros((0, 0)), group, orientation)
     U = X[nonzero] / scale[nonzero, None]  # scaled first: no overflow in the norms
     U /= np.linalg.norm(U, axis=1, keepdims=True)
     _, s, Vt = np.linalg.svd(U, full_matrices=False)
@@ -627,12 +564,7 @@ def _reduce(X):
     cid, ori, normals = _cluster(Y, _TOL)
     group[nonzero] = cid
     orientation[nonzero] = ori
-    N = normals.shape[0]
-    has_pos = np.zeros(N, bool)
-    has_neg = np.zeros(N, bool)
-    has_pos[cid[ori > 0]] = True
-    has_neg[cid[ori < 0]] = True
-    return _Reduced(r, normals, group, orientation, has_pos & has_neg)
+    return _Reduced(r, normals, group, orientation)
 
 
 @numba.njit(cache=True)
@@ -680,11 +612,11 @@ def _sorted_unique(signs, red, bits):
     return _decode(np.ascontiguousarray(words[keep]), n, bits)
 
 
-def _faces_of(red, only_needed):
+def _faces_of(red):
     N = red.normals.shape[0]
     buf = np.empty((1024, N), np.int8)
-    buf, count, ok = _faces(red.normals, np.arange(N, dtype=np.int64), np.ones(N, np.int8), np.zeros(N, bool), 0,
-                            red.bidirectional, only_needed, buf, 0)
+    buf, count, ok = _faces(red.normals, np.arange(N, dtype=np.int64), np.ones(N, np.int8), np.zeros(N, bool),
+                            buf, 0)
     return buf[:count], ok
 
 
@@ -712,13 +644,18 @@ def sign_patterns(X):
     red = _reduce(X)
     if red.normals.shape[0] == 0:
         return np.zeros((1, X.shape[0]), np.int8)
-    signs, ok = _faces_of(red, False)
+    signs, ok = _faces_of(red)
     _check(ok)
     return _sorted_unique(signs, red, 2) - np.int8(1)
 
 
 def arrangements(X):
-    """Every activation pattern 1[Xw >= 0], w in R^d, each once: the D_j of the convex program.
+    """The activation pattern 1[Xw >= 0] of every cell of X's arrangement, each once: the D_j of the convex program.
+
+    A cell is a connected region of the w with x_i^T w != 0 on every non-zero row x_i (zero rows get 1). The convex
+    program (14) needs no other pattern: lower-dimensional faces, w = 0 among them, add patterns only of neurons
+    that a cell's pattern also represents (module docstring, step 4). The patterns of every w, those faces
+    included, are np.unique(sign_patterns(X) >= 0, axis=0).
 
     Parameters
     ----------
@@ -726,19 +663,13 @@ def arrangements(X):
 
     Returns
     -------
-    (p, n) bool array, rows sorted lexicographically (False < True). Includes the all-ones pattern of w = 0, so
-    for data in general position p is Cover's count 2 sum_{k<r} C(n-1, k) of cells, plus one when no cell is
-    all-positive. Exact also on degenerate data (see `sign_patterns`).
+    (p, n) bool array, rows sorted lexicographically (False < True). For data in general position p is Cover's
+    count 2 sum_{k<r} C(n-1, k), r = rank X. Exact also on degenerate data (see `sign_patterns`).
     """
     X = real_array("X", X, ndim=2)
-    n = X.shape[0]
     red = _reduce(X)
     if red.normals.shape[0] == 0:
-        return np.ones((1, n), bool)
-    if red.bidirectional.any() or _degenerate(red.normals):
-        signs, ok = _faces_of(red, True)  # the cells, plus those of the few flats that add patterns
-    else:
-        signs, _, _, ok = _topes(red.normals)
+        return np.ones((1, X.shape[0]), bool)
+    signs, _, ok = _topes(red.normals)
     _check(ok)
-    origin = np.zeros((1, signs.shape[1]), np.int8)  # w = 0: the all-ones pattern
-    return _sorted_unique(np.vstack([signs, origin]), red, 1).view(bool)
+    return _sorted_unique(signs, red, 1).view(bool)

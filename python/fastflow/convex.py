@@ -1,13 +1,15 @@
 """The convex program of two-layer ReLU max-margin training and its dual (convex-geometry paper, Prop. 2).
 
-For binary labels y in {+-1}^n and all activation patterns D_j of X (`arrangements`), the primal (14) is
+For binary labels y in {+-1}^n and the activation patterns D_j of X's cells (`arrangements`), the primal (14) is
 
     P* = min  sum_j ||u_j|| + ||u'_j||
          s.t. diag(y) sum_j D_j X (u'_j - u_j) >= 1,   (2 D_j - I) X u_j >= 0,   (2 D_j - I) X u'_j >= 0,
 
 and P* = min 1/2 ||theta||^2 s.t. y_i Phi(theta; x_i) >= 1 over two-layer ReLU networks wide enough (one neuron per
 non-zero block): u'_j -> neuron w = u'_j / sqrt||u'_j||, v = +sqrt||u'_j||, and u_j -> w = u_j / sqrt||u_j||,
-v = -sqrt||u_j||. The dual is the corrected SOCP (129) of CASES.md,
+v = -sqrt||u_j||. The paper takes every pattern 1[Xu >= 0]; the cells' suffice, because every u lies in the closure
+of a cell, whose pattern D has (2D - I) X u >= 0 and D X u = (Xu)_+ (a lower-dimensional face's block moves to it at
+no cost; the same covering makes `dual_feasible` exact). The dual is the corrected SOCP (129) of CASES.md,
 
     D* = max  y^T lam
          s.t. || X^T D_j lam + X^T (2 D_j - I) z_{j,+}|| <= 1,   ||-X^T D_j lam + X^T (2 D_j - I) z_{j,-}|| <= 1,
@@ -117,7 +119,7 @@ def _data(X):
 
 
 def _patterns(patterns, X):
-    """The patterns as a (p, n) bool array: all of X's by default, else validated (0/1 or bool)."""
+    """The patterns as a (p, n) bool array: X's cells by default, else validated (0/1 or bool)."""
     if patterns is None:
         return arrangements(X)
     P = np.asarray(patterns)
@@ -167,8 +169,8 @@ def convex_max_margin(X, y, patterns=None, *, solve_dual=False, solver_options=N
     ----------
     X : (n, d) array_like, the inputs.
     y : (n,) array_like of +-1, the labels.
-    patterns : (p, n) array_like of bool/0-1, optional. Default: every pattern, `arrangements(X)` (needed for the
-        global optimum; a subset gives an upper bound).
+    patterns : (p, n) array_like of bool/0-1, optional. Default: the pattern of every cell, `arrangements(X)`
+        (what the global optimum needs; a subset gives an upper bound).
     solve_dual : bool. Also solve the SOCP (129) for lam (socp_dual); larger than the primal (2 p n multipliers z)
         and often solved less accurately, so off by default: `dual` always comes from the margin constraints'
         multipliers, certified by the exact check `dual_feasible`.
@@ -240,7 +242,8 @@ def dual_feasible(X, lam, patterns=None, *, tol=1e-7):
     ----------
     X : (n, d) array_like.
     lam : (n,) array_like, the multipliers (WP sign convention: lam_i = y_i mu_i).
-    patterns : (p, n) array_like, optional; default every pattern of X (`arrangements`).
+    patterns : (p, n) array_like, optional; default the patterns of X's cells (`arrangements`), whose closures
+        cover the ball.
     tol : float >= 0.
 
     Returns
