@@ -442,7 +442,7 @@ def test_zeno_guard_is_not_triggered_by_a_pinned_neuron():
     problem = problem_of(PINNED)
     traj = assert_clean(problem)
     W1 = problem.net.split(traj.theta)[0]
-    assert np.all(W1[0] == 0.0)
+    assert np.max(np.abs(W1[0])) <= 1e-15 * np.linalg.norm(traj.theta)  # pinned to rounding
     assert_matches_yardstick(problem)
 
 

@@ -40,8 +40,9 @@ inline std::size_t solve_psd(std::vector<double> Q, std::vector<double> b, std::
         const double piv = std::sqrt(Q[rank * k + rank]);
         Q[rank * k + rank] = piv;
         for (std::size_t i = rank + 1; i < k; ++i) Q[i * k + rank] /= piv;
+        // the whole trailing block, both triangles: a later pivot swap reads rows and columns alike
         for (std::size_t i = rank + 1; i < k; ++i)
-            for (std::size_t c = rank + 1; c <= i; ++c) Q[i * k + c] -= Q[i * k + rank] * Q[c * k + rank];
+            for (std::size_t c = rank + 1; c < k; ++c) Q[i * k + c] -= Q[i * k + rank] * Q[c * k + rank];
         for (std::size_t i = rank + 1; i < k; ++i) Q[rank * k + i] = Q[i * k + rank];
     }
     // forward then backward substitution on the leading rank x rank factor
