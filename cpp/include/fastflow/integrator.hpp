@@ -155,11 +155,11 @@ public:
             }
             // late in a classification run the flow is stiff in tau (the margins of the support relax at rate
             // O(1) while the direction moves like 1/tau): continue in u = log tau with an L-stable method
-            // (or earlier, once explicit steps in tau are cut far below tau itself: a stiff stall, e.g. two samples
-            // that no network can separate held at margin 0 while others keep growing)
+            // (or earlier, once explicit steps in tau are cut far below tau itself: stiffness, e.g. two samples
+            // that no network can separate held at margin 0 while others keep growing, or two nearly equal inputs
+            // with opposite labels)
             if (!stiff_ && is_classification(opt_.loss) && p_ <= stiff_max_params &&
-                (tau >= stiff_from_tau ||
-                 (res.n_steps >= 100 && h < 1e-3 * tau && log_loss_at(tau, theta_.data()) >= log_ell(opt_.loss, 0.0)))) {
+                (tau >= stiff_from_tau || (res.n_steps >= 100 && h < 1e-3 * tau))) {
                 stiff_ = true;
                 h = std::min(h / tau, 0.1);
             }
@@ -432,7 +432,10 @@ private:
                 const double dh = dot(normal_.data(), ftmp_.data(), p_);
                 const double tol = 64.0 * std::numeric_limits<double>::epsilon() * norm2(normal_.data(), p_) * fnorm;
                 const double nd = dot(normal_.data(), &D_[a * p_], p_);  // d(dh)/ds
-                if (s[a] > 0.0 && s[a] < 1.0) {  // box_qp puts variables at their bounds exactly
+                // box_qp puts variables at their bounds to its tolerance; a slide whose exit was just found (s out
+                // of [0,1] by more than the band right after) ends once s is within that band of its bound
+                const double at_bound = mode_[sw] == sliding ? exit_band(sw / H_) : 0.0;
+                if (s[a] > at_bound && s[a] < 1.0 - at_bound) {
                     still.push_back(sw), s_still.push_back(s[a]);
                     // both one-sided fields point away from the surface the minimal-norm solution keeps
                     branch_[sw] = dh - s[a] * nd < -tol && dh + (1.0 - s[a]) * nd > tol;
