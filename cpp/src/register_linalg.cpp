@@ -1,0 +1,46 @@
+// The small dense solvers of the sliding computation, exposed so that tests can check them against NumPy directly.
+#include "pybind11.hpp"
+
+#include <string>
+#include <vector>
+
+#include <fastflow/boxqp.hpp>
+#include <fastflow/linalg.hpp>
+
+namespace {
+
+std::vector<double> square_matrix(const farray& Q, std::size_t& k) {
+    if (Q.ndim() != 2 || Q.shape(0) != Q.shape(1)) throw std::invalid_argument("Q must be a square 2-D array");
+    k = static_cast<std::size_t>(Q.shape(0));
+    return std::vector<double>(Q.data(), Q.data() + k * k);
+}
+
+std::vector<double> vector_of(const farray& b, std::size_t k, const char* name) {
+    if (b.ndim() != 1 || static_cast<std::size_t>(b.shape(0)) != k)
+        throw std::invalid_argument(std::string(name) + " must be 1-D of length " + std::to_string(k));
+    return std::vector<double>(b.data(), b.data() + k);
+}
+
+}  // namespace
+
+void register_linalg(py::module_& m) {
+    m.def(
+        "solve_psd",
+        [](const farray& Q, const farray& b) {
+            std::size_t k = 0;
+            auto q = square_matrix(Q, k);
+            std::vector<double> x;
+            const std::size_t rank = fastflow::solve_psd(q, vector_of(b, k, "b"), k, x);
+            return py::make_tuple(py::array_t<double>(static_cast<py::ssize_t>(k), x.data()), rank);
+        },
+        py::arg("Q"), py::arg("b"), "x with Q x = b (least squares when Q is singular) and the numerical rank");
+    m.def(
+        "box_qp",
+        [](const farray& Q, const farray& b, double f0_norm) {
+            std::size_t k = 0;
+            auto q = square_matrix(Q, k);
+            const auto s = fastflow::box_qp(q, vector_of(b, k, "b"), k, f0_norm);
+            return py::array_t<double>(static_cast<py::ssize_t>(k), s.data());
+        },
+        py::arg("Q"), py::arg("b"), py::arg("f0_norm"), "argmin over s in [0,1]^k of s^T Q s / 2 + b^T s");
+}

@@ -1,0 +1,53 @@
+"""The kernel's small dense solvers against NumPy/SciPy: the Gram systems of sliding (solve_psd, Cholesky with
+symmetric pivoting) and the bounded least squares of the minimal-norm subgradient (box_qp)."""
+import numpy as np
+import pytest
+from scipy.optimize import lsq_linear
+
+from fastflow import _core
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_solve_psd_matches_numpy_on_full_rank_gram_matrices(seed):
+    rng = np.random.default_rng(seed)
+    k = 2 + seed % 6
+    D = rng.normal(size=(k, k + 3)) * np.exp(rng.normal(size=(k, 1)))  # rows of very different sizes
+    Q, b = D @ D.T, rng.normal(size=k)
+    x, rank = _core.solve_psd(Q, b)
+    assert rank == k
+    np.testing.assert_allclose(x, np.linalg.solve(Q, b), rtol=1e-8, atol=0)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_solve_psd_gives_a_least_squares_solution_on_dependent_rows(seed):
+    """Duplicated or parallel switching surfaces: Q is singular, b in its range; any exact solution will do."""
+    rng = np.random.default_rng(seed)
+    k = 4 + seed % 3
+    D = rng.normal(size=(k, 6))
+    D[-1] = 2.0 * D[0]          # a parallel sample
+    D[-2] = D[1] - 0.5 * D[0]   # a dependent one
+    Q = D @ D.T
+    b = D @ rng.normal(size=6)
+    x, rank = _core.solve_psd(Q, b)
+    assert rank == k - 2
+    np.testing.assert_allclose(Q @ x, b, rtol=0, atol=1e-10 * np.linalg.norm(b))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_box_qp_is_the_bounded_least_squares_minimiser(seed):
+    rng = np.random.default_rng(seed)
+    k, p = 1 + seed % 6, 8
+    D = rng.normal(size=(k, p))
+    F0 = rng.normal(size=p) * 3.0
+    s = _core.box_qp(D @ D.T, D @ F0, np.linalg.norm(F0))
+    ref = lsq_linear(D.T, -F0, bounds=(0.0, 1.0), method="bvls", tol=1e-15).x
+    assert np.all((s >= 0.0) & (s <= 1.0))
+    np.testing.assert_allclose(np.linalg.norm(F0 + D.T @ s), np.linalg.norm(F0 + D.T @ ref), rtol=1e-10)
+    np.testing.assert_allclose(s, ref, rtol=0, atol=1e-8)
+
+
+def test_solvers_reject_bad_shapes():
+    with pytest.raises(ValueError, match="square"):
+        _core.solve_psd(np.ones((2, 3)), np.ones(2))
+    with pytest.raises(ValueError, match="b must be 1-D of length 2"):
+        _core.box_qp(np.eye(2), np.ones(3), 1.0)
