@@ -94,6 +94,8 @@ public:
         slopes_.assign(NS_, 0.0);
         branch_.assign(NS_, false);
         band_boost_.assign(NS_, 1.0);
+        last_fired_tau_.assign(NS_, -1.0);
+        recrossing_.clear();
         Z_.clear();
         stiff_ = degenerate_ = false;
         events_ = &res.events;
@@ -204,7 +206,7 @@ public:
                     res.status = Status::max_events, res.message = "max_events reached";
                     break;
                 }
-                if (tau - last_progress_tau > 1e-12 * std::max(1.0, std::abs(tau))) {
+                if (tau - last_progress_tau > 1e-12 * std::abs(tau)) {
                     last_progress_tau = tau, stuck_rounds = 0;
                 } else if (++stuck_rounds > 1000) {
                     res.status = Status::max_events, res.message = "Zeno: events accumulate at one time";
@@ -224,7 +226,9 @@ public:
             }
             h = h_next;
         }
-        // evaluation times past the end of the run are left NaN
+        // evaluation times at the end of the run up to the rounding of t -> tau (a run may stop at an event whose t
+        // is then asked for) get the final state; those past it are left NaN
+        emit_evals(res, eval_next, tau + 4.0 * (std::nextafter(tau, INFINITY) - tau), nullptr);
         res.theta_eval.resize(opt_.tau_eval.size() * p_, std::numeric_limits<double>::quiet_NaN());
         res.log_loss_eval.resize(opt_.tau_eval.size(), std::numeric_limits<double>::quiet_NaN());
         field(tau, theta_.data(), k_[0].data(), res);
@@ -426,31 +430,51 @@ private:
             const double fnorm = norm2(ftmp_.data(), p_);
             std::vector<std::size_t> still;
             std::vector<double> s_still;
+            std::vector<int> side(k, -1);  // -1 slides, 0 inactive, 1 active
             for (std::size_t a = 0; a < k; ++a) {
                 const std::size_t sw = undecided[a];
                 model_.switch_normal(theta_.data(), X_, slopes_.data(), sw, normal_.data());
                 const double dh = dot(normal_.data(), ftmp_.data(), p_);
                 const double tol = 64.0 * std::numeric_limits<double>::epsilon() * norm2(normal_.data(), p_) * fnorm;
                 const double nd = dot(normal_.data(), &D_[a * p_], p_);  // d(dh)/ds
-                // box_qp puts variables at their bounds to its tolerance; a slide whose exit was just found (s out
-                // of [0,1] by more than the band right after) ends once s is within that band of its bound
-                const double at_bound = mode_[sw] == sliding ? exit_band(sw / H_) : 0.0;
+                // box_qp puts variables at their bounds to its tolerance; s within the exit band of a bound is at
+                // it, for every switch alike (a slide whose exit was just found, s out of [0,1] by more than the
+                // band right after, ends there; and one switch's tie must not be decided unlike another's)
+                const double at_bound = exit_band(sw / H_);
                 if (s[a] > at_bound && s[a] < 1.0 - at_bound) {
-                    still.push_back(sw), s_still.push_back(s[a]);
                     // both one-sided fields point away from the surface the minimal-norm solution keeps
                     branch_[sw] = dh - s[a] * nd < -tol && dh + (1.0 - s[a]) * nd > tol;
                     continue;
                 }
                 // s at a bound: the box problem's KKT conditions give the side, s -> 1 active and s -> 0 inactive on
-                // an attractive surface (nd < 0), swapped on a repulsive one (NUMERICS §3). Off tangency this is
-                // sign(dh), but it stays right where dh is rounding noise, as at the end of a slide. A switch that
-                // reaches its surface tangentially keeps the one-sided field of its bound (the minimal-norm element).
+                // an attractive surface (nd < 0), swapped on a repulsive one (NUMERICS §3): off tangency this is
+                // sign(dh). A switch whose normal velocity is rounding noise (it reaches its surface tangentially,
+                // or a slide ends there) keeps the one-sided field of its bound (the minimal-norm element), unless
+                // it was put there at this very t already and the dense output went straight across: then the
+                // curvature decides, and it goes across.
                 bool up;
-                if (std::abs(dh) <= tol && mode_[sw] != sliding) up = s[a] >= 0.5;
-                else if (nd == 0.0) up = dh > 0.0;
-                else up = (s[a] >= 0.5) != (nd > 0.0);
-                mode_[sw] = up ? active : inactive;
-                slopes_[sw] = up ? 1.0 : 0.0;
+                if (std::abs(dh) <= tol) {
+                    const bool recrossing = std::find(recrossing_.begin(), recrossing_.end(), sw) != recrossing_.end();
+                    up = recrossing ? mode_[sw] == inactive : s[a] >= 0.5;
+                } else if (nd == 0.0) {
+                    up = dh > 0.0;
+                } else {
+                    up = (s[a] >= 0.5) != (nd > 0.0);
+                }
+                side[a] = up ? 1 : 0;
+            }
+            // A switch leaving to the side opposite its bound (repulsive) changes the field every other decision
+            // of this round was read from: then it alone is decided, and the box problem is solved again.
+            std::size_t flip = k;
+            for (std::size_t a = 0; a < k && flip == k; ++a)
+                if (side[a] >= 0 && (side[a] == 1) != (s[a] >= 0.5)) flip = a;
+            for (std::size_t a = 0; a < k; ++a) {
+                if (side[a] < 0 || (flip < k && a != flip)) {
+                    still.push_back(undecided[a]), s_still.push_back(s[a]);
+                    continue;
+                }
+                mode_[undecided[a]] = side[a] == 1 ? active : inactive;
+                slopes_[undecided[a]] = side[a] == 1 ? 1.0 : 0.0;
             }
             const bool settled = still.size() == undecided.size();
             undecided = still;
@@ -529,9 +553,11 @@ private:
         const double sigma_exit = Z_.empty() ? -1.0 : find_slide_exit(std::min(sigma_min, 1.0), res);
         if (sigma_exit >= 0.0 && sigma_exit < sigma_min) sigma_min = sigma_exit;
         if (sigma_min > 1.0) return -1.0;
-        // events within a few ulps of t of the earliest one are simultaneous
+        // events within a few ulps of t of the earliest one are simultaneous (ulps of the step's own time
+        // coordinate: a fast start at t ~ 1e-13 has ulps of 1e-29, not of 1)
+        const double origin = stiff_ ? std::log(step_tau0_) : step_tau0_;
         const double same = 64.0 * std::numeric_limits<double>::epsilon() *
-                            std::max(1.0, std::abs(stiff_ ? std::log(step_tau0_) : step_tau0_)) / step_h_;
+                            std::max(std::abs(origin), std::abs(origin + step_h_)) / step_h_;
         for (auto& hk : hits)
             if (hk.first <= sigma_min + same) fired.push_back(hk.second);
         return sigma_min;
@@ -620,12 +646,18 @@ private:
         std::vector<std::uint8_t> before(fired.size());
         for (std::size_t a = 0; a < fired.size(); ++a) before[a] = mode_[fired[a]];
         project(set);
+        recrossing_.clear();
+        for (std::size_t sw : fired)
+            if (last_fired_tau_[sw] == tau) recrossing_.push_back(sw);
         classify(tau, set);
-        // A switch found again and left on its side is grazing its surface within rounding: widen its band so
-        // that rounding does not cut every following step short (a real crossing soon exceeds any such band).
+        // A switch found again and left on its side, or found again at the very same t whatever side it was
+        // given, is grazing its surface within rounding: widen its band so that rounding does not cut every
+        // following step short (a real crossing soon exceeds any such band).
         for (std::size_t a = 0; a < fired.size(); ++a) {
             double& boost = band_boost_[fired[a]];
-            boost = mode_[fired[a]] == before[a] && before[a] != sliding ? std::min(boost * 16.0, 1e8) : 1.0;
+            const bool again = last_fired_tau_[fired[a]] == tau;
+            last_fired_tau_[fired[a]] = tau;
+            boost = (mode_[fired[a]] == before[a] && before[a] != sliding) || again ? std::min(boost * 16.0, 1e8) : 1.0;
         }
     }
 
@@ -867,6 +899,8 @@ private:
     std::vector<std::uint8_t> mode_;
     std::vector<bool> branch_;  // sliding on a surface both one-sided fields leave
     std::vector<double> band_boost_;  // rounding band multipliers of grazing switches
+    std::vector<double> last_fired_tau_;
+    std::vector<std::size_t> recrossing_;  // switches found crossing again at the t they were just handled at
     std::vector<double> floor0_, floor1_;  // band floors at the step's start and end
     std::vector<std::size_t> Z_;
     std::vector<double> D_, Q_, s_, N_;
