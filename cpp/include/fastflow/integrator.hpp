@@ -95,7 +95,7 @@ public:
         branch_.assign(NS_, false);
         band_boost_.assign(NS_, 1.0);
         last_fired_tau_.assign(NS_, -1.0);
-        recrossing_.clear();
+        refires_.assign(NS_, 0);
         Z_.clear();
         stiff_ = degenerate_ = false;
         events_ = &res.events;
@@ -435,7 +435,8 @@ private:
                 const std::size_t sw = undecided[a];
                 model_.switch_normal(theta_.data(), X_, slopes_.data(), sw, normal_.data());
                 const double dh = dot(normal_.data(), ftmp_.data(), p_);
-                const double tol = 64.0 * std::numeric_limits<double>::epsilon() * norm2(normal_.data(), p_) * fnorm;
+                // tangency to the box solver's own resolution (its optimality tolerance is 1e-13 relative)
+                const double tol = 1e-12 * norm2(normal_.data(), p_) * fnorm;
                 const double nd = dot(normal_.data(), &D_[a * p_], p_);  // d(dh)/ds
                 // box_qp puts variables at their bounds to its tolerance; s within the exit band of a bound is at
                 // it, for every switch alike (a slide whose exit was just found, s out of [0,1] by more than the
@@ -451,11 +452,12 @@ private:
                 // sign(dh). A switch whose normal velocity is rounding noise (it reaches its surface tangentially,
                 // or a slide ends there) keeps the one-sided field of its bound (the minimal-norm element), unless
                 // it was put there at this very t already and the dense output went straight across: then the
-                // curvature decides, and it goes across.
+                // curvature decides, and it goes across; and if it comes straight back from there too, it slides.
                 bool up;
                 if (std::abs(dh) <= tol) {
-                    const bool recrossing = std::find(recrossing_.begin(), recrossing_.end(), sw) != recrossing_.end();
-                    up = recrossing ? mode_[sw] == inactive : s[a] >= 0.5;
+                    const std::size_t refires = refires_[sw];
+                    if (refires >= 2) continue;  // put on both sides at this t and back each time: it slides
+                    up = refires == 1 ? mode_[sw] == inactive : s[a] >= 0.5;
                 } else if (nd == 0.0) {
                     up = dh > 0.0;
                 } else {
@@ -646,19 +648,22 @@ private:
         std::vector<std::uint8_t> before(fired.size());
         for (std::size_t a = 0; a < fired.size(); ++a) before[a] = mode_[fired[a]];
         project(set);
-        recrossing_.clear();
-        for (std::size_t sw : fired)
-            if (last_fired_tau_[sw] == tau) recrossing_.push_back(sw);
+        for (std::size_t sw : fired) refires_[sw] = same_time(last_fired_tau_[sw], tau) ? refires_[sw] + 1 : 0;
         classify(tau, set);
         // A switch found again and left on its side, or found again at the very same t whatever side it was
         // given, is grazing its surface within rounding: widen its band so that rounding does not cut every
         // following step short (a real crossing soon exceeds any such band).
         for (std::size_t a = 0; a < fired.size(); ++a) {
             double& boost = band_boost_[fired[a]];
-            const bool again = last_fired_tau_[fired[a]] == tau;
+            const bool again = same_time(last_fired_tau_[fired[a]], tau);
             last_fired_tau_[fired[a]] = tau;
             boost = (mode_[fired[a]] == before[a] && before[a] != sliding) || again ? std::min(boost * 16.0, 1e8) : 1.0;
         }
+    }
+
+    // equal to rounding (an event at the start of a step may land an ulp or two from where the last one was)
+    static bool same_time(double a, double b) {
+        return std::abs(a - b) <= 64.0 * std::numeric_limits<double>::epsilon() * std::abs(b);
     }
 
     // --- Runge-Kutta --------------------------------------------------------------------------------------
@@ -732,7 +737,9 @@ private:
 
     // the current step maps its fraction sigma in [0,1] to tau linearly, or in the stiff phase to log tau
     double step_tau(double sigma) const {
-        return stiff_ ? std::exp(std::log(step_tau0_) + sigma * step_h_) : step_tau0_ + sigma * step_h_;
+        // exp(log(tau0)) may round below tau0: an event at the very start must not move time back
+        return stiff_ ? std::max(step_tau0_, std::exp(std::log(step_tau0_) + sigma * step_h_))
+                      : step_tau0_ + sigma * step_h_;
     }
     double step_sigma(double tau) const {
         return stiff_ ? (std::log(tau) - std::log(step_tau0_)) / step_h_ : (tau - step_tau0_) / step_h_;
@@ -900,7 +907,7 @@ private:
     std::vector<bool> branch_;  // sliding on a surface both one-sided fields leave
     std::vector<double> band_boost_;  // rounding band multipliers of grazing switches
     std::vector<double> last_fired_tau_;
-    std::vector<std::size_t> recrossing_;  // switches found crossing again at the t they were just handled at
+    std::vector<std::size_t> refires_;  // how often each switch was found crossing again at the t of its last event
     std::vector<double> floor0_, floor1_;  // band floors at the step's start and end
     std::vector<std::size_t> Z_;
     std::vector<double> D_, Q_, s_, N_;
