@@ -56,6 +56,24 @@ def problems(draw, losses=LOSSES, max_n=8, horizon=None):
                                losses=(loss,), t_max=t_max, scale=scale)
 
 
+@st.composite
+def deep_problems(draw):
+    """A fuzz.Problem on a fully connected ReLU network of depth 3 or 4 (pre-activations of degree up to 3 in
+    theta, so up to 12 along a step's dense output)."""
+    depth = draw(st.integers(3, 4), label="depth")
+    width = draw(st.integers(2, 3), label="width")
+    d = draw(st.integers(2, 3), label="d")
+    n = draw(st.integers(3, 6), label="n")
+    loss = draw(st.sampled_from(("exponential", "logistic")), label="loss")
+    bias = draw(st.booleans(), label="bias")
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1), label="seed"))
+    net = ff.fully_connected(d, [width] * (depth - 1), bias=bias)
+    X = rng.normal(size=(n, d))
+    y = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    theta0 = ff.init.gaussian(net, draw(st.sampled_from([0.5, 1.0, 1.5]), label="init scale"), rng)
+    return fuzz.Problem(net, X, y, theta0, loss, draw(st.floats(1.0, 100.0), label="t_max"))
+
+
 def describe(problem, violations):
     return (f"{len(violations)} violations on {problem.net}, loss {problem.loss}, t_max {problem.t_max!r}:\n  "
             + "\n  ".join(map(str, violations[:8])))
@@ -66,6 +84,17 @@ def describe(problem, violations):
 def test_dense_check_of_events(problem):
     """(a)-(f): no missed crossing, no spurious or duplicated event, conservation, monotone loss, sane status."""
     traj, violations = fuzz.check_with_budget(problem, BUDGET)
+    assert not violations, describe(problem, violations)
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(problem=deep_problems())
+def test_dense_check_of_events_on_deep_networks(problem):
+    """Deeper pre-activations are polynomials of higher degree along the dense output, isolated exactly: no missed,
+    spurious or duplicated event. Known limit: where units of several layers of one sample slide at once the
+    one-sided fields are not affine in the slopes, the box model of sliding is not exact, and a run may end in
+    the Zeno guard (max_events); that status is allowed here, nothing else is."""
+    traj, violations = fuzz.check_with_budget(problem, BUDGET, statuses=fuzz.SENSIBLE_STATUSES + ("max_events",))
     assert not violations, describe(problem, violations)
 
 

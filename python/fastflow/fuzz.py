@@ -141,7 +141,10 @@ def h_bands(net, thetas, X, rtol, atol):
     thetas = np.atleast_2d(thetas)
     xn = np.linalg.norm(X, axis=1)
     tn = np.linalg.norm(thetas, axis=1)
-    band = H_BAND * xn[None, :, None] * (rtol * tn + atol)[:, None, None]
+    # a unit of hidden layer l is a product of l weight layers: its integration error grows like ||theta||^(l-1)
+    layer_of_unit = np.repeat(np.arange(len(net.hidden_widths)), net.hidden_widths)
+    growth = np.maximum(tn, 1.0)[:, None] ** layer_of_unit[None, :]  # (m, units)
+    band = H_BAND * xn[None, :, None] * (rtol * tn + atol)[:, None, None] * growth[:, None, :]
     if net.depth == 2 and not net.has_sharing and net.is_homogeneous and net.maps[0].min() > 0:
         wn = np.linalg.norm(_two_layer_blocks(net, thetas)[0], axis=2)  # (m, width)
         band = band + 64 * EPS * xn[None, :, None] * wn[:, None, :]
@@ -164,13 +167,19 @@ def ell0(loss):
 
 
 def _pair_events(events):
-    """{(sample, neuron): [(t, kind), ...]} in time order (branch events left out)."""
+    """{(sample, layer, neuron): [(t, kind), ...]} in time order (branch events left out)."""
     out = {}
     for e in events:
         if str(e["kind"]) == "branch":
             continue
-        out.setdefault((int(e["sample"]), int(e["neuron"])), []).append((float(e["t"]), str(e["kind"])))
+        out.setdefault((int(e["sample"]), int(e["layer"]), int(e["neuron"])), []).append((float(e["t"]),
+                                                                                          str(e["kind"])))
     return out
+
+
+def _units(net):
+    """(layer, neuron) of every hidden unit, in the order of the last axis of preactivations_many."""
+    return [(layer, r) for layer, width in enumerate(net.hidden_widths) for r in range(width)]
 
 
 def check_crossings(net, X, traj, rtol, atol):
@@ -185,11 +194,12 @@ def check_crossings(net, X, traj, rtol, atol):
     B = h_bands(net, thetas, X, rtol, atol)
     S = np.where(H > B, 1, np.where(H < -B, -1, 0))  # significant signs
     by_pair = _pair_events(traj.events)
+    units_of = _units(net)
     out = []
     n, units = H.shape[1:]
     for i in range(n):
         for j in range(units):
-            evs = by_pair.get((i, j), [])
+            evs = by_pair.get((i, *units_of[j]), [])
             ev_t = np.array([e[0] for e in evs])
             sig = np.flatnonzero(S[:, i, j])
             # (a) consecutive significant samples of opposite signs need an event of the pair in between
@@ -256,7 +266,7 @@ def check_event_sequence(traj):
             out.append(Violation("duplicate_event", f"{key} recorded {count} times"))
     if np.any(np.diff(traj.events["t"]) < 0):
         out.append(Violation("inconsistent_kind", "event times are not sorted"))
-    for (i, j), evs in _pair_events(traj.events).items():
+    for (i, _, j), evs in _pair_events(traj.events).items():
         for (t0, k0), (t1, k1) in zip(evs[:-1], evs[1:]):
             if t0 == t1:
                 out.append(Violation("duplicate_event",
@@ -300,12 +310,13 @@ def check_events_on_surface(net, X, traj, traj_at_events, rtol, atol):
     if traj.n_events == 0:
         return out
     te = traj_at_events.t_eval
+    units_of = _units(net)
     H = preactivations_many(net, traj_at_events.theta_at, X)
     B = h_bands(net, traj_at_events.theta_at, X, rtol, atol)
     for e in traj.events:
         k = int(np.searchsorted(te, e["t"]))
         k = min(k, len(te) - 1)
-        i, j = int(e["sample"]), int(e["neuron"])
+        i, j = int(e["sample"]), units_of.index((int(e["layer"]), int(e["neuron"])))
         if not np.isfinite(H[k, i, j]) or abs(H[k, i, j]) > B[k, i, j]:
             out.append(Violation("spurious_event",
                                  f"{e['kind']} of pair (sample {i}, neuron {j}) at t = {e['t']:.17g}: "

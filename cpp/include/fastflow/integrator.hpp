@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -67,6 +68,9 @@ public:
     Integrator(const Model& model, const double* X, const double* Y, std::size_t n, Options opts)
         : model_(model), X_(X), Y_(Y), n_(n), p_(model.n_params()), H_(model.n_hidden()), NS_(n * H_),
           c_(model.d_out()), opt_(std::move(opts)) {
+        if (!model.linear_switches() && model.switch_poly_degree(dopri5::DENSE_DEGREE) > max_poly_degree)
+            throw std::invalid_argument("networks deeper than " + std::to_string(max_poly_degree / dopri5::DENSE_DEGREE + 1) +
+                                        " layers are not supported (pre-activation polynomials of too high degree)");
         theta_.resize(p_);
         y1_.resize(p_);
         ytmp_.resize(p_);
@@ -549,7 +553,7 @@ private:
         band_floors(theta_.data(), floor0_);
         band_floors(y1_.data(), floor1_);
         if (model_.linear_switches()) polynomial_hits(hits);
-        else sampled_hits(hits);
+        else layered_hits(hits);
         double sigma_min = 2.0;
         for (auto& hk : hits) sigma_min = std::min(sigma_min, hk.first);
         const double sigma_exit = Z_.empty() ? -1.0 : find_slide_exit(std::min(sigma_min, 1.0), res);
@@ -583,30 +587,20 @@ private:
         }
     }
 
-    // Deeper pre-activations are not linear in theta: sample them on the dense output and bisect each bracket.
-    // (A sign that leaves and returns between two of the samples is not seen here.)
-    void sampled_hits(std::vector<std::pair<double, std::size_t>>& hits) {
-        constexpr int samples = 16;
-        std::vector<double> hs((samples + 1) * NS_);
-        for (int m = 0; m <= samples; ++m) {
-            dopri5::dense_eval(coef_.data(), p_, static_cast<double>(m) / samples, ytmp_.data());
-            model_.preactivations(ytmp_.data(), X_, n_, slopes_.data(), &hs[m * NS_], scratch_.data());
-        }
+    // Deeper pre-activations are polynomials of higher degree along the dense output: isolate their first roots.
+    void layered_hits(std::vector<std::pair<double, std::size_t>>& hits) {
+        constexpr std::size_t deg = dopri5::DENSE_DEGREE;
+        const std::size_t stride = model_.switch_poly_degree(deg) + 1;
+        pc_.resize(NS_ * stride);
+        model_.preactivation_polynomials(coef_.data(), deg, X_, n_, slopes_.data(), pc_.data());
+        std::vector<double> g(stride);
         for (std::size_t k = 0; k < NS_; ++k) {
             if (mode_[k] == sliding) continue;
             const double sign = mode_[k] == active ? -1.0 : 1.0;
+            for (std::size_t m = 0; m < stride; ++m) g[m] = sign * pc_[k * stride + m];
             const double b = std::max(band(theta_.data(), k, floor0_), band(y1_.data(), k, floor1_));
-            for (int m = 1; m <= samples; ++m) {
-                if (sign * hs[m * NS_ + k] <= b) continue;
-                auto g = [&](double sigma) {
-                    dopri5::dense_eval(coef_.data(), p_, sigma, ytmp_.data());
-                    model_.preactivations(ytmp_.data(), X_, n_, slopes_.data(), h_.data(), scratch_.data());
-                    return sign * h_[k];
-                };
-                const double lo = static_cast<double>(m - 1) / samples, hi = static_cast<double>(m) / samples;
-                hits.emplace_back(g(lo) > 0.0 ? lo : bisect_crossing(g, lo, hi), k);
-                break;
-            }
+            const double sigma = first_violation(g.data(), static_cast<int>(stride - 1), b);
+            if (sigma >= 0.0) hits.emplace_back(sigma, k);
         }
     }
 
@@ -901,7 +895,7 @@ private:
     const double* Y_;
     std::size_t n_, p_, H_, NS_, c_;
     Options opt_;
-    std::vector<double> theta_, y1_, ytmp_, ftmp_, normal_, coef_, out_, G_, logl_, scratch_, slopes_, hc_, h_;
+    std::vector<double> theta_, y1_, ytmp_, ftmp_, normal_, coef_, out_, G_, logl_, scratch_, slopes_, hc_, h_, pc_;
     std::vector<double> k_[dopri5::STAGES];
     std::vector<std::uint8_t> mode_;
     std::vector<bool> branch_;  // sliding on a surface both one-sided fields leave

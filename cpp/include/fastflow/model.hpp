@@ -23,6 +23,14 @@ public:
     // True when every pre-activation is linear in theta: a pre-activation along a polynomial dense output is then
     // a polynomial, whose roots are isolated exactly.
     virtual bool linear_switches() const = 0;
+    // Otherwise (deeper units, multilinear in the weights of the layers below): along theta(sigma) =
+    // sum_m coef_m sigma^m of degree deg, every pre-activation is a polynomial of degree at most
+    // switch_poly_degree(deg); out (n x n_hidden x (that + 1)) receives its coefficients, lowest first.
+    virtual std::size_t switch_poly_degree(std::size_t deg) const { return deg; }
+    virtual void preactivation_polynomials(const double*, std::size_t, const double*, std::size_t, const double*,
+                                           double*) const {
+        throw std::logic_error("pre-activation polynomials are only needed for non-linear switches");
+    }
     virtual int switch_layer(std::size_t unit) const = 0;
     virtual std::size_t switch_neuron(std::size_t unit) const = 0;
 

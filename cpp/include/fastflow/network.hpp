@@ -5,6 +5,7 @@
 // theta = [layer 1 parameters, ..., layer m parameters, hidden biases (layer by layer), U (d_out x d_in)].
 // Switch k = sample * n_hidden + unit, units numbered layer by layer.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <stdexcept>
@@ -60,6 +61,49 @@ public:
     std::size_t n_hidden() const override { return relu_ ? hidden_total_ : 0; }
     std::size_t scratch_size() const override { return 3 * (hidden_total_ + sizes_.back()) + 2 * widest(); }
     bool linear_switches() const override { return depth() == 2; }
+    // a unit of hidden layer l (1-based) is multilinear in the weights of layers 1..l (and the biases)
+    std::size_t switch_poly_degree(std::size_t deg) const override { return (depth() - 1) * deg; }
+
+    // The pre-activation polynomials by exact polynomial products layer by layer (no sampling: a sign that
+    // leaves and returns inside a step is then isolated like any other root).
+    void preactivation_polynomials(const double* coef, std::size_t deg, const double* X, std::size_t n,
+                                   const double* slopes, double* out) const override {
+        if (!relu_) return;
+        const std::size_t stride = switch_poly_degree(deg) + 1;
+        std::vector<double> act(hidden_total_ * stride);
+        for (std::size_t i = 0; i < n; ++i) {
+            const double* x = X + i * d_in();
+            double* pre = out + i * hidden_total_ * stride;
+            for (std::size_t l = 1; l < depth(); ++l) {
+                const std::size_t rows = sizes_[l], cols = sizes_[l - 1], in_deg = (l - 1) * deg;
+                for (std::size_t r = 0; r < rows; ++r) {
+                    const std::size_t u = unit_offset_[l - 1] + r;
+                    double* p = pre + u * stride;
+                    std::fill(p, p + stride, 0.0);
+                    for (std::size_t c = 0; c < cols; ++c) {
+                        const long k = maps_[l - 1][r * cols + c];
+                        if (!k) continue;
+                        const std::size_t q = offsets_[l - 1] + static_cast<std::size_t>(k - 1);
+                        const double* in = l == 1 ? nullptr : act.data() + (unit_offset_[l - 2] + c) * stride;
+                        for (std::size_t m = 0; m <= deg; ++m) {
+                            const double w = coef[m * n_params_ + q];
+                            if (w == 0.0) continue;
+                            if (!in) {
+                                p[m] += w * x[c];
+                                continue;
+                            }
+                            for (std::size_t e = 0; e <= in_deg; ++e) p[m + e] += w * in[e];
+                        }
+                    }
+                    if (bias_)
+                        for (std::size_t m = 0; m <= deg; ++m) p[m] += coef[m * n_params_ + bias_offset_ + u];
+                    const double slope = slopes[i * hidden_total_ + u];
+                    double* a = act.data() + u * stride;
+                    for (std::size_t e = 0; e < stride; ++e) a[e] = slope * p[e];
+                }
+            }
+        }
+    }
     int switch_layer(std::size_t unit) const override { return static_cast<int>(unit_layer_[unit]); }
     std::size_t switch_neuron(std::size_t unit) const override {
         return unit - unit_offset_[unit_layer_[unit]];

@@ -7,7 +7,7 @@
 
 namespace fastflow {
 
-constexpr int max_poly_degree = 8;
+constexpr int max_poly_degree = 64;  // DENSE_DEGREE x hidden layers: networks of depth up to 17
 
 inline double poly_eval(const double* c, int deg, double x) {
     double v = c[deg];
