@@ -51,3 +51,22 @@ def test_solvers_reject_bad_shapes():
         _core.solve_psd(np.ones((2, 3)), np.ones(2))
     with pytest.raises(ValueError, match="b must be 1-D of length 2"):
         _core.box_qp(np.eye(2), np.ones(3), 1.0)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_min_norm_point_of_a_hull_matches_a_quadratic_program(seed):
+    """Wolfe's algorithm (the deep networks' Clarke sets) against SciPy's bounded least squares on the simplex
+    weights: min |V^T lambda| over lambda >= 0, sum lambda = 1 (the sum enforced by a heavy extra row)."""
+    rng = np.random.default_rng(seed)
+    count, p = 2 + seed % 9, 1 + seed % 5
+    V = rng.normal(size=(count, p)) + rng.normal(size=p) * (seed % 3)  # hulls near and far from the origin
+    x = _core.min_norm_point(V)
+    weight = 1e4
+    A = np.vstack([V.T, weight * np.ones(count)])
+    b = np.concatenate([np.zeros(p), [weight]])
+    lam = lsq_linear(A, b, bounds=(0.0, np.inf), method="bvls", tol=1e-15).x
+    ref = V.T @ (lam / lam.sum())
+    np.testing.assert_allclose(np.linalg.norm(x), np.linalg.norm(ref), rtol=1e-7, atol=1e-9)  # the reference's own accuracy
+    np.testing.assert_allclose(x, ref, rtol=0, atol=1e-6 * max(1.0, np.abs(V).max()))
+    # x lies in the hull and is optimal: <x, v - x> >= 0 for every vertex v
+    assert np.min(V @ x - x @ x) >= -1e-10 * max(1.0, np.abs(V).max() ** 2)

@@ -1,11 +1,14 @@
 // The small dense solvers of the sliding computation, exposed so that tests can check them against NumPy directly.
 #include "pybind11.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
 #include <fastflow/boxqp.hpp>
 #include <fastflow/linalg.hpp>
+#include <fastflow/minnorm.hpp>
 
 namespace {
 
@@ -43,4 +46,25 @@ void register_linalg(py::module_& m) {
             return py::array_t<double>(static_cast<py::ssize_t>(k), s.data());
         },
         py::arg("Q"), py::arg("b"), py::arg("f0_norm"), "argmin over s in [0,1]^k of s^T Q s / 2 + b^T s");
+    m.def(
+        "min_norm_point",
+        [](const farray& V) {
+            if (V.ndim() != 2 || V.shape(0) == 0) throw std::invalid_argument("V must be a non-empty 2-D array");
+            const auto count = static_cast<std::size_t>(V.shape(0)), p = static_cast<std::size_t>(V.shape(1));
+            const double* rows = V.data();
+            auto lmo = [&](const double* x, double* v) {
+                std::size_t best = 0;
+                double best_value = INFINITY;
+                for (std::size_t c = 0; c < count; ++c) {
+                    double value = 0.0;
+                    for (std::size_t q = 0; q < p; ++q) value += x[q] * rows[c * p + q];
+                    if (value < best_value) best_value = value, best = c;
+                }
+                std::copy(rows + best * p, rows + (best + 1) * p, v);
+            };
+            std::vector<double> x(p);
+            fastflow::min_norm_point(p, lmo, x.data());
+            return py::array_t<double>(static_cast<py::ssize_t>(p), x.data());
+        },
+        py::arg("V"), "the minimal-norm point of the convex hull of the rows of V (Wolfe)");
 }

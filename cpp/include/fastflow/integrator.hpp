@@ -16,6 +16,7 @@
 #include "boxqp.hpp"
 #include "linalg.hpp"
 #include "loss.hpp"
+#include "minnorm.hpp"
 #include "model.hpp"
 #include "rk.hpp"
 #include "roots.hpp"
@@ -301,6 +302,7 @@ private:
     // the surfaces are dependent (e.g. a neuron pinned at w = 0) s is not unique: take the box-constrained
     // minimiser, whose velocity is the minimal-norm subgradient, and watch the normal velocities for the exit.
     void add_sliding(const double* th, double* F) {
+        if (!model_.linear_switches()) return hull_sliding(th, F);
         const std::size_t k = Z_.size();
         slope_directions(Z_, th);
         gram(D_, k, Q_);
@@ -313,6 +315,55 @@ private:
         }
         for (std::size_t a = 0; a < k; ++a)
             for (std::size_t q = 0; q < p_; ++q) F[q] += s_[a] * D_[a * p_ + q];
+    }
+
+    // Deeper networks: the one-sided fields are multilinear, not affine, in the slopes of units on one sample's
+    // path, so the Clarke set is the convex hull of the fields at the corners of the slope box (NUMERICS §3):
+    // F <- its minimal-norm point (Wolfe). Samples are independent: the hull is a Minkowski sum over the samples
+    // that have sliding units, and its linear minimisation picks each sample's best corner.
+    void hull_sliding(const double* th, double* F) {
+        degenerate_ = true;  // no multipliers: exits are read off the normal velocities
+        std::vector<std::size_t> samples;
+        for (std::size_t z : Z_)
+            if (samples.empty() || samples.back() != z / H_) samples.push_back(z / H_);
+        std::vector<std::vector<double>> corners(samples.size());
+        std::vector<double> sl(H_), base(p_);
+        for (std::size_t g = 0; g < samples.size(); ++g) {
+            const std::size_t i = samples[g];
+            std::vector<std::size_t> units;
+            for (std::size_t z : Z_)
+                if (z / H_ == i) units.push_back(z % H_);
+            if (units.size() > max_hull_units)
+                throw std::runtime_error("more than " + std::to_string(max_hull_units) +
+                                         " units of one sample slide at once in a deep network");
+            const std::size_t count = std::size_t{1} << units.size();
+            corners[g].resize(count * p_);
+            for (std::size_t c = 0; c < count; ++c) {
+                std::copy(slopes_.begin() + static_cast<std::ptrdiff_t>(i * H_),
+                          slopes_.begin() + static_cast<std::ptrdiff_t>((i + 1) * H_), sl.begin());
+                for (std::size_t a = 0; a < units.size(); ++a) sl[units[a]] = (c >> a) & 1U ? 1.0 : 0.0;
+                model_.vjp(th, X_ + i * model_.d_in(), 1, sl.data(), G_.data() + i * c_, &corners[g][c * p_],
+                           scratch_.data());
+            }
+            // relative to the all-inactive corner, which F already holds
+            for (std::size_t c = count; c-- > 0;)
+                for (std::size_t q = 0; q < p_; ++q) corners[g][c * p_ + q] -= corners[g][q];
+        }
+        std::copy(F, F + p_, base.begin());
+        auto lmo = [&](const double* x, double* v) {
+            std::copy(base.begin(), base.end(), v);
+            for (const auto& group : corners) {
+                const std::size_t count = group.size() / p_;
+                std::size_t best = 0;
+                double best_value = INFINITY;
+                for (std::size_t c = 0; c < count; ++c) {
+                    const double value = dot(x, &group[c * p_], p_);
+                    if (value < best_value) best_value = value, best = c;
+                }
+                for (std::size_t q = 0; q < p_; ++q) v[q] += group[best * p_ + q];
+            }
+        };
+        min_norm_point(p_, lmo, F);
     }
 
     // How far s may stray out of [0,1] by rounding: s is a ratio of sample weights, and for the square loss the
@@ -419,7 +470,8 @@ private:
             if (std::find(set.begin(), set.end(), z) == set.end()) rest.push_back(z);
         std::vector<std::size_t> undecided = set;
         std::vector<double> s;
-        for (std::size_t round = 0; round <= set.size() && !undecided.empty(); ++round) {
+        if (!model_.linear_switches()) decide_by_hull(tau, undecided, rest);
+        for (std::size_t round = 0; model_.linear_switches() && round <= set.size() && !undecided.empty(); ++round) {
             Z_ = rest;
             Result scratch_res;
             field(tau, theta_.data(), ftmp_.data(), scratch_res);
@@ -501,6 +553,34 @@ private:
         for (std::size_t a = 0; a < set.size(); ++a) {
             if (record(tau, old[a], mode_[set[a]], set[a]) && branch_[set[a]])
                 push_event(tau, EventKind::branch, set[a], unset);
+        }
+    }
+
+    // Deep networks: the minimal-norm element of the hull over the undecided (and sliding) switches; a switch it
+    // moves off its surface leaves to that side, the one moving fastest first (its slope changes the hull), until
+    // the rest stay: they slide.
+    void decide_by_hull(double tau, std::vector<std::size_t>& undecided, const std::vector<std::size_t>& rest) {
+        while (!undecided.empty()) {
+            Z_ = rest;
+            Z_.insert(Z_.end(), undecided.begin(), undecided.end());
+            std::sort(Z_.begin(), Z_.end());
+            Result scratch_res;
+            field(tau, theta_.data(), ftmp_.data(), scratch_res);
+            const double fnorm = norm2(ftmp_.data(), p_);
+            std::size_t leaving = undecided.size();
+            double fastest = 0.0;
+            for (std::size_t a = 0; a < undecided.size(); ++a) {
+                model_.switch_normal(theta_.data(), X_, slopes_.data(), undecided[a], normal_.data());
+                const double nn = norm2(normal_.data(), p_);
+                const double rate = nn > 0.0 ? dot(normal_.data(), ftmp_.data(), p_) / nn : 0.0;
+                if (std::abs(rate) > std::max(fastest, 1e-9 * fnorm)) fastest = std::abs(rate), leaving = a;
+            }
+            if (leaving == undecided.size()) return;
+            model_.switch_normal(theta_.data(), X_, slopes_.data(), undecided[leaving], normal_.data());
+            const bool up = dot(normal_.data(), ftmp_.data(), p_) > 0.0;
+            mode_[undecided[leaving]] = up ? active : inactive;
+            slopes_[undecided[leaving]] = up ? 1.0 : 0.0;
+            undecided.erase(undecided.begin() + static_cast<std::ptrdiff_t>(leaving));
         }
     }
 
@@ -914,6 +994,7 @@ private:
     static constexpr std::size_t stiff_max_params = 256;    // dense Jacobians beyond that cost more than they save
     static constexpr std::size_t stiff_columns = 5;         // extrapolation to order 5
     static constexpr double slide_exit_band = 1e-10;
+    static constexpr std::size_t max_hull_units = 12;      // 2^12 corner fields per sample and field evaluation
     static constexpr double stall_rate = 1e-10;
     static constexpr double stall_wait = 1e3;              // in units of the starting time scale
     static constexpr double late_overflow_tau = 600.0;     // e^tau alone near the float64 limit
