@@ -67,8 +67,8 @@ public:
     std::size_t d_in() const override { return d_; }
     std::size_t d_out() const override { return c_; }
     std::size_t n_hidden() const override { return relu_ ? m_ : 0; }
-    // W1^T (d_in x width) | the W1 gradient, transposed | W2^T (width x d_out) | hidden rows of a panel of samples |
-    // one backpropagated row
+    // W1^T (d_in x width) | the W1 gradient (or v), transposed | W2^T (width x d_out) | hidden rows of a panel of
+    // samples | one backpropagated row
     std::size_t scratch_size() const override { return 2 * d_ * m_ + m_ * c_ + panel * m_ + m_; }
     bool linear_switches() const override { return true; }
     int switch_layer(std::size_t) const override { return 0; }
@@ -86,19 +86,27 @@ public:
         }
     }
 
+    // With one output and long rows, grad w_j = W2_j v_j and grad W2_j = w_j . v_j, v_j = sum_i G_i s_ij x_i: one
+    // product over the samples instead of two, as the hidden layer is not needed.
     void vjp(const double* theta, const double* X, std::size_t n, const double* slopes, const double* G,
              double* grad, double* scratch) const override {
         const Layout s = pack(theta, scratch);
         const double* W2 = theta + m_ * d_;
         double* gW2 = grad + m_ * d_;
-        std::fill(s.gW1T, s.gW1T + d_ * m_, 0.0);
+        const bool factored = c_ == 1 && d_ >= long_rows;
+        std::fill(s.gW1T, s.gW1T + d_ * m_, 0.0);  // v^T when factored
         std::fill(gW2, gW2 + c_ * m_, 0.0);
         for (std::size_t i0 = 0; i0 < n; i0 += panel) {
             const std::size_t rows = std::min(panel, n - i0);
-            hidden(X, i0, rows, slopes, s);
+            if (!factored) hidden(X, i0, rows, slopes, s);
             for (std::size_t r = 0; r < rows; ++r) {
                 const std::size_t i = i0 + r;
                 double* a = s.rows + r * m_;  // the activations, overwritten with what multiplies x_i below
+                const double* sl = relu_ ? slopes + i * m_ : nullptr;
+                if (factored) {
+                    for (std::size_t j = 0; j < m_; ++j) a[j] = relu_ ? G[i] * sl[j] : G[i];
+                    continue;
+                }
                 std::fill(s.back, s.back + m_, 0.0);
                 for (std::size_t c = 0; c < c_; ++c) {
                     const double g = G[i * c_ + c];
@@ -108,13 +116,16 @@ public:
                         s.back[j] += g * W2[c * m_ + j];
                     }
                 }
-                const double* sl = relu_ ? slopes + i * m_ : nullptr;
                 for (std::size_t j = 0; j < m_; ++j) a[j] = relu_ ? s.back[j] * sl[j] : s.back[j];
             }
             gemm(true, d_, m_, rows, X + i0 * d_, 1, d_, s.rows, m_, s.gW1T, m_);
         }
         for (std::size_t l = 0; l < d_; ++l)
-            for (std::size_t j = 0; j < m_; ++j) grad[j * d_ + l] = s.gW1T[l * m_ + j];
+            for (std::size_t j = 0; j < m_; ++j) {
+                const double v = s.gW1T[l * m_ + j];
+                grad[j * d_ + l] = factored ? W2[j] * v : v;
+                if (factored) gW2[j] += s.W1T[l * m_ + j] * v;
+            }
     }
 
     void preactivations(const double* theta, const double* X, std::size_t n, const double*, double* h,
