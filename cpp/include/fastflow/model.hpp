@@ -152,21 +152,21 @@ public:
     }
 
     // It only scales a rounding band, and the integrator asks for the switches one by one: long rows are summed in
-    // `chains` interleaved partial sums, which cuts the latency of the dependent adds.
+    // eight interleaved partial sums, which cuts the latency of the dependent adds.
     double switch_scale(const double* theta, const double* X, const double*, std::size_t k) const override {
         const std::size_t i = k / m_, j = k % m_;
         const double* w = theta + j * d_;
         const double* x = X + i * d_;
-        constexpr std::size_t chains = 8;
-        double s[chains] = {};
+        double s = 0.0;
         std::size_t l = 0;
-        if (d_ >= long_rows)
-            for (; l + chains <= d_; l += chains)
-                for (std::size_t q = 0; q < chains; ++q) s[q] += std::abs(w[l + q] * x[l + q]);
-        for (; l < d_; ++l) s[0] += std::abs(w[l] * x[l]);
-        for (std::size_t half = chains / 2; half > 0; half /= 2)
-            for (std::size_t q = 0; q < half; ++q) s[q] += s[q + half];
-        return s[0];
+        if (d_ >= long_rows) {
+            double c[8] = {};
+            for (; l + 8 <= d_; l += 8)
+                for (std::size_t q = 0; q < 8; ++q) c[q] += std::abs(w[l + q] * x[l + q]);
+            s = ((c[0] + c[4]) + (c[2] + c[6])) + ((c[1] + c[5]) + (c[3] + c[7]));
+        }
+        for (; l < d_; ++l) s += std::abs(w[l] * x[l]);
+        return s;
     }
 
     // Phi is bilinear in (w_j, column j of W2): the only second derivatives are slope_ij x_i between them
