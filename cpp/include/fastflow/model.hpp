@@ -29,7 +29,8 @@ public:
     virtual int switch_layer(std::size_t unit) const = 0;
     virtual std::size_t switch_neuron(std::size_t unit) const = 0;
 
-    // out (n x d_out) = Phi(theta; X) with the given slopes (n x n_hidden)
+    // out (n x d_out) = Phi(theta; X) with the given slopes (n x n_hidden); no slopes: the value of the network,
+    // sigma'(h) = 1[h > 0]
     virtual void forward(const double* theta, const double* X, std::size_t n, const double* slopes, double* out,
                          double* scratch) const = 0;
     // grad (n_params) = sum_i G_i . dPhi_i/dtheta with the given slopes
@@ -210,10 +211,14 @@ private:
         return s;
     }
 
-    // s.rows = the activations (with the given slopes) of samples i0 .. i0 + rows - 1
+    // s.rows = the activations (with the given slopes, if any) of samples i0 .. i0 + rows - 1
     void hidden(const double* X, std::size_t i0, std::size_t rows, const double* slopes, const Layout& s) const {
         gemm(false, rows, m_, d_, X + i0 * d_, d_, 1, s.W1T, m_, s.rows, m_);
         if (!relu_) return;
+        if (!slopes) {
+            for (std::size_t q = 0; q < rows * m_; ++q) s.rows[q] = s.rows[q] > 0.0 ? s.rows[q] : 0.0;
+            return;
+        }
         const double* sl = slopes + i0 * m_;
         for (std::size_t q = 0; q < rows * m_; ++q) s.rows[q] *= sl[q];
     }
