@@ -102,7 +102,7 @@ public:
             if (!factored) hidden(X, i0, rows, slopes, s);
             for (std::size_t r = 0; r < rows; ++r) {
                 const std::size_t i = i0 + r;
-                double* a = s.rows + r * m_;  // the activations, overwritten with what multiplies x_i below
+                double* a = s.rows + r * m_;  // the activations, then what multiplies x_i in the W1 gradient or v
                 const double* sl = relu_ ? slopes + i * m_ : nullptr;
                 if (factored) {
                     for (std::size_t j = 0; j < m_; ++j) a[j] = relu_ ? G[i] * sl[j] : G[i];
