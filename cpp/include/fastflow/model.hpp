@@ -97,6 +97,7 @@ public:
         const bool factored = c_ == 1 && d_ >= long_rows;
         std::fill(s.gW1T, s.gW1T + d_ * m_, 0.0);  // v^T when factored
         std::fill(gW2, gW2 + c_ * m_, 0.0);
+        std::fill(s.back, s.back + m_, 0.0);  // and zeroed again as it is used: no call per sample
         for (std::size_t i0 = 0; i0 < n; i0 += panel) {
             const std::size_t rows = std::min(panel, n - i0);
             if (!factored) hidden(X, i0, rows, slopes, s);
@@ -108,7 +109,6 @@ public:
                     for (std::size_t j = 0; j < m_; ++j) a[j] = relu_ ? G[i] * sl[j] : G[i];
                     continue;
                 }
-                std::fill(s.back, s.back + m_, 0.0);
                 for (std::size_t c = 0; c < c_; ++c) {
                     const double g = G[i * c_ + c];
                     if (g == 0.0) continue;
@@ -117,7 +117,10 @@ public:
                         s.back[j] += g * W2[c * m_ + j];
                     }
                 }
-                for (std::size_t j = 0; j < m_; ++j) a[j] = relu_ ? s.back[j] * sl[j] : s.back[j];
+                for (std::size_t j = 0; j < m_; ++j) {
+                    a[j] = relu_ ? s.back[j] * sl[j] : s.back[j];
+                    s.back[j] = 0.0;
+                }
             }
             gemm(true, d_, m_, rows, X + i0 * d_, 1, d_, s.rows, m_, s.gW1T, m_);
         }
