@@ -204,8 +204,8 @@ private:
     };
 
     Layout pack(const double* theta, double* scratch) const {
-        Layout s{scratch, scratch + d_ * m_, scratch + 2 * d_ * m_, scratch + 2 * d_ * m_ + m_ * c_, nullptr};
-        s.back = s.rows + panel * m_;
+        double* rows = scratch + 2 * d_ * m_ + m_ * c_;
+        const Layout s{scratch, scratch + d_ * m_, scratch + 2 * d_ * m_, rows, rows + panel * m_};
         const double* W2 = theta + m_ * d_;
         for (std::size_t j = 0; j < m_; ++j) {
             for (std::size_t l = 0; l < d_; ++l) s.W1T[l * m_ + j] = theta[j * d_ + l];
