@@ -455,15 +455,17 @@ def random_workloads(args, reference_flow, torch):
 
 def rhs_section():
     """Seconds per right-hand side at n = 1000, d = 50, width = 128 (a one-step flow: time / n_rhs) against NumPy's
-    X @ W1.T plus delta.T @ X on the same shapes; and the C++ forward pass alone."""
+    X @ W1.T plus delta.T @ X on the same shapes; and the C++ forward pass alone. Each is a best of calls filling
+    about the same wall time (a quarter of a second): on shared cores a 10 ms flow is disturbed more often than a
+    0.5 ms product."""
     n, d, width = 1000, 50, 128
     net, X, y, theta0 = random_problem(n, d, width, "exponential")
     W1 = net.split(theta0)[0]
     delta = np.random.default_rng(0).normal(size=(n, width))
     flow = lambda: ff.flow(net, (X, y), theta0, loss="exponential", t_max=1e-7, rtol=1e-10, atol=1e-12)  # noqa: E731
-    seconds, tr = best_of(flow, repeat=5)
-    matmuls, _ = best_of(lambda: (X @ W1.T, delta.T @ X), repeat=50)
-    forward, _ = best_of(lambda: net.forward(theta0, X), repeat=10)
+    seconds, tr = best_of(flow, repeat=20)
+    matmuls, _ = best_of(lambda: (X @ W1.T, delta.T @ X), repeat=500)
+    forward, _ = best_of(lambda: net.forward(theta0, X), repeat=500)
     per_rhs = seconds / tr.n_rhs
     return dict(n=n, d=d, width=width, flow_seconds=seconds, n_rhs=tr.n_rhs, n_steps=tr.n_steps,
                 n_events=tr.n_events, seconds_per_rhs=per_rhs, numpy_two_matmuls=matmuls, cpp_forward_pass=forward,

@@ -18,14 +18,6 @@ void check_shapes(const Model& model, const farray& theta, const farray& X) {
         throw std::invalid_argument("X must be 2-D with d_in = " + std::to_string(model.d_in()) + " columns");
 }
 
-// slopes of the ReLU convention sigma'(h) = 1[h > 0]: the value of the network, not of the flow
-std::vector<double> sign_slopes(const Model& model, const double* theta, const double* X, std::size_t n) {
-    std::vector<double> h(n * model.n_hidden()), scratch(model.scratch_size());
-    model.preactivations(theta, X, n, nullptr, h.data(), scratch.data());
-    for (double& v : h) v = v > 0.0 ? 1.0 : 0.0;
-    return h;
-}
-
 }  // namespace
 
 void register_network(py::module_& m) {
@@ -38,10 +30,9 @@ void register_network(py::module_& m) {
              [](const Model& model, const farray& theta, const farray& X) {
                  check_shapes(model, theta, X);
                  const std::size_t n = static_cast<std::size_t>(X.shape(0));
-                 const auto slopes = sign_slopes(model, theta.data(), X.data(), n);
                  std::vector<double> scratch(model.scratch_size());
                  farray out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(model.d_out())});
-                 model.forward(theta.data(), X.data(), n, slopes.data(), out.mutable_data(), scratch.data());
+                 model.forward(theta.data(), X.data(), n, nullptr, out.mutable_data(), scratch.data());
                  return out;
              },
              py::arg("theta"), py::arg("X"))

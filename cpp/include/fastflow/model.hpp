@@ -4,10 +4,13 @@
 // any s in [0,1] is a Clarke subgradient), so the integrator can evaluate every one-sided field and every convex
 // combination of them without knowing the architecture. New architectures implement this interface only.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <stdexcept>
 #include <vector>
+
+#include "gemm.hpp"
 
 namespace fastflow {
 
@@ -34,7 +37,8 @@ public:
     virtual int switch_layer(std::size_t unit) const = 0;
     virtual std::size_t switch_neuron(std::size_t unit) const = 0;
 
-    // out (n x d_out) = Phi(theta; X) with the given slopes (n x n_hidden)
+    // out (n x d_out) = Phi(theta; X) with the given slopes (n x n_hidden); no slopes: the value of the network,
+    // sigma'(h) = 1[h > 0]
     virtual void forward(const double* theta, const double* X, std::size_t n, const double* slopes, double* out,
                          double* scratch) const = 0;
     // grad (n_params) = sum_i G_i . dPhi_i/dtheta with the given slopes
@@ -72,7 +76,9 @@ public:
     std::size_t d_in() const override { return d_; }
     std::size_t d_out() const override { return c_; }
     std::size_t n_hidden() const override { return relu_ ? m_ : 0; }
-    std::size_t scratch_size() const override { return 2 * m_; }
+    // W1^T (d_in x width) | the W1 gradient (or v), transposed | W2^T (width x d_out) | hidden rows of a panel of
+    // samples | one backpropagated row
+    std::size_t scratch_size() const override { return 2 * d_ * m_ + m_ * c_ + panel * m_ + m_; }
     bool linear_switches() const override { return true; }
     int switch_layer(std::size_t) const override { return 0; }
     std::size_t switch_neuron(std::size_t unit) const override { return unit; }
@@ -81,53 +87,64 @@ public:
 
     void forward(const double* theta, const double* X, std::size_t n, const double* slopes, double* out,
                  double* scratch) const override {
-        const double* W2 = theta + m_ * d_;
-        double* a = scratch;
-        for (std::size_t i = 0; i < n; ++i) {
-            hidden(theta, X + i * d_, slopes ? slopes + i * n_hidden() : nullptr, a);
-            for (std::size_t c = 0; c < c_; ++c) {
-                double s = 0.0;
-                for (std::size_t j = 0; j < m_; ++j) s += W2[c * m_ + j] * a[j];
-                out[i * c_ + c] = s;
-            }
+        const Layout s = pack(theta, scratch);
+        for (std::size_t i0 = 0; i0 < n; i0 += panel) {
+            const std::size_t rows = std::min(panel, n - i0);
+            hidden(X, i0, rows, slopes, s);
+            gemm(false, rows, c_, m_, s.rows, m_, 1, s.W2T, c_, out + i0 * c_, c_);
         }
     }
 
+    // With one output and long rows, grad w_j = W2_j v_j and grad W2_j = w_j . v_j, v_j = sum_i G_i s_ij x_i: one
+    // product over the samples instead of two, as the hidden layer is not needed.
     void vjp(const double* theta, const double* X, std::size_t n, const double* slopes, const double* G,
              double* grad, double* scratch) const override {
+        const Layout s = pack(theta, scratch);
         const double* W2 = theta + m_ * d_;
-        double* gW1 = grad;
         double* gW2 = grad + m_ * d_;
-        for (std::size_t q = 0; q < n_params(); ++q) grad[q] = 0.0;
-        double* a = scratch;
-        double* back = scratch + m_;
-        for (std::size_t i = 0; i < n; ++i) {
-            const double* x = X + i * d_;
-            const double* sl = slopes ? slopes + i * n_hidden() : nullptr;
-            hidden(theta, x, sl, a);
-            for (std::size_t j = 0; j < m_; ++j) back[j] = 0.0;
-            for (std::size_t c = 0; c < c_; ++c) {
-                const double g = G[i * c_ + c];
-                if (g == 0.0) continue;
+        const bool factored = c_ == 1 && d_ >= long_rows;
+        std::fill(s.gW1T, s.gW1T + d_ * m_, 0.0);  // v^T when factored
+        std::fill(gW2, gW2 + c_ * m_, 0.0);
+        std::fill(s.back, s.back + m_, 0.0);  // and zeroed again as it is used: no call per sample
+        for (std::size_t i0 = 0; i0 < n; i0 += panel) {
+            const std::size_t rows = std::min(panel, n - i0);
+            if (!factored) hidden(X, i0, rows, slopes, s);
+            for (std::size_t r = 0; r < rows; ++r) {
+                const std::size_t i = i0 + r;
+                double* a = s.rows + r * m_;  // the activations, then what multiplies x_i in the W1 gradient or v
+                const double* sl = relu_ ? slopes + i * m_ : nullptr;
+                if (factored) {
+                    for (std::size_t j = 0; j < m_; ++j) a[j] = relu_ ? G[i] * sl[j] : G[i];
+                    continue;
+                }
+                for (std::size_t c = 0; c < c_; ++c) {
+                    const double g = G[i * c_ + c];
+                    if (g == 0.0) continue;
+                    for (std::size_t j = 0; j < m_; ++j) {
+                        gW2[c * m_ + j] += g * a[j];
+                        s.back[j] += g * W2[c * m_ + j];
+                    }
+                }
                 for (std::size_t j = 0; j < m_; ++j) {
-                    gW2[c * m_ + j] += g * a[j];
-                    back[j] += g * W2[c * m_ + j];
+                    a[j] = relu_ ? s.back[j] * sl[j] : s.back[j];
+                    s.back[j] = 0.0;
                 }
             }
-            for (std::size_t j = 0; j < m_; ++j) {
-                const double delta = relu_ ? back[j] * sl[j] : back[j];
-                if (delta == 0.0) continue;
-                double* row = gW1 + j * d_;
-                for (std::size_t l = 0; l < d_; ++l) row[l] += delta * x[l];
-            }
+            gemm(true, d_, m_, rows, X + i0 * d_, 1, d_, s.rows, m_, s.gW1T, m_);
         }
+        for (std::size_t l = 0; l < d_; ++l)
+            for (std::size_t j = 0; j < m_; ++j) {
+                const double v = s.gW1T[l * m_ + j];
+                grad[j * d_ + l] = factored ? W2[j] * v : v;
+                if (factored) gW2[j] += s.W1T[l * m_ + j] * v;
+            }
     }
 
     void preactivations(const double* theta, const double* X, std::size_t n, const double*, double* h,
-                        double*) const override {
+                        double* scratch) const override {
         if (!relu_) return;  // a linear network has no switching functions
-        for (std::size_t i = 0; i < n; ++i)
-            for (std::size_t j = 0; j < m_; ++j) h[i * m_ + j] = pre(theta, X + i * d_, j);
+        const Layout s = pack(theta, scratch);
+        gemm(false, n, m_, d_, X, d_, 1, s.W1T, m_, h, m_);
     }
 
     void slope_direction(const double* theta, const double* X, const double*, std::size_t k, const double* G,
@@ -146,10 +163,21 @@ public:
         for (std::size_t l = 0; l < d_; ++l) out[j * d_ + l] = X[i * d_ + l];
     }
 
+    // It only scales a rounding band, and the integrator asks for the switches one by one: long rows are summed in
+    // eight interleaved partial sums, which cuts the latency of the dependent adds.
     double switch_scale(const double* theta, const double* X, const double*, std::size_t k) const override {
         const std::size_t i = k / m_, j = k % m_;
+        const double* w = theta + j * d_;
+        const double* x = X + i * d_;
         double s = 0.0;
-        for (std::size_t l = 0; l < d_; ++l) s += std::abs(theta[j * d_ + l] * X[i * d_ + l]);
+        std::size_t l = 0;
+        if (d_ >= long_rows) {
+            double c[8] = {};
+            for (; l + 8 <= d_; l += 8)
+                for (std::size_t q = 0; q < 8; ++q) c[q] += std::abs(w[l + q] * x[l + q]);
+            s = ((c[0] + c[4]) + (c[2] + c[6])) + ((c[1] + c[5]) + (c[3] + c[7]));
+        }
+        for (; l < d_; ++l) s += std::abs(w[l] * x[l]);
         return s;
     }
 
@@ -174,17 +202,36 @@ public:
     }
 
 private:
-    double pre(const double* theta, const double* x, std::size_t j) const {
-        const double* w = theta + j * d_;
-        double s = 0.0;
-        for (std::size_t l = 0; l < d_; ++l) s += w[l] * x[l];
+    static constexpr std::size_t panel = 32;  // samples per pass: their hidden rows stay in cache
+    // From this many inputs on, some sums are rounded in another (fixed) order for speed; smaller networks keep the
+    // plain order of every sum.
+    static constexpr std::size_t long_rows = 16;
+
+    struct Layout {
+        double *W1T, *gW1T, *W2T, *rows, *back;
+    };
+
+    Layout pack(const double* theta, double* scratch) const {
+        double* rows = scratch + 2 * d_ * m_ + m_ * c_;
+        const Layout s{scratch, scratch + d_ * m_, scratch + 2 * d_ * m_, rows, rows + panel * m_};
+        const double* W2 = theta + m_ * d_;
+        for (std::size_t j = 0; j < m_; ++j) {
+            for (std::size_t l = 0; l < d_; ++l) s.W1T[l * m_ + j] = theta[j * d_ + l];
+            for (std::size_t c = 0; c < c_; ++c) s.W2T[j * c_ + c] = W2[c * m_ + j];
+        }
         return s;
     }
-    void hidden(const double* theta, const double* x, const double* slopes, double* a) const {
-        for (std::size_t j = 0; j < m_; ++j) {
-            const double h = pre(theta, x, j);
-            a[j] = relu_ ? slopes[j] * h : h;
+
+    // s.rows = the activations (with the given slopes, if any) of samples i0 .. i0 + rows - 1
+    void hidden(const double* X, std::size_t i0, std::size_t rows, const double* slopes, const Layout& s) const {
+        gemm(false, rows, m_, d_, X + i0 * d_, d_, 1, s.W1T, m_, s.rows, m_);
+        if (!relu_) return;
+        if (!slopes) {
+            for (std::size_t q = 0; q < rows * m_; ++q) s.rows[q] = s.rows[q] > 0.0 ? s.rows[q] : 0.0;
+            return;
         }
+        const double* sl = slopes + i0 * m_;
+        for (std::size_t q = 0; q < rows * m_; ++q) s.rows[q] *= sl[q];
     }
 
     std::size_t d_, m_, c_;

@@ -1,0 +1,92 @@
+// Dense products for the network kernels, bit for bit equal to the plain triple loop: every entry is summed over k
+// in order with a multiply and an add per term, and vectors run across columns only, never across k. So results do
+// not depend on the vector width (AVX2 when the CPU has it, chosen at run time) or on how the rows are blocked.
+#pragma once
+#include <cstddef>
+#include <cstring>
+
+namespace fastflow {
+
+namespace gemm_detail {
+
+#if defined(__GNUC__)
+#define FASTFLOW_ALWAYS_INLINE inline __attribute__((always_inline))
+typedef double vec2 __attribute__((vector_size(16)));
+typedef double vec4 __attribute__((vector_size(32)));
+#else
+#define FASTFLOW_ALWAYS_INLINE inline
+using vec2 = double;
+#endif
+
+// R rows x NV vectors of C, kept in registers over the whole k loop
+template <class V, std::size_t R, std::size_t NV, bool Add>
+FASTFLOW_ALWAYS_INLINE void tile(std::size_t K, const double* A, std::size_t a_row, std::size_t a_k, const double* B,
+                                 std::size_t ldb, double* C, std::size_t ldc) {
+    constexpr std::size_t L = sizeof(V) / sizeof(double);
+    V acc[R][NV];
+    for (std::size_t r = 0; r < R; ++r)
+        for (std::size_t v = 0; v < NV; ++v) {
+            if (Add) std::memcpy(&acc[r][v], C + r * ldc + v * L, sizeof(V));
+            else acc[r][v] = V{};
+        }
+    for (std::size_t k = 0; k < K; ++k) {
+        V b[NV];
+        for (std::size_t v = 0; v < NV; ++v) std::memcpy(&b[v], B + k * ldb + v * L, sizeof(V));
+        for (std::size_t r = 0; r < R; ++r) {
+            const double a = A[r * a_row + k * a_k];
+            for (std::size_t v = 0; v < NV; ++v) acc[r][v] += a * b[v];
+        }
+    }
+    for (std::size_t r = 0; r < R; ++r)
+        for (std::size_t v = 0; v < NV; ++v) std::memcpy(C + r * ldc + v * L, &acc[r][v], sizeof(V));
+}
+
+template <class V, std::size_t R, bool Add>
+FASTFLOW_ALWAYS_INLINE void row_block(std::size_t cols, std::size_t K, const double* A, std::size_t a_row,
+                                      std::size_t a_k, const double* B, std::size_t ldb, double* C, std::size_t ldc) {
+    constexpr std::size_t L = sizeof(V) / sizeof(double);
+    std::size_t j = 0;
+    for (; j + 2 * L <= cols; j += 2 * L) tile<V, R, 2, Add>(K, A, a_row, a_k, B + j, ldb, C + j, ldc);
+    for (; j + L <= cols; j += L) tile<V, R, 1, Add>(K, A, a_row, a_k, B + j, ldb, C + j, ldc);
+    for (; j < cols; ++j) tile<double, R, 1, Add>(K, A, a_row, a_k, B + j, ldb, C + j, ldc);
+}
+
+template <class V, bool Add>
+FASTFLOW_ALWAYS_INLINE void run(std::size_t rows, std::size_t cols, std::size_t K, const double* A, std::size_t a_row,
+                                std::size_t a_k, const double* B, std::size_t ldb, double* C, std::size_t ldc) {
+    std::size_t i = 0;
+    for (; i + 4 <= rows; i += 4) row_block<V, 4, Add>(cols, K, A + i * a_row, a_row, a_k, B, ldb, C + i * ldc, ldc);
+    for (; i < rows; ++i) row_block<V, 1, Add>(cols, K, A + i * a_row, a_row, a_k, B, ldb, C + i * ldc, ldc);
+}
+
+template <class V>
+FASTFLOW_ALWAYS_INLINE void dispatch_add(bool add, std::size_t rows, std::size_t cols, std::size_t K, const double* A,
+                                         std::size_t a_row, std::size_t a_k, const double* B, std::size_t ldb,
+                                         double* C, std::size_t ldc) {
+    if (add) run<V, true>(rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
+    else run<V, false>(rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// AVX2 without FMA: a fused multiply-add would round differently from the portable code
+__attribute__((target("avx2"))) inline void avx2(bool add, std::size_t rows, std::size_t cols, std::size_t K,
+                                                 const double* A, std::size_t a_row, std::size_t a_k, const double* B,
+                                                 std::size_t ldb, double* C, std::size_t ldc) {
+    dispatch_add<vec4>(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
+}
+#endif
+
+}  // namespace gemm_detail
+
+// C (rows x cols, row stride ldc) = A B, or += A B if `add`, where A(r, k) = A[r * a_row + k * a_k] and B is
+// K x cols with row stride ldb.
+inline void gemm(bool add, std::size_t rows, std::size_t cols, std::size_t K, const double* A, std::size_t a_row,
+                 std::size_t a_k, const double* B, std::size_t ldb, double* C, std::size_t ldc) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    static const bool has_avx2 = __builtin_cpu_supports("avx2");
+    if (has_avx2) return gemm_detail::avx2(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
+#endif
+    gemm_detail::dispatch_add<gemm_detail::vec2>(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
+}
+
+}  // namespace fastflow
