@@ -87,7 +87,7 @@ def test_dense_check_of_events(problem):
     assert not violations, describe(problem, violations)
 
 
-@settings(max_examples=60, **SETTINGS)
+@settings(max_examples=25, **SETTINGS)
 @given(problem=deep_problems())
 def test_dense_check_of_events_on_deep_networks(problem):
     """Deeper pre-activations are polynomials of higher degree along the dense output, isolated exactly: no missed,

@@ -115,7 +115,7 @@ public:
         double last_progress_tau = tau;
         std::size_t stuck_rounds = 0;
         while (true) {
-            if (should_stop && res.n_steps % 64 == 0 && should_stop()) {
+            if (should_stop && should_stop()) {  // rate-limited by the caller (SignalPoll: 50 ms)
                 res.status = Status::interrupted, res.message = "interrupted";
                 break;
             }
@@ -399,21 +399,22 @@ private:
     // --- modes and events -----------------------------------------------------------------------------------
     // The rounding band of switch k: its own scale, floored by the largest scale of its layer on the same sample
     // (a neuron whose weights reach zero, e.g. sliding into the apex of its surfaces, has only rounding noise left
-    // and no scale of its own). band_floors must have been called for th.
-    double band(const double* th, std::size_t k, const std::vector<double>& floors) const {
-        return 32.0 * std::numeric_limits<double>::epsilon() *
-               std::max(band_boost_[k] * model_.switch_scale(th, X_, slopes_.data(), k), floors[k]);
+    // and no scale of its own). `scales` and `floors` come from switch_scales at the theta in question.
+    double band(std::size_t k, const std::vector<double>& scales, const std::vector<double>& floors) const {
+        return 32.0 * std::numeric_limits<double>::epsilon() * std::max(band_boost_[k] * scales[k], floors[k]);
     }
 
-    void band_floors(const double* th, std::vector<double>& floors) const {
+    void switch_scales(const double* th, std::vector<double>& scales, std::vector<double>& floors) const {
+        scales.resize(NS_);
         floors.resize(NS_);
+        model_.switch_scales(th, X_, n_, slopes_.data(), scales.data());
         std::vector<double> layer_max;
         for (std::size_t i = 0; i < n_; ++i) {
             layer_max.assign(layer_max.size(), 0.0);
             for (std::size_t u = 0; u < H_; ++u) {
                 const auto layer = static_cast<std::size_t>(model_.switch_layer(u));
                 if (layer >= layer_max.size()) layer_max.resize(layer + 1, 0.0);
-                layer_max[layer] = std::max(layer_max[layer], model_.switch_scale(th, X_, slopes_.data(), i * H_ + u));
+                layer_max[layer] = std::max(layer_max[layer], scales[i * H_ + u]);
             }
             for (std::size_t u = 0; u < H_; ++u)
                 floors[i * H_ + u] = layer_max[static_cast<std::size_t>(model_.switch_layer(u))];
@@ -424,10 +425,10 @@ private:
         if (NS_ == 0) return;
         // no slopes yet: deeper layers see the activations of the convention sigma'(h) = 1[h > 0]
         model_.preactivations(theta_.data(), X_, n_, nullptr, h_.data(), scratch_.data());
-        band_floors(theta_.data(), floor0_);
+        switch_scales(theta_.data(), scale0_, floor0_);
         std::vector<std::size_t> on_surface;
         for (std::size_t k = 0; k < NS_; ++k) {
-            const double b = band(theta_.data(), k, floor0_);
+            const double b = band(k, scale0_, floor0_);
             if (h_[k] > b) mode_[k] = active, slopes_[k] = 1.0;
             else if (h_[k] < -b || b == 0.0) mode_[k] = inactive, slopes_[k] = 0.0;  // b = 0: all inputs zero
             else mode_[k] = unset, on_surface.push_back(k);
@@ -630,8 +631,8 @@ private:
         fired.clear();
         if (NS_ == 0) return -1.0;
         std::vector<std::pair<double, std::size_t>> hits;
-        band_floors(theta_.data(), floor0_);
-        band_floors(y1_.data(), floor1_);
+        switch_scales(theta_.data(), scale0_, floor0_);
+        switch_scales(y1_.data(), scale1_, floor1_);
         if (model_.linear_switches()) polynomial_hits(hits);
         else layered_hits(hits);
         double sigma_min = 2.0;
@@ -661,7 +662,7 @@ private:
             double abs_sum = 0.0;
             for (int m = 0; m <= deg; ++m) g[m] = sign * hc_[m * NS_ + k], abs_sum += std::abs(g[m]);
             if (g[0] + (abs_sum - std::abs(g[0])) < 0.0) continue;  // its maximum over the step is negative
-            const double b = std::max(band(theta_.data(), k, floor0_), band(y1_.data(), k, floor1_));
+            const double b = std::max(band(k, scale0_, floor0_), band(k, scale1_, floor1_));
             const double sigma = first_violation(g, deg, b);
             if (sigma >= 0.0) hits.emplace_back(sigma, k);
         }
@@ -678,7 +679,7 @@ private:
             if (mode_[k] == sliding) continue;
             const double sign = mode_[k] == active ? -1.0 : 1.0;
             for (std::size_t m = 0; m < stride; ++m) g[m] = sign * pc_[k * stride + m];
-            const double b = std::max(band(theta_.data(), k, floor0_), band(y1_.data(), k, floor1_));
+            const double b = std::max(band(k, scale0_, floor0_), band(k, scale1_, floor1_));
             const double sigma = first_violation(g.data(), static_cast<int>(stride - 1), b);
             if (sigma >= 0.0) hits.emplace_back(sigma, k);
         }
@@ -711,10 +712,10 @@ private:
         std::vector<std::size_t> set(Z_.begin(), Z_.end());
         set.insert(set.end(), fired.begin(), fired.end());
         model_.preactivations(theta_.data(), X_, n_, slopes_.data(), h_.data(), scratch_.data());
-        band_floors(theta_.data(), floor0_);
+        switch_scales(theta_.data(), scale0_, floor0_);
         // a deeper unit whose inputs are all exactly zero (scale 0) is no switch: its slope changes nothing
         for (std::size_t k = 0; k < NS_; ++k) {
-            const double b = band(theta_.data(), k, floor0_);
+            const double b = band(k, scale0_, floor0_);
             if (b > 0.0 && std::abs(h_[k]) <= b) set.push_back(k);
         }
         std::sort(set.begin(), set.end());
@@ -982,7 +983,7 @@ private:
     std::vector<double> band_boost_;  // rounding band multipliers of grazing switches
     std::vector<double> last_fired_tau_;
     std::vector<std::size_t> refires_;  // how often each switch was found crossing again at the t of its last event
-    std::vector<double> floor0_, floor1_;  // band floors at the step's start and end
+    std::vector<double> scale0_, scale1_, floor0_, floor1_;  // switch scales and band floors at a step's ends
     std::vector<std::size_t> Z_;
     std::vector<double> D_, Q_, s_, N_;
     double logL_ = 0.0;

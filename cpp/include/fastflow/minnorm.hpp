@@ -59,12 +59,14 @@ void min_norm_point(std::size_t p, Lmo&& lmo, double* x, std::size_t max_iter = 
             }
             // move towards the affine minimiser until a weight reaches 0, and drop those points
             double step = 1.0;
+            std::size_t limiting = k;
             for (std::size_t a = 0; a < k; ++a)
-                if (alpha[a] <= floor) step = std::min(step, lambda[a] / (lambda[a] - alpha[a]));
+                if (alpha[a] <= floor && lambda[a] / (lambda[a] - alpha[a]) <= step)
+                    step = lambda[a] / (lambda[a] - alpha[a]), limiting = a;
             std::vector<double> keptS, keptL;
             for (std::size_t a = 0; a < k; ++a) {
                 const double w = lambda[a] + step * (alpha[a] - lambda[a]);
-                if (w <= floor) continue;
+                if (w <= floor || a == limiting) continue;  // the limiting point goes even if rounding keeps w > 0
                 keptL.push_back(w);
                 keptS.insert(keptS.end(), S.begin() + static_cast<std::ptrdiff_t>(a * p),
                              S.begin() + static_cast<std::ptrdiff_t>((a + 1) * p));

@@ -57,6 +57,11 @@ public:
     // sum of |terms| of h_k: the scale of its rounding error
     virtual double switch_scale(const double* theta, const double* X, const double* slopes,
                                 std::size_t k) const = 0;
+    // out (n x n_hidden) = switch_scale of every switch
+    virtual void switch_scales(const double* theta, const double* X, std::size_t n, const double* slopes,
+                               double* out) const {
+        for (std::size_t k = 0; k < n * n_hidden(); ++k) out[k] = switch_scale(theta, X, slopes, k);
+    }
     // J (n_params x n_params, row-major) += sum_i G_i . d^2 Phi_i / dtheta^2 with the given slopes
     virtual void add_weighted_hessian(const double* theta, const double* X, std::size_t n, const double* slopes,
                                       const double* G, double* J) const = 0;
