@@ -604,7 +604,7 @@ private:
     // Logs the mode change of switch sw; returns whether it started a slide. Changes of the same switch at the
     // same tau (handled in two rounds, e.g. a slide that ends and restarts at once) are logged as their net change.
     bool record(double tau, std::uint8_t before, std::uint8_t after, std::size_t sw) {
-        for (std::size_t e = events_->size(); e-- > 0 && (*events_)[e].tau == tau;) {
+        for (std::size_t e = events_->size(); e-- > 0 && same_time((*events_)[e].tau, tau);) {
             if (event_switch_[e] != sw) continue;
             if ((*events_)[e].kind != EventKind::branch) before = event_before_[e];
             events_->erase(events_->begin() + static_cast<std::ptrdiff_t>(e));
