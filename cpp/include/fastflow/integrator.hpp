@@ -102,7 +102,7 @@ public:
         last_fired_tau_.assign(NS_, -1.0);
         refires_.assign(NS_, 0);
         Z_.clear();
-        stiff_ = degenerate_ = false;
+        stiff_ = degenerate_ = start_scales_known_ = false;
         events_ = &res.events;
         event_switch_.clear(), event_before_.clear();
         initial_modes();
@@ -227,6 +227,9 @@ public:
                     field(tau, theta_.data(), k_[0].data(), res);
                 } else {
                     std::swap(k_[0], k_[6]);
+                    // the step's end is the next step's start, slopes unchanged: its switch scales carry over
+                    std::swap(scale0_, scale1_), std::swap(floor0_, floor1_);
+                    start_scales_known_ = true;
                 }
             }
             h = h_next;
@@ -442,15 +445,23 @@ private:
     // minimal-norm correction of theta putting it exactly on the surfaces of `set`
     void project(const std::vector<std::size_t>& set) {
         const std::size_t k = set.size();
-        N_.resize(k * p_);
-        for (std::size_t a = 0; a < k; ++a) model_.switch_normal(theta_.data(), X_, slopes_.data(), set[a], &N_[a * p_]);
+        const std::vector<double> Q = normal_gram(set);
         model_.preactivations(theta_.data(), X_, n_, slopes_.data(), h_.data(), scratch_.data());
-        std::vector<double> Q, rhs(k), lam;
-        gram(N_, k, Q);
+        std::vector<double> rhs(k), lam;
         for (std::size_t a = 0; a < k; ++a) rhs[a] = h_[set[a]];
         solve_psd(Q, rhs, k, lam);
         for (std::size_t a = 0; a < k; ++a)
             for (std::size_t q = 0; q < p_; ++q) theta_[q] -= lam[a] * N_[a * p_ + q];
+    }
+
+    // N_ <- the normals of the switches in `set` at theta_ (one row each); returns their Gram matrix
+    std::vector<double> normal_gram(const std::vector<std::size_t>& set) {
+        N_.resize(set.size() * p_);
+        for (std::size_t a = 0; a < set.size(); ++a)
+            model_.switch_normal(theta_.data(), X_, slopes_.data(), set[a], &N_[a * p_]);
+        std::vector<double> Q;
+        gram(N_, set.size(), Q);
+        return Q;
     }
 
     // Decide the mode of every switch in `set` (all on their surfaces) from the minimal-norm element of the
@@ -470,9 +481,33 @@ private:
         for (std::size_t z : Z_)
             if (std::find(set.begin(), set.end(), z) == set.end()) rest.push_back(z);
         std::vector<std::size_t> undecided = set;
-        std::vector<double> s;
-        if (!model_.linear_switches()) decide_by_hull(tau, undecided, rest);
-        for (std::size_t round = 0; model_.linear_switches() && round <= set.size() && !undecided.empty(); ++round) {
+        if (model_.linear_switches()) decide_by_box(tau, undecided, rest);
+        else decide_by_hull(tau, undecided, rest);
+        Z_ = rest;
+        Z_.insert(Z_.end(), undecided.begin(), undecided.end());
+        // A switch decided at a bound whose surface contains the sliding set's intersection (its normal lies in
+        // their span: a duplicated or parallel sample) stays on its surface as long as they slide: it slides too.
+        if (!Z_.empty()) {
+            const std::vector<double> Q = normal_gram(Z_);  // companions add nothing to the span
+            const std::size_t k = Z_.size();
+            for (std::size_t sw : set)
+                if (std::find(undecided.begin(), undecided.end(), sw) == undecided.end() &&
+                    in_normal_span(sw, Q, k))
+                    undecided.push_back(sw), Z_.push_back(sw);
+        }
+        for (std::size_t sw : undecided) mode_[sw] = sliding, slopes_[sw] = 0.0;
+        std::sort(Z_.begin(), Z_.end());
+        for (std::size_t a = 0; a < set.size(); ++a) {
+            if (record(tau, old[a], mode_[set[a]], set[a]) && branch_[set[a]])
+                push_event(tau, EventKind::branch, set[a], unset);
+        }
+    }
+
+    // Two-layer networks: the box problem over the undecided switches, solved again after each leave (see
+    // classify); those left undecided slide.
+    void decide_by_box(double tau, std::vector<std::size_t>& undecided, const std::vector<std::size_t>& rest) {
+        const std::size_t rounds = undecided.size();
+        for (std::size_t round = 0; round <= rounds && !undecided.empty(); ++round) {
             Z_ = rest;
             Result scratch_res;
             field(tau, theta_.data(), ftmp_.data(), scratch_res);
@@ -481,12 +516,11 @@ private:
             gram(D_, k, Q_);
             std::vector<double> b(k);
             for (std::size_t a = 0; a < k; ++a) b[a] = dot(&D_[a * p_], ftmp_.data(), p_);
-            s = box_qp(Q_, b, k, norm2(ftmp_.data(), p_));
+            const std::vector<double> s = box_qp(Q_, b, k, norm2(ftmp_.data(), p_));
             for (std::size_t a = 0; a < k; ++a)
                 for (std::size_t q = 0; q < p_; ++q) ftmp_[q] += s[a] * D_[a * p_ + q];
             const double fnorm = norm2(ftmp_.data(), p_);
             std::vector<std::size_t> still;
-            std::vector<double> s_still;
             std::vector<int> side(k, -1);  // -1 slides, 0 inactive, 1 active
             for (std::size_t a = 0; a < k; ++a) {
                 const std::size_t sw = undecided[a];
@@ -529,7 +563,7 @@ private:
                 if (side[a] >= 0 && (side[a] == 1) != (s[a] >= 0.5)) flip = a;
             for (std::size_t a = 0; a < k; ++a) {
                 if (side[a] < 0 || (flip < k && a != flip)) {
-                    still.push_back(undecided[a]), s_still.push_back(s[a]);
+                    still.push_back(undecided[a]);
                     continue;
                 }
                 mode_[undecided[a]] = side[a] == 1 ? active : inactive;
@@ -537,23 +571,7 @@ private:
             }
             const bool settled = still.size() == undecided.size();
             undecided = still;
-            s = s_still;
             if (settled) break;
-        }
-        Z_ = rest;
-        Z_.insert(Z_.end(), undecided.begin(), undecided.end());
-        // A switch decided at a bound whose surface contains the sliding set's intersection (its normal lies in
-        // their span: a duplicated or parallel sample) stays on its surface as long as they slide: it slides too.
-        if (!Z_.empty())
-            for (std::size_t sw : set)
-                if (std::find(undecided.begin(), undecided.end(), sw) == undecided.end() &&
-                    in_normal_span(sw, Z_))
-                    undecided.push_back(sw), Z_.push_back(sw);
-        for (std::size_t sw : undecided) mode_[sw] = sliding, slopes_[sw] = 0.0;
-        std::sort(Z_.begin(), Z_.end());
-        for (std::size_t a = 0; a < set.size(); ++a) {
-            if (record(tau, old[a], mode_[set[a]], set[a]) && branch_[set[a]])
-                push_event(tau, EventKind::branch, set[a], unset);
         }
     }
 
@@ -569,30 +587,25 @@ private:
             field(tau, theta_.data(), ftmp_.data(), scratch_res);
             const double fnorm = norm2(ftmp_.data(), p_);
             std::size_t leaving = undecided.size();
-            double fastest = 0.0;
+            double fastest = 0.0, leaving_rate = 0.0;
             for (std::size_t a = 0; a < undecided.size(); ++a) {
                 model_.switch_normal(theta_.data(), X_, slopes_.data(), undecided[a], normal_.data());
                 const double nn = norm2(normal_.data(), p_);
                 const double rate = nn > 0.0 ? dot(normal_.data(), ftmp_.data(), p_) / nn : 0.0;
-                if (std::abs(rate) > std::max(fastest, 1e-9 * fnorm)) fastest = std::abs(rate), leaving = a;
+                if (std::abs(rate) > std::max(fastest, 1e-9 * fnorm)) fastest = std::abs(rate), leaving = a, leaving_rate = rate;
             }
             if (leaving == undecided.size()) return;
-            model_.switch_normal(theta_.data(), X_, slopes_.data(), undecided[leaving], normal_.data());
-            const bool up = dot(normal_.data(), ftmp_.data(), p_) > 0.0;
+            const bool up = leaving_rate > 0.0;
             mode_[undecided[leaving]] = up ? active : inactive;
             slopes_[undecided[leaving]] = up ? 1.0 : 0.0;
             undecided.erase(undecided.begin() + static_cast<std::ptrdiff_t>(leaving));
         }
     }
 
-    // whether the normal of switch sw is a combination of the normals of `set` (to rounding)
-    bool in_normal_span(std::size_t sw, const std::vector<std::size_t>& set) {
-        const std::size_t k = set.size();
-        N_.resize(k * p_);
-        for (std::size_t a = 0; a < k; ++a) model_.switch_normal(theta_.data(), X_, slopes_.data(), set[a], &N_[a * p_]);
+    // whether the normal of switch sw is a combination of the k normals in N_ (Gram matrix Q), to rounding
+    bool in_normal_span(std::size_t sw, const std::vector<double>& Q, std::size_t k) {
         model_.switch_normal(theta_.data(), X_, slopes_.data(), sw, normal_.data());
-        std::vector<double> Q, rhs(k), lam;
-        gram(N_, k, Q);
+        std::vector<double> rhs(k), lam;
         for (std::size_t a = 0; a < k; ++a) rhs[a] = dot(&N_[a * p_], normal_.data(), p_);
         solve_psd(Q, rhs, k, lam);
         const double nn = norm2(normal_.data(), p_);
@@ -631,7 +644,8 @@ private:
         fired.clear();
         if (NS_ == 0) return -1.0;
         std::vector<std::pair<double, std::size_t>> hits;
-        switch_scales(theta_.data(), scale0_, floor0_);
+        if (!start_scales_known_) switch_scales(theta_.data(), scale0_, floor0_);
+        start_scales_known_ = false;
         switch_scales(y1_.data(), scale1_, floor1_);
         if (model_.linear_switches()) polynomial_hits(hits);
         else layered_hits(hits);
@@ -723,16 +737,18 @@ private:
         std::vector<std::uint8_t> before(fired.size());
         for (std::size_t a = 0; a < fired.size(); ++a) before[a] = mode_[fired[a]];
         project(set);
-        for (std::size_t sw : fired) refires_[sw] = same_time(last_fired_tau_[sw], tau) ? refires_[sw] + 1 : 0;
+        for (std::size_t sw : fired) {
+            refires_[sw] = same_time(last_fired_tau_[sw], tau) ? refires_[sw] + 1 : 0;
+            last_fired_tau_[sw] = tau;
+        }
         classify(tau, set);
         // A switch found again and left on its side, or found again at the very same t whatever side it was
         // given, is grazing its surface within rounding: widen its band so that rounding does not cut every
         // following step short (a real crossing soon exceeds any such band).
         for (std::size_t a = 0; a < fired.size(); ++a) {
             double& boost = band_boost_[fired[a]];
-            const bool again = same_time(last_fired_tau_[fired[a]], tau);
-            last_fired_tau_[fired[a]] = tau;
-            boost = (mode_[fired[a]] == before[a] && before[a] != sliding) || again ? std::min(boost * 16.0, 1e8) : 1.0;
+            const bool grazing = (mode_[fired[a]] == before[a] && before[a] != sliding) || refires_[fired[a]] > 0;
+            boost = grazing ? std::min(boost * 16.0, 1e8) : 1.0;
         }
     }
 
@@ -766,15 +782,14 @@ private:
 
     // root mean square of v_q / (atol + rtol |theta_q|), without overflow when the ratios pass 1e154
     double scaled_rms(const double* v, const double* minus = nullptr) const {
+        auto ratio = [&](std::size_t q) {
+            return (v[q] - (minus ? minus[q] : 0.0)) / (opt_.atol + opt_.rtol * std::abs(theta_[q]));
+        };
         double big = 0.0;
-        for (std::size_t q = 0; q < p_; ++q)
-            big = std::max(big, std::abs(v[q] - (minus ? minus[q] : 0.0)) / (opt_.atol + opt_.rtol * std::abs(theta_[q])));
+        for (std::size_t q = 0; q < p_; ++q) big = std::max(big, std::abs(ratio(q)));
         if (big == 0.0 || !std::isfinite(big)) return big;
         double sum = 0.0;
-        for (std::size_t q = 0; q < p_; ++q) {
-            const double r = (v[q] - (minus ? minus[q] : 0.0)) / (opt_.atol + opt_.rtol * std::abs(theta_[q])) / big;
-            sum += r * r;
-        }
+        for (std::size_t q = 0; q < p_; ++q) sum += (ratio(q) / big) * (ratio(q) / big);
         return big * std::sqrt(sum / static_cast<double>(p_));
     }
 
@@ -870,10 +885,8 @@ private:
         // J <- P J, P the projection onto the sliding surfaces' tangent space: then every implicit substep of a
         // tangent field stays tangent, and the extrapolation does not see a drift off the surfaces
         const std::size_t k = Z_.size();
-        N_.resize(k * p);
-        for (std::size_t a = 0; a < k; ++a) model_.switch_normal(theta_.data(), X_, slopes_.data(), Z_[a], &N_[a * p]);
-        std::vector<double> Q, rhs(k), lam;
-        gram(N_, k, Q);
+        const std::vector<double> Q = normal_gram(Z_);
+        std::vector<double> rhs(k), lam;
         for (std::size_t c = 0; c < p; ++c) {
             for (std::size_t a = 0; a < k; ++a) {
                 double v = 0.0;
@@ -984,6 +997,7 @@ private:
     std::vector<double> last_fired_tau_;
     std::vector<std::size_t> refires_;  // how often each switch was found crossing again at the t of its last event
     std::vector<double> scale0_, scale1_, floor0_, floor1_;  // switch scales and band floors at a step's ends
+    bool start_scales_known_ = false;  // scale0_/floor0_ already hold theta_'s (the last step's end)
     std::vector<std::size_t> Z_;
     std::vector<double> D_, Q_, s_, N_;
     double logL_ = 0.0;
