@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import fastflow as ff
 from fastflow import fuzz
@@ -56,3 +57,16 @@ def test_fuzz_budget_stops_a_crawl():
     traj, violations = fuzz.check_with_budget(problem, 1.0)
     assert traj.status == "interrupted"
     assert [v.kind for v in violations] == ["timeout"]
+
+
+@pytest.mark.parametrize("index, defect", [
+    (45111, "a sample whose loss weight underflows left its slope's multiplier arbitrary: kept on the wrong side"),
+    (52332, "two samples of one neuron, each deciding the other's side: an early side contradicted the final field"),
+    (53379, "a re-fire count left from an earlier t forced a slide whose multiplier was out of [0, 1]"),
+    (81948, "a stiff step off its sliding surfaces was accepted and projected back, breaking ||w||^2 - ||v||^2"),
+])
+def test_fuzz_seed_7_regressions(index, defect):
+    """Trajectories of the 10^5 run at seed 7 that once failed (false Zeno guard x3, conservation drift 1.7e-4)."""
+    problem = fuzz.random_problem(fuzz._rng_for(7, index))
+    traj, violations = fuzz.check_with_budget(problem, 60.0)
+    assert not violations, f"{defect}: {violations}"

@@ -504,8 +504,32 @@ private:
     }
 
     // Two-layer networks: the box problem over the undecided switches, solved again after each leave (see
-    // classify); those left undecided slide.
+    // classify); those left undecided slide. A side taken in an early round reads the field before later leaves
+    // (e.g. two samples of one neuron, each turning the other's velocity around): every side is checked against
+    // the final field, and a switch that it sends back across is decided again with the others fixed.
     void decide_by_box(double tau, std::vector<std::size_t>& undecided, const std::vector<std::size_t>& rest) {
+        const std::vector<std::size_t> all = undecided;
+        for (std::size_t pass = 0; pass <= all.size(); ++pass) {
+            box_rounds(tau, undecided, rest);
+            Z_ = rest;
+            Z_.insert(Z_.end(), undecided.begin(), undecided.end());
+            Result scratch_res;
+            field(tau, theta_.data(), ftmp_.data(), scratch_res);
+            const double fnorm = norm2(ftmp_.data(), p_);
+            std::vector<std::size_t> turned;
+            for (std::size_t sw : all) {
+                if (std::find(undecided.begin(), undecided.end(), sw) != undecided.end()) continue;
+                model_.switch_normal(theta_.data(), X_, slopes_.data(), sw, normal_.data());
+                const double dh = dot(normal_.data(), ftmp_.data(), p_);
+                const double tol = 1e-12 * norm2(normal_.data(), p_) * fnorm;
+                if (mode_[sw] == active ? dh < -tol : dh > tol) turned.push_back(sw);
+            }
+            if (turned.empty()) return;
+            for (std::size_t sw : turned) slopes_[sw] = 0.0, undecided.push_back(sw);
+        }
+    }
+
+    void box_rounds(double tau, std::vector<std::size_t>& undecided, const std::vector<std::size_t>& rest) {
         const std::size_t rounds = undecided.size();
         for (std::size_t round = 0; round <= rounds && !undecided.empty(); ++round) {
             Z_ = rest;
@@ -544,12 +568,16 @@ private:
                 // or a slide ends there) keeps the one-sided field of its bound (the minimal-norm element), unless
                 // it was put there at this very t already and the dense output went straight across: then the
                 // curvature decides, and it goes across; and if it comes straight back from there too, it slides.
+                // Both one-sided normal velocities of one sign: it crosses, whatever s the box solver left (its
+                // slope may barely move the field, e.g. a sample whose loss weight underflows: s is then arbitrary).
+                const double v_inactive = dh - s[a] * nd, v_active = dh + (1.0 - s[a]) * nd;
                 bool up;
                 if (std::abs(dh) <= tol) {
-                    const std::size_t refires = refires_[sw];
+                    // (a count left from an earlier t is stale: a slide may end here without its switch firing)
+                    const std::size_t refires = same_time(last_fired_tau_[sw], tau) ? refires_[sw] : 0;
                     if (refires >= 2) continue;  // put on both sides at this t and back each time: it slides
                     up = refires == 1 ? mode_[sw] == inactive : s[a] >= 0.5;
-                } else if (nd == 0.0) {
+                } else if (std::min(v_inactive, v_active) > tol || std::max(v_inactive, v_active) < -tol) {
                     up = dh > 0.0;
                 } else {
                     up = (s[a] >= 0.5) != (nd > 0.0);
@@ -944,6 +972,18 @@ private:
             const double sc = opt_.atol + opt_.rtol * std::max({std::abs(theta_[q]), std::abs(best[q]), 1e-3 * size});
             const double e = (best[q] - lower[q]) / sc;
             err += e * e;
+        }
+        // every substep is tangent to the sliding surfaces, so y1 ends on them but for the rounding of the linear
+        // solves, which the stiffness amplifies: a step that ends off them by more than the tolerance is wrong
+        // (its extrapolation error estimate can miss it, and projecting it back would break the conservation laws)
+        if (!Z_.empty()) {
+            model_.preactivations(y1_.data(), X_, n_, slopes_.data(), h_.data(), scratch_.data());
+            for (std::size_t z : Z_) {
+                model_.switch_normal(y1_.data(), X_, slopes_.data(), z, normal_.data());
+                const double nn = norm2(normal_.data(), p);
+                const double off = nn > 0.0 ? std::abs(h_[z]) / nn / (opt_.atol + opt_.rtol * size) : 0.0;
+                err = std::max(err, static_cast<double>(p) * off * off);
+            }
         }
         // gradient flow never increases the loss: a step that does jumped to a wrong branch of the implicit map
         if (log_loss_at(tau, y1_.data()) > log_loss_at(tau, theta_.data()) + 1e-13 * std::max(1.0, std::abs(logL_)))
