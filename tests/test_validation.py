@@ -965,3 +965,97 @@ def test_linear_network_flow_square():
     traj = ff.flow(net, (X, np.linspace(-1, 1, 6)), theta, loss="square", t_max=10.0)
     assert traj.status == "t_max" and traj.n_events == 0
     """)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# huge sizes: a clear MemoryError before allocating, never a crash or the OOM killer half-way
+
+
+def test_huge_n_times_width_flow_raises_memory_error_before_allocating():
+    """10^6 samples x width 10^4: X is 16 MB, the integrator's per-(sample, neuron) state would be ~1 TB."""
+    X = np.ones((10**6, 2))
+    y = np.ones(10**6)
+    net = ff.two_layer(2, 10**4)
+    with pytest.raises(MemoryError, match=r"needs about .* GiB .* fewer samples, a narrower network"):
+        ff.flow(net, (X, y), np.full(net.n_params, 0.1), t_max=1.0)
+    with pytest.raises(MemoryError, match=r"flow_many of 2 runs .* fewer threads"):
+        ff.flow_many(net, (X, y), np.full((2, net.n_params), 0.1), t_max=1.0, threads=2)
+
+
+def test_huge_t_eval_raises_memory_error():
+    """Dense samples cost n_params doubles each: 10^7 of them on a 10^4-parameter network is 800 GB."""
+    X = np.ones((4, 2))
+    net = ff.two_layer(2, 2500)
+    t_eval = np.linspace(0.0, 1.0, 10**7)
+    with pytest.raises(MemoryError, match="t_eval"):
+        ff.flow(net, (X, np.ones(4)), np.full(net.n_params, 0.1), t_max=1.0, t_eval=t_eval)
+
+
+@pytest.mark.parametrize("enumerate_", [ff.arrangements, ff.sign_patterns])
+def test_astronomical_arrangement_raises_memory_error_at_once(enumerate_):
+    """200 points in general position in R^40 have ~10^48 cells: refused from Cover's count, before any search."""
+    X = np.random.default_rng(0).standard_normal((200, 40))
+    with pytest.raises(MemoryError, match=r"200 points in rank 40 \(more than .* patterns\)"):
+        enumerate_(X)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self")
+def test_memory_estimate_matches_what_a_flow_allocates():
+    """integrator_bytes is what the guard trusts: within a factor 2 of the peak resident memory a run adds (n=4000,
+    width 500: about 2*10^6 switches), measured in a fresh interpreter (Linux /proc)."""
+    out = run_isolated("""
+        import numpy as np
+        import fastflow as ff
+        from fastflow import _core
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((4000, 3))
+        y = np.where(rng.random(4000) < 0.5, -1.0, 1.0)
+        net = ff.two_layer(3, 500)
+        theta0 = ff.init.gaussian(net, 0.5, rng=1)
+        ff.flow(ff.two_layer(3, 2), (X[:4], y[:4]), np.zeros(8) + 0.1, t_max=1e-3)  # warm up imports
+        def kib(field):
+            with open("/proc/self/status") as f:
+                return next(int(line.split()[1]) for line in f if line.startswith(field))
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the peak (VmHWM) to the current resident size: earlier peaks do not count
+        before = kib("VmRSS:")
+        ff.flow(net, (X, y), theta0, t_max=1e-3, max_steps=3)
+        print(_core.integrator_bytes(net._core, 4000, 0), (kib("VmHWM:") - before) * 1024)
+    """)
+    estimate, measured = map(float, out.split())
+    assert 0.5 * estimate <= measured <= 2.0 * estimate, (estimate, measured)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# concurrent calls from several Python threads (the C++ runs without the GIL)
+
+
+def test_concurrent_calls_from_python_threads_give_the_serial_results():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(3)
+    jobs = []
+    for k in range(8):
+        n, d, width = 6 + k, 3, 3 + k % 3
+        X = rng.standard_normal((n, d))
+        y = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+        net = ff.two_layer(d, width)
+        jobs.append((net, X, y, ff.init.gaussian(net, 0.5, rng=k), ("exponential", "logistic")[k % 2]))
+
+    def work(job):
+        net, X, y, theta0, loss = job
+        traj = ff.flow(net, (X, y), theta0, loss=loss, t_max=50.0)
+        many = ff.flow_many(net, (X, y), np.stack([theta0, -theta0]), loss=loss, t_max=50.0, threads=2)
+        return (traj.theta, traj.events, [m.theta for m in many], net.forward(theta0, X),
+                ff.sign_patterns(X[:, :2]))
+
+    serial = [work(job) for job in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(2):
+            for got, want in zip(pool.map(work, jobs), serial):
+                np.testing.assert_array_equal(got[0], want[0])
+                assert np.array_equal(got[1], want[1])
+                for a, b in zip(got[2], want[2]):
+                    np.testing.assert_array_equal(a, b)
+                np.testing.assert_array_equal(got[3], want[3])
+                np.testing.assert_array_equal(got[4], want[4])

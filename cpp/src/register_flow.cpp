@@ -92,6 +92,8 @@ struct SignalPoll {
 }  // namespace
 
 void register_flow(py::module_& m) {
+    m.def("integrator_bytes", &Integrator::bytes_needed, py::arg("model"), py::arg("n"), py::arg("n_eval"));
+
     m.def(
         "integrate",
         [](const Model& model, const farray& X, const farray& Y, const farray& theta0, const std::string& loss,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 import operator
 
 import numpy as np
@@ -52,3 +53,26 @@ def choice(name, value, options):
     if value not in options:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
     return value
+
+
+def available_memory():
+    """Bytes the system can still give (Linux MemAvailable; else free physical pages; else unknown: inf)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return float("inf")
+
+
+def check_memory(what, needed, hint):
+    """MemoryError before allocating `needed` bytes that the system does not have (not a crash half-way)."""
+    available = available_memory()
+    if needed > available:
+        raise MemoryError(f"{what} needs about {needed / 2**30:.3g} GiB but {available / 2**30:.3g} GiB are "
+                          f"available: {hint}")

@@ -44,12 +44,13 @@ RuntimeError instead of returning a wrong list.
 """
 from __future__ import annotations
 
+from math import comb
 from typing import NamedTuple
 
 import numba
 import numpy as np
 
-from ._validate import real_array
+from ._validate import available_memory, check_memory, real_array
 
 __all__ = ["arrangements", "sign_patterns"]
 
@@ -620,6 +621,38 @@ def _faces_of(red):
     return buf[:count], ok
 
 
+def _capped_sum(terms, cap):
+    """sum(terms), or the first partial sum past cap (the bounds below are astronomical long before rank n)."""
+    total = 0
+    for term in terms:
+        total += term
+        if total > cap:
+            break
+    return total
+
+
+def _cells_bound(m, r, cap):
+    """The most cells a central arrangement of m hyperplanes of rank r can have (general position: Cover)."""
+    return _capped_sum((2 * comb(m - 1, k) for k in range(r)), cap)
+
+
+def _check_size(red, n, faces):
+    """MemoryError before enumerating more patterns than memory holds (their number grows like n^(rank - 1)).
+    Faces: a flat of codimension j < rank (at most C(m, j) of them) carries at most as many faces as cells of m
+    hyperplanes of rank - j, plus w = 0."""
+    m, r = red.normals.shape[0], red.rank
+    per_row = 2 * m + n + 24 * -(-n * (2 if faces else 1) // 64)  # search buffer, result, packed sort keys
+    cap = int(min(available_memory(), 2.0**80)) // per_row + 1
+    if faces:
+        count = 1 + _capped_sum((comb(m, j) * _cells_bound(m, r - j, cap) for j in range(r)), cap)
+    else:
+        count = _cells_bound(m, r, cap)
+    count = min(count, cap + 1)
+    what = "sign patterns" if faces else "arrangement"
+    check_memory(f"the {what} of {n} points in rank {r} ({'more than ' if count > cap else 'up to '}"
+                 f"{min(count, cap):.3g} patterns)", count * per_row, "fewer points or a lower dimension")
+
+
 def _check(ok):
     if not ok:
         raise RuntimeError("arrangement enumeration hit an inconsistent numerical decision; the data are probably "
@@ -644,6 +677,7 @@ def sign_patterns(X):
     red = _reduce(X)
     if red.normals.shape[0] == 0:
         return np.zeros((1, X.shape[0]), np.int8)
+    _check_size(red, X.shape[0], faces=True)
     signs, ok = _faces_of(red)
     _check(ok)
     return _sorted_unique(signs, red, 2) - np.int8(1)
@@ -670,6 +704,7 @@ def arrangements(X):
     red = _reduce(X)
     if red.normals.shape[0] == 0:
         return np.ones((1, X.shape[0]), bool)
+    _check_size(red, X.shape[0], faces=False)
     signs, _, ok = _topes(red.normals)
     _check(ok)
     return _sorted_unique(signs, red, 1).view(bool)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _core
-from ._validate import choice, positive_int, real_array, real_scalar
+from ._validate import check_memory, choice, positive_int, real_array, real_scalar
 from .data import as_dataset
 
 LOSSES = ("exponential", "logistic", "square")
@@ -15,6 +15,7 @@ STATUSES = ("converged", "t_max", "max_steps", "max_events", "stalled", "interru
 EVENT_KINDS = ("activate", "deactivate", "slide_start", "slide_end", "branch")
 # the square-loss flow converges to a point: stop there instead of resolving rounding noise until t_max
 DEFAULT_SQUARE_GTOL = 1e-10
+MEMORY_HINT = "fewer samples, a narrower network or fewer t_eval points"
 EVENT_DTYPE = np.dtype([("t", "f8"), ("log_t", "f8"), ("kind", "U11"), ("sample", "i8"), ("layer", "i8"),
                         ("neuron", "i8")])
 
@@ -145,6 +146,7 @@ def flow(net, data, theta0, loss="exponential", t_max=1e6, log_t_max=None, rtol=
     data, y, time, t_eval, options = _problem(net, data, loss, t_max, log_t_max, rtol, atol, t_eval, max_events,
                                               max_steps, gtol)
     theta0 = net.check_theta(theta0, "theta0")
+    check_memory("this flow", _core.integrator_bytes(net._core, data.n, len(t_eval)), MEMORY_HINT)
     raw = _core.integrate(net._core, data.X, y, theta0, **options)
     return _trajectory(raw, net, data, y, loss, time, t_eval)
 
@@ -165,5 +167,9 @@ def flow_many(net, data, thetas0, threads=None, **kwargs):
     if thetas0.shape[1] != net.n_params:
         raise ValueError(f"thetas0 must have n_params = {net.n_params} columns, got {thetas0.shape[1]}")
     threads = os.cpu_count() or 1 if threads is None else positive_int("threads", threads)
+    results = 16.0 * thetas0.size * (1 + len(t_eval))  # C++ results and their NumPy copies
+    check_memory(f"flow_many of {len(thetas0)} runs on {min(threads, len(thetas0))} threads",
+                 min(threads, len(thetas0)) * _core.integrator_bytes(net._core, data.n, len(t_eval)) + results,
+                 MEMORY_HINT + ", fewer threads or fewer rows at once")
     raws = _core.integrate_many(net._core, data.X, y, thetas0, threads=threads, **options)
     return [_trajectory(raw, net, data, y, loss, time, t_eval) for raw in raws]

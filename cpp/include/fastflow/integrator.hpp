@@ -90,6 +90,19 @@ public:
         h_.resize(NS_);
     }
 
+    // What the constructor and a run allocate, in bytes (as a double: checked before allocating, so that a huge
+    // n x width fails with a clear error instead of an allocation failure or the OOM killer half-way)
+    static double bytes_needed(const Model& model, std::size_t n, std::size_t n_eval) {
+        auto real = [](std::size_t v) { return static_cast<double>(v); };
+        const double p = real(model.n_params()), ns = real(n) * real(model.n_hidden());
+        const double per_switch = dopri5::DENSE_DEGREE + 11.0 +
+            (model.linear_switches() ? 0.0 : real(model.switch_poly_degree(dopri5::DENSE_DEGREE)) + 1.0);
+        const double stiff = p <= real(stiff_max_params) ? 3.0 * p * p + real(stiff_columns * stiff_columns) * p : 0.0;
+        const double doubles = (6.0 + dopri5::STAGES + dopri5::DENSE_DEGREE) * p + 3.0 * real(n) * real(model.d_out()) +
+                               real(model.scratch_size()) + per_switch * ns + stiff + real(n_eval) * (p + 1.0);
+        return 8.0 * doubles + ns;
+    }
+
     Result run(const double* theta0, const std::function<bool()>& should_stop = {}) {
         Result res;
         std::copy(theta0, theta0 + p_, theta_.begin());
@@ -982,6 +995,17 @@ private:
                 model_.switch_normal(y1_.data(), X_, slopes_.data(), z, normal_.data());
                 const double nn = norm2(normal_.data(), p);
                 const double off = nn > 0.0 ? std::abs(h_[z]) / nn / (opt_.atol + opt_.rtol * size) : 0.0;
+                err = std::max(err, static_cast<double>(p) * off * off);
+            }
+        }
+        // nor may it move a conserved quantity by more than the tolerance (the error estimate of the extrapolation
+        // can miss an error of 1e4 rtol when the problem is stiff)
+        if (const std::size_t m = model_.n_balances()) {
+            std::vector<double> b0(m), s0(m), b1(m), s1(m);
+            model_.balances(theta_.data(), b0.data(), s0.data());
+            model_.balances(y1_.data(), b1.data(), s1.data());
+            for (std::size_t j = 0; j < m; ++j) {
+                const double off = (b1[j] - b0[j]) / (opt_.atol * opt_.atol + opt_.rtol * std::max(s0[j], s1[j]));
                 err = std::max(err, static_cast<double>(p) * off * off);
             }
         }

@@ -66,6 +66,11 @@ public:
     virtual void add_weighted_hessian(const double* theta, const double* X, std::size_t n, const double* slopes,
                                       const double* G, double* J) const = 0;
     virtual bool has_hessian() const { return true; }
+    // Quantities the exact flow conserves, one per hidden unit of a homogeneous network (||incoming weights||^2 -
+    // ||outgoing weights||^2, also while sliding), with their scales (the sums of squares): a check on steps whose
+    // error estimate can be fooled (the stiff phase). None by default.
+    virtual std::size_t n_balances() const { return 0; }
+    virtual void balances(const double*, double*, double*) const {}
 };
 
 // Phi(x) = W2 sigma(W1 x); theta = [W1 (width x d_in) row-major, W2 (d_out x width) row-major]
@@ -204,6 +209,17 @@ public:
                     }
                 }
             }
+    }
+
+    std::size_t n_balances() const override { return m_; }
+    void balances(const double* theta, double* balance, double* scale) const override {
+        const double* W2 = theta + m_ * d_;
+        for (std::size_t j = 0; j < m_; ++j) {
+            double in = 0.0, out = 0.0;
+            for (std::size_t a = 0; a < d_; ++a) in += theta[j * d_ + a] * theta[j * d_ + a];
+            for (std::size_t c = 0; c < c_; ++c) out += W2[c * m_ + j] * W2[c * m_ + j];
+            balance[j] = in - out, scale[j] = in + out;
+        }
     }
 
 private:
