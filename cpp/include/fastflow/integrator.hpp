@@ -127,6 +127,8 @@ public:
                                         std::log(stall_wait);
         double last_progress_tau = tau;
         std::size_t stuck_rounds = 0;
+        bool just_rejected = false;
+        jacobian_current_ = false;
         while (true) {
             if (should_stop && should_stop()) {  // rate-limited by the caller (SignalPoll: 50 ms)
                 res.status = Status::interrupted, res.message = "interrupted";
@@ -197,9 +199,11 @@ public:
                 ++res.n_rejected;
                 h *= std::isfinite(err) ? std::max(dopri5::MIN_FACTOR, dopri5::SAFETY * std::pow(err, -0.2))
                                         : dopri5::MIN_FACTOR;
+                just_rejected = true;
                 continue;
             }
             ++res.n_steps;
+            jacobian_current_ = false;
             if (stiff_) {
                 hermite_coefficients(res);
             } else {
@@ -209,10 +213,13 @@ public:
             }
             std::vector<std::size_t> fired;
             const double sigma_event = find_events(fired, res);
-            const double h_next = h * (err == 0.0 ? dopri5::MAX_FACTOR
-                                                  : std::min(dopri5::MAX_FACTOR,
-                                                             std::max(dopri5::MIN_FACTOR,
-                                                                      dopri5::SAFETY * std::pow(err, -0.2))));
+            // no growth right after a rejection (Hairer & Wanner's DOPRI5): it would only be rejected again
+            const double h_next = h * (just_rejected ? std::min(1.0, dopri5::SAFETY * std::pow(err, -0.2))
+                                       : err == 0.0  ? dopri5::MAX_FACTOR
+                                                     : std::min(dopri5::MAX_FACTOR,
+                                                                std::max(dopri5::MIN_FACTOR,
+                                                                         dopri5::SAFETY * std::pow(err, -0.2))));
+            just_rejected = false;
             if (sigma_event >= 0.0) {
                 const double tau_event = step_tau(sigma_event);
                 emit_evals(res, eval_next, tau_event, coef_.data());
@@ -943,7 +950,8 @@ private:
     double attempt_stiff_step(double tau, double H, Result& res) {
         const double u0 = std::log(tau);
         const std::size_t p = p_;
-        jacobian_u(tau, res);
+        // a retry after a rejection starts from the same state: the same Jacobian (by differences: 2p fields)
+        if (!jacobian_current_) jacobian_u(tau, res), jacobian_current_ = true;
         fu_.resize(p);
         // every weight carries the factor dt/dtau = e^tau, so f(u, theta) = tau e^tau g(theta): df/du = (1 + tau) f
         field_u(u0, theta_.data(), fu_.data(), res);
@@ -1069,6 +1077,7 @@ private:
     bool degenerate_ = false;  // the sliding surfaces are linearly dependent
     double step_tau0_ = 0.0, step_h_ = 0.0;
     std::vector<double> J_, T_, fp_, fm_, fu_;
+    bool jacobian_current_ = false;  // J_ is the Jacobian at the current step's start
     static constexpr double stiff_from_tau = 30.0;          // t ~ 1e13
     static constexpr std::size_t stiff_max_params = 256;    // dense Jacobians beyond that cost more than they save
     static constexpr std::size_t stiff_columns = 5;         // extrapolation to order 5
