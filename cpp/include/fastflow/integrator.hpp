@@ -1046,7 +1046,8 @@ private:
         return logL_;
     }
 
-    // cubic Hermite dense output of the stiff step in sigma, from the end values and derivatives
+    // cubic Hermite dense output of the stiff step in sigma, from the end values and derivatives (add_stiff_midpoint
+    // makes it quartic where it is read)
     void hermite_coefficients(Result& res) {
         const std::size_t p = p_;
         const double H = step_h_;
