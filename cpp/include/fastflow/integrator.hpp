@@ -212,12 +212,9 @@ public:
             }
             std::vector<std::size_t> fired;
             double sigma_event = find_events(fired, res);
-            // where the stiff step's cubic dense output is read (an event, evaluation times) it gets the step's
-            // midpoint too, and becomes quartic
-            if (stiff_ && (sigma_event >= 0.0 || (eval_next < opt_.tau_eval.size() &&
-                                                  opt_.tau_eval[eval_next] <= step_tau(1.0))) &&
-                add_stiff_midpoint(res))
-                sigma_event = find_events(fired, res);
+            // a stiff step with an event gets its midpoint too: the event is located on a quartic (only there:
+            // whether t_eval falls in a step must not change the run)
+            if (stiff_ && sigma_event >= 0.0 && add_stiff_midpoint(res)) sigma_event = find_events(fired, res);
             jacobian_current_ = false;
             // no growth right after a rejection (Hairer & Wanner's DOPRI5): it would only be rejected again
             const double h_next = h * (just_rejected ? std::min(1.0, dopri5::SAFETY * std::pow(err, -0.2))
@@ -868,6 +865,7 @@ private:
 
     // dense samples for the evaluation times up to tau_b (coef = nullptr: at the current state)
     void emit_evals(Result& res, std::size_t& next, double tau_b, const double* coef) {
+        const double log_loss_now = logL_;  // the run reads it (stall rule): samples must not change it
         while (next < opt_.tau_eval.size() && opt_.tau_eval[next] <= tau_b) {
             const double te = opt_.tau_eval[next++];
             if (coef) dopri5::dense_eval(coef, p_, std::clamp(step_sigma(te), 0.0, 1.0), ytmp_.data());
@@ -877,6 +875,7 @@ private:
             loss_weights(te);
             res.log_loss_eval.push_back(logL_);
         }
+        logL_ = log_loss_now;
     }
 
     // the current step maps its fraction sigma in [0,1] to tau linearly, or in the stiff phase to log tau
@@ -1047,7 +1046,7 @@ private:
     }
 
     // cubic Hermite dense output of the stiff step in sigma, from the end values and derivatives (add_stiff_midpoint
-    // makes it quartic where it is read)
+    // makes it quartic in steps with events)
     void hermite_coefficients(Result& res) {
         const std::size_t p = p_;
         const double H = step_h_;
