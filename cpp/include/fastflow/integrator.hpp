@@ -211,10 +211,7 @@ public:
                 dopri5::dense_coefficients(theta_.data(), y1_.data(), kp, h, p_, coef_.data());
             }
             std::vector<std::size_t> fired;
-            double sigma_event = find_events(fired, res);
-            // a stiff step with an event gets its midpoint too: the event is located on a quartic (only there:
-            // whether t_eval falls in a step must not change the run)
-            if (stiff_ && sigma_event >= 0.0 && add_stiff_midpoint(res)) sigma_event = find_events(fired, res);
+            const double sigma_event = find_events(fired, res);
             jacobian_current_ = false;
             // no growth right after a rejection (Hairer & Wanner's DOPRI5): it would only be rejected again
             const double h_next = h * (just_rejected ? std::min(1.0, dopri5::SAFETY * std::pow(err, -0.2))
@@ -1045,8 +1042,7 @@ private:
         return logL_;
     }
 
-    // cubic Hermite dense output of the stiff step in sigma, from the end values and derivatives (add_stiff_midpoint
-    // makes it quartic in steps with events)
+    // cubic Hermite dense output of the stiff step in sigma, from the end values and derivatives
     void hermite_coefficients(Result& res) {
         const std::size_t p = p_;
         const double H = step_h_;
@@ -1060,24 +1056,6 @@ private:
             coef_[4 * p + q] = 0.0;
         }
         field(step_tau(1.0), y1_.data(), k_[6].data(), res);  // the FSAL slot the loop expects
-    }
-
-    // The midpoint by one more stiff step of half the size from the same state (and Jacobian): the quartic through
-    // both ends, their derivatives and the midpoint (the cubic + c sigma^2 (1 - sigma)^2). False if that half
-    // step fails its own error test (the cubic stays).
-    bool add_stiff_midpoint(Result& res) {
-        const std::size_t p = p_;
-        std::vector<double> end = y1_, f_start = fp_, f_end = fm_;
-        const double err = attempt_stiff_step(step_tau0_, 0.5 * step_h_, res);
-        std::swap(y1_, end);  // end <- the midpoint
-        fp_.swap(f_start), fm_.swap(f_end);
-        if (!(err <= 1.0)) return false;
-        for (std::size_t q = 0; q < p; ++q) {
-            const double cubic = coef_[q] + coef_[p + q] / 2 + coef_[2 * p + q] / 4 + coef_[3 * p + q] / 8;
-            const double c = 16.0 * (end[q] - cubic);
-            coef_[2 * p + q] += c, coef_[3 * p + q] -= 2.0 * c, coef_[4 * p + q] = c;
-        }
-        return true;
     }
 
     const Model& model_;
