@@ -71,9 +71,13 @@ def test_fuzz_seed_7_regressions(index, defect):
     check_fuzz_case(7, index, defect)
 
 
-def test_fuzz_seed_0_regression():
-    check_fuzz_case(0, 40278, "stiff steps (early stiff switch, t ~ 360) accepted by the extrapolation error "
-                              "estimate with errors of 1e4 rtol: ||w||^2 - ||v||^2 drifted by 1.9e-6")
+@pytest.mark.parametrize("index, defect", [
+    (40278, "stiff steps (early stiff switch, t ~ 360) accepted by the extrapolation error estimate with errors of "
+            "1e4 rtol: ||w||^2 - ||v||^2 drifted by 1.9e-6"),
+    (5345, "a crawl (390k steps at t ~ 350) under a trial quartic dense output of the stiff phase"),
+])
+def test_fuzz_seed_0_regressions(index, defect):
+    check_fuzz_case(0, index, defect)
 
 
 def check_fuzz_case(seed, index, defect):
