@@ -96,8 +96,8 @@ def test_dense_check_of_events_on_deep_networks(problem):
     """Deeper pre-activations are polynomials of higher degree along the dense output, isolated exactly: no missed,
     spurious or duplicated event; sliding takes the minimal-norm point of the hull of the corner fields (Wolfe).
     Known limits: a few runs still end in the Zeno guard where units of several layers meet their surfaces at once
-    (1 in the first 60 drawn here when measured); that status is allowed here, nothing else is. One of those 60
-    takes 20 s per run (hull sliding in the stiff phase), over the budget of its two runs: 25 examples run."""
+    (1 in 60 problems drawn from this strategy when measured); that status is allowed here, nothing else is. One
+    of those 60 takes 20 s per run (hull sliding in the stiff phase): 25 examples run."""
     traj, violations = fuzz.check_with_budget(problem, BUDGET, statuses=fuzz.SENSIBLE_STATUSES + ("max_events",))
     assert not violations, describe(problem, violations)
 
