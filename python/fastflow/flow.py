@@ -168,8 +168,9 @@ def flow_many(net, data, thetas0, threads=None, **kwargs):
         raise ValueError(f"thetas0 must have n_params = {net.n_params} columns, got {thetas0.shape[1]}")
     threads = os.cpu_count() or 1 if threads is None else positive_int("threads", threads)
     results = 16.0 * thetas0.size * (1 + len(t_eval))  # C++ results and their NumPy copies
-    check_memory(f"flow_many of {len(thetas0)} runs on {min(threads, len(thetas0))} threads",
-                 min(threads, len(thetas0)) * _core.integrator_bytes(net._core, data.n, len(t_eval)) + results,
+    workers = min(threads, len(thetas0))
+    check_memory(f"flow_many of {len(thetas0)} runs on {workers} threads",
+                 workers * _core.integrator_bytes(net._core, data.n, len(t_eval)) + results,
                  MEMORY_HINT + ", fewer threads or fewer rows at once")
     raws = _core.integrate_many(net._core, data.X, y, thetas0, threads=threads, **options)
     return [_trajectory(raw, net, data, y, loss, time, t_eval) for raw in raws]

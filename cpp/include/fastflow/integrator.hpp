@@ -539,14 +539,21 @@ private:
             std::vector<std::size_t> turned;
             for (std::size_t sw : all) {
                 if (std::find(undecided.begin(), undecided.end(), sw) != undecided.end()) continue;
-                model_.switch_normal(theta_.data(), X_, slopes_.data(), sw, normal_.data());
-                const double dh = dot(normal_.data(), ftmp_.data(), p_);
-                const double tol = 1e-12 * norm2(normal_.data(), p_) * fnorm;
+                double tol;
+                const double dh = normal_velocity(sw, fnorm, tol);
                 if (mode_[sw] == active ? dh < -tol : dh > tol) turned.push_back(sw);
             }
             if (turned.empty()) return;
             for (std::size_t sw : turned) slopes_[sw] = 0.0, undecided.push_back(sw);
         }
+    }
+
+    // n . F for switch sw and the field in ftmp_ (norm fnorm), with n left in normal_; tol: tangency to the box
+    // solver's own resolution (its optimality tolerance is 1e-13 relative)
+    double normal_velocity(std::size_t sw, double fnorm, double& tol) {
+        model_.switch_normal(theta_.data(), X_, slopes_.data(), sw, normal_.data());
+        tol = 1e-12 * norm2(normal_.data(), p_) * fnorm;
+        return dot(normal_.data(), ftmp_.data(), p_);
     }
 
     void box_rounds(double tau, std::vector<std::size_t>& undecided, const std::vector<std::size_t>& rest) {
@@ -568,10 +575,8 @@ private:
             std::vector<int> side(k, -1);  // -1 slides, 0 inactive, 1 active
             for (std::size_t a = 0; a < k; ++a) {
                 const std::size_t sw = undecided[a];
-                model_.switch_normal(theta_.data(), X_, slopes_.data(), sw, normal_.data());
-                const double dh = dot(normal_.data(), ftmp_.data(), p_);
-                // tangency to the box solver's own resolution (its optimality tolerance is 1e-13 relative)
-                const double tol = 1e-12 * norm2(normal_.data(), p_) * fnorm;
+                double tol;
+                const double dh = normal_velocity(sw, fnorm, tol);
                 const double nd = dot(normal_.data(), &D_[a * p_], p_);  // d(dh)/ds
                 // box_qp puts variables at their bounds to its tolerance; s within the exit band of a bound is at
                 // it, for every switch alike (a slide whose exit was just found, s out of [0,1] by more than the
