@@ -1025,7 +1025,8 @@ private:
             }
         }
         // gradient flow never increases the loss: a step that does jumped to a wrong branch of the implicit map
-        if (log_loss_at(tau, y1_.data()) > log_loss_at(tau, theta_.data()) + 1e-13 * std::max(1.0, std::abs(logL_)))
+        const double log_loss_before = log_loss_at(tau, theta_.data());
+        if (log_loss_at(tau, y1_.data()) > log_loss_before + 1e-13 * std::max(1.0, std::abs(log_loss_before)))
             return 10.0;
         // the end derivative must agree with the secant: otherwise y1 is off the slow manifold by more than the
         // weights e^{tau - q} tolerate (this is what limits a run to log t of about 0.1 / rtol)
