@@ -117,6 +117,7 @@ public:
         Z_.clear();
         stiff_ = degenerate_ = start_scales_known_ = false;
         events_ = &res.events;
+        res_ = &res;
         event_switch_.clear(), event_before_.clear();
         initial_modes();
         field(tau, theta_.data(), k_[0].data(), res);
@@ -271,6 +272,7 @@ public:
             res.message = "the loss never fell below l(0): stuck (e.g. at a saddle or on non-separable data)";
         }
         events_ = nullptr;
+        res_ = nullptr;
         return res;
     }
 
@@ -533,8 +535,7 @@ private:
             box_rounds(tau, undecided, rest);
             Z_ = rest;
             Z_.insert(Z_.end(), undecided.begin(), undecided.end());
-            Result scratch_res;
-            field(tau, theta_.data(), ftmp_.data(), scratch_res);
+            field(tau, theta_.data(), ftmp_.data(), *res_);
             const double fnorm = norm2(ftmp_.data(), p_);
             std::vector<std::size_t> turned;
             for (std::size_t sw : all) {
@@ -560,8 +561,7 @@ private:
         const std::size_t rounds = undecided.size();
         for (std::size_t round = 0; round <= rounds && !undecided.empty(); ++round) {
             Z_ = rest;
-            Result scratch_res;
-            field(tau, theta_.data(), ftmp_.data(), scratch_res);
+            field(tau, theta_.data(), ftmp_.data(), *res_);
             const std::size_t k = undecided.size();
             slope_directions(undecided, theta_.data());
             gram(D_, k, Q_);
@@ -636,8 +636,7 @@ private:
             Z_ = rest;
             Z_.insert(Z_.end(), undecided.begin(), undecided.end());
             std::sort(Z_.begin(), Z_.end());
-            Result scratch_res;
-            field(tau, theta_.data(), ftmp_.data(), scratch_res);
+            field(tau, theta_.data(), ftmp_.data(), *res_);
             const double fnorm = norm2(ftmp_.data(), p_);
             std::size_t leaving = undecided.size();
             double fastest = 0.0, leaving_rate = 0.0;
@@ -1095,6 +1094,7 @@ private:
     static constexpr double stall_wait = 1e3;              // in units of the starting time scale
     static constexpr double late_overflow_tau = 600.0;     // e^tau alone near the float64 limit
     std::vector<Event>* events_ = nullptr;
+    Result* res_ = nullptr;  // the run's result: classification counts its field evaluations there
     std::vector<std::size_t> event_switch_;    // per logged event: its switch and its mode before
     std::vector<std::uint8_t> event_before_;
 };
