@@ -2,8 +2,9 @@
 
 _core.TwoLayer(d_in, width, d_out, activation): a Model with n_params, d_in, d_out, n_hidden, forward(theta, X),
 preactivations(theta, X); theta = [W1 (width x d_in) row-major, W2 (d_out x width) row-major].
-_core.integrate(model, X, Y, theta0, loss, tau_max, rtol, atol, max_steps, max_events, gtol, tau_eval) -> dict;
-_core.integrate_many(..., thetas, ..., threads) -> list of such dicts, one per row of thetas.
+_core.Options(): loss, tau_max, rtol, atol, max_steps, max_events, gtol, tau_eval (the kernel's run options).
+_core.integrate(model, X, Y, theta0, options) -> dict;
+_core.integrate_many(model, X, Y, thetas, options, threads) -> list of such dicts, one per row of thetas.
 """
 
 import subprocess
@@ -17,7 +18,7 @@ from fastflow import _core
 
 RESULT_KEYS = {"status", "message", "tau", "theta", "log_loss", "log_grad_norm", "n_steps", "n_rejected", "n_rhs",
                "event_tau", "event_kind", "event_sample", "event_layer", "event_neuron", "theta_eval",
-               "log_loss_eval"}
+               "log_loss_eval", "modes"}
 N_STATUSES = 7  # converged, t_max, max_steps, max_events, stalled, interrupted, error
 N_EVENT_KINDS = 5  # activate, deactivate, slide_start, slide_end, branch
 
@@ -237,6 +238,14 @@ def options(loss="exponential", t_max=1e3, t_eval=(0.0, 0.5, 10.0)):
                 max_events=10_000, gtol=0.0, tau_eval=np.ascontiguousarray(tau(np.array(t_eval, dtype=float))))
 
 
+def core(fields):
+    """A _core.Options with these fields."""
+    opts = _core.Options()
+    for name, value in fields.items():
+        setattr(opts, name, value.tolist() if isinstance(value, np.ndarray) else value)
+    return opts
+
+
 def problem_for(problem, loss):
     """(model, X, Y, thetas, options) for `loss`: the square loss gets real 2-D targets and d_out = 2."""
     model, X, y, thetas = problem
@@ -268,7 +277,7 @@ def assert_same_result(a, b, label=""):
 def test_integrate_result_keys_and_types(problem):
     model, X, y, thetas = problem
     opts = options()
-    raw = _core.integrate(model, X, y, thetas[0], **opts)
+    raw = _core.integrate(model, X, y, thetas[0], options=core(opts))
     assert set(raw) == RESULT_KEYS
     assert isinstance(raw["status"], int) and 0 <= raw["status"] < N_STATUSES
     assert isinstance(raw["message"], str) and raw["message"]
@@ -293,21 +302,21 @@ def test_integrate_result_keys_and_types(problem):
 
 def test_integrate_first_sample_is_theta0(problem):
     model, X, y, thetas = problem
-    raw = _core.integrate(model, X, y, thetas[0], **options())
+    raw = _core.integrate(model, X, y, thetas[0], options=core(options()))
     np.testing.assert_array_equal(raw["theta_eval"][0], thetas[0])
 
 
 def test_integrate_is_deterministic(problem):
     model, X, y, thetas = problem
-    assert_same_result(_core.integrate(model, X, y, thetas[1], **options()),
-                       _core.integrate(model, X, y, thetas[1], **options()), "two calls")
+    assert_same_result(_core.integrate(model, X, y, thetas[1], options=core(options())),
+                       _core.integrate(model, X, y, thetas[1], options=core(options())), "two calls")
 
 
 def test_integrate_does_not_modify_inputs(problem):
     model, X, y, thetas = problem
     copies = X.copy(), y.copy(), thetas.copy()
-    _core.integrate(model, X, y, thetas[0], **options())
-    _core.integrate_many(model, X, y, thetas, threads=2, **options())
+    _core.integrate(model, X, y, thetas[0], options=core(options()))
+    _core.integrate_many(model, X, y, thetas, threads=2, options=core(options()))
     for before, after in zip(copies, (X, y, thetas)):
         np.testing.assert_array_equal(before, after)
 
@@ -317,13 +326,13 @@ def test_integrate_wrong_length_theta0(problem, length):
     model, X, y, _ = problem
     theta0 = np.zeros(0 if length is None else model.n_params + length)
     with pytest.raises(ValueError, match="theta0"):
-        _core.integrate(model, X, y, theta0, **options())
+        _core.integrate(model, X, y, theta0, options=core(options()))
 
 
 def test_integrate_theta0_2d(problem):
     model, X, y, thetas = problem
     with pytest.raises(ValueError, match="theta0"):
-        _core.integrate(model, X, y, thetas[:1], **options())
+        _core.integrate(model, X, y, thetas[:1], options=core(options()))
 
 
 @pytest.mark.parametrize("fn", ["integrate", "integrate_many"])
@@ -332,7 +341,7 @@ def test_integrate_wrong_X_columns(problem, fn):
     first = thetas[0] if fn == "integrate" else thetas
     extra = {} if fn == "integrate" else {"threads": 1}
     with pytest.raises(ValueError, match=r"\bX\b"):
-        getattr(_core, fn)(model, X[:, :2], y, first, **options(), **extra)
+        getattr(_core, fn)(model, X[:, :2], y, first, options=core(options()), **extra)
 
 
 @pytest.mark.parametrize("fn", ["integrate", "integrate_many"])
@@ -341,7 +350,7 @@ def test_integrate_wrong_y_size(problem, fn):
     first = thetas[0] if fn == "integrate" else thetas
     extra = {} if fn == "integrate" else {"threads": 1}
     with pytest.raises(ValueError, match=r"\by\b"):
-        getattr(_core, fn)(model, X, y[:-1], first, **options(), **extra)
+        getattr(_core, fn)(model, X, y[:-1], first, options=core(options()), **extra)
 
 
 def test_integrate_d_out_2_needs_labels_per_output(problem):
@@ -349,19 +358,19 @@ def test_integrate_d_out_2_needs_labels_per_output(problem):
     _, X, y, _ = problem
     model = _core.TwoLayer(3, 4, 2, "relu")
     with pytest.raises(ValueError, match="d_out"):
-        _core.integrate(model, X, y, np.zeros(model.n_params), **options())
+        _core.integrate(model, X, y, np.zeros(model.n_params), options=core(options()))
 
 
 def test_integrate_unknown_loss(problem):
     model, X, y, thetas = problem
     with pytest.raises(ValueError, match="loss"):
-        _core.integrate(model, X, y, thetas[0], **dict(options(), loss="hinge"))
+        _core.integrate(model, X, y, thetas[0], options=core(dict(options(), loss="hinge")))
 
 
 def test_integrate_negative_count_is_a_conversion_error(problem):
     model, X, y, thetas = problem
     with pytest.raises(TypeError):
-        _core.integrate(model, X, y, thetas[0], **dict(options(), max_steps=-1))
+        _core.integrate(model, X, y, thetas[0], options=core(dict(options(), max_steps=-1)))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -371,9 +380,9 @@ def test_integrate_negative_count_is_a_conversion_error(problem):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_integrate_many_one_dict_per_row(problem, threads):
     model, X, y, thetas = problem
-    raws = _core.integrate_many(model, X, y, thetas, threads=threads, **options())
+    raws = _core.integrate_many(model, X, y, thetas, threads=threads, options=core(options()))
     assert isinstance(raws, list) and len(raws) == len(thetas)
-    single_keys = set(_core.integrate(model, X, y, thetas[0], **options()))
+    single_keys = set(_core.integrate(model, X, y, thetas[0], options=core(options())))
     for raw in raws:
         assert isinstance(raw, dict) and set(raw) == single_keys == RESULT_KEYS
 
@@ -383,9 +392,9 @@ def test_integrate_many_one_dict_per_row(problem, threads):
 def test_integrate_many_rows_equal_integrate(problem, loss, threads):
     model, X, Y, thetas, opts = problem_for(problem, loss)
     thetas = np.vstack([thetas, thetas])  # 6 rows: with 2 threads some worker runs at least 3 in a row
-    singles = [_core.integrate(model, X, Y, row, **opts) for row in thetas]
+    singles = [_core.integrate(model, X, Y, row, options=core(opts)) for row in thetas]
     assert sum(len(r["event_tau"]) for r in singles) > 0
-    raws = _core.integrate_many(model, X, Y, thetas, threads=threads, **opts)
+    raws = _core.integrate_many(model, X, Y, thetas, threads=threads, options=core(opts))
     assert len(raws) == len(thetas)
     for i, (raw, single) in enumerate(zip(raws, singles)):
         assert_same_result(raw, single, f"row {i} (threads={threads})")
@@ -394,16 +403,16 @@ def test_integrate_many_rows_equal_integrate(problem, loss, threads):
 def test_integrate_many_same_row_twice(problem):
     # the smallest batch that must be a loop of integrate: the second run may not see the first one's state
     model, X, y, thetas = problem
-    single = _core.integrate(model, X, y, thetas[1], **options())
-    first, second = _core.integrate_many(model, X, y, thetas[[1, 1]], threads=1, **options())
+    single = _core.integrate(model, X, y, thetas[1], options=core(options()))
+    first, second = _core.integrate_many(model, X, y, thetas[[1, 1]], threads=1, options=core(options()))
     assert_same_result(first, single, "first row")
     assert_same_result(second, single, "second row")
 
 
 def test_integrate_many_more_threads_than_rows(problem):
     model, X, y, thetas = problem
-    singles = [_core.integrate(model, X, y, row, **options()) for row in thetas[:1]]
-    raws = _core.integrate_many(model, X, y, thetas[:1], threads=8, **options())
+    singles = [_core.integrate(model, X, y, row, options=core(options())) for row in thetas[:1]]
+    raws = _core.integrate_many(model, X, y, thetas[:1], threads=8, options=core(options()))
     assert len(raws) == 1
     assert_same_result(raws[0], singles[0], "row 0 (threads=8)")
 
@@ -411,7 +420,7 @@ def test_integrate_many_more_threads_than_rows(problem):
 @pytest.mark.parametrize("threads", [0, 1, 2])
 def test_integrate_many_no_rows(problem, threads):
     model, X, y, _ = problem
-    assert _core.integrate_many(model, X, y, np.zeros((0, model.n_params)), threads=threads, **options()) == []
+    assert _core.integrate_many(model, X, y, np.zeros((0, model.n_params)), threads=threads, options=core(options())) == []
 
 
 @pytest.mark.parametrize("shape", ["1d", "wrong-columns", "3d"])
@@ -419,4 +428,4 @@ def test_integrate_many_bad_thetas(problem, shape):
     model, X, y, thetas = problem
     bad = {"1d": thetas[0], "wrong-columns": thetas[:, :-1], "3d": thetas[None]}[shape]
     with pytest.raises(ValueError, match="thetas0"):
-        _core.integrate_many(model, X, y, bad, threads=1, **options())
+        _core.integrate_many(model, X, y, bad, threads=1, options=core(options()))

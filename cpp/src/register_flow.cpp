@@ -14,31 +14,18 @@ using namespace fastflow;
 
 namespace {
 
-struct Problem {
-    const Model* model;
-    farray X, Y;
-    std::size_t n;
-    Options opt;
-};
-
-Problem make_problem(const Model& model, const farray& X, const farray& Y, const std::string& loss, double tau_max,
-                     double rtol, double atol, std::size_t max_steps, std::size_t max_events, double gtol,
-                     const farray& tau_eval) {
-    Problem pb{&model, X, Y, 0, {}};
+void check_data(const Model& model, const farray& X, const farray& Y) {
     if (X.ndim() != 2 || static_cast<std::size_t>(X.shape(1)) != model.d_in())
         throw std::invalid_argument("X must be 2-D with d_in columns");
-    pb.n = static_cast<std::size_t>(X.shape(0));
-    pb.opt.loss = loss_from_name(loss);
-    if (static_cast<std::size_t>(Y.size()) != pb.n * model.d_out())
+    if (static_cast<std::size_t>(Y.size()) != static_cast<std::size_t>(X.shape(0)) * model.d_out())
         throw std::invalid_argument("y must have d_out targets (labels +-1 for classification) per sample");
-    pb.opt.tau_max = tau_max;
-    pb.opt.rtol = rtol;
-    pb.opt.atol = atol;
-    pb.opt.max_steps = max_steps;
-    pb.opt.max_events = max_events;
-    pb.opt.gtol = gtol;
-    pb.opt.tau_eval.assign(tau_eval.data(), tau_eval.data() + tau_eval.size());
-    return pb;
+}
+
+template <std::size_t N>
+py::tuple names(const char* const (&list)[N]) {
+    py::tuple out(N);
+    for (std::size_t i = 0; i < N; ++i) out[i] = py::str(list[i]);
+    return out;
 }
 
 py::dict to_dict(const Result& r, std::size_t p) {
@@ -73,6 +60,9 @@ py::dict to_dict(const Result& r, std::size_t p) {
     d["event_layer"] = ev_layer;
     d["event_neuron"] = ev_neuron;
     d["theta_eval"] = theta_eval;
+    py::array_t<std::uint8_t> modes(static_cast<py::ssize_t>(r.modes.size()));
+    for (std::size_t k = 0; k < r.modes.size(); ++k) modes.mutable_at(static_cast<py::ssize_t>(k)) = static_cast<std::uint8_t>(r.modes[k]);
+    d["modes"] = modes;
     d["log_loss_eval"] = py::array_t<double>(m, r.log_loss_eval.data());
     return d;
 }
@@ -92,38 +82,51 @@ struct SignalPoll {
 }  // namespace
 
 void register_flow(py::module_& m) {
+    m.attr("STATUSES") = names(status_names);
+    m.attr("EVENT_KINDS") = names(event_kind_names);
+    m.attr("LOSSES") = names(loss_names);
+    m.attr("MODES") = names(mode_names);
+
+    py::class_<Options>(m, "Options")
+        .def(py::init<>())
+        .def_property(
+            "loss", [](const Options& o) { return loss_name(o.loss); },
+            [](Options& o, const std::string& name) { o.loss = loss_from_name(name); })
+        .def_readwrite("tau_max", &Options::tau_max)
+        .def_readwrite("rtol", &Options::rtol)
+        .def_readwrite("atol", &Options::atol)
+        .def_readwrite("max_steps", &Options::max_steps)
+        .def_readwrite("max_events", &Options::max_events)
+        .def_readwrite("gtol", &Options::gtol)
+        .def_readwrite("tau_eval", &Options::tau_eval);
+
     m.def("integrator_bytes", &Integrator::bytes_needed, py::arg("model"), py::arg("n"), py::arg("n_eval"));
 
     m.def(
         "integrate",
-        [](const Model& model, const farray& X, const farray& Y, const farray& theta0, const std::string& loss,
-           double tau_max, double rtol, double atol, std::size_t max_steps, std::size_t max_events, double gtol,
-           const farray& tau_eval) {
-            Problem pb = make_problem(model, X, Y, loss, tau_max, rtol, atol, max_steps, max_events, gtol, tau_eval);
+        [](const Model& model, const farray& X, const farray& Y, const farray& theta0, const Options& options) {
+            check_data(model, X, Y);
             if (theta0.ndim() != 1 || static_cast<std::size_t>(theta0.shape(0)) != model.n_params())
                 throw std::invalid_argument("theta0 must be 1-D of length n_params");
             Result r;
             bool interrupted = false;
             {
-                // safe: the integrator reads only the arrays held by pb and writes only r
+                // safe: the integrator reads only X, Y, theta0 and options (held here) and writes only r
                 py::gil_scoped_release release;
                 SignalPoll poll;
-                Integrator integ(model, pb.X.data(), pb.Y.data(), pb.n, pb.opt);
+                Integrator integ(model, X.data(), Y.data(), static_cast<std::size_t>(X.shape(0)), options);
                 r = integ.run(theta0.data(), [&] { return interrupted = interrupted || poll(); });
             }
             if (interrupted) PyErr_Clear();  // reported as status "interrupted"
             return to_dict(r, model.n_params());
         },
-        py::arg("model"), py::arg("X"), py::arg("Y"), py::arg("theta0"), py::arg("loss"), py::arg("tau_max"),
-        py::arg("rtol"), py::arg("atol"), py::arg("max_steps"), py::arg("max_events"), py::arg("gtol"),
-        py::arg("tau_eval"));
+        py::arg("model"), py::arg("X"), py::arg("Y"), py::arg("theta0"), py::arg("options"));
 
     m.def(
         "integrate_many",
-        [](const Model& model, const farray& X, const farray& Y, const farray& thetas, const std::string& loss,
-           double tau_max, double rtol, double atol, std::size_t max_steps, std::size_t max_events, double gtol,
-           const farray& tau_eval, std::size_t threads) {
-            Problem pb = make_problem(model, X, Y, loss, tau_max, rtol, atol, max_steps, max_events, gtol, tau_eval);
+        [](const Model& model, const farray& X, const farray& Y, const farray& thetas, const Options& options,
+           std::size_t threads) {
+            check_data(model, X, Y);
             if (thetas.ndim() != 2 || static_cast<std::size_t>(thetas.shape(1)) != model.n_params())
                 throw std::invalid_argument("thetas0 must be 2-D with n_params columns");
             const std::size_t count = static_cast<std::size_t>(thetas.shape(0)), p = model.n_params();
@@ -132,7 +135,7 @@ void register_flow(py::module_& m) {
             std::atomic<bool> stop{false};
             bool interrupted = false;
             {
-                // safe: workers read only pb's arrays and thetas, and each writes its own results[i]
+                // safe: workers read only X, Y, thetas and options, and each writes its own results[i]
                 py::gil_scoped_release release;
                 std::mutex mu;
                 std::condition_variable cv;
@@ -141,7 +144,7 @@ void register_flow(py::module_& m) {
                 std::vector<std::thread> pool;
                 for (std::size_t w = 0; w < nt; ++w)
                     pool.emplace_back([&] {
-                        Integrator integ(model, pb.X.data(), pb.Y.data(), pb.n, pb.opt);
+                        Integrator integ(model, X.data(), Y.data(), static_cast<std::size_t>(X.shape(0)), options);
                         for (std::size_t i; (i = next++) < count && !stop;)
                             results[i] = integ.run(thetas.data() + i * p, [&] { return stop.load(); });
                         std::lock_guard<std::mutex> lock(mu);
@@ -172,7 +175,5 @@ void register_flow(py::module_& m) {
             }
             return out;
         },
-        py::arg("model"), py::arg("X"), py::arg("Y"), py::arg("thetas"), py::arg("loss"), py::arg("tau_max"),
-        py::arg("rtol"), py::arg("atol"), py::arg("max_steps"), py::arg("max_events"), py::arg("gtol"),
-        py::arg("tau_eval"), py::arg("threads"));
+        py::arg("model"), py::arg("X"), py::arg("Y"), py::arg("thetas"), py::arg("options"), py::arg("threads"));
 }

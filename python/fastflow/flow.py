@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -10,14 +10,45 @@ from . import _core
 from ._validate import check_memory, choice, positive_int, real_array, real_scalar
 from .data import as_dataset
 
-LOSSES = ("exponential", "logistic", "square")
-STATUSES = ("converged", "t_max", "max_steps", "max_events", "stalled", "interrupted", "error")
-EVENT_KINDS = ("activate", "deactivate", "slide_start", "slide_end", "branch")
+LOSSES = _core.LOSSES
+STATUSES = _core.STATUSES
+EVENT_KINDS = _core.EVENT_KINDS
+MODES = _core.MODES
 # the square-loss flow converges to a point: stop there instead of resolving rounding noise until t_max
 DEFAULT_SQUARE_GTOL = 1e-10
 MEMORY_HINT = "fewer samples, a narrower network or fewer t_eval points"
-EVENT_DTYPE = np.dtype([("t", "f8"), ("log_t", "f8"), ("kind", "U11"), ("sample", "i8"), ("layer", "i8"),
-                        ("neuron", "i8")])
+EVENT_DTYPE = np.dtype([("t", "f8"), ("log_t", "f8"), ("kind", f"U{max(map(len, EVENT_KINDS))}"), ("sample", "i8"),
+                        ("layer", "i8"), ("neuron", "i8")])
+
+
+@dataclass(frozen=True)
+class FlowOptions:
+    """The options of `flow` and `flow_many` (and of an Experiment's flows), with their defaults.
+
+    t_max, or log_t_max for horizons past float64 (classification losses). gtol: stop ("converged") once
+    ||grad L|| <= gtol (default 1e-10 for the square loss, 0 otherwise). t_eval: sorted times for dense samples
+    (theta_at, loss_at)."""
+
+    t_max: float = 1e6
+    log_t_max: float = None
+    rtol: float = 1e-10
+    atol: float = 1e-12
+    t_eval: object = None
+    max_events: int = 100_000
+    max_steps: int = 10_000_000
+    gtol: float = None
+
+    @classmethod
+    def from_kwargs(cls, where, kwargs):
+        """FlowOptions from keyword arguments, naming `where` and the allowed names if one is unknown."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - names)
+        if unknown:
+            raise TypeError(f"{where}: unknown options {unknown}; allowed: {', '.join(sorted(names))}")
+        return replace(cls(), **kwargs)
+
+
+FLOW_OPTIONS = tuple(f.name for f in fields(FlowOptions))
 
 
 @dataclass(frozen=True)
@@ -40,6 +71,12 @@ class Trajectory:
     t_eval: np.ndarray = field(repr=False)
     theta_at: np.ndarray = field(repr=False)
     loss_at: np.ndarray = field(repr=False)
+    modes: np.ndarray = field(repr=False, default=None)  # (n, hidden units): index into MODES of the final mode
+
+    @property
+    def mode_names(self):
+        """The final mode of every (sample, hidden unit) switch by name ("inactive", "active", "sliding")."""
+        return np.asarray(MODES)[self.modes]
 
     @property
     def n_events(self):
@@ -72,7 +109,8 @@ class _TimeMap:
             return tau, np.log(tau)
 
 
-def _problem(net, data, loss, t_max, log_t_max, rtol, atol, t_eval, max_events, max_steps, gtol):
+def _problem(net, data, loss, opts):
+    """The validated dataset, targets, time map, t_eval and the kernel's options of one flow problem."""
     choice("loss", loss, LOSSES)
     data = as_dataset(data)
     if data.d != net.d_in:
@@ -83,31 +121,34 @@ def _problem(net, data, loss, t_max, log_t_max, rtol, atol, t_eval, max_events, 
         y = data.binary_labels(loss)
     else:
         y = data.one_vs_all(loss, net.d_out)
-    rtol = real_scalar("rtol", rtol, low=0.0, high=0.1, low_open=True)
-    atol = real_scalar("atol", atol, low=0.0)
     time = _TimeMap(loss)
-    if log_t_max is not None:
-        tau_max = float(time.tau_of_log_t(real_scalar("log_t_max", log_t_max)))
+    core = _core.Options()
+    core.loss = loss
+    core.rtol = real_scalar("rtol", opts.rtol, low=0.0, high=0.1, low_open=True)
+    core.atol = real_scalar("atol", opts.atol, low=0.0)
+    if opts.log_t_max is not None:
+        tau_max = float(time.tau_of_log_t(real_scalar("log_t_max", opts.log_t_max)))
         if not np.isfinite(tau_max):
-            raise ValueError(f"log_t_max = {log_t_max} is past float64 time for the square loss; use t_max")
+            raise ValueError(f"log_t_max = {opts.log_t_max} is past float64 time for the square loss; use t_max")
         if tau_max <= 0:
-            raise ValueError(f"log_t_max = {log_t_max} gives no positive horizon")
+            raise ValueError(f"log_t_max = {opts.log_t_max} gives no positive horizon")
     else:
-        tau_max = float(time.tau(real_scalar("t_max", t_max, low=0.0, low_open=True)))
-    if t_eval is None:
+        tau_max = float(time.tau(real_scalar("t_max", opts.t_max, low=0.0, low_open=True)))
+    core.tau_max = tau_max
+    if opts.t_eval is None:
         t_eval = np.zeros(0)
     else:
-        t_eval = real_array("t_eval", t_eval, ndim=1)
+        t_eval = real_array("t_eval", opts.t_eval, ndim=1)
         if np.any(t_eval < 0) or np.any(np.diff(t_eval) < 0):
             raise ValueError("t_eval must be non-negative and sorted in increasing order")
+    gtol = opts.gtol
     if gtol is None:
         gtol = DEFAULT_SQUARE_GTOL if loss == "square" else 0.0
-    gtol = real_scalar("gtol", gtol, low=0.0)
-    options = dict(loss=loss, tau_max=tau_max, rtol=rtol, atol=atol,
-                   max_steps=positive_int("max_steps", max_steps),
-                   max_events=positive_int("max_events", max_events), gtol=gtol,
-                   tau_eval=np.ascontiguousarray(time.tau(t_eval)))
-    return data, y, time, t_eval, options
+    core.gtol = real_scalar("gtol", gtol, low=0.0)
+    core.max_steps = positive_int("max_steps", opts.max_steps)
+    core.max_events = positive_int("max_events", opts.max_events)
+    core.tau_eval = np.ascontiguousarray(time.tau(t_eval)).tolist()
+    return data, y, time, t_eval, core
 
 
 def _margin(net, data, theta, loss, y):
@@ -130,39 +171,30 @@ def _trajectory(raw, net, data, y, loss, time, t_eval):
         loss=float(loss_value), log_loss=float(raw["log_loss"]), grad_norm=float(grad_norm),
         margin=_margin(net, data, theta, loss, y), events=events, n_steps=int(raw["n_steps"]),
         n_rejected=int(raw["n_rejected"]), n_rhs=int(raw["n_rhs"]), t_eval=t_eval, theta_at=raw["theta_eval"],
-        loss_at=loss_at)
+        loss_at=loss_at, modes=raw["modes"].reshape(data.n, -1))
 
 
-def flow(net, data, theta0, loss="exponential", t_max=1e6, log_t_max=None, rtol=1e-10, atol=1e-12, t_eval=None,
-         max_events=100_000, max_steps=10_000_000, gtol=None):
+def flow(net, data, theta0, loss="exponential", **options):
     """Integrate the minimal-norm (sub)gradient flow d theta/dt = -m(theta) from theta0.
 
     loss: "exponential" | "logistic" (y of +-1, log-space, any horizon; with d_out = K > 1 one-vs-all over
-    integer class labels in [0, K)) | "square" (real targets).
-    t_max, or log_t_max for horizons past float64 (classification losses). gtol: stop ("converged") once
-    ||grad L|| <= gtol (default 1e-10 for the square loss, 0 otherwise). t_eval: sorted times for dense samples (theta_at, loss_at). Ctrl-C returns the run so far
-    with status "interrupted".
+    integer class labels in [0, K)) | "square" (real targets). options: those of FlowOptions (t_max = 1e6,
+    log_t_max, rtol = 1e-10, atol = 1e-12, t_eval, max_events = 100000, max_steps = 1e7, gtol). Ctrl-C returns the
+    run so far with status "interrupted".
     """
-    data, y, time, t_eval, options = _problem(net, data, loss, t_max, log_t_max, rtol, atol, t_eval, max_events,
-                                              max_steps, gtol)
+    opts = FlowOptions.from_kwargs("flow", options)
+    data, y, time, t_eval, core = _problem(net, data, loss, opts)
     theta0 = net.check_theta(theta0, "theta0")
     check_memory("this flow", _core.integrator_bytes(net._core, data.n, len(t_eval)), MEMORY_HINT)
-    raw = _core.integrate(net._core, data.X, y, theta0, **options)
+    raw = _core.integrate(net._core, data.X, y, theta0, core)
     return _trajectory(raw, net, data, y, loss, time, t_eval)
 
 
-def flow_many(net, data, thetas0, threads=None, **kwargs):
+def flow_many(net, data, thetas0, threads=None, loss="exponential", **options):
     """`flow` from each row of thetas0, on C++ threads with the GIL released; identical to a loop of `flow`
     whatever `threads` is."""
-    loss = kwargs.pop("loss", "exponential")
-    args = {k: kwargs.pop(k) for k in list(kwargs) if k in ("t_max", "log_t_max", "rtol", "atol", "t_eval",
-                                                            "max_events", "max_steps", "gtol")}
-    if kwargs:
-        raise TypeError(f"flow_many got unexpected arguments: {', '.join(kwargs)}")
-    defaults = dict(t_max=1e6, log_t_max=None, rtol=1e-10, atol=1e-12, t_eval=None, max_events=100_000,
-                    max_steps=10_000_000, gtol=None)
-    defaults.update(args)
-    data, y, time, t_eval, options = _problem(net, data, loss, **defaults)
+    opts = FlowOptions.from_kwargs("flow_many", options)
+    data, y, time, t_eval, core = _problem(net, data, loss, opts)
     thetas0 = real_array("thetas0", thetas0, ndim=2)
     if thetas0.shape[1] != net.n_params:
         raise ValueError(f"thetas0 must have n_params = {net.n_params} columns, got {thetas0.shape[1]}")
@@ -172,5 +204,5 @@ def flow_many(net, data, thetas0, threads=None, **kwargs):
     check_memory(f"flow_many of {len(thetas0)} runs on {workers} threads",
                  workers * _core.integrator_bytes(net._core, data.n, len(t_eval)) + results,
                  MEMORY_HINT + ", fewer threads or fewer rows at once")
-    raws = _core.integrate_many(net._core, data.X, y, thetas0, threads=threads, **options)
+    raws = _core.integrate_many(net._core, data.X, y, thetas0, core, threads=threads)
     return [_trajectory(raw, net, data, y, loss, time, t_eval) for raw in raws]

@@ -1,5 +1,6 @@
 // Losses in log space: per-sample weights and log L never under- or overflow at margins of 1e6 and beyond.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <limits>
@@ -10,12 +11,16 @@ namespace fastflow {
 
 enum class Loss { exponential, logistic, square };
 
+// Adding a loss: its name here, its log l and log(-l') below (and its curvature, for the stiff phase's Jacobian).
+inline constexpr const char* loss_names[] = {"exponential", "logistic", "square"};
+
 inline Loss loss_from_name(const std::string& name) {
-    if (name == "exponential") return Loss::exponential;
-    if (name == "logistic") return Loss::logistic;
-    if (name == "square") return Loss::square;
+    for (int k = 0; k < 3; ++k)
+        if (name == loss_names[k]) return static_cast<Loss>(k);
     throw std::invalid_argument("loss must be 'exponential', 'logistic' or 'square', got '" + name + "'");
 }
+
+inline const char* loss_name(Loss loss) { return loss_names[static_cast<int>(loss)]; }
 
 inline bool is_classification(Loss loss) { return loss != Loss::square; }
 
@@ -32,6 +37,23 @@ inline double log_ell(Loss loss, double q) {
 
 // log(-l'(q)), the log of the per-sample weight
 inline double log_neg_dell(Loss loss, double q) { return loss == Loss::exponential ? -q : -softplus(q); }
+
+// d(-log w)/dq, the curvature of a classification loss in its margin q
+inline double log_weight_slope(Loss loss, double q) { return loss == Loss::exponential ? 1.0 : 1.0 / (1.0 + std::exp(-q)); }
+
+// How far a sliding multiplier s may stray out of [0,1] by rounding, for one sample (its outputs, targets and
+// weights G): s is a ratio of sample weights, and for the square loss the residual Phi - y cancels, so near a
+// minimum its relative error is eps (|Phi| + |y|) / |Phi - y|.
+inline double slide_exit_band(Loss loss, const double* out, const double* y, const double* G, std::size_t outputs) {
+    constexpr double classification_band = 1e-10;
+    if (loss != Loss::square) return classification_band;
+    double terms = 0.0, residual = 0.0;
+    for (std::size_t c = 0; c < outputs; ++c) {
+        terms += std::abs(out[c]) + std::abs(y[c]);
+        residual += std::abs(G[c]);
+    }
+    return std::max(classification_band, 64.0 * std::numeric_limits<double>::epsilon() * terms / residual);
+}
 
 inline double log_sum_exp(const double* a, std::size_t n) {
     double m = -std::numeric_limits<double>::infinity();

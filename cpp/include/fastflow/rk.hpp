@@ -4,14 +4,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <vector>
 
 namespace fastflow::dopri5 {
 
-constexpr double SAFETY = 0.9;
-constexpr double MIN_FACTOR = 0.2;
-constexpr double MAX_FACTOR = 10.0;
 constexpr int ORDER = 5;
+constexpr int ERROR_ORDER = 4;  // of the embedded solution: the error estimate scales like h^(ERROR_ORDER + 1)
 constexpr int STAGES = 7;
+constexpr int FSAL = STAGES - 1;  // the last stage is the field at the step's end: the next step's first
 constexpr int DENSE_DEGREE = 4;
 
 constexpr double C[STAGES] = {0.0, 1.0 / 5, 3.0 / 10, 4.0 / 5, 8.0 / 9, 1.0, 1.0};
@@ -55,6 +55,30 @@ inline void dense_eval(const double* coef, std::size_t p, double sigma, double* 
         for (int m = 3; m >= 0; --m) v = v * sigma + coef[m * p + q];
         y[q] = v;
     }
+}
+
+// One step of size h from y0 (k[0] = f(t, y0)): the stages k[1..6] and the 5th-order solution y1 (y_stage:
+// workspace). Returns the error estimate's root mean square, scaled by atol + rtol max(|y0|, |y1|).
+template <class Field>
+double step(Field&& f, double t, double h, const double* y0, std::vector<double>* k, double* y1, double* y_stage,
+            std::size_t p, double rtol, double atol) {
+    for (int s = 1; s < STAGES; ++s) {
+        double* y = s == STAGES - 1 ? y1 : y_stage;
+        for (std::size_t q = 0; q < p; ++q) {
+            double acc = 0.0;
+            for (int r = 0; r < s; ++r) acc += A[s][r] * k[r][q];
+            y[q] = y0[q] + h * acc;
+        }
+        f(t + C[s] * h, y, k[s].data());
+    }
+    double err = 0.0;
+    for (std::size_t q = 0; q < p; ++q) {
+        double e = 0.0;
+        for (int s = 0; s < STAGES; ++s) e += E[s] * k[s][q];
+        const double sc = atol + rtol * std::max(std::abs(y0[q]), std::abs(y1[q]));
+        err += (h * e / sc) * (h * e / sc);
+    }
+    return std::sqrt(err / static_cast<double>(p));
 }
 
 }  // namespace fastflow::dopri5

@@ -1,0 +1,208 @@
+// Classification of switches on their surfaces: which leave, to which side, and which slide. (The "affect" of an
+// event; locate.hpp finds its time.)
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
+#include "boxqp.hpp"
+#include "event_log.hpp"
+#include "geometry.hpp"
+#include "linalg.hpp"
+#include "sliding.hpp"
+#include "switch_state.hpp"
+#include "time_map.hpp"
+#include "types.hpp"
+
+namespace fastflow {
+
+class Classifier {
+public:
+    Classifier(const Problem& pb, SwitchState& state, SwitchGeometry& geometry, Sliding& sliding, Velocity& velocity,
+               EventLog& log)
+        : pb_(pb), st_(state), geo_(geometry), sliding_(sliding), velocity_(velocity), log_(log), F_(pb.p),
+          normal_(pb.p) {}
+
+    // Decide the mode of every switch in `set` (all on their surfaces, at theta) from the minimal-norm element of
+    // the Clarke subdifferential over the box s in [0,1]^set: interior s slides; otherwise the pair leaves to the
+    // side the velocity points to. A pair that leaves takes that side's slope, which changes the field the others
+    // see, so the box problem is solved again over the undecided ones until no more leave. Records the changes.
+    void classify(double tau, const double* theta, std::vector<std::size_t> set) {
+        std::sort(set.begin(), set.end());
+        set.erase(std::unique(set.begin(), set.end()), set.end());
+        std::sort(set.begin(), set.end(), [this](std::size_t a, std::size_t b) {
+            const std::size_t ua = a % pb_.H, ub = b % pb_.H;
+            return ua != ub ? ua < ub : a < b;
+        });
+        std::vector<Mode> old(set.size());
+        for (std::size_t a = 0; a < set.size(); ++a) old[a] = st_.mode[set[a]], st_.slopes[set[a]] = 0.0;
+        std::vector<std::size_t> rest;
+        for (std::size_t z : st_.Z)
+            if (std::find(set.begin(), set.end(), z) == set.end()) rest.push_back(z);
+        std::vector<std::size_t> undecided = set;
+        if (pb_.model.linear_switches()) decide_by_box(tau, theta, undecided, rest);
+        else decide_by_hull(tau, theta, undecided, rest);
+        std::vector<std::size_t>& Z = st_.Z;
+        Z = rest;
+        Z.insert(Z.end(), undecided.begin(), undecided.end());
+        // A switch decided at a bound whose surface contains the sliding set's intersection (its normal lies in
+        // their span: a duplicated or parallel sample) stays on its surface as long as they slide: it slides too.
+        if (!Z.empty()) {
+            const Normals nm = geo_.normals(theta, st_.slopes.data(), Z);  // companions add nothing to the span
+            for (std::size_t sw : set)
+                if (std::find(undecided.begin(), undecided.end(), sw) == undecided.end() &&
+                    geo_.in_span(theta, st_.slopes.data(), sw, nm))
+                    undecided.push_back(sw), Z.push_back(sw);
+        }
+        for (std::size_t sw : undecided) st_.mode[sw] = Mode::sliding, st_.slopes[sw] = 0.0;
+        std::sort(Z.begin(), Z.end());
+        for (std::size_t a = 0; a < set.size(); ++a) {
+            if (log_.record(tau, old[a], st_.mode[set[a]], set[a]) && st_.branch[set[a]])
+                log_.push(tau, EventKind::branch, set[a], Mode::unset);
+        }
+    }
+
+private:
+    void take_side(std::size_t sw, bool up) {
+        st_.mode[sw] = up ? Mode::active : Mode::inactive;
+        st_.slopes[sw] = up ? 1.0 : 0.0;
+    }
+
+    // Two-layer networks: the box problem over the undecided switches, solved again after each leave (see
+    // classify); those left undecided slide. A side taken in an early round reads the field before later leaves
+    // (e.g. two samples of one neuron, each turning the other's velocity around): every side is checked against
+    // the final field, and a switch that it sends back across is decided again with the others fixed.
+    void decide_by_box(double tau, const double* theta, std::vector<std::size_t>& undecided,
+                       const std::vector<std::size_t>& rest) {
+        const std::vector<std::size_t> all = undecided;
+        for (std::size_t pass = 0; pass <= all.size(); ++pass) {
+            box_rounds(tau, theta, undecided, rest);
+            st_.Z = rest;
+            st_.Z.insert(st_.Z.end(), undecided.begin(), undecided.end());
+            velocity_(tau, theta, F_.data());
+            const double fnorm = norm2(F_.data(), pb_.p);
+            std::vector<std::size_t> turned;
+            for (std::size_t sw : all) {
+                if (std::find(undecided.begin(), undecided.end(), sw) != undecided.end()) continue;
+                double tol;
+                const double dh =
+                    geo_.normal_velocity(theta, st_.slopes.data(), sw, F_.data(), fnorm, normal_.data(), tol);
+                if (st_.mode[sw] == Mode::active ? dh < -tol : dh > tol) turned.push_back(sw);
+            }
+            if (turned.empty()) return;
+            for (std::size_t sw : turned) st_.slopes[sw] = 0.0, undecided.push_back(sw);
+        }
+    }
+
+    void box_rounds(double tau, const double* theta, std::vector<std::size_t>& undecided,
+                    const std::vector<std::size_t>& rest) {
+        const std::size_t rounds = undecided.size(), p = pb_.p;
+        for (std::size_t round = 0; round <= rounds && !undecided.empty(); ++round) {
+            st_.Z = rest;
+            velocity_(tau, theta, F_.data());
+            const std::size_t k = undecided.size();
+            sliding_.slope_directions(undecided, theta, st_.slopes.data());
+            const std::vector<double>& D = sliding_.directions();
+            std::vector<double> b(k);
+            for (std::size_t a = 0; a < k; ++a) b[a] = dot(&D[a * p], F_.data(), p);
+            const std::vector<double> s = box_qp(sliding_.gram(), b, k, norm2(F_.data(), p));
+            for (std::size_t a = 0; a < k; ++a)
+                for (std::size_t q = 0; q < p; ++q) F_[q] += s[a] * D[a * p + q];
+            const double fnorm = norm2(F_.data(), p);
+            std::vector<int> side(k, -1);  // -1 slides, 0 inactive, 1 active
+            for (std::size_t a = 0; a < k; ++a) {
+                const std::size_t sw = undecided[a];
+                double tol;
+                const double dh =
+                    geo_.normal_velocity(theta, st_.slopes.data(), sw, F_.data(), fnorm, normal_.data(), tol);
+                const double nd = dot(normal_.data(), &D[a * p], p);  // d(dh)/ds
+                // box_qp puts variables at their bounds to its tolerance; s within the exit band of a bound is at
+                // it, for every switch alike (a slide whose exit was just found, s out of [0,1] by more than the
+                // band right after, ends there; and one switch's tie must not be decided unlike another's)
+                const double at_bound = sliding_.exit_band(sw / pb_.H);
+                if (s[a] > at_bound && s[a] < 1.0 - at_bound) {
+                    // both one-sided fields point away from the surface the minimal-norm solution keeps
+                    st_.branch[sw] = dh - s[a] * nd < -tol && dh + (1.0 - s[a]) * nd > tol;
+                    continue;
+                }
+                side[a] = leaves_up(tau, sw, s[a], dh, nd, tol);
+            }
+            // A switch leaving to the side opposite its bound (repulsive) changes the field every other decision
+            // of this round was read from: then it alone is decided, and the box problem is solved again.
+            std::size_t flip = k;
+            for (std::size_t a = 0; a < k && flip == k; ++a)
+                if (side[a] >= 0 && (side[a] == 1) != (s[a] >= 0.5)) flip = a;
+            std::vector<std::size_t> still;
+            for (std::size_t a = 0; a < k; ++a) {
+                if (side[a] < 0 || (flip < k && a != flip)) {
+                    still.push_back(undecided[a]);
+                    continue;
+                }
+                take_side(undecided[a], side[a] == 1);
+            }
+            const bool settled = still.size() == undecided.size();
+            undecided = still;
+            if (settled) break;
+        }
+    }
+
+    // The side of a switch whose multiplier s is at a bound: 1 active, 0 inactive, -1 it slides. The box problem's
+    // KKT conditions give it, s -> 1 active and s -> 0 inactive on an attractive surface (nd < 0), swapped on a
+    // repulsive one: off tangency this is sign(dh). A switch whose normal velocity is rounding noise (it reaches its
+    // surface tangentially, or a slide ends there) keeps the one-sided field of its bound (the minimal-norm
+    // element), unless it was put there at this very t already and the dense output went straight across: then
+    // the curvature decides, and it goes across; and if it comes straight back from there too, it slides.
+    // Both one-sided normal velocities of one sign: it crosses, whatever s the box solver left (its slope may
+    // barely move the field, e.g. a sample whose loss weight underflows: s is then arbitrary).
+    int leaves_up(double tau, std::size_t sw, double s, double dh, double nd, double tol) const {
+        const double v_inactive = dh - s * nd, v_active = dh + (1.0 - s) * nd;
+        bool up;
+        if (std::abs(dh) <= tol) {
+            // (a count left from an earlier t is stale: a slide may end here without its switch firing)
+            const std::size_t refires = same_time(st_.last_fired_tau[sw], tau) ? st_.refires[sw] : 0;
+            if (refires >= 2) return -1;  // put on both sides at this t and back each time: it slides
+            up = refires == 1 ? st_.mode[sw] == Mode::inactive : s >= 0.5;
+        } else if (std::min(v_inactive, v_active) > tol || std::max(v_inactive, v_active) < -tol) {
+            up = dh > 0.0;
+        } else {
+            up = (s >= 0.5) != (nd > 0.0);
+        }
+        return up ? 1 : 0;
+    }
+
+    // Deep networks: the minimal-norm element of the hull over the undecided (and sliding) switches; a switch it
+    // moves off its surface leaves to that side, the one moving fastest first (its slope changes the hull), until
+    // the rest stay: they slide.
+    void decide_by_hull(double tau, const double* theta, std::vector<std::size_t>& undecided,
+                        const std::vector<std::size_t>& rest) {
+        while (!undecided.empty()) {
+            st_.Z = rest;
+            st_.Z.insert(st_.Z.end(), undecided.begin(), undecided.end());
+            std::sort(st_.Z.begin(), st_.Z.end());
+            velocity_(tau, theta, F_.data());
+            const double fnorm = norm2(F_.data(), pb_.p);
+            std::size_t leaving = undecided.size();
+            double fastest = 0.0, leaving_rate = 0.0;
+            for (std::size_t a = 0; a < undecided.size(); ++a) {
+                geo_.normal(theta, st_.slopes.data(), undecided[a], normal_.data());
+                const double nn = norm2(normal_.data(), pb_.p);
+                const double rate = nn > 0.0 ? dot(normal_.data(), F_.data(), pb_.p) / nn : 0.0;
+                if (std::abs(rate) > std::max(fastest, 1e-9 * fnorm))
+                    fastest = std::abs(rate), leaving = a, leaving_rate = rate;
+            }
+            if (leaving == undecided.size()) return;
+            take_side(undecided[leaving], leaving_rate > 0.0);
+            undecided.erase(undecided.begin() + static_cast<std::ptrdiff_t>(leaving));
+        }
+    }
+
+    const Problem& pb_;
+    SwitchState& st_;
+    SwitchGeometry& geo_;
+    Sliding& sliding_;
+    Velocity& velocity_;
+    EventLog& log_;
+    std::vector<double> F_, normal_;  // the field and a normal at theta, within one decision
+};
+
+}  // namespace fastflow

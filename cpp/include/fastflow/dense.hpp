@@ -1,0 +1,43 @@
+// Dense samples at the caller's evaluation times, read off a step's polynomial dense output.
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
+#include "field.hpp"
+#include "rk.hpp"
+#include "time_map.hpp"
+#include "types.hpp"
+
+namespace fastflow {
+
+class DenseSamples {
+public:
+    DenseSamples(const Problem& pb, Field& field) : pb_(pb), field_(field), y_(pb.p) {}
+
+    void restart() { next_ = 0; }
+
+    // samples for the evaluation times up to tau_b, from the step's dense output (coef, step) or, with coef =
+    // nullptr, at the current state theta
+    void emit(Result& res, double tau_b, const double* coef, const StepMap& step, const double* theta,
+              const double* slopes) {
+        const std::vector<double>& times = pb_.opt.tau_eval;
+        const double log_loss_now = field_.log_loss();  // the run reads it (stall rule): samples must not change it
+        while (next_ < times.size() && times[next_] <= tau_b) {
+            const double te = times[next_++];
+            if (coef) dopri5::dense_eval(coef, pb_.p, std::clamp(step.sigma(te), 0.0, 1.0), y_.data());
+            else std::copy(theta, theta + pb_.p, y_.begin());
+            res.theta_eval.insert(res.theta_eval.end(), y_.begin(), y_.end());
+            res.log_loss_eval.push_back(field_.log_loss_at(te, y_.data(), slopes));
+        }
+        field_.restore_log_loss(log_loss_now);
+    }
+
+private:
+    const Problem& pb_;
+    Field& field_;
+    std::vector<double> y_;
+    std::size_t next_ = 0;
+};
+
+}  // namespace fastflow

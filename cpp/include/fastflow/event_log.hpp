@@ -1,0 +1,57 @@
+// The log of mode changes. Changes of the same switch at the same tau (handled in two rounds, e.g. a slide that
+// ends and restarts at once) are logged as their net change.
+#pragma once
+#include <cstddef>
+#include <vector>
+
+#include "time_map.hpp"
+#include "types.hpp"
+
+namespace fastflow {
+
+class EventLog {
+public:
+    explicit EventLog(const Problem& pb) : pb_(pb) {}
+
+    void clear() { entries_.clear(); }
+    std::size_t size() const { return entries_.size(); }
+
+    // Logs the mode change of switch sw; returns whether it started a slide.
+    bool record(double tau, Mode before, Mode after, std::size_t sw) {
+        for (std::size_t e = entries_.size(); e-- > 0 && same_time(entries_[e].event.tau, tau);) {
+            if (entries_[e].sw != sw) continue;
+            if (entries_[e].event.kind != EventKind::branch) before = entries_[e].before;
+            entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(e));
+        }
+        if (before == after) return false;
+        if (after == Mode::sliding) push(tau, EventKind::slide_start, sw, before);
+        else if (before == Mode::sliding) push(tau, EventKind::slide_end, sw, before);
+        else if (before != Mode::unset)
+            push(tau, after == Mode::active ? EventKind::activate : EventKind::deactivate, sw, before);
+        return after == Mode::sliding;
+    }
+
+    void push(double tau, EventKind kind, std::size_t sw, Mode before) {
+        const std::size_t unit = sw % pb_.H;
+        entries_.push_back({{tau, kind, sw / pb_.H, pb_.model.switch_layer(unit), pb_.model.switch_neuron(unit)},
+                            sw, before});
+    }
+
+    std::vector<Event> events() const {
+        std::vector<Event> out;
+        out.reserve(entries_.size());
+        for (const Entry& e : entries_) out.push_back(e.event);
+        return out;
+    }
+
+private:
+    struct Entry {
+        Event event;
+        std::size_t sw;  // the switch, and its mode before the change
+        Mode before;
+    };
+    const Problem& pb_;
+    std::vector<Entry> entries_;
+};
+
+}  // namespace fastflow

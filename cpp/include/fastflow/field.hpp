@@ -1,0 +1,71 @@
+// The smooth velocity F = -(dt/dtau) grad L at fixed slopes, and the loss in log space. It owns the per-sample
+// outputs and weights of its last evaluation (sliding reads them) and counts its evaluations.
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+#include "loss.hpp"
+#include "time_map.hpp"
+#include "types.hpp"
+
+namespace fastflow {
+
+class Field {
+public:
+    explicit Field(const Problem& pb)
+        : pb_(pb), out_(pb.n * pb.c), G_(pb.n * pb.c), logl_(pb.n * pb.c), scratch_(pb.model.scratch_size()) {}
+
+    void evaluate(double tau, const double* th, const double* slopes, double* F) {
+        ++evaluations_;
+        pb_.model.forward(th, pb_.X, pb_.n, slopes, out_.data(), scratch_.data());
+        weigh(tau);
+        pb_.model.vjp(th, pb_.X, pb_.n, slopes, G_.data(), F, scratch_.data());
+    }
+
+    // log L at th, with the outputs and weights there (not counted: no gradient)
+    double log_loss_at(double tau, const double* th, const double* slopes) {
+        pb_.model.forward(th, pb_.X, pb_.n, slopes, out_.data(), scratch_.data());
+        weigh(tau);
+        return logL_;
+    }
+
+    double log_loss() const { return logL_; }  // of the last evaluation
+    void restore_log_loss(double value) { logL_ = value; }
+    const double* outputs() const { return out_.data(); }
+    const double* weights() const { return G_.data(); }  // G = -(dt/dtau) dL/dPhi, per sample and output
+    double* scratch() { return scratch_.data(); }     // the model's workspace, for callers evaluating it directly
+    std::size_t evaluations() const { return evaluations_; }
+    void count_evaluation() { ++evaluations_; }
+    void reset_count() { evaluations_ = 0; }
+
+private:
+    // G = -(dt/dtau) dL/dPhi, computed in log space; also log L
+    void weigh(double tau) {
+        const std::size_t m = pb_.n * pb_.c;
+        if (pb_.opt.loss == Loss::square) {
+            double s = 0.0;
+            for (std::size_t q = 0; q < m; ++q) {
+                G_[q] = pb_.Y[q] - out_[q];
+                s += G_[q] * G_[q];
+            }
+            logL_ = std::log(0.5 * s);
+            return;
+        }
+        // binary (d_out = 1) or one-vs-all (Y_ik = +-1 for every output k): L = sum_ik l(Y_ik Phi_ik)
+        const double logfac = log_time_factor(pb_.opt.loss, tau);
+        for (std::size_t q = 0; q < m; ++q) {
+            const double margin = pb_.Y[q] * out_[q];
+            logl_[q] = log_ell(pb_.opt.loss, margin);
+            G_[q] = pb_.Y[q] * std::exp(logfac + log_neg_dell(pb_.opt.loss, margin));
+        }
+        logL_ = log_sum_exp(logl_.data(), m);
+    }
+
+    const Problem& pb_;
+    std::vector<double> out_, G_, logl_, scratch_;
+    double logL_ = 0.0;
+    std::size_t evaluations_ = 0;
+};
+
+}  // namespace fastflow

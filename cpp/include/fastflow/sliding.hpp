@@ -1,0 +1,164 @@
+// Filippov sliding: the velocity on an intersection of switching surfaces is the minimal-norm element of the
+// Clarke subdifferential (docs/mathematics.md, "Sliding").
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "boxqp.hpp"
+#include "field.hpp"
+#include "geometry.hpp"
+#include "linalg.hpp"
+#include "loss.hpp"
+#include "minnorm.hpp"
+#include "switch_state.hpp"
+#include "types.hpp"
+
+namespace fastflow {
+
+// The multipliers s of the sliding switches (two-layer networks), or degenerate: the surfaces are dependent, or
+// the network is deeper (no multipliers), and exits are read off the normal velocities.
+struct SlideSolution {
+    std::vector<double> s;
+    bool degenerate = false;
+};
+
+class Sliding {
+public:
+    static constexpr std::size_t max_hull_units = 12;  // 2^12 corner fields per sample and field evaluation
+
+    Sliding(const Problem& pb, Field& field) : pb_(pb), field_(field) {}
+
+    // rows D_a = dF/ds_a for the switches of `set`, and their Gram matrix (as directions(), gram())
+    void slope_directions(const std::vector<std::size_t>& set, const double* th, const double* slopes) {
+        D_.resize(set.size() * pb_.p);
+        for (std::size_t a = 0; a < set.size(); ++a)
+            pb_.model.slope_direction(th, pb_.X, slopes, set[a], field_.weights(), &D_[a * pb_.p]);
+        gram_matrix(D_, set.size(), pb_.p, Q_);
+    }
+    const std::vector<double>& directions() const { return D_; }
+    const std::vector<double>& gram() const { return Q_; }
+
+    // F (the smooth field at th) <- its minimal-norm Clarke combination over the sliding set Z.
+    // Two-layer networks: s minimises |F0 + D s| without bounds, which makes F tangent to every surface in Z.
+    // When the surfaces are dependent (e.g. a neuron pinned at w = 0) s is not unique: take the box-constrained
+    // minimiser, whose velocity is the minimal-norm subgradient, and watch the normal velocities for the exit.
+    SlideSolution add(const std::vector<std::size_t>& Z, const double* th, const double* slopes, double* F) {
+        if (!pb_.model.linear_switches()) return hull(Z, th, slopes, F);
+        const std::size_t k = Z.size(), p = pb_.p;
+        slope_directions(Z, th, slopes);
+        std::vector<double> b(k);
+        for (std::size_t a = 0; a < k; ++a) b[a] = -dot(&D_[a * p], F, p);
+        SlideSolution sol;
+        sol.degenerate = solve_psd(Q_, b, k, sol.s) < k;
+        if (sol.degenerate) {
+            for (double& v : b) v = -v;
+            sol.s = box_qp(Q_, b, k, norm2(F, p));
+        }
+        for (std::size_t a = 0; a < k; ++a)
+            for (std::size_t q = 0; q < p; ++q) F[q] += sol.s[a] * D_[a * p + q];
+        return sol;
+    }
+
+    // how far s may stray out of [0,1] by rounding at sample i (of the last field evaluation)
+    double exit_band(std::size_t i) const {
+        const std::size_t at = i * pb_.c;
+        return slide_exit_band(pb_.opt.loss, field_.outputs() + at, pb_.Y + at, field_.weights() + at, pb_.c);
+    }
+
+    // >= 0 while every sliding switch can stay on its surface (sol and F from the field at th)
+    double margin(const SlideSolution& sol, const std::vector<std::size_t>& Z, const double* th, const double* slopes,
+                  const double* F, bool banded) {
+        double worst = INFINITY;
+        if (!sol.degenerate) {
+            // s is only known to rounding of the terms that cancel in it: a slide ends once s is clearly out
+            for (std::size_t a = 0; a < Z.size(); ++a)
+                worst = std::min(worst, std::min(sol.s[a], 1.0 - sol.s[a]) + (banded ? exit_band(Z[a] / pb_.H) : 0.0));
+            return worst;
+        }
+        const double fnorm = norm2(F, pb_.p);
+        std::vector<double> n(pb_.p);
+        for (std::size_t z : Z) {
+            pb_.model.switch_normal(th, pb_.X, slopes, z, n.data());
+            const double nn = norm2(n.data(), pb_.p);
+            worst = std::min(worst, 1e-9 * nn * fnorm - std::abs(dot(n.data(), F, pb_.p)));
+        }
+        return worst;
+    }
+
+private:
+    // Deeper networks: the one-sided fields are multilinear, not affine, in the slopes of units on one sample's
+    // path, so the Clarke set is the convex hull of the fields at the corners of the slope box: F <- its
+    // minimal-norm point (Wolfe). Samples are independent: the hull is a Minkowski sum over the samples that have
+    // sliding units, and its linear minimisation picks each sample's best corner.
+    SlideSolution hull(const std::vector<std::size_t>& Z, const double* th, const double* slopes, double* F) {
+        const std::size_t p = pb_.p, H = pb_.H, c = pb_.c;
+        std::vector<std::size_t> samples;
+        for (std::size_t z : Z)
+            if (samples.empty() || samples.back() != z / H) samples.push_back(z / H);
+        std::vector<std::vector<double>> corners(samples.size());
+        std::vector<double> sl(H), base(p);
+        for (std::size_t g = 0; g < samples.size(); ++g) {
+            const std::size_t i = samples[g];
+            std::vector<std::size_t> units;
+            for (std::size_t z : Z)
+                if (z / H == i) units.push_back(z % H);
+            if (units.size() > max_hull_units)
+                throw std::runtime_error("more than " + std::to_string(max_hull_units) +
+                                         " units of one sample slide at once in a deep network");
+            const std::size_t count = std::size_t{1} << units.size();
+            corners[g].resize(count * p);
+            for (std::size_t k = 0; k < count; ++k) {
+                std::copy(slopes + i * H, slopes + (i + 1) * H, sl.begin());
+                for (std::size_t a = 0; a < units.size(); ++a) sl[units[a]] = (k >> a) & 1U ? 1.0 : 0.0;
+                pb_.model.vjp(th, pb_.X + i * pb_.model.d_in(), 1, sl.data(), field_.weights() + i * c,
+                              &corners[g][k * p], field_.scratch());
+            }
+            // relative to the all-inactive corner, which F already holds
+            for (std::size_t k = count; k-- > 0;)
+                for (std::size_t q = 0; q < p; ++q) corners[g][k * p + q] -= corners[g][q];
+        }
+        std::copy(F, F + p, base.begin());
+        auto lmo = [&](const double* x, double* v) {
+            std::copy(base.begin(), base.end(), v);
+            for (const auto& group : corners) {
+                const std::size_t count = group.size() / p;
+                std::size_t best = 0;
+                double best_value = INFINITY;
+                for (std::size_t k = 0; k < count; ++k) {
+                    const double value = dot(x, &group[k * p], p);
+                    if (value < best_value) best_value = value, best = k;
+                }
+                for (std::size_t q = 0; q < p; ++q) v[q] += group[best * p + q];
+            }
+        };
+        min_norm_point(p, lmo, F);
+        return {{}, true};
+    }
+
+    const Problem& pb_;
+    Field& field_;
+    std::vector<double> D_, Q_;
+};
+
+// The velocity of the flow with the current modes: the smooth field, made tangent on the sliding set.
+class Velocity {
+public:
+    Velocity(Field& field, Sliding& sliding, const SwitchState& state) : field_(field), sliding_(sliding), st_(state) {}
+
+    SlideSolution operator()(double tau, const double* th, double* F) {
+        field_.evaluate(tau, th, st_.slopes.data(), F);
+        if (st_.Z.empty()) return {};
+        return sliding_.add(st_.Z, th, st_.slopes.data(), F);
+    }
+
+private:
+    Field& field_;
+    Sliding& sliding_;
+    const SwitchState& st_;
+};
+
+}  // namespace fastflow

@@ -1,0 +1,62 @@
+// Step-size control of an embedded Runge-Kutta pair (Hairer, Norsett & Wanner II.4), the exponent taken from the
+// tableau's error order.
+#pragma once
+#include <algorithm>
+#include <cmath>
+
+#include "rk.hpp"
+
+namespace fastflow::step_control {
+
+constexpr double SAFETY = 0.9;
+constexpr double MIN_FACTOR = 0.2;
+constexpr double MAX_FACTOR = 10.0;
+constexpr double EXPONENT = -1.0 / (dopri5::ERROR_ORDER + 1);
+
+// the factor for the retry of a rejected step (err > 1, or not finite)
+inline double after_rejection(double err) {
+    return std::isfinite(err) ? std::max(MIN_FACTOR, SAFETY * std::pow(err, EXPONENT)) : MIN_FACTOR;
+}
+
+// the factor for the step after an accepted one; no growth right after a rejection (Hairer & Wanner's DOPRI5): it
+// would only be rejected again
+inline double after_acceptance(double err, bool just_rejected) {
+    if (just_rejected) return std::min(1.0, SAFETY * std::pow(err, EXPONENT));
+    if (err == 0.0) return MAX_FACTOR;
+    return std::min(MAX_FACTOR, std::max(MIN_FACTOR, SAFETY * std::pow(err, EXPONENT)));
+}
+
+// root mean square of (v - minus) / (atol + rtol |y|), without overflow when the ratios pass 1e154
+inline double scaled_rms(const double* v, const double* minus, const double* y, std::size_t p, double rtol,
+                         double atol) {
+    auto ratio = [&](std::size_t q) { return (v[q] - (minus ? minus[q] : 0.0)) / (atol + rtol * std::abs(y[q])); };
+    double big = 0.0;
+    for (std::size_t q = 0; q < p; ++q) big = std::max(big, std::abs(ratio(q)));
+    if (big == 0.0 || !std::isfinite(big)) return big;
+    double sum = 0.0;
+    for (std::size_t q = 0; q < p; ++q) sum += (ratio(q) / big) * (ratio(q) / big);
+    return big * std::sqrt(sum / static_cast<double>(p));
+}
+
+// Hairer, Norsett & Wanner's starting step from y (f0 = f(t, y)), guarded against overflow; `trial` and `f1` are
+// workspace of length p. log_time: the flow runs in tau = log(1 + t), where a trial step of more than a few units
+// multiplies every weight by e^h0 and may overflow.
+template <class Field>
+double initial_step(Field&& f, double t, const double* y, const double* f0, double* trial, double* f1, std::size_t p,
+                    double rtol, double atol, bool log_time) {
+    const double d0 = scaled_rms(y, nullptr, y, p, rtol, atol), d1 = scaled_rms(f0, nullptr, y, p, rtol, atol);
+    double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
+    if (log_time) h0 = std::min(h0, 1.0);
+    double d2 = INFINITY;
+    for (int attempt = 0; attempt < 64; ++attempt, h0 *= 0.01) {
+        for (std::size_t q = 0; q < p; ++q) trial[q] = y[q] + h0 * f0[q];
+        f(t + h0, trial, f1);
+        d2 = scaled_rms(f1, f0, y, p, rtol, atol) / h0;
+        if (std::isfinite(d2)) break;
+    }
+    const double dm = std::max(d1, d2);
+    const double h1 = dm <= 1e-15 ? std::max(1e-6, h0 * 1e-3) : std::pow(0.01 / dm, 1.0 / dopri5::ORDER);
+    return std::min(100 * h0, h1);
+}
+
+}  // namespace fastflow::step_control

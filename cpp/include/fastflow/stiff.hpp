@@ -1,0 +1,219 @@
+// The stiff phase: linearly implicit Euler with polynomial extrapolation (as in SEULEX), in u = log tau, where
+// d theta/du = tau F(tau, theta); the system is made autonomous by carrying u along. Late in a classification run
+// the margins of the support relax at rate O(1) while the direction moves like 1/tau.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <vector>
+
+#include "field.hpp"
+#include "geometry.hpp"
+#include "linalg.hpp"
+#include "sliding.hpp"
+#include "switch_state.hpp"
+#include "types.hpp"
+
+namespace fastflow {
+
+class StiffStepper {
+public:
+    static constexpr double from_tau = 30.0;              // t ~ 1e13
+    static constexpr std::size_t max_params = 256;        // dense Jacobians beyond that cost more than they save
+    static constexpr std::size_t columns = 5;             // extrapolation to order 5
+
+    StiffStepper(const Problem& pb, Field& field, Velocity& velocity, SwitchGeometry& geometry,
+                 const SwitchState& state)
+        : pb_(pb), field_(field), velocity_(velocity), geo_(geometry), st_(state) {}
+
+    // the Jacobian must be formed again (a retry after a rejection starts from the same state and reuses it)
+    void new_state() { jacobian_current_ = false; }
+
+    // One step from theta to y1 of size H in u; returns the scaled error norm (> 1: reject).
+    double attempt(double tau, double H, const double* theta, double* y1) {
+        const double u0 = std::log(tau);
+        const std::size_t p = pb_.p;
+        if (!jacobian_current_) jacobian(tau, theta), jacobian_current_ = true;
+        fu_.resize(p);
+        // every weight carries the factor dt/dtau = e^tau, so f(u, theta) = tau e^tau g(theta): df/du = (1 + tau) f
+        field_u(u0, theta, fu_.data());
+        for (std::size_t r = 0; r < p; ++r) fu_[r] *= 1.0 + tau;
+        // rows T[j] of the extrapolation tableau, j = 1..K substeps
+        T_.assign(columns * columns * p, 0.0);
+        auto T = [&](std::size_t j, std::size_t l) { return &T_[(j * columns + l) * p]; };
+        std::vector<double> M(p * p), rhs(p);
+        std::vector<std::size_t> piv;
+        for (std::size_t j = 0; j < columns; ++j) {
+            const std::size_t nsub = j + 1;
+            const double hs = H / static_cast<double>(nsub);
+            for (std::size_t r = 0; r < p; ++r)
+                for (std::size_t c = 0; c < p; ++c) M[r * p + c] = (r == c ? 1.0 : 0.0) - hs * J_[r * p + c];
+            lu_factor(M, p, piv);
+            double* y = T(j, 0);
+            std::copy(theta, theta + p, y);
+            for (std::size_t i = 0; i < nsub; ++i) {
+                field_u(u0 + static_cast<double>(i) * hs, y, rhs.data());
+                for (std::size_t r = 0; r < p; ++r) rhs[r] = hs * rhs[r] + hs * hs * fu_[r];
+                lu_solve(M, p, piv, rhs.data());
+                for (std::size_t r = 0; r < p; ++r) y[r] += rhs[r];
+            }
+            for (std::size_t l = 1; l <= j; ++l) {
+                const double ratio = static_cast<double>(nsub) / static_cast<double>(nsub - l) - 1.0;
+                for (std::size_t r = 0; r < p; ++r)
+                    T(j, l)[r] = T(j, l - 1)[r] + (T(j, l - 1)[r] - T(j - 1, l - 1)[r]) / ratio;
+            }
+        }
+        const std::size_t K = columns - 1;
+        const double* best = T(K, K);
+        const double* lower = T(K, K - 1);
+        // late in the run the direction is what is meant: errors relative to ||theta|| (components that tend to 0
+        // would otherwise hold the step at the rounding of the linear solves)
+        const double size = norm2(theta, p) / std::sqrt(static_cast<double>(p));
+        const double rtol = pb_.opt.rtol, atol = pb_.opt.atol;
+        double err = 0.0;
+        for (std::size_t q = 0; q < p; ++q) {
+            y1[q] = best[q];
+            const double sc = atol + rtol * std::max({std::abs(theta[q]), std::abs(best[q]), 1e-3 * size});
+            const double e = (best[q] - lower[q]) / sc;
+            err += e * e;
+        }
+        err = std::max({err, off_surfaces(y1, size), balance_drift(theta, y1)});
+        // gradient flow never increases the loss: a step that does jumped to a wrong branch of the implicit map
+        const double log_loss_before = field_.log_loss_at(tau, theta, st_.slopes.data());
+        if (field_.log_loss_at(tau, y1, st_.slopes.data()) >
+            log_loss_before + 1e-13 * std::max(1.0, std::abs(log_loss_before)))
+            return 10.0;
+        // the end derivative must agree with the secant: otherwise y1 is off the slow manifold by more than the
+        // weights e^{tau - q} tolerate (this is what limits a run to log t of about 0.1 / rtol)
+        field_u(u0, theta, f_start_.data());
+        field_u(u0 + H, y1, f_end_.data());
+        double mismatch = 0.0, secant = 0.0;
+        for (std::size_t q = 0; q < p; ++q) {
+            const double dy = y1[q] - theta[q];
+            mismatch += (H * f_end_[q] - dy) * (H * f_end_[q] - dy);
+            secant += dy * dy;
+        }
+        if (!(mismatch <= 0.25 * secant + atol * atol)) return std::max(10.0, 2.0 * err);
+        return std::sqrt(err / static_cast<double>(p));
+    }
+
+    // cubic Hermite dense output in the step fraction, from the end values and the derivatives of the accepted step
+    void hermite_coefficients(const double* theta, const double* y1, double H, double* coef) const {
+        const std::size_t p = pb_.p;
+        for (std::size_t q = 0; q < p; ++q) {
+            const double dy = y1[q] - theta[q], a = H * f_start_[q], b = H * f_end_[q];
+            coef[q] = theta[q];
+            coef[p + q] = a;
+            coef[2 * p + q] = 3.0 * dy - 2.0 * a - b;
+            coef[3 * p + q] = -2.0 * dy + a + b;
+            coef[4 * p + q] = 0.0;
+        }
+    }
+
+private:
+    void field_u(double u, const double* th, double* out) {
+        const double tau = std::exp(u);
+        velocity_(tau, th, out);
+        for (std::size_t q = 0; q < pb_.p; ++q) out[q] *= tau;
+    }
+
+    // J_ = d f_u / d theta at (log tau, theta). Off the sliding set it is exact: with G_i = y_i w(q_i),
+    // dF/dtheta = sum_i -w_i sigma_i grad Phi_i grad Phi_i^T + sum_i G_i Hess Phi_i (sigma_i = d(-log w)/dq);
+    // on it, central differences (the field is smooth while the modes are fixed).
+    void jacobian(double tau, const double* theta) {
+        const std::size_t p = pb_.p;
+        const Model& model = pb_.model;
+        J_.assign(p * p, 0.0);
+        f_start_.resize(p), f_end_.resize(p);
+        if (st_.Z.empty() && model.has_hessian()) {
+            field_.count_evaluation();
+            field_.log_loss_at(tau, theta, st_.slopes.data());
+            const double* G = field_.weights();
+            model.add_weighted_hessian(theta, pb_.X, pb_.n, st_.slopes.data(), G, J_.data());
+            std::vector<double> unit(pb_.n * pb_.c, 0.0), grad(p);
+            for (std::size_t i = 0; i < pb_.n * pb_.c; ++i) {
+                unit[i] = 1.0;
+                model.vjp(theta, pb_.X, pb_.n, st_.slopes.data(), unit.data(), grad.data(), field_.scratch());
+                unit[i] = 0.0;
+                const double c = -std::abs(G[i]) * log_weight_slope(pb_.opt.loss, pb_.Y[i] * field_.outputs()[i]);
+                for (std::size_t r = 0; r < p; ++r)
+                    for (std::size_t q = 0; q < p; ++q) J_[r * p + q] += c * grad[r] * grad[q];
+            }
+            for (double& v : J_) v *= tau;
+            return;
+        }
+        const double cbrt_eps = std::cbrt(std::numeric_limits<double>::epsilon());
+        const double scale = norm2(theta, p) / std::sqrt(static_cast<double>(p));
+        const double u0 = std::log(tau);
+        std::vector<double> y(theta, theta + p), plus(p), minus(p);
+        for (std::size_t c = 0; c < p; ++c) {
+            // the weights vary like e^{-q} with margins q ~ tau: perturb by a fraction of the scale 1/tau of theta
+            const double delta = cbrt_eps * std::max(std::abs(theta[c]), 1e-3 * scale + 1e-300) / std::max(1.0, tau);
+            y[c] = theta[c] + delta;
+            field_u(u0, y.data(), plus.data());
+            y[c] = theta[c] - delta;
+            field_u(u0, y.data(), minus.data());
+            y[c] = theta[c];
+            for (std::size_t r = 0; r < p; ++r) J_[r * p + c] = (plus[r] - minus[r]) / (2.0 * delta);
+        }
+        // J <- P J, P the projection onto the sliding surfaces' tangent space: then every implicit substep of a
+        // tangent field stays tangent, and the extrapolation does not see a drift off the surfaces
+        const std::size_t k = st_.Z.size();
+        const Normals nm = geo_.normals(theta, st_.slopes.data(), st_.Z);
+        std::vector<double> rhs(k), lam;
+        for (std::size_t c = 0; c < p; ++c) {
+            for (std::size_t a = 0; a < k; ++a) {
+                double v = 0.0;
+                for (std::size_t r = 0; r < p; ++r) v += nm.rows[a * p + r] * J_[r * p + c];
+                rhs[a] = v;
+            }
+            solve_psd(nm.gram, rhs, k, lam);
+            for (std::size_t a = 0; a < k; ++a)
+                for (std::size_t r = 0; r < p; ++r) J_[r * p + c] -= nm.rows[a * p + r] * lam[a];
+        }
+    }
+
+    // Every substep is tangent to the sliding surfaces, so y1 ends on them but for the rounding of the linear
+    // solves, which the stiffness amplifies: a step that ends off them by more than the tolerance is wrong (its
+    // extrapolation error estimate can miss it, and projecting it back would break the conservation laws).
+    double off_surfaces(const double* y1, double size) {
+        double err = 0.0;
+        if (st_.Z.empty()) return err;
+        const std::vector<double>& h = geo_.preactivations(y1, st_.slopes.data());
+        std::vector<double> n(pb_.p);
+        for (std::size_t z : st_.Z) {
+            geo_.normal(y1, st_.slopes.data(), z, n.data());
+            const double nn = norm2(n.data(), pb_.p);
+            const double off = nn > 0.0 ? std::abs(h[z]) / nn / (pb_.opt.atol + pb_.opt.rtol * size) : 0.0;
+            err = std::max(err, static_cast<double>(pb_.p) * off * off);
+        }
+        return err;
+    }
+
+    // Nor may it move a conserved quantity by more than the tolerance (the error estimate of the extrapolation can
+    // miss an error of 1e4 rtol when the problem is stiff).
+    double balance_drift(const double* theta, const double* y1) const {
+        double err = 0.0;
+        const std::size_t m = pb_.model.n_balances();
+        if (m == 0) return err;
+        std::vector<double> b0(m), s0(m), b1(m), s1(m);
+        pb_.model.balances(theta, b0.data(), s0.data());
+        pb_.model.balances(y1, b1.data(), s1.data());
+        for (std::size_t j = 0; j < m; ++j) {
+            const double off = (b1[j] - b0[j]) / (pb_.opt.atol * pb_.opt.atol + pb_.opt.rtol * std::max(s0[j], s1[j]));
+            err = std::max(err, static_cast<double>(pb_.p) * off * off);
+        }
+        return err;
+    }
+
+    const Problem& pb_;
+    Field& field_;
+    Velocity& velocity_;
+    SwitchGeometry& geo_;
+    const SwitchState& st_;
+    std::vector<double> J_, T_, fu_, f_start_, f_end_;  // f_u at the step's ends, for the dense output
+    bool jacobian_current_ = false;  // J_ is the Jacobian at the current step's start
+};
+
+}  // namespace fastflow
