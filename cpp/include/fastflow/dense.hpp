@@ -22,7 +22,6 @@ public:
     void emit(Result& res, double tau_b, const double* coef, const StepMap& step, const double* theta,
               const double* slopes) {
         const std::vector<double>& times = pb_.opt.tau_eval;
-        const double log_loss_now = field_.log_loss();  // the run reads it (stall rule): samples must not change it
         while (next_ < times.size() && times[next_] <= tau_b) {
             const double te = times[next_++];
             if (coef) dopri5::dense_eval(coef, pb_.p, std::clamp(step.sigma(te), 0.0, 1.0), y_.data());
@@ -30,7 +29,6 @@ public:
             res.theta_eval.insert(res.theta_eval.end(), y_.begin(), y_.end());
             res.log_loss_eval.push_back(field_.log_loss_at(te, y_.data(), slopes));
         }
-        field_.restore_log_loss(log_loss_now);
     }
 
 private:

@@ -31,7 +31,6 @@ public:
     }
 
     double log_loss() const { return logL_; }  // of the last evaluation
-    void restore_log_loss(double value) { logL_ = value; }
     const double* outputs() const { return out_.data(); }
     const double* weights() const { return G_.data(); }  // G = -(dt/dtau) dL/dPhi, per sample and output
     double* scratch() { return scratch_.data(); }     // the model's workspace, for callers evaluating it directly

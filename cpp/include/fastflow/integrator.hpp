@@ -74,19 +74,17 @@ public:
         locator_.forget_start_scales();
         stiff_phase_ = false;
         initial_modes();
-        velocity_(tau, theta_.data(), k_[0].data());
+        double log_loss = state_field(tau);  // log L at theta_, as k_[0] is its field
         samples_.emit(res, tau, nullptr, step_, theta_.data(), slopes());
         double h = step_control::initial_step(velocity_, tau, theta_.data(), k_[0].data(), y1_.data(), ytmp_.data(),
                                               p, opt.rtol, opt.atol, classification);
-        velocity_(tau, theta_.data(), k_[0].data());  // the stall rule reads log L of the last evaluation
         StopRules stop(opt, norm2(theta_.data(), p), norm2(k_[0].data(), p));
         bool just_rejected = false;
         stiff_.new_state();
         while (true) {
             // should_stop is rate-limited by the caller (SignalPoll: 50 ms)
             if (auto s = stop.before_step(should_stop && should_stop(), tau, res.n_steps, norm2(k_[0].data(), p),
-                                          norm2(theta_.data(), p), field_.log_loss(),
-                                          [&] { return field_.log_loss_at(tau, theta_.data(), slopes()); })) {
+                                          norm2(theta_.data(), p), log_loss)) {
                 res.status = s->status, res.message = s->message;
                 break;
             }
@@ -117,7 +115,7 @@ public:
                 continue;
             }
             ++res.n_steps;
-            dense_output(h);
+            const double log_loss_end = dense_output(h);
             std::vector<std::size_t> fired;
             const double sigma_event = locator_.find(theta_.data(), y1_.data(), coef_.data(), step_, fired);
             stiff_.new_state();
@@ -129,7 +127,7 @@ public:
                 dopri5::dense_eval(coef_.data(), p, sigma_event, theta_.data());
                 tau = tau_event;
                 handle_events(tau, fired);
-                velocity_(tau, theta_.data(), k_[0].data());
+                log_loss = state_field(tau);
                 if (auto s = stop.after_events(tau, log_.size())) {
                     res.status = s->status, res.message = s->message;
                     break;
@@ -142,10 +140,11 @@ public:
                 if (!state_.Z.empty()) {
                     // the step's truncation error leaves sliding neurons a rounding off their surfaces
                     geometry_.project(theta_.data(), slopes(), state_.Z);
-                    velocity_(tau, theta_.data(), k_[0].data());
+                    log_loss = state_field(tau);
                 } else {
                     // the step's end is the next step's start, slopes unchanged: its field and switch scales too
                     std::swap(k_[0], k_[dopri5::FSAL]);
+                    log_loss = log_loss_end;
                     locator_.carry_end_scales();
                 }
             }
@@ -156,10 +155,9 @@ public:
         samples_.emit(res, tau + 4.0 * (std::nextafter(tau, INFINITY) - tau), nullptr, step_, theta_.data(), slopes());
         res.theta_eval.resize(opt.tau_eval.size() * p, std::numeric_limits<double>::quiet_NaN());
         res.log_loss_eval.resize(opt.tau_eval.size(), std::numeric_limits<double>::quiet_NaN());
-        velocity_(tau, theta_.data(), k_[0].data());
+        res.log_loss = state_field(tau);
         res.tau = tau;
         res.theta = theta_;
-        res.log_loss = field_.log_loss();
         res.log_grad_norm = std::log(norm2(k_[0].data(), p)) - log_time_factor(opt.loss, tau);
         if (auto s = stop.at_end(res.status, res.log_loss)) res.status = s->status, res.message = s->message;
         res.events = log_.events();
@@ -171,16 +169,24 @@ public:
 private:
     const double* slopes() const { return state_.slopes.data(); }
 
-    // the accepted step's polynomial dense output in coef_ (and, in the stiff phase, its end field in k_[FSAL])
-    void dense_output(double h) {
+    // k_[0] <- the velocity at the state (tau, theta_); returns log L there
+    double state_field(double tau) {
+        velocity_(tau, theta_.data(), k_[0].data());
+        return field_.log_loss();
+    }
+
+    // the accepted step's polynomial dense output in coef_ (in the stiff phase also its end field in k_[FSAL]);
+    // returns log L at its end, y1_
+    double dense_output(double h) {
         if (stiff_phase_) {
             stiff_.hermite_coefficients(theta_.data(), y1_.data(), h, coef_.data());
             velocity_(step_.tau(1.0), y1_.data(), k_[dopri5::FSAL].data());
-            return;
+            return field_.log_loss();
         }
         const double* kp[dopri5::STAGES];
         for (int s = 0; s < dopri5::STAGES; ++s) kp[s] = k_[s].data();
         dopri5::dense_coefficients(theta_.data(), y1_.data(), kp, h, pb_.p, coef_.data());
+        return field_.log_loss();  // of the step's last stage, evaluated at y1_
     }
 
     void initial_modes() {

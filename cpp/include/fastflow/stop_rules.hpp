@@ -27,11 +27,9 @@ public:
     StopRules(const Options& opt, double theta_norm, double fnorm)
         : opt_(opt), log_t_stall_from_(std::log(theta_norm) - std::log(fnorm) + std::log(stall_wait)) {}
 
-    // before a step at tau from theta (norm theta_norm, field norm fnorm, log L of the last field evaluation);
-    // log_loss_here() computes log L at theta (only when a rule needs it)
-    template <class LogLoss>
+    // before a step at tau from theta (norm theta_norm; its field's norm fnorm, log L there)
     std::optional<Stop> before_step(bool interrupted, double tau, std::size_t n_steps, double fnorm, double theta_norm,
-                                    double log_loss, LogLoss&& log_loss_here) const {
+                                    double log_loss) const {
         if (interrupted) return Stop{Status::interrupted, "interrupted"};
         if (tau >= opt_.tau_max) return Stop{Status::t_max, "reached t_max"};
         if (n_steps >= opt_.max_steps) return Stop{Status::max_steps, "max_steps reached"};
@@ -39,7 +37,7 @@ public:
         if (!std::isfinite(fnorm)) {
             // a classification loss stuck above l(0) decays no weight e^{tau - q}: late enough, time itself
             // overflows; earlier, the data or weights are too large for float64 weights
-            if (classification && tau >= late_overflow_tau && log_loss_here() >= log_ell(opt_.loss, 0.0))
+            if (classification && tau >= late_overflow_tau && log_loss >= log_ell(opt_.loss, 0.0))
                 return Stop{Status::stalled,
                             "the loss never fell below l(0): stuck (e.g. at a saddle or on non-separable data)"};
             return Stop{Status::error, "the vector field overflows float64: rescale the data or the initialisation"};
@@ -52,7 +50,7 @@ public:
         if (classification && log_t(tau) >= log_t_stall_from_ &&
             2.0 * std::log(fnorm) - tau <= std::log(stall_rate) + log_loss &&
             std::log(fnorm) - tau <= std::log(stall_rate * theta_norm) &&
-            log_loss_here() >= log_ell(opt_.loss, 0.0))
+            log_loss >= log_ell(opt_.loss, 0.0))
             return Stop{Status::stalled, "the loss never fell below l(0) and the gradient vanished: stuck"};
         const double log_grad = std::log(fnorm) - log_time_factor(opt_.loss, tau);
         if (fnorm == 0.0 || (opt_.gtol > 0.0 && log_grad <= std::log(opt_.gtol)))
