@@ -7,8 +7,8 @@ full-dimensional regions, where no non-zero row has x_i^T w = 0: the diagonal ma
 each exactly once and sorted lexicographically. No sampling and no LP: the method is combinatorial, with floating
 point used only where documented (`_TOL`).
 
-Algorithm (NUMERICS.md section 7)
----------------------------------
+Algorithm (docs/mathematics.md §7)
+----------------------------------
 1. Reduction. Zero rows always have sign 0. The other rows are scaled to unit length (signs are invariant),
    projected onto their row space (rank r), and rows on the same line through the origin (parallel or
    antiparallel) are merged into one hyperplane ("group") with an orientation +-1 per row. What remains is a
