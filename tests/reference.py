@@ -1,6 +1,6 @@
 """Slow, independent reference for the minimal-norm (Clarke/Filippov) gradient flow of a two-layer network.
 
-This is a yardstick for the fast C++ integrator, written from NUMERICS.md §3-4 with SciPy only; it must never
+This is a yardstick for the fast C++ integrator, written from docs/mathematics.md §2-§3 with SciPy only; it must never
 import fastflow.  Everything is done the plain way: DOP853 from SciPy on each smooth piece, switching functions
 checked on the step's dense output, events refined with brentq, a bounded least-squares problem at every mode
 decision.
@@ -11,7 +11,7 @@ slope s_ij in [0, 1] chosen by minimal norm).
 
 Decisions beyond the letter of the spec, each with its reason at the place it is made:
 - An exit (s reaching 0 or 1) is tangent at first order, so its side comes from where s is going and the sign
-  of D (the KKT rule of NUMERICS.md 3), not from dh.
+  of D (the KKT rule of docs/mathematics.md §2), not from dh.
 - If the one-shot decision gives a field that contradicts itself at once (an attracting and a repelling surface
   of one neuron meeting), the consistent mode choice of least speed is taken instead.
 - Exit functions are D^2 s and D^2 (1 - s), with bands from the integrator's accuracy (~100 rtol of the terms
@@ -201,7 +201,7 @@ class _Piece:
 
         A sliding pair must keep 0 <= s <= 1 with s = c / D. The exit functions are written D^2 s = c D and
         D^2 (1 - s) = D (D - c): the same zeros, but smooth where D passes through 0 (c vanishes with it and the
-        slide goes on, the repulsive case of NUMERICS.md 3(a)); the quotient would be all rounding there."""
+        slide goes on, the repelling case of docs/mathematics.md §2); the quotient would be all rounding there."""
         net = self.net
         W1s = Y[: net.n1].reshape(net.width, net.d, -1)
         h = np.einsum("id,jdm->mij", net.X, W1s)
@@ -303,7 +303,7 @@ def _classify(net, theta, modes, cands, exits):
                 new[(i, j)] = INACTIVE
             elif (i, j) in exits and Dj[k] != 0.0:
                 # An exit is always tangent at first order (s sits on its bound): the side is where s is going.
-                # s > 1 gives dh = D |x|^2 (s - 1), s < 0 gives dh = D |x|^2 s: the KKT rule of NUMERICS.md 3,
+                # s > 1 gives dh = D |x|^2 (s - 1), s < 0 gives dh = D |x|^2 s: the KKT rule of docs/mathematics.md §2,
                 # attracting (D > 0) s -> 1 active, s -> 0 inactive; repelling (D < 0) the other way round.
                 new[(i, j)] = ACTIVE if exits[(i, j)] * Dj[k] > 0 else INACTIVE
             else:  # tangent (e.g. a surface the field runs along): the side the optimal slope is closer to

@@ -1,4 +1,4 @@
-"""Adversarial cases for the event-driven flow (NUMERICS.md §3-§5, STYLE.md's pitfalls of the anchors).
+"""Adversarial cases for the event-driven flow (docs/mathematics.md §2-§5) and the known pitfalls of other solvers.
 
 Each test is named after what it attacks. The independent checks are fastflow.fuzz's (pre-activations re-evaluated
 in NumPy on the dense output, events sampled at their own times, conservation, monotone loss, status); the SciPy
@@ -120,9 +120,10 @@ P213 = dict(
                      -0.03997493908011871]),
     loss="exponential", width=5, t_max=206.51829263518133)
 
-# A neuron carried to w = 0 (NUMERICS §3(b)): n = 3 samples in R^2, width 2. At t = 0.14726 neuron 0 leaves its
-# slide and deactivates on the others, w_0 -> 0; fastflow leaves w_0 = (5e-324, 0) and ends with "Zeno: events
-# accumulate at one time" (max_events); the yardstick puts w_0 = 0 and reaches t_max with the same three events.
+# A neuron carried to w = 0 (docs/mathematics.md §2, branching points): n = 3 samples in R^2, width 2. At
+# t = 0.14726 neuron 0 leaves its slide and deactivates on the others, w_0 -> 0; fastflow leaves w_0 = (5e-324, 0)
+# and ends with "Zeno: events accumulate at one time" (max_events); the yardstick puts w_0 = 0 and reaches t_max
+# with the same three events.
 PINNED = dict(X=np.array([[2.5, 1.5], [-0.2, -0.6], [-1.1, 0.6]]), y=np.array([1.0, 1.0, 1.0]),
               theta0=np.array([0.1, 0.3, -0.7, -0.4, -1.1, -0.3]), loss="exponential", width=2, t_max=50.0)
 
@@ -454,7 +455,7 @@ def test_wedge_of_nearly_coincident_surfaces_ends_without_max_steps():
 
 
 def test_zeno_guard_is_not_triggered_by_a_pinned_neuron():
-    """NUMERICS §3(b): a neuron whose surfaces span the input space is carried to w_j = 0 and pinned there; the
+    """docs/mathematics.md §2: a neuron whose surfaces span the input space is carried to w_j = 0 and pinned there; the
     flow goes on with the other neurons (the yardstick reaches t_max with the same events)."""
     problem = problem_of(PINNED)
     traj = assert_clean(problem)
@@ -543,7 +544,8 @@ def test_sigint_interrupts_promptly(mode):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The anchors' pitfalls (STYLE.md), one test each
+# Known pitfalls of event-locating ODE solvers (SciPy #9228/#17066, SUNDIALS #881/#722, DiffEq #837/#889,
+# diffrax #507), one test each
 
 
 @pytest.mark.parametrize("case", ["random", "fuzz_197"])

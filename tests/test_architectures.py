@@ -77,7 +77,8 @@ def test_thm51_deep_diagonal_layers_tend_to_2_pow_minus_1_over_m(depth, activati
 
 def test_thm61_skip_connection_margin_decreases():
     # Phi = v w x + u x on {(1, 1)} from (2, 2, 2): loss -> 0, v = w always, normalized margin decreasing from
-    # 1/3 + 1/sqrt(3) = 0.91068 (CASES.md: towards 1/2), and the invariant v = 2 exp(u - 2)
+    # 1/3 + 1/sqrt(3) = 0.91068 towards 1/2 (margin paper, ICLR version, Thm 6.1), and the invariant
+    # v = 2 exp(u - 2)
     net = ff.Network([np.array([[1]]), np.array([[1]])], activation="linear", skip=True)
     assert not net.is_homogeneous
     X, y = np.ones((1, 1)), np.ones(1)

@@ -1,4 +1,4 @@
-"""Exact enumeration of activation patterns (the cells) and sign vectors (all faces), NUMERICS.md section 7.
+"""Exact enumeration of activation patterns (the cells) and sign vectors (all faces), docs/mathematics.md §7.
 
 General position: Cover's count of cells for the patterns, and the matching count of all faces. Degenerate data
 (repeated, zero, coplanar, antiparallel, rank-deficient, concurrent rows): equality with a brute-force reference that

@@ -1,6 +1,7 @@
 """The convex program (14) over all arrangements, its dual (129) and the dual-feasibility certificate (WP Thm 3).
 
-Numbers from CASES.md (its corrected values): WP App. F.1/F.2 and the X-VSS-through-WP table.
+Numbers recomputed with CVXPY/Clarabel over all arrangements (docs/mathematics.md §8): WP App. F.1/F.2 (whose printed
+neurons are rounded) and the margin paper's datasets (Thm 3.2, Lemma C.6, Thm 4.2(2)) through WP's program.
 """
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ X_THM32 = np.array([[1.0, 0.25], [-1.0, 0.25]])
 X_C6 = np.array([[1.0, 0.25], [-1.0, 0.25], [0.0, -1.0]])
 X_PM = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
 
-# name: X, y, ||theta*||^2 = 2 P*, convex dual lambda (CASES.md, X-VSS-through-WP)
+# name: X, y, ||theta*||^2 = 2 P*, convex dual lambda (recomputed)
 CASES = {
     "WP F1": (X_F1, np.array([1.0, -1.0]), 2 * 1.28243, [0.5829, -0.6996]),
     "WP F2": (X_F2, np.ones(2), 2 * 0.73358, [0.2144, 0.5191]),

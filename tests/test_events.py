@@ -1,4 +1,4 @@
-"""Property tests of event detection (NUMERICS.md §3-§5) with Hypothesis, checked independently of the integrator.
+"""Property tests of event detection (docs/mathematics.md §3) with Hypothesis, checked independently of the integrator.
 
 Each drawn problem (n 2-8, d 2-4, two-layer ReLU of width 2-5, one of the three losses, a gaussian init of random
 scale) is run with ~400 dense samples; the pre-activations are re-evaluated in NumPy on that grid

@@ -6,6 +6,7 @@ strides, float32, int, big-endian, lists) must be accepted and give exactly the 
 passed as a plain C-contiguous float64 array.
 """
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -997,6 +998,24 @@ def test_astronomical_arrangement_raises_memory_error_at_once(enumerate_):
     X = np.random.default_rng(0).standard_normal((200, 40))
     with pytest.raises(MemoryError, match=r"200 points in rank 40 \(more than .* patterns\)"):
         enumerate_(X)
+
+
+def test_arrangement_memory_error_states_the_estimate(monkeypatch):
+    """The refusal prints the estimated count and bytes, not the memory limit twice: 60 points in general position
+    in R^6 have 1.7e8 faces (sign vectors), about 20 GiB, here refused against 1 GiB."""
+    from math import comb
+    monkeypatch.setattr(ff._validate, "available_memory", lambda: 2**30)
+    X = np.random.default_rng(0).standard_normal((60, 6))
+    with pytest.raises(MemoryError) as err:
+        ff.sign_patterns(X)
+    found = re.search(r"rank 6 \(up to (\S+) patterns\) needs about (\S+) GiB but (\S+) GiB", str(err.value))
+    assert found, str(err.value)
+    count, needed, available = map(float, found.groups())
+    faces = 1 + sum(comb(60, k) * 2 * sum(comb(59 - k, j) for j in range(6 - k)) for k in range(6))
+    assert faces <= count <= 10 * faces
+    assert available == 1.0 and needed > 10 * available
+    with pytest.raises(MemoryError, match=r"more than .* patterns\) needs at least .* GiB"):
+        ff.sign_patterns(np.random.default_rng(0).standard_normal((200, 40)))
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self")

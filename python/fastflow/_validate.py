@@ -70,9 +70,10 @@ def available_memory():
         return float("inf")
 
 
-def check_memory(what, needed, hint):
-    """MemoryError before allocating `needed` bytes that the system does not have (not a crash half-way)."""
+def check_memory(what, needed, hint, at_least=False):
+    """MemoryError before allocating `needed` bytes that the system does not have (not a crash half-way).
+    at_least: `needed` is only a lower bound."""
     available = available_memory()
     if needed > available:
-        raise MemoryError(f"{what} needs about {needed / 2**30:.3g} GiB but {available / 2**30:.3g} GiB are "
+        raise MemoryError(f"{what} needs {'at least' if at_least else 'about'} {needed / 2**30:.3g} GiB but {available / 2**30:.3g} GiB are "
                           f"available: {hint}")

@@ -7,8 +7,8 @@ full-dimensional regions, where no non-zero row has x_i^T w = 0: the diagonal ma
 each exactly once and sorted lexicographically. No sampling and no LP: the method is combinatorial, with floating
 point used only where documented (`_TOL`).
 
-Algorithm (NUMERICS.md section 7)
----------------------------------
+Algorithm (docs/mathematics.md §7)
+----------------------------------
 1. Reduction. Zero rows always have sign 0. The other rows are scaled to unit length (signs are invariant),
    projected onto their row space (rank r), and rows on the same line through the origin (parallel or
    antiparallel) are merged into one hyperplane ("group") with an orientation +-1 per row. What remains is a
@@ -50,7 +50,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from ._validate import available_memory, check_memory, real_array
+from ._validate import check_memory, real_array
 
 __all__ = ["arrangements", "sign_patterns"]
 
@@ -636,21 +636,25 @@ def _cells_bound(m, r, cap):
     return _capped_sum((2 * comb(m - 1, k) for k in range(r)), cap)
 
 
+# counts are summed exactly up to this (far beyond any memory); past it the message says "more than"
+_COUNT_CAP = 2**80
+
+
 def _check_size(red, n, faces):
     """MemoryError before enumerating more patterns than memory holds (their number grows like n^(rank - 1)).
     Faces: a flat of codimension j < rank (at most C(m, j) of them) carries at most as many faces as cells of m
     hyperplanes of rank - j, plus w = 0."""
     m, r = red.normals.shape[0], red.rank
     per_row = 2 * m + n + 24 * -(-n * (2 if faces else 1) // 64)  # search buffer, result, packed sort keys
-    cap = int(min(available_memory(), 2.0**80)) // per_row + 1
     if faces:
-        count = 1 + _capped_sum((comb(m, j) * _cells_bound(m, r - j, cap) for j in range(r)), cap)
+        count = 1 + _capped_sum((comb(m, j) * _cells_bound(m, r - j, _COUNT_CAP) for j in range(r)), _COUNT_CAP)
     else:
-        count = _cells_bound(m, r, cap)
-    count = min(count, cap + 1)
+        count = _cells_bound(m, r, _COUNT_CAP)
+    capped = count > _COUNT_CAP
     what = "sign patterns" if faces else "arrangement"
-    check_memory(f"the {what} of {n} points in rank {r} ({'more than ' if count > cap else 'up to '}"
-                 f"{min(count, cap):.3g} patterns)", count * per_row, "fewer points or a lower dimension")
+    check_memory(f"the {what} of {n} points in rank {r} ({'more than' if capped else 'up to'} "
+                 f"{min(count, _COUNT_CAP):.3g} patterns)", min(count, _COUNT_CAP) * per_row,
+                 "fewer points or a lower dimension", at_least=capped)
 
 
 def _check(ok):

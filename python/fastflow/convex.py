@@ -9,7 +9,8 @@ and P* = min 1/2 ||theta||^2 s.t. y_i Phi(theta; x_i) >= 1 over two-layer ReLU n
 non-zero block): u'_j -> neuron w = u'_j / sqrt||u'_j||, v = +sqrt||u'_j||, and u_j -> w = u_j / sqrt||u_j||,
 v = -sqrt||u_j||. The paper takes every pattern 1[Xu >= 0]; the cells' suffice, because every u lies in the closure
 of a cell, whose pattern D has (2D - I) X u >= 0 and D X u = (Xu)_+ (a lower-dimensional face's block moves to it at
-no cost; the same covering makes `dual_feasible` exact). The dual is the corrected SOCP (129) of CASES.md,
+no cost; the same covering makes `dual_feasible` exact). The dual is the SOCP (129) with the signs of the paper's
+own derivation (App. B; as printed, (129) repeats one constraint and is unbounded; docs/mathematics.md §8),
 
     D* = max  y^T lam
          s.t. || X^T D_j lam + X^T (2 D_j - I) z_{j,+}|| <= 1,   ||-X^T D_j lam + X^T (2 D_j - I) z_{j,-}|| <= 1,

@@ -1,6 +1,7 @@
 """Randomised end-to-end checks of the event-driven flow: `python -m fastflow.fuzz --n 100000 --seed 0`.
 
-Every trajectory is checked *independently of the integrator*, from its own dense output only (NUMERICS.md §3-§5):
+Every trajectory is checked *independently of the integrator*, from its own dense output only (docs/mathematics.md
+§2-§5):
 
 - the hidden pre-activations are re-evaluated in NumPy on a fine grid of dense samples, and every sign change of
   every (sample, neuron) pair between two grid points must be matched by an event of that pair in between (no
@@ -375,8 +376,7 @@ def check_status(traj, loss, n, statuses=SENSIBLE_STATUSES):
     if not finite:
         out.append(Violation("nonfinite", f"NaN/inf in the result (status {traj.status})"))
     if loss != "square" and traj.status in ("stalled", "t_max", "converged") and np.isfinite(traj.log_loss):
-        # README: "stalled" = the loss never fell below l(0) (not every sample classified). NUMERICS.md §5 says
-        # l(0) n instead; the implemented and documented threshold l(0) is what is checked here.
+        # "stalled" = the loss never fell below l(0), not every sample classified (docs/mathematics.md §5)
         stalled = traj.log_loss >= np.log(ell0(loss))
         if stalled != (traj.status == "stalled") and abs(traj.log_loss - np.log(ell0(loss))) > 1e-12:
             out.append(Violation("status", f"status {traj.status!r} with L = {traj.loss:.17g} and l(0) = "
