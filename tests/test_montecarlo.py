@@ -11,7 +11,7 @@ from scipy.stats import binomtest
 
 from fastflow import experiments
 from fastflow.montecarlo import Checkpoint, Estimate, Experiment, estimate, interval, load_checkpoint, sample_rng
-from fastflow.networks import two_layer
+from fastflow.networks import Network, conv_disjoint, diagonal, fully_connected, two_layer
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -88,7 +88,7 @@ def test_estimate_on_a_dask_cluster_matches_local_workers():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                   silence_logs=50) as cluster, distributed.Client(cluster) as client:
         est = estimate(exp, n=200, seed=11, executor=client.get_executor(), progress=False, chunk_size=16)
-        # a custom (non-built-in) experiment travels pickled, its network as a recipe
+        # a custom (non-built-in) experiment travels pickled, its network with it
         custom = estimate(region_experiment(), n=64, seed=2, executor=client.get_executor(), progress=False,
                           chunk_size=16)
     assert est.counts == local.counts
@@ -182,6 +182,19 @@ def test_experiment_validation():
         estimate(exp, n=10, target_halfwidth=0.0, progress=False)
     with pytest.raises(ValueError, match="unknown experiment"):
         experiments.get("no-such-experiment")
+
+
+@pytest.mark.parametrize("net", [two_layer(3, 4, d_out=2), fully_connected(2, [3, 2], bias=True), diagonal(3, 3),
+                                 conv_disjoint(2, 3, "linear"),
+                                 Network([np.arange(1, 7).reshape(3, 2), [[1, 2, 3]]], skip=True)],
+                         ids=repr)
+def test_networks_pickle_to_the_same_model(net):
+    clone = pickle.loads(pickle.dumps(net))
+    assert type(clone._core) is type(net._core) and clone.structure == net.structure
+    assert clone.is_two_layer == net.is_two_layer == (type(net._core).__name__ == "TwoLayer")
+    theta = np.random.default_rng(0).normal(size=net.n_params)
+    X = np.random.default_rng(1).normal(size=(5, net.d_in))
+    np.testing.assert_array_equal(clone.forward(theta, X), net.forward(theta, X))
 
 
 def test_estimate_json_round_trip_table_and_plot(tmp_path):

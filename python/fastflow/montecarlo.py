@@ -31,7 +31,7 @@ import numpy as np
 
 from ._validate import choice, positive_int, real_scalar
 from .flow import LOSSES, flow_many
-from .networks import Network, two_layer
+from .networks import Network
 
 METHODS = ("wilson", "clopper-pearson")
 FLOW_OPTIONS = ("t_max", "log_t_max", "rtol", "atol", "t_eval", "max_events", "max_steps", "gtol")
@@ -59,7 +59,7 @@ class Experiment:
     report(est) -> list[str]            extra lines for the table (e.g. a check of the theorem on its hypothesis)
 
     The functions must be picklable (top-level functions or functools.partial of them) to run on worker processes
-    or a cluster; two-layer networks travel as their recipe.
+    or a cluster.
     """
 
     name: str
@@ -105,45 +105,6 @@ class Experiment:
                            "labels": self.labels}, sort_keys=True)
         return hashlib.sha256(desc.encode()).hexdigest()[:16]
 
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["net"] = _net_to_picklable(self.net)
-        return state
-
-    def __setstate__(self, state):
-        net = state["net"]
-        if isinstance(net, _NetRecipe):
-            state["net"] = net.build()
-        self.__dict__.update(state)
-
-
-@dataclass(frozen=True)
-class _NetRecipe:
-    """How to rebuild a network in another process (pybind objects do not pickle)."""
-
-    builder: str
-    args: tuple
-
-    def build(self):
-        if self.builder == "two_layer":
-            return two_layer(*self.args)
-        raise ValueError(f"unknown network builder {self.builder!r}")
-
-
-def _net_to_picklable(net):
-    if not isinstance(net, Network):
-        return net
-    try:
-        pickle.dumps(net)
-        return net
-    except Exception:
-        pass
-    if type(net._core).__name__ == "TwoLayer" and net.depth == 2:
-        (width, d_in), (d_out, _) = net.layer_shapes
-        return _NetRecipe("two_layer", (d_in, width, d_out, net.activation))
-    raise TypeError(f"{net!r} cannot be sent to another process; give Experiment.net as a top-level function "
-                    "net((X, y), rng) that builds it")
-
 
 def sample_rng(seed, k):
     """The generator of sample k: the k-th child of SeedSequence(seed)."""
@@ -160,17 +121,13 @@ def draw(exp, seed, k):
     return net, (X, y), theta0
 
 
-def _net_key(net):
-    return (type(net._core).__name__, tuple(net.layer_shapes), net.activation)
-
-
 def run_samples(exp, seed, indices, threads=1):
     """Labels (list of str) and records ({name: list of float}) of the samples `indices`, in that order."""
     indices = list(indices)
     drawn = [draw(exp, seed, k) for k in indices]
-    groups = {}
+    groups = {}   # samples on the same network and dataset run in one flow_many call
     for pos, (net, (X, y), theta0) in enumerate(drawn):
-        key = (_net_key(net), X.shape, X.tobytes(), y.shape, y.tobytes())
+        key = (net.structure, X.shape, X.tobytes(), y.shape, y.tobytes())
         groups.setdefault(key, []).append(pos)
     trajs = [None] * len(drawn)
     for positions in groups.values():

@@ -102,18 +102,18 @@ def neuron_directions(exp, seed, samples, path=None, titles=None):
     cmap = colormaps["viridis"]
     for row, k in enumerate(samples):
         net, (X, y), theta0 = draw(exp, seed, k)
-        if X.shape[1] != 2:
-            raise ValueError("neuron_directions needs 2-D inputs")
+        if X.shape[1] != 2 or not net.is_two_layer:
+            raise ValueError("neuron_directions needs a plain two-layer network on 2-D inputs")
         t = _times(exp)
         opts = {key: v for key, v in exp.flow.items() if key != "t_eval"}
         tr = flow(net, (X, y), theta0, loss=exp.loss, t_eval=t, **opts)
-        width = net.layer_shapes[0][0]
         # samples past the end of the run (a converged or stalled flow stops early) are NaN: drop them and add the
         # final point
         valid = np.all(np.isfinite(tr.theta_at), axis=1)
         thetas = np.vstack([tr.theta_at[valid], tr.theta[None, :]])
         t = np.concatenate([t[valid], [tr.t if np.isfinite(tr.t) else t[valid][-1]]])
-        W = thetas[:, : width * 2].reshape(len(t), width, 2)
+        W = np.array([net.split(theta)[0] for theta in thetas])   # (time, neuron, 2)
+        width = W.shape[1]
         norms = np.linalg.norm(W, axis=2)
         U = W / np.where(norms > 0, norms, 1)[..., None]
         share = norms[-1] / max(norms[-1].max(), 1e-300)
@@ -181,7 +181,7 @@ def draw_all(est, out_dir, exp=None):
     if exp is not None and est.n:
         from .networks import Network
         net = exp.net
-        if isinstance(net, Network) and net.d_in == 2 and net.depth == 2:
+        if isinstance(net, Network) and net.is_two_layer and net.d_in == 2:
             picks, titles = _direction_samples(est)
             if picks:
                 paths.append(out_dir / "directions.png")
