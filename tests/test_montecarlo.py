@@ -3,6 +3,8 @@ experiments."""
 import json
 import math
 import pickle
+import subprocess
+import sys
 from functools import partial
 
 import numpy as np
@@ -10,8 +12,11 @@ import pytest
 from scipy.stats import binomtest
 
 from fastflow import experiments
-from fastflow.montecarlo import Checkpoint, Estimate, Experiment, estimate, interval, load_checkpoint, sample_rng
+from fastflow.experiment import Experiment, sample_rng
+from fastflow.montecarlo import estimate
 from fastflow.networks import Network, conv_disjoint, diagonal, fully_connected, two_layer
+from fastflow.results import Checkpoint, Estimate, load_checkpoint
+from fastflow.stats import interval
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -195,6 +200,13 @@ def test_networks_pickle_to_the_same_model(net):
     theta = np.random.default_rng(0).normal(size=net.n_params)
     X = np.random.default_rng(1).normal(size=(5, net.d_in))
     np.testing.assert_array_equal(clone.forward(theta, X), net.forward(theta, X))
+
+
+def test_import_fastflow_leaves_the_runner_unloaded():
+    code = ("import sys, fastflow; loaded = 'fastflow.montecarlo' in sys.modules; "
+            "fastflow.estimate; print(loaded, 'fastflow.montecarlo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["False", "True"]
 
 
 def test_estimate_json_round_trip_table_and_plot(tmp_path):

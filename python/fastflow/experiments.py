@@ -22,9 +22,10 @@ import numpy as np
 
 from . import init as _init
 from .flow import STATUSES
-from .montecarlo import Experiment, interval
+from .experiment import Experiment
 from .networks import two_layer
 from .rank import rank, stable_rank
+from .stats import interval
 
 VERDICTS = ("global", "local", "not_local", "kkt_only", "not_kkt")
 

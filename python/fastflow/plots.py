@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .experiment import draw
 from .flow import flow
 
 
@@ -96,7 +97,6 @@ def neuron_directions(exp, seed, samples, path=None, titles=None):
     point (size = its final share of ||W1||); right: the angle of each neuron against time."""
     from matplotlib import colormaps
 
-    from .montecarlo import draw
     samples = list(samples)
     fig = _figure(10, 3.9 * max(1, len(samples)))
     cmap = colormaps["viridis"]
