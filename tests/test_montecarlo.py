@@ -6,10 +6,11 @@ import pickle
 import subprocess
 import sys
 from functools import partial
+from statistics import NormalDist
 
 import numpy as np
 import pytest
-from scipy.stats import binomtest
+from scipy.stats import beta
 
 from fastflow import experiments
 from fastflow.experiment import Experiment, sample_rng
@@ -46,13 +47,52 @@ def test_sample_streams_are_the_children_of_the_seed():
         np.testing.assert_array_equal(sample_rng(12, k).random(4), np.random.default_rng(ref[k]).random(4))
 
 
-@pytest.mark.parametrize("method, scipy_method", [("wilson", "wilson"), ("clopper-pearson", "exact")])
-def test_intervals_match_scipy(method, scipy_method):
-    for n in (1, 7, 50, 1000):
-        for k in sorted({0, 1, n // 3, n - 1, n}):
-            for conf in (0.9, 0.95, 0.99):
-                ref = binomtest(k, n).proportion_ci(confidence_level=conf, method=scipy_method)
-                np.testing.assert_allclose(interval(k, n, conf, method), (ref.low, ref.high), atol=1e-10)
+def wilson_formula(k, n, conf):
+    """The Wilson score interval written out (the formula fastflow used before it called scipy)."""
+    z = NormalDist().inv_cdf(0.5 + conf / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (0.0 if k == 0 else centre - half, 1.0 if k == n else centre + half)
+
+
+def clopper_pearson_formula(k, n, conf):
+    """Clopper-Pearson from the beta quantiles (the formula fastflow used before it called scipy's binomtest)."""
+    alpha = 1 - conf
+    lo = 0.0 if k == 0 else beta.ppf(alpha / 2, k, n - k + 1)
+    hi = 1.0 if k == n else beta.ppf(1 - alpha / 2, k + 1, n - k)
+    return (lo, hi)
+
+
+# scipy's exact endpoints are roots found by brentq to its default absolute tolerance 2e-12
+@pytest.mark.parametrize("method, formula, tol",
+                         [("wilson", wilson_formula, dict(rtol=1e-12, atol=1e-15)),
+                          ("clopper-pearson", clopper_pearson_formula, dict(rtol=0, atol=4e-12))])
+def test_intervals_match_the_formulas(method, formula, tol):
+    for n in (1, 2, 7, 50, 1000, 10**6):
+        for k in sorted({0, 1, n // 3, n // 2, n - 1, n}):
+            for conf in (0.5, 0.9, 0.95, 0.99):
+                lo, hi = interval(k, n, conf, method)
+                np.testing.assert_allclose((lo, hi), formula(k, n, conf), **tol)
+                assert 0.0 <= lo <= k / n <= hi <= 1.0
+                assert (lo == 0.0) == (k == 0) and (hi == 1.0) == (k == n)   # exact at the ends, inside otherwise
+
+
+def test_intervals_at_the_boundaries_and_textbook_values():
+    z = NormalDist().inv_cdf(0.975)
+    for n in (1, 10, 400):
+        alpha = 0.05
+        assert interval(0, n, 0.95, "wilson") == (0.0, pytest.approx(z * z / (n + z * z), rel=1e-12))
+        assert interval(n, n, 0.95, "wilson") == (pytest.approx(n / (n + z * z), rel=1e-12), 1.0)
+        assert interval(0, n, 0.95, "clopper-pearson") == (0.0, pytest.approx(1 - (alpha / 2) ** (1 / n), abs=4e-12))
+        assert interval(n, n, 0.95, "clopper-pearson") == (pytest.approx((alpha / 2) ** (1 / n), abs=4e-12), 1.0)
+    assert interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)                     # Wilson, 95%
+    assert interval(5, 10, method="clopper-pearson") == pytest.approx((0.1871, 0.8129), abs=1e-4)
+    assert interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError, match="method"):
+        interval(1, 2, method="wald")
+    with pytest.raises(ValueError):
+        interval(3, 2)
 
 
 def test_wilson_interval_covers_the_exact_probability():
