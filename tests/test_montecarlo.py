@@ -229,6 +229,13 @@ def test_experiment_validation():
         experiments.get("no-such-experiment")
 
 
+def test_experiment_hooks_must_be_callable():
+    exp = region_experiment()
+    for hook in ("report", "figures"):
+        with pytest.raises(TypeError, match=hook):
+            Experiment(**{**exp.__dict__, hook: "not a function"})
+
+
 @pytest.mark.parametrize("net", [two_layer(3, 4, d_out=2), fully_connected(2, [3, 2], bias=True), diagonal(3, 3),
                                  conv_disjoint(2, 3, "linear"),
                                  Network([np.arange(1, 7).reshape(3, 2), [[1, 2, 3]]], skip=True)],

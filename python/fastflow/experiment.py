@@ -38,6 +38,8 @@ class Experiment:
     strata                              record names whose values split the table (e.g. ("n", "d", "width"))
     reference                           [(label, value, text)]: predicted/published probabilities drawn on the plot
     report(est) -> list[str]            extra lines for the table (e.g. a check of the theorem on its hypothesis)
+    figures(exp, est, out_dir)          -> paths of the experiment's own figures, written into out_dir (the
+                                        probability bars are drawn for every experiment)
 
     The functions must be picklable (top-level functions or functools.partial of them) to run on worker processes
     or a cluster.
@@ -57,6 +59,7 @@ class Experiment:
     strata: Sequence[str] = ()
     reference: Sequence[tuple] = ()
     report: Optional[Callable] = None
+    figures: Optional[Callable] = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -74,6 +77,9 @@ class Experiment:
         for name in ("data", "init", "outcome"):
             if not callable(getattr(self, name)):
                 raise TypeError(f"Experiment.{name} must be callable")
+        for name in ("report", "figures"):
+            if getattr(self, name) is not None and not callable(getattr(self, name)):
+                raise TypeError(f"Experiment.{name} must be callable or None")
         if not (isinstance(self.net, Network) or callable(self.net)):
             raise TypeError("Experiment.net must be a Network or a sampler net((X, y), rng) -> Network")
         self.default_n = positive_int("default_n", self.default_n)

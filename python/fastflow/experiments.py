@@ -10,17 +10,19 @@ wp-orthogonal   convex-geometry paper (Wang, Pilanci) App. F.1: every grown neur
                 optimal neurons.
 random-sweep    random datasets on the sphere over a small grid of (n, d, width): the analysis verdict of the limit.
 
-Every sampler and outcome here is a top-level function (or a functools.partial of one), so the experiments pickle
-and run on worker processes or a Dask cluster.
+Every sampler, outcome and figures hook here is a top-level function (or a functools.partial of one), so the
+experiments pickle and run on worker processes or a Dask cluster.
 """
 from __future__ import annotations
 
 import math
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 
 from . import init as _init
+from . import plots
 from .flow import STATUSES
 from .experiment import Experiment
 from .networks import two_layer
@@ -51,6 +53,13 @@ def _band(W1, X):
 def _theta0(traj):
     """The initial parameters (the experiments below ask the flow for theta at t = 0 via t_eval=[0])."""
     return traj.theta_at[0]
+
+
+def directions_figure(exp, est, out_dir):
+    """The first-layer directions along the flow of a sample of each outcome (2-D data): directions.png."""
+    path = Path(out_dir) / "directions.png"
+    plots.label_directions(exp, est, path)
+    return [path]
 
 
 def _fraction_line(name, k, n, exact=None, confidence=0.95):
@@ -156,6 +165,7 @@ def vss_thm32(width=2, log_t_max=50.0, n=10_000):
         default_n=n,
         reference=[("not_local", p, "Thm 3.2 lower bound")],
         report=partial(vss_report, p_hyp=p),
+        figures=directions_figure,
     )
 
 
@@ -171,6 +181,7 @@ def rank_paper_data():
 TVS_X, TVS_Y = rank_paper_data()
 TVS_ANGLE = _angle(TVS_X[0], TVS_X[1])
 ZERO_LOSS = 1e-4
+ZERO_LOSS_LABELS = ("zero_loss_rank2", "zero_loss_rank1")
 
 
 def rank_outcome(traj, net, data):
@@ -187,7 +198,7 @@ def rank_outcome(traj, net, data):
 
 
 def rank_report(est):
-    zero = est.mask("zero_loss_rank2", "zero_loss_rank1")
+    zero = est.mask(*ZERO_LOSS_LABELS)
     k, n = int(zero.sum()), est.n
     lines = [_fraction_line("zero loss (any rank)", k, n, None, est.confidence)
              + "; exact-flow reference 0.22 (NUMERICS 3: 44/200), paper's GD 79/288 = 0.274",
@@ -198,6 +209,17 @@ def rank_report(est):
                      f"W2 {s2.min():.3f}..{s2.max():.3f} (paper: bounded away from 1)")
     lines.append(f"runs that slid on a switching surface: {int(np.nansum(est.records['slid']))}/{n}")
     return lines
+
+
+def rank_figures(exp, est, out_dir):
+    """Stable ranks of W1 and W2 at the end, zero-loss runs against the others (rank paper Fig. 1), and the
+    directions figure."""
+    path = Path(out_dir) / "stable_ranks.png"
+    plots.record_histograms(est, ["stable_rank_W1", "stable_rank_W2"], est.mask(*ZERO_LOSS_LABELS), path,
+                            bins=np.linspace(1.0, 2.0, 26), groups=("zero loss", "not converged"),
+                            xlabels=[f"stable rank ||W{k}||_F^2 / ||W{k}||_2^2" for k in (1, 2)],
+                            title=f"{est.experiment}: stable ranks at the end of the flow (n = {est.n})")
+    return [path] + directions_figure(exp, est, out_dir)
 
 
 def tvs_rank_2x2(radius=1e-4, t_max=300.0, n=288):
@@ -213,10 +235,11 @@ def tvs_rank_2x2(radius=1e-4, t_max=300.0, n=288):
         loss="square",
         flow={"t_max": t_max, "rtol": 1e-10, "atol": 1e-14},
         outcome=rank_outcome,
-        labels=["zero_loss_rank2", "zero_loss_rank1", "stalled_0.5", "stalled_1.0", "other"],
+        labels=[*ZERO_LOSS_LABELS, "stalled_0.5", "stalled_1.0", "other"],
         default_n=n,
         reference=[("zero_loss_rank2", 0.22, "exact flow 22%"), ("zero_loss_rank2", 79 / 288, "paper GD 27%")],
         report=rank_report,
+        figures=rank_figures,
     )
 
 
@@ -294,6 +317,7 @@ def tvs_thm3(radius=0.008, t_max=300.0, n=2000):
         default_n=n,
         reference=[("E", bound, "Thm 3 lower bound")],
         report=partial(thm3_report, bound=bound),
+        figures=directions_figure,
     )
 
 
@@ -352,6 +376,7 @@ def wp_orthogonal(width=10, scale=1e-3, log_t_max=30.0, n=1000):
         labels=["global_directions", "spurious", "not_separated"],
         default_n=n,
         report=wp_report,
+        figures=directions_figure,
     )
 
 
