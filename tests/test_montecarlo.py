@@ -311,7 +311,7 @@ def test_vss_thm32_every_run_meeting_the_hypothesis_ends_not_local():
 def test_tvs_rank_2x2_matches_the_exact_flow_reference():
     est = estimate("tvs-rank-2x2", n=200, seed=0, workers=2, progress=False)
     zero = est.counts["zero_loss_rank2"] + est.counts["zero_loss_rank1"]
-    assert 0.10 <= zero / est.n <= 0.35          # NUMERICS: 22% (44/200)
+    assert 0.10 <= zero / est.n <= 0.35          # the exact flow's reference: 22% (44 of 200 runs)
     assert est.counts["zero_loss_rank1"] == 0    # Thm 2: zero loss => rank 2
     assert est.counts["other"] == 0              # every other run stalls at 0.5 or 1.0
     sr = est.records["stable_rank_W1"][est.mask("zero_loss_rank2")]

@@ -23,13 +23,12 @@ import numpy as np
 
 from . import init as _init
 from . import plots
-from .flow import STATUSES
+from .analysis import VERDICTS, analyze
 from .experiment import Experiment
+from .flow import STATUSES
 from .networks import two_layer
 from .rank import rank, stable_rank
 from .stats import interval
-
-VERDICTS = ("global", "local", "not_local", "kkt_only", "not_kkt")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -201,7 +200,7 @@ def rank_report(est):
     zero = est.mask(*ZERO_LOSS_LABELS)
     k, n = int(zero.sum()), est.n
     lines = [_fraction_line("zero loss (any rank)", k, n, None, est.confidence)
-             + "; exact-flow reference 0.22 (NUMERICS 3: 44/200), paper's GD 79/288 = 0.274",
+             + "; exact-flow reference 0.22 (44 of 200 runs), paper's GD 79/288 = 0.274",
              f"zero-loss runs of rank 1: {est.counts['zero_loss_rank1']} (Thm 2: none)"]
     if k:
         s1, s2 = est.records["stable_rank_W1"][zero], est.records["stable_rank_W2"][zero]
@@ -404,14 +403,6 @@ def sweep_net(data, rng, widths):
     return two_layer(X.shape[1], int(rng.choice(widths)))
 
 
-def _analysis_available():
-    try:
-        from .analysis import analyze  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def sweep_outcome(traj, net, data, use_analysis):
     X, _ = data
     W1, _ = net.split(traj.theta)
@@ -420,19 +411,15 @@ def sweep_outcome(traj, net, data, use_analysis):
         return traj.status, rec
     if not traj.margin > 0:
         return "not_separated", rec
-    from .analysis import analyze  # imported lazily: a worker without it fails loudly instead of mixing labels
     return analyze(net, data, traj.theta).verdict, rec
 
 
-def random_sweep(ns=(4, 8), ds=(2, 3), widths=(2, 4), log_t_max=300.0, n=None, use_analysis=None):
+def random_sweep(ns=(4, 8), ds=(2, 3), widths=(2, 4), log_t_max=300.0, n=None, use_analysis=True):
     # a long horizon: directions converge like 1/log t, and a point still far from its limit reads "not_kkt"
-    if use_analysis is None:
-        use_analysis = _analysis_available()
     if n is None:
         n = 200 if use_analysis else 1000   # the analysis (a convex program per run) costs ~0.2 s a sample
     labels = list(VERDICTS) + ["not_separated"] if use_analysis else list(STATUSES)
-    source = "ff.analyze's verdict of the final point" if use_analysis else \
-        "the trajectory status (fastflow.analysis is not available)"
+    source = "ff.analyze's verdict of the final point" if use_analysis else "the trajectory status"
     return Experiment(
         name="random-sweep",
         description=f"random datasets: n in {list(ns)} points on the unit sphere of R^d, d in {list(ds)}, labels "
