@@ -8,7 +8,8 @@ tvs-thm3        rank paper Thm 3: with v(0) = 0 and small rows of W1, GF converg
                 probability >= 2 (angle / 2 pi)^2.
 wp-orthogonal   convex-geometry paper (Wang, Pilanci) App. F.1: every grown neuron aligns with the convex program's
                 optimal neurons.
-random-sweep    random datasets on the sphere over a small grid of (n, d, width): the analysis verdict of the limit.
+random-sweep    random datasets on the sphere over a small grid of (n, d, width): the analysis verdict of the limit
+                (defined in fastflow.sweep).
 
 Every sampler, outcome and figures hook here is a top-level function (or a functools.partial of one), so the
 experiments pickle and run on worker processes or a Dask cluster.
@@ -23,12 +24,11 @@ import numpy as np
 
 from . import init as _init
 from . import plots
-from .analysis import VERDICTS, analyze
 from .experiment import Experiment
-from .flow import STATUSES
 from .networks import two_layer
 from .rank import rank, stable_rank
 from .stats import interval
+from .sweep import random_sweep
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -381,62 +381,6 @@ def wp_orthogonal(width=10, scale=1e-3, log_t_max=30.0, n=1000):
 
 def _balanced_init(net, rng, scale):
     return _init.balanced(net, scale, rng)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# random-sweep
-
-
-def sphere_data(rng, ns, ds):
-    """n points uniform on the unit sphere of R^d, labels from a random linear separator; (n, d) drawn from the
-    grid."""
-    n, d = int(rng.choice(ns)), int(rng.choice(ds))
-    X = rng.normal(size=(n, d))
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
-    u = rng.normal(size=d)
-    y = np.where(X @ u >= 0, 1.0, -1.0)
-    return X, y
-
-
-def sweep_net(data, rng, widths):
-    X, _ = data
-    return two_layer(X.shape[1], int(rng.choice(widths)))
-
-
-def sweep_outcome(traj, net, data, use_analysis):
-    X, _ = data
-    W1, _ = net.split(traj.theta)
-    rec = {"n": X.shape[0], "d": X.shape[1], "width": W1.shape[0], "margin": traj.margin}
-    if not use_analysis:
-        return traj.status, rec
-    if not traj.margin > 0:
-        return "not_separated", rec
-    return analyze(net, data, traj.theta).verdict, rec
-
-
-def random_sweep(ns=(4, 8), ds=(2, 3), widths=(2, 4), log_t_max=300.0, n=None, use_analysis=True):
-    # a long horizon: directions converge like 1/log t, and a point still far from its limit reads "not_kkt"
-    if n is None:
-        n = 200 if use_analysis else 1000   # the analysis (a convex program per run) costs ~0.2 s a sample
-    labels = list(VERDICTS) + ["not_separated"] if use_analysis else list(STATUSES)
-    source = "ff.analyze's verdict of the final point" if use_analysis else "the trajectory status"
-    return Experiment(
-        name="random-sweep",
-        description=f"random datasets: n in {list(ns)} points on the unit sphere of R^d, d in {list(ds)}, labels "
-                    f"of a random linear separator, two_layer(d, width), width in {list(widths)}, Xavier init, "
-                    f"exponential loss, flow to log t = {log_t_max:g}; label = {source}",
-        prediction="margin paper Table 1: depth-2 ReLU nets may converge to KKT points that are not local optima; "
-                   "how often, per (n, d, width), is what this sweep measures",
-        data=partial(sphere_data, ns=tuple(ns), ds=tuple(ds)),
-        net=partial(sweep_net, widths=tuple(widths)),
-        init=_init.xavier,
-        loss="exponential",
-        flow={"log_t_max": log_t_max},
-        outcome=partial(sweep_outcome, use_analysis=use_analysis),
-        labels=labels,
-        default_n=n,
-        strata=("n", "d", "width"),
-    )
 
 
 # --------------------------------------------------------------------------------------------------------------
