@@ -3,15 +3,21 @@ experiments."""
 import json
 import math
 import pickle
+import subprocess
+import sys
 from functools import partial
+from statistics import NormalDist
 
 import numpy as np
 import pytest
-from scipy.stats import binomtest
+from scipy.stats import beta
 
 from fastflow import experiments
-from fastflow.montecarlo import Checkpoint, Estimate, Experiment, estimate, interval, load_checkpoint, sample_rng
-from fastflow.networks import two_layer
+from fastflow.experiment import Experiment, sample_rng
+from fastflow.montecarlo import estimate
+from fastflow.networks import Network, conv_disjoint, diagonal, fully_connected, two_layer
+from fastflow.results import Checkpoint, Estimate, load_checkpoint
+from fastflow.stats import interval
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -41,13 +47,52 @@ def test_sample_streams_are_the_children_of_the_seed():
         np.testing.assert_array_equal(sample_rng(12, k).random(4), np.random.default_rng(ref[k]).random(4))
 
 
-@pytest.mark.parametrize("method, scipy_method", [("wilson", "wilson"), ("clopper-pearson", "exact")])
-def test_intervals_match_scipy(method, scipy_method):
-    for n in (1, 7, 50, 1000):
-        for k in sorted({0, 1, n // 3, n - 1, n}):
-            for conf in (0.9, 0.95, 0.99):
-                ref = binomtest(k, n).proportion_ci(confidence_level=conf, method=scipy_method)
-                np.testing.assert_allclose(interval(k, n, conf, method), (ref.low, ref.high), atol=1e-10)
+def wilson_formula(k, n, conf):
+    """The Wilson score interval written out (the formula fastflow used before it called scipy)."""
+    z = NormalDist().inv_cdf(0.5 + conf / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (0.0 if k == 0 else centre - half, 1.0 if k == n else centre + half)
+
+
+def clopper_pearson_formula(k, n, conf):
+    """Clopper-Pearson from the beta quantiles (the formula fastflow used before it called scipy's binomtest)."""
+    alpha = 1 - conf
+    lo = 0.0 if k == 0 else beta.ppf(alpha / 2, k, n - k + 1)
+    hi = 1.0 if k == n else beta.ppf(1 - alpha / 2, k + 1, n - k)
+    return (lo, hi)
+
+
+# scipy's exact endpoints are roots found by brentq to its default absolute tolerance 2e-12
+@pytest.mark.parametrize("method, formula, tol",
+                         [("wilson", wilson_formula, dict(rtol=1e-12, atol=1e-15)),
+                          ("clopper-pearson", clopper_pearson_formula, dict(rtol=0, atol=4e-12))])
+def test_intervals_match_the_formulas(method, formula, tol):
+    for n in (1, 2, 7, 50, 1000, 10**6):
+        for k in sorted({0, 1, n // 3, n // 2, n - 1, n}):
+            for conf in (0.5, 0.9, 0.95, 0.99):
+                lo, hi = interval(k, n, conf, method)
+                np.testing.assert_allclose((lo, hi), formula(k, n, conf), **tol)
+                assert 0.0 <= lo <= k / n <= hi <= 1.0
+                assert (lo == 0.0) == (k == 0) and (hi == 1.0) == (k == n)   # exact at the ends, inside otherwise
+
+
+def test_intervals_at_the_boundaries_and_textbook_values():
+    z = NormalDist().inv_cdf(0.975)
+    for n in (1, 10, 400):
+        alpha = 0.05
+        assert interval(0, n, 0.95, "wilson") == (0.0, pytest.approx(z * z / (n + z * z), rel=1e-12))
+        assert interval(n, n, 0.95, "wilson") == (pytest.approx(n / (n + z * z), rel=1e-12), 1.0)
+        assert interval(0, n, 0.95, "clopper-pearson") == (0.0, pytest.approx(1 - (alpha / 2) ** (1 / n), abs=4e-12))
+        assert interval(n, n, 0.95, "clopper-pearson") == (pytest.approx((alpha / 2) ** (1 / n), abs=4e-12), 1.0)
+    assert interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)                     # Wilson, 95%
+    assert interval(5, 10, method="clopper-pearson") == pytest.approx((0.1871, 0.8129), abs=1e-4)
+    assert interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError, match="method"):
+        interval(1, 2, method="wald")
+    with pytest.raises(ValueError):
+        interval(3, 2)
 
 
 def test_wilson_interval_covers_the_exact_probability():
@@ -88,7 +133,7 @@ def test_estimate_on_a_dask_cluster_matches_local_workers():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                   silence_logs=50) as cluster, distributed.Client(cluster) as client:
         est = estimate(exp, n=200, seed=11, executor=client.get_executor(), progress=False, chunk_size=16)
-        # a custom (non-built-in) experiment travels pickled, its network as a recipe
+        # a custom (non-built-in) experiment travels pickled, its network with it
         custom = estimate(region_experiment(), n=64, seed=2, executor=client.get_executor(), progress=False,
                           chunk_size=16)
     assert est.counts == local.counts
@@ -184,6 +229,33 @@ def test_experiment_validation():
         experiments.get("no-such-experiment")
 
 
+def test_experiment_hooks_must_be_callable():
+    exp = region_experiment()
+    for hook in ("report", "figures"):
+        with pytest.raises(TypeError, match=hook):
+            Experiment(**{**exp.__dict__, hook: "not a function"})
+
+
+@pytest.mark.parametrize("net", [two_layer(3, 4, d_out=2), fully_connected(2, [3, 2], bias=True), diagonal(3, 3),
+                                 conv_disjoint(2, 3, "linear"),
+                                 Network([np.arange(1, 7).reshape(3, 2), [[1, 2, 3]]], skip=True)],
+                         ids=repr)
+def test_networks_pickle_to_the_same_model(net):
+    clone = pickle.loads(pickle.dumps(net))
+    assert type(clone._core) is type(net._core) and clone.structure == net.structure
+    assert clone.is_two_layer == net.is_two_layer == (type(net._core).__name__ == "TwoLayer")
+    theta = np.random.default_rng(0).normal(size=net.n_params)
+    X = np.random.default_rng(1).normal(size=(5, net.d_in))
+    np.testing.assert_array_equal(clone.forward(theta, X), net.forward(theta, X))
+
+
+def test_import_fastflow_leaves_the_runner_unloaded():
+    code = ("import sys, fastflow; loaded = 'fastflow.montecarlo' in sys.modules; "
+            "fastflow.estimate; print(loaded, 'fastflow.montecarlo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["False", "True"]
+
+
 def test_estimate_json_round_trip_table_and_plot(tmp_path):
     pytest.importorskip("matplotlib")
     est = estimate("tvs-rank-2x2", n=64, seed=0, workers=1, progress=False, method="clopper-pearson")
@@ -239,7 +311,7 @@ def test_vss_thm32_every_run_meeting_the_hypothesis_ends_not_local():
 def test_tvs_rank_2x2_matches_the_exact_flow_reference():
     est = estimate("tvs-rank-2x2", n=200, seed=0, workers=2, progress=False)
     zero = est.counts["zero_loss_rank2"] + est.counts["zero_loss_rank1"]
-    assert 0.10 <= zero / est.n <= 0.35          # NUMERICS: 22% (44/200)
+    assert 0.10 <= zero / est.n <= 0.35          # the exact flow's reference: 22% (44 of 200 runs)
     assert est.counts["zero_loss_rank1"] == 0    # Thm 2: zero loss => rank 2
     assert est.counts["other"] == 0              # every other run stalls at 0.5 or 1.0
     sr = est.records["stable_rank_W1"][est.mask("zero_loss_rank2")]

@@ -15,6 +15,11 @@ import sys
 import time
 from pathlib import Path
 
+from . import experiments
+from .montecarlo import estimate
+from .plots import draw_all
+from .results import Checkpoint, Estimate, load_checkpoint
+
 CHECKPOINT = "checkpoint.jsonl"
 RESULTS = "results.json"
 
@@ -53,7 +58,6 @@ def _parser():
 
 
 def _list(args):
-    from . import experiments
     for name in experiments.names():
         exp = experiments.get(name)
         print(f"{name:<16} n={exp.default_n:<6} {exp.description}")
@@ -61,14 +65,12 @@ def _list(args):
 
 
 def _experiment(name):
-    from . import experiments
     if name not in experiments.names():
         raise CliError(f"unknown experiment {name!r}; built in: {', '.join(experiments.names())}")
     return experiments.get(name)
 
 
 def _run(args):
-    from .montecarlo import Checkpoint, estimate
     exp = _experiment(args.name)
     out = Path(args.out) if args.out else Path("fastflow-results") / exp.name
     if out.exists() and not out.is_dir():
@@ -127,21 +129,17 @@ def _run(args):
     print(est.table())
     print(f"wrote {out / RESULTS}")
     if not args.no_plots:
-        from .plots import draw_all
         for path in draw_all(est, out, exp):
             print(f"wrote {path}")
     return 0
 
 
 def _show(args):
-    from .montecarlo import Estimate, load_checkpoint
     out = Path(args.dir)
-    from . import experiments
     if (out / RESULTS).exists():
         est = Estimate.from_json(out / RESULTS)
         exp = experiments.get(est.experiment) if est.experiment in experiments.names() else None
     elif (out / CHECKPOINT).exists():
-        from .montecarlo import Checkpoint
         header, _, _ = Checkpoint.read(out / CHECKPOINT)
         if header is None:
             raise CliError(f"{out / CHECKPOINT} is empty")
@@ -152,7 +150,6 @@ def _show(args):
         raise CliError(f"{out} holds neither {RESULTS} nor {CHECKPOINT}")
     print(est.table())
     if not args.no_plots:
-        from .plots import draw_all
         for path in draw_all(est, out, exp):
             print(f"wrote {path}")
     return 0

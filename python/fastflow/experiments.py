@@ -8,25 +8,27 @@ tvs-thm3        rank paper Thm 3: with v(0) = 0 and small rows of W1, GF converg
                 probability >= 2 (angle / 2 pi)^2.
 wp-orthogonal   convex-geometry paper (Wang, Pilanci) App. F.1: every grown neuron aligns with the convex program's
                 optimal neurons.
-random-sweep    random datasets on the sphere over a small grid of (n, d, width): the analysis verdict of the limit.
+random-sweep    random datasets on the sphere over a small grid of (n, d, width): the analysis verdict of the limit
+                (defined in fastflow.sweep).
 
-Every sampler and outcome here is a top-level function (or a functools.partial of one), so the experiments pickle
-and run on worker processes or a Dask cluster.
+Every sampler, outcome and figures hook here is a top-level function (or a functools.partial of one), so the
+experiments pickle and run on worker processes or a Dask cluster.
 """
 from __future__ import annotations
 
 import math
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 
 from . import init as _init
-from .flow import STATUSES
-from .montecarlo import Experiment, interval
+from . import plots
+from .experiment import Experiment
 from .networks import two_layer
 from .rank import rank, stable_rank
-
-VERDICTS = ("global", "local", "not_local", "kkt_only", "not_kkt")
+from .stats import interval
+from .sweep import random_sweep
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -50,6 +52,13 @@ def _band(W1, X):
 def _theta0(traj):
     """The initial parameters (the experiments below ask the flow for theta at t = 0 via t_eval=[0])."""
     return traj.theta_at[0]
+
+
+def directions_figure(exp, est, out_dir):
+    """The first-layer directions along the flow of a sample of each outcome (2-D data): directions.png."""
+    path = Path(out_dir) / "directions.png"
+    plots.label_directions(exp, est, path)
+    return [path]
 
 
 def _fraction_line(name, k, n, exact=None, confidence=0.95):
@@ -155,6 +164,7 @@ def vss_thm32(width=2, log_t_max=50.0, n=10_000):
         default_n=n,
         reference=[("not_local", p, "Thm 3.2 lower bound")],
         report=partial(vss_report, p_hyp=p),
+        figures=directions_figure,
     )
 
 
@@ -170,6 +180,7 @@ def rank_paper_data():
 TVS_X, TVS_Y = rank_paper_data()
 TVS_ANGLE = _angle(TVS_X[0], TVS_X[1])
 ZERO_LOSS = 1e-4
+ZERO_LOSS_LABELS = ("zero_loss_rank2", "zero_loss_rank1")
 
 
 def rank_outcome(traj, net, data):
@@ -186,10 +197,10 @@ def rank_outcome(traj, net, data):
 
 
 def rank_report(est):
-    zero = est.mask("zero_loss_rank2", "zero_loss_rank1")
+    zero = est.mask(*ZERO_LOSS_LABELS)
     k, n = int(zero.sum()), est.n
     lines = [_fraction_line("zero loss (any rank)", k, n, None, est.confidence)
-             + "; exact-flow reference 0.22 (NUMERICS 3: 44/200), paper's GD 79/288 = 0.274",
+             + "; exact-flow reference 0.22 (44 of 200 runs), paper's GD 79/288 = 0.274",
              f"zero-loss runs of rank 1: {est.counts['zero_loss_rank1']} (Thm 2: none)"]
     if k:
         s1, s2 = est.records["stable_rank_W1"][zero], est.records["stable_rank_W2"][zero]
@@ -197,6 +208,17 @@ def rank_report(est):
                      f"W2 {s2.min():.3f}..{s2.max():.3f} (paper: bounded away from 1)")
     lines.append(f"runs that slid on a switching surface: {int(np.nansum(est.records['slid']))}/{n}")
     return lines
+
+
+def rank_figures(exp, est, out_dir):
+    """Stable ranks of W1 and W2 at the end, zero-loss runs against the others (rank paper Fig. 1), and the
+    directions figure."""
+    path = Path(out_dir) / "stable_ranks.png"
+    plots.record_histograms(est, ["stable_rank_W1", "stable_rank_W2"], est.mask(*ZERO_LOSS_LABELS), path,
+                            bins=np.linspace(1.0, 2.0, 26), groups=("zero loss", "not converged"),
+                            xlabels=[f"stable rank ||W{k}||_F^2 / ||W{k}||_2^2" for k in (1, 2)],
+                            title=f"{est.experiment}: stable ranks at the end of the flow (n = {est.n})")
+    return [path] + directions_figure(exp, est, out_dir)
 
 
 def tvs_rank_2x2(radius=1e-4, t_max=300.0, n=288):
@@ -212,10 +234,11 @@ def tvs_rank_2x2(radius=1e-4, t_max=300.0, n=288):
         loss="square",
         flow={"t_max": t_max, "rtol": 1e-10, "atol": 1e-14},
         outcome=rank_outcome,
-        labels=["zero_loss_rank2", "zero_loss_rank1", "stalled_0.5", "stalled_1.0", "other"],
+        labels=[*ZERO_LOSS_LABELS, "stalled_0.5", "stalled_1.0", "other"],
         default_n=n,
         reference=[("zero_loss_rank2", 0.22, "exact flow 22%"), ("zero_loss_rank2", 79 / 288, "paper GD 27%")],
         report=rank_report,
+        figures=rank_figures,
     )
 
 
@@ -293,6 +316,7 @@ def tvs_thm3(radius=0.008, t_max=300.0, n=2000):
         default_n=n,
         reference=[("E", bound, "Thm 3 lower bound")],
         report=partial(thm3_report, bound=bound),
+        figures=directions_figure,
     )
 
 
@@ -351,79 +375,12 @@ def wp_orthogonal(width=10, scale=1e-3, log_t_max=30.0, n=1000):
         labels=["global_directions", "spurious", "not_separated"],
         default_n=n,
         report=wp_report,
+        figures=directions_figure,
     )
 
 
 def _balanced_init(net, rng, scale):
     return _init.balanced(net, scale, rng)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# random-sweep
-
-
-def sphere_data(rng, ns, ds):
-    """n points uniform on the unit sphere of R^d, labels from a random linear separator; (n, d) drawn from the
-    grid."""
-    n, d = int(rng.choice(ns)), int(rng.choice(ds))
-    X = rng.normal(size=(n, d))
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
-    u = rng.normal(size=d)
-    y = np.where(X @ u >= 0, 1.0, -1.0)
-    return X, y
-
-
-def sweep_net(data, rng, widths):
-    X, _ = data
-    return two_layer(X.shape[1], int(rng.choice(widths)))
-
-
-def _analysis_available():
-    try:
-        from .analysis import analyze  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def sweep_outcome(traj, net, data, use_analysis):
-    X, _ = data
-    W1, _ = net.split(traj.theta)
-    rec = {"n": X.shape[0], "d": X.shape[1], "width": W1.shape[0], "margin": traj.margin}
-    if not use_analysis:
-        return traj.status, rec
-    if not traj.margin > 0:
-        return "not_separated", rec
-    from .analysis import analyze  # imported lazily: a worker without it fails loudly instead of mixing labels
-    return analyze(net, data, traj.theta).verdict, rec
-
-
-def random_sweep(ns=(4, 8), ds=(2, 3), widths=(2, 4), log_t_max=300.0, n=None, use_analysis=None):
-    # a long horizon: directions converge like 1/log t, and a point still far from its limit reads "not_kkt"
-    if use_analysis is None:
-        use_analysis = _analysis_available()
-    if n is None:
-        n = 200 if use_analysis else 1000   # the analysis (a convex program per run) costs ~0.2 s a sample
-    labels = list(VERDICTS) + ["not_separated"] if use_analysis else list(STATUSES)
-    source = "ff.analyze's verdict of the final point" if use_analysis else \
-        "the trajectory status (fastflow.analysis is not available)"
-    return Experiment(
-        name="random-sweep",
-        description=f"random datasets: n in {list(ns)} points on the unit sphere of R^d, d in {list(ds)}, labels "
-                    f"of a random linear separator, two_layer(d, width), width in {list(widths)}, Xavier init, "
-                    f"exponential loss, flow to log t = {log_t_max:g}; label = {source}",
-        prediction="margin paper Table 1: depth-2 ReLU nets may converge to KKT points that are not local optima; "
-                   "how often, per (n, d, width), is what this sweep measures",
-        data=partial(sphere_data, ns=tuple(ns), ds=tuple(ds)),
-        net=partial(sweep_net, widths=tuple(widths)),
-        init=_init.xavier,
-        loss="exponential",
-        flow={"log_t_max": log_t_max},
-        outcome=partial(sweep_outcome, use_analysis=use_analysis),
-        labels=labels,
-        default_n=n,
-        strata=("n", "d", "width"),
-    )
 
 
 # --------------------------------------------------------------------------------------------------------------

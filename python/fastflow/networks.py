@@ -49,15 +49,27 @@ class Network:
         self.is_homogeneous = not (self.bias or self.skip)
         self.degree = len(self.maps)  # of the layered part; with bias/skip the network is not homogeneous
         sizes = [self.layer_shapes[0][1]] + [s[0] for s in self.layer_shapes]
-        if self._plain_two_layer():
+        if self.is_two_layer:
             self._core = _core.TwoLayer(sizes[0], sizes[1], sizes[2], activation)
         else:
             self._core = _core.Layered(sizes, [g.ravel().tolist() for g in self.maps], activation, self.bias,
                                        self.skip)
 
-    def _plain_two_layer(self):
+    @property
+    def is_two_layer(self):
+        """A plain two-layer fully connected network W2 sigma(W1 x) (every weight its own parameter, no bias, no
+        skip): theta = [W1 row-major, W2 row-major], the layout `split` returns as [W1, W2]."""
         return (len(self.maps) == 2 and not self.bias and not self.skip
                 and all(np.array_equal(g.ravel(), np.arange(1, g.size + 1)) for g in self.maps))
+
+    @property
+    def structure(self):
+        """What defines the network (equal for networks built alike): activation, bias, skip and the index maps."""
+        return (self.activation, self.bias, self.skip, tuple((g.shape, g.tobytes()) for g in self.maps))
+
+    def __reduce__(self):
+        # the C++ model does not pickle: rebuild it from the definition (for worker processes and Dask)
+        return type(self), (self.maps, self.activation, self.bias, self.skip)
 
     @property
     def n_params(self):

@@ -1,10 +1,12 @@
-"""Figures of Monte Carlo results (matplotlib, drawn on Agg canvases: no display and no pyplot state needed).
+"""Generic figures of Monte Carlo results (matplotlib, drawn on Agg canvases: no display and no pyplot state
+needed). An experiment's own figures come from its `figures` hook, built from these.
 
 probability_bars       outcome probabilities with confidence-interval whiskers (and the predicted values)
-stable_rank_histogram  stable ranks of W1, W2 (rank paper Fig. 1), zero-loss runs against the others
+record_histograms      histograms of recorded numbers, a selection of samples against the others
 neuron_directions      w_j / ||w_j|| over time for 2-D data, on the unit circle and as angles against log t
                        (convex-geometry paper Figs 3-5)
-draw_all               every figure that applies to a result, written to a directory
+label_directions       neuron_directions of the first sample of each outcome label
+draw_all               the probability bars and the experiment's own figures, written to a directory
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .experiment import draw
 from .flow import flow
 
 
@@ -59,24 +62,28 @@ def probability_bars(est, path=None):
     return _save(fig, path)
 
 
-def stable_rank_histogram(est, path=None, converged=("zero_loss_rank2", "zero_loss_rank1")):
-    """Histograms of the recorded stable ranks of W1 and W2: zero-loss runs and the rest."""
-    fig = _figure(9, 3.8)
-    conv = est.mask(*[s for s in converged if s in est.labels]) if est.n else np.zeros(0, bool)
-    bins = np.linspace(1.0, 2.0, 26)
-    for k, name in enumerate(("stable_rank_W1", "stable_rank_W2")):
-        ax = fig.add_subplot(1, 2, k + 1)
+def record_histograms(est, names, selected, path=None, *, bins, groups=("selected", "others"), xlabels=None,
+                      title=None):
+    """One panel per recorded number in `names`: its histogram over the samples in the boolean mask `selected`
+    and over the others. `bins` are the bin edges (values outside them are counted in the end bins)."""
+    bins = np.asarray(bins, dtype=float)
+    selected = np.asarray(selected, dtype=bool)
+    if selected.shape != (est.n,):
+        raise ValueError(f"selected must be a boolean mask of the {est.n} samples, got shape {selected.shape}")
+    fig = _figure(4.5 * len(names), 3.8)
+    for k, name in enumerate(names):
+        ax = fig.add_subplot(1, len(names), k + 1)
         vals = est.records.get(name, np.zeros(0))
-        for sel, color, text in ((conv, "#4C72B0", "zero loss"), (~conv, "#BBBBBB", "not converged")):
+        for sel, color, text in ((selected, "#4C72B0", groups[0]), (~selected, "#BBBBBB", groups[1])):
             v = vals[sel] if vals.size else vals
             v = v[np.isfinite(v)]
             if v.size:
                 ax.hist(np.clip(v, bins[0], bins[-1]), bins=bins, color=color, alpha=0.8, label=f"{text} ({v.size})")
-        ax.set_xlabel(f"stable rank ||W{k + 1}||_F^2 / ||W{k + 1}||_2^2")
+        ax.set_xlabel(xlabels[k] if xlabels else name)
         ax.set_ylabel("runs")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    fig.suptitle(f"{est.experiment}: stable ranks at the end of the flow (n = {est.n})", fontsize=10)
+    fig.suptitle(title or f"{est.experiment} (n = {est.n})", fontsize=10)
     return _save(fig, path)
 
 
@@ -96,24 +103,23 @@ def neuron_directions(exp, seed, samples, path=None, titles=None):
     point (size = its final share of ||W1||); right: the angle of each neuron against time."""
     from matplotlib import colormaps
 
-    from .montecarlo import draw
     samples = list(samples)
     fig = _figure(10, 3.9 * max(1, len(samples)))
     cmap = colormaps["viridis"]
     for row, k in enumerate(samples):
         net, (X, y), theta0 = draw(exp, seed, k)
-        if X.shape[1] != 2:
-            raise ValueError("neuron_directions needs 2-D inputs")
+        if X.shape[1] != 2 or not net.is_two_layer:
+            raise ValueError("neuron_directions needs a plain two-layer network on 2-D inputs")
         t = _times(exp)
         opts = {key: v for key, v in exp.flow.items() if key != "t_eval"}
         tr = flow(net, (X, y), theta0, loss=exp.loss, t_eval=t, **opts)
-        width = net.layer_shapes[0][0]
         # samples past the end of the run (a converged or stalled flow stops early) are NaN: drop them and add the
         # final point
         valid = np.all(np.isfinite(tr.theta_at), axis=1)
         thetas = np.vstack([tr.theta_at[valid], tr.theta[None, :]])
         t = np.concatenate([t[valid], [tr.t if np.isfinite(tr.t) else t[valid][-1]]])
-        W = thetas[:, : width * 2].reshape(len(t), width, 2)
+        W = np.array([net.split(theta)[0] for theta in thetas])   # (time, neuron, 2)
+        width = W.shape[1]
         norms = np.linalg.norm(W, axis=2)
         U = W / np.where(norms > 0, norms, 1)[..., None]
         share = norms[-1] / max(norms[-1].max(), 1e-300)
@@ -157,36 +163,25 @@ def neuron_directions(exp, seed, samples, path=None, titles=None):
     return _save(fig, path)
 
 
-def _direction_samples(est, per_label=1, most=4):
-    """A few sample indices: the first of each label, most frequent labels first."""
+def label_directions(exp, est, path=None, most=4):
+    """neuron_directions of the first sample of each label (most frequent labels first), at most `most` rows."""
     order = sorted(est.labels, key=lambda s: -est.counts[s])
-    picks, titles = [], []
-    for label in order:
-        idx = np.flatnonzero(est.sample_labels == est.labels.index(label))[:per_label]
-        for k in idx:
-            picks.append(int(k))
-            titles.append(f"sample {int(k)} ({label})")
-    return picks[:most], titles[:most]
+    picks = [(int(np.flatnonzero(est.sample_labels == est.labels.index(label))[0]), label) for label in order
+             if est.counts[label]][:most]
+    return neuron_directions(exp, est.seed, [k for k, _ in picks], path,
+                             [f"sample {k} ({label})" for k, label in picks])
 
 
 def draw_all(est, out_dir, exp=None):
-    """Write every figure that applies to `est` into out_dir; return the paths."""
+    """Write the probability bars and, for a non-empty result of an Experiment `exp` with a `figures` hook, its own
+    figures into out_dir; return the paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "probabilities.png"]
     probability_bars(est, paths[-1])
-    if "stable_rank_W1" in est.records and "stable_rank_W2" in est.records:
-        paths.append(out_dir / "stable_ranks.png")
-        stable_rank_histogram(est, paths[-1])
-    if exp is not None and est.n:
-        from .networks import Network
-        net = exp.net
-        if isinstance(net, Network) and net.d_in == 2 and net.depth == 2:
-            picks, titles = _direction_samples(est)
-            if picks:
-                paths.append(out_dir / "directions.png")
-                neuron_directions(exp, est.seed, picks, paths[-1], titles)
+    if exp is not None and exp.figures is not None and est.n:
+        paths += [Path(p) for p in exp.figures(exp, est, out_dir)]
     return paths
 
 
-__all__ = ["draw_all", "neuron_directions", "probability_bars", "stable_rank_histogram"]
+__all__ = ["draw_all", "label_directions", "neuron_directions", "probability_bars", "record_histograms"]
