@@ -17,10 +17,8 @@ import numpy as np
 
 from ._json import jsonable
 from ._validate import choice, positive_int
-from .flow import LOSSES
+from .flow import FLOW_OPTIONS, LOSSES
 from .networks import Network
-
-FLOW_OPTIONS = ("t_max", "log_t_max", "rtol", "atol", "t_eval", "max_events", "max_steps", "gtol")
 
 
 @dataclass

@@ -1,4 +1,4 @@
-// The event-driven integrator of the Clarke subgradient flow d theta/dt = -m(theta) (docs/mathematics.md): the
+// The event-driven integrator of the Clarke subgradient flow d theta/dt = -m(theta) (docs/mathematics.md §2-§5): the
 // loop that wires the rooms together. Stop? -> attempt a step -> control its size -> locate the first event in it
 // -> handle the event (classify the switches) -> advance.
 #pragma once

@@ -92,8 +92,6 @@ public:
     bool linear_switches() const override { return true; }
     int switch_layer(std::size_t) const override { return 0; }
     std::size_t switch_neuron(std::size_t unit) const override { return unit; }
-    std::size_t width() const { return m_; }
-    bool relu() const { return relu_; }
 
     void forward(const double* theta, const double* X, std::size_t n, const double* slopes, double* out,
                  double* scratch) const override {

@@ -1,5 +1,5 @@
 // Filippov sliding: the velocity on an intersection of switching surfaces is the minimal-norm element of the
-// Clarke subdifferential (docs/mathematics.md, "Sliding").
+// Clarke subdifferential (docs/mathematics.md §2).
 #pragma once
 #include <algorithm>
 #include <cmath>
