@@ -70,3 +70,24 @@ def test_min_norm_point_of_a_hull_matches_a_quadratic_program(seed):
     np.testing.assert_allclose(x, ref, rtol=0, atol=1e-6 * max(1.0, np.abs(V).max()))
     # x lies in the hull and is optimal: <x, v - x> >= 0 for every vertex v
     assert np.min(V @ x - x @ x) >= -1e-10 * max(1.0, np.abs(V).max() ** 2)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_solve_psd_told_the_blocks_gives_the_same_bits(seed):
+    """A Gram matrix that is block diagonal up to a permutation (switches of different hidden units): the solver told
+    the blocks skips the zero blocks and must return exactly what the full elimination returns, ties and dropped
+    (dependent) directions included."""
+    rng = np.random.default_rng(seed)
+    k, units = 30, 5
+    labels = rng.integers(0, units, k)
+    rows = np.zeros((k, units * 4))
+    for a, u in enumerate(labels):
+        rows[a, 4 * u:4 * u + 4] = rng.normal(size=4)
+    rows[1] = rows[0] * 2.0 if labels[1] == labels[0] else rows[1]  # a dependent pair when they share a unit
+    Q = rows @ rows.T
+    Q[labels[:, None] != labels[None, :]] = 0.0  # exact zeros between units, as the kernel builds them
+    b = rng.normal(size=k)
+    x_full, rank_full = _core.solve_psd(Q, b)
+    x_blocks, rank_blocks = _core.solve_psd(Q, b, group=labels.tolist())
+    assert rank_blocks == rank_full
+    assert np.array_equal(x_blocks, x_full)

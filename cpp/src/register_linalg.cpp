@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,14 +30,18 @@ std::vector<double> vector_of(const farray& b, std::size_t k, const char* name) 
 void register_linalg(py::module_& m) {
     m.def(
         "solve_psd",
-        [](const farray& Q, const farray& b) {
+        [](const farray& Q, const farray& b, std::optional<std::vector<std::size_t>> group) {
             std::size_t k = 0;
             auto q = square_matrix(Q, k);
+            if (group && group->size() != k) throw std::invalid_argument("group must have one label per row of Q");
             std::vector<double> x;
-            const std::size_t rank = fastflow::solve_psd(q, vector_of(b, k, "b"), k, x);
+            const std::size_t rank =
+                fastflow::solve_psd(q, vector_of(b, k, "b"), k, x, 1e-13, group ? group->data() : nullptr);
             return py::make_tuple(py::array_t<double>(static_cast<py::ssize_t>(k), x.data()), rank);
         },
-        py::arg("Q"), py::arg("b"), "x with Q x = b (least squares when Q is singular) and the numerical rank");
+        py::arg("Q"), py::arg("b"), py::arg("group") = py::none(),
+        "x with Q x = b (least squares when Q is singular) and the numerical rank; group: a label per row, Q being "
+        "zero between rows of different labels");
     m.def(
         "box_qp",
         [](const farray& Q, const farray& b, double f0_norm) {

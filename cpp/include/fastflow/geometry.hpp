@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "linalg.hpp"
@@ -11,16 +12,31 @@
 
 namespace fastflow {
 
-// the normals of a set of switches (one row of length p each) and their Gram matrix
+// The normals of a set of switches and their Gram matrix. Block models (two-layer nets): a normal is nonzero only
+// on its unit's block, so each row holds just that block (len entries from offset[a]) and labels[a] names the unit:
+// the Gram matrix is zero between units, and solve_psd is told so.
 struct Normals {
     std::vector<double> rows, gram;
-    std::size_t count = 0;
+    std::size_t count = 0, len = 0;
+    std::vector<std::size_t> offset, labels;
+
+    const std::size_t* blocks() const { return labels.empty() ? nullptr : labels.data(); }
+    const double* row(std::size_t a) const { return &rows[a * len]; }
 };
 
-inline void gram_matrix(const std::vector<double>& rows, std::size_t k, std::size_t p, std::vector<double>& Q) {
+inline void gram_matrix(const double* rows, std::size_t k, std::size_t p, std::vector<double>& Q) {
     Q.assign(k * k, 0.0);
     for (std::size_t a = 0; a < k; ++a)
         for (std::size_t b = 0; b <= a; ++b) Q[a * k + b] = Q[b * k + a] = dot(&rows[a * p], &rows[b * p], p);
+}
+
+// the same for rows that touch only the block of their label: rows of different labels are orthogonal
+inline void block_gram_matrix(const double* rows, const std::size_t* labels, std::size_t k, std::size_t len,
+                              std::vector<double>& Q) {
+    Q.assign(k * k, 0.0);
+    for (std::size_t a = 0; a < k; ++a)
+        for (std::size_t b = 0; b <= a; ++b)
+            if (labels[a] == labels[b]) Q[a * k + b] = Q[b * k + a] = dot(&rows[a * len], &rows[b * len], len);
 }
 
 // A switch's rounding scale (sum |w_jl x_il|) and its floor: the largest scale of its layer on the same sample (a
@@ -68,37 +84,54 @@ public:
 
     Normals normals(const double* th, const double* slopes, const std::vector<std::size_t>& set) const {
         Normals nm;
-        nm.count = set.size();
-        nm.rows.resize(set.size() * pb_.p);
-        for (std::size_t a = 0; a < set.size(); ++a) normal(th, slopes, set[a], &nm.rows[a * pb_.p]);
-        gram_matrix(nm.rows, set.size(), pb_.p, nm.gram);
+        const std::size_t k = set.size(), block = pb_.model.unit_block_size();
+        nm.count = k;
+        nm.len = block > 0 ? block : pb_.p;
+        nm.rows.resize(k * nm.len);
+        nm.offset.assign(k, 0);
+        if (block == 0) {
+            for (std::size_t a = 0; a < k; ++a) normal(th, slopes, set[a], &nm.rows[a * nm.len]);
+            gram_matrix(nm.rows.data(), k, nm.len, nm.gram);
+            return nm;
+        }
+        nm.labels.resize(k);
+        for (std::size_t a = 0; a < k; ++a) {
+            nm.labels[a] = set[a] % pb_.H;
+            nm.offset[a] = pb_.model.unit_block_offset(nm.labels[a]);
+            pb_.model.switch_normal_block(th, pb_.X, set[a], &nm.rows[a * nm.len]);
+        }
+        block_gram_matrix(nm.rows.data(), nm.labels.data(), k, nm.len, nm.gram);
         return nm;
     }
 
     // minimal-norm correction of theta putting it exactly on the surfaces of `set`
     void project(double* theta, const double* slopes, const std::vector<std::size_t>& set) {
-        const std::size_t k = set.size(), p = pb_.p;
+        const std::size_t k = set.size();
         const Normals nm = normals(theta, slopes, set);
         preactivations(theta, slopes);
         std::vector<double> rhs(k), lam;
         for (std::size_t a = 0; a < k; ++a) rhs[a] = h_[set[a]];
-        solve_psd(nm.gram, rhs, k, lam);
+        solve_psd(nm.gram, rhs, k, lam, 1e-13, nm.blocks());
         for (std::size_t a = 0; a < k; ++a)
-            for (std::size_t q = 0; q < p; ++q) theta[q] -= lam[a] * nm.rows[a * p + q];
+            for (std::size_t q = 0; q < nm.len; ++q) theta[nm.offset[a] + q] -= lam[a] * nm.row(a)[q];
     }
 
     // whether the normal of switch sw is a combination of the given normals, to rounding
     bool in_span(const double* th, const double* slopes, std::size_t sw, const Normals& nm) const {
-        const std::size_t k = nm.count, p = pb_.p;
-        std::vector<double> n(p);
-        normal(th, slopes, sw, n.data());
-        std::vector<double> rhs(k), lam;
-        for (std::size_t a = 0; a < k; ++a) rhs[a] = dot(&nm.rows[a * p], n.data(), p);
-        solve_psd(nm.gram, rhs, k, lam);
-        const double nn = norm2(n.data(), p);
+        const std::size_t k = nm.count, len = nm.len;
+        const bool blocks = nm.blocks() != nullptr;
+        std::vector<double> n(len);
+        if (blocks) pb_.model.switch_normal_block(th, pb_.X, sw, n.data());
+        else normal(th, slopes, sw, n.data());
+        std::vector<double> rhs(k, 0.0), lam;
         for (std::size_t a = 0; a < k; ++a)
-            for (std::size_t q = 0; q < p; ++q) n[q] -= lam[a] * nm.rows[a * p + q];
-        return norm2(n.data(), p) <= 1e-9 * nn;
+            if (!blocks || nm.labels[a] == sw % pb_.H) rhs[a] = dot(nm.row(a), n.data(), len);
+        solve_psd(nm.gram, rhs, k, lam, 1e-13, nm.blocks());
+        const double nn = norm2(n.data(), len);
+        for (std::size_t a = 0; a < k; ++a)
+            if (!blocks || nm.labels[a] == sw % pb_.H)
+                for (std::size_t q = 0; q < len; ++q) n[q] -= lam[a] * nm.row(a)[q];
+        return norm2(n.data(), len) <= 1e-9 * nn;
     }
 
     // n . F for switch sw (n written to `n`), and its tangency tolerance: the box solver's own resolution (its

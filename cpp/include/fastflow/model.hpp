@@ -51,6 +51,13 @@ public:
     // out (n_params) = d vjp / d slope_k, for a switch k on its surface (h_k = 0)
     virtual void slope_direction(const double* theta, const double* X, const double* slopes, std::size_t k,
                                  const double* G, double* out) const = 0;
+    // Networks whose switches of hidden unit u touch only a block of parameters (two-layer: u's incoming weights)
+    // say its length here (0: no such structure), where it starts, and the slope direction restricted to it: then
+    // sliding splits into one small problem per unit.
+    virtual std::size_t unit_block_size() const { return 0; }
+    virtual std::size_t unit_block_offset(std::size_t) const { return 0; }
+    virtual void slope_direction_block(const double*, const double*, std::size_t, const double*, double*) const {}
+    virtual void switch_normal_block(const double*, const double*, std::size_t, double*) const {}
     // out (n_params) = d h_k / d theta, the normal of switching surface k
     virtual void switch_normal(const double* theta, const double* X, const double* slopes, std::size_t k,
                                double* out) const = 0;
@@ -157,12 +164,23 @@ public:
 
     void slope_direction(const double* theta, const double* X, const double*, std::size_t k, const double* G,
                          double* out) const override {
+        for (std::size_t q = 0; q < n_params(); ++q) out[q] = 0.0;
+        slope_direction_block(theta, X, k, G, out + unit_block_offset(k % m_));
+    }
+
+    std::size_t unit_block_size() const override { return d_; }
+    std::size_t unit_block_offset(std::size_t unit) const override { return unit * d_; }
+    void slope_direction_block(const double* theta, const double* X, std::size_t k, const double* G,
+                               double* out) const override {
         const std::size_t i = k / m_, j = k % m_;
         const double* W2 = theta + m_ * d_;
         double back = 0.0;
         for (std::size_t c = 0; c < c_; ++c) back += G[i * c_ + c] * W2[c * m_ + j];
-        for (std::size_t q = 0; q < n_params(); ++q) out[q] = 0.0;
-        for (std::size_t l = 0; l < d_; ++l) out[j * d_ + l] = back * X[i * d_ + l];
+        for (std::size_t l = 0; l < d_; ++l) out[l] = back * X[i * d_ + l];
+    }
+
+    void switch_normal_block(const double*, const double* X, std::size_t k, double* out) const override {
+        std::copy(X + (k / m_) * d_, X + (k / m_ + 1) * d_, out);
     }
 
     void switch_normal(const double*, const double* X, const double*, std::size_t k, double* out) const override {

@@ -30,14 +30,16 @@ class Sliding {
 public:
     static constexpr std::size_t max_hull_units = 12;  // 2^12 corner fields per sample and field evaluation
 
-    Sliding(const Problem& pb, Field& field) : pb_(pb), field_(field) {}
+    Sliding(const Problem& pb, Field& field) : pb_(pb), field_(field), block_(pb.model.unit_block_size()) {}
 
     // rows D_a = dF/ds_a for the switches of `set`, and their Gram matrix (as directions(), gram())
     void slope_directions(const std::vector<std::size_t>& set, const double* th, const double* slopes) {
-        D_.resize(set.size() * pb_.p);
-        for (std::size_t a = 0; a < set.size(); ++a)
-            pb_.model.slope_direction(th, pb_.X, slopes, set[a], field_.weights(), &D_[a * pb_.p]);
-        gram_matrix(D_, set.size(), pb_.p, Q_);
+        const std::size_t k = set.size(), p = pb_.p;
+        D_.resize(k * p);
+        for (std::size_t a = 0; a < k; ++a)
+            pb_.model.slope_direction(th, pb_.X, slopes, set[a], field_.weights(), &D_[a * p]);
+        if (block_ == 0) return gram_matrix(D_.data(), k, p, Q_);
+        block_gram(set, [&](std::size_t a) { return &D_[a * p + pb_.model.unit_block_offset(set[a] % pb_.H)]; });
     }
     const std::vector<double>& directions() const { return D_; }
     const std::vector<double>& gram() const { return Q_; }
@@ -49,17 +51,30 @@ public:
     SlideSolution add(const std::vector<std::size_t>& Z, const double* th, const double* slopes, double* F) {
         if (!pb_.model.linear_switches()) return hull(Z, th, slopes, F);
         const std::size_t k = Z.size(), p = pb_.p;
-        slope_directions(Z, th, slopes);
+        // block models: rows restricted to their unit's block (the rest is zero), and the solve told the blocks
+        const std::size_t len = block_ > 0 ? block_ : p;
+        std::vector<std::size_t> offset(k, 0);
+        if (block_ > 0) {
+            B_.resize(k * len);
+            for (std::size_t a = 0; a < k; ++a) {
+                offset[a] = pb_.model.unit_block_offset(Z[a] % pb_.H);
+                pb_.model.slope_direction_block(th, pb_.X, Z[a], field_.weights(), &B_[a * len]);
+            }
+            block_gram(Z, [&](std::size_t a) { return &B_[a * len]; });
+        } else {
+            slope_directions(Z, th, slopes);
+        }
+        const std::vector<double>& rows = block_ > 0 ? B_ : D_;
         std::vector<double> b(k);
-        for (std::size_t a = 0; a < k; ++a) b[a] = -dot(&D_[a * p], F, p);
+        for (std::size_t a = 0; a < k; ++a) b[a] = -dot(&rows[a * len], F + offset[a], len);
         SlideSolution sol;
-        sol.degenerate = solve_psd(Q_, b, k, sol.s) < k;
+        sol.degenerate = solve_psd(Q_, b, k, sol.s, 1e-13, block_ > 0 ? labels_.data() : nullptr) < k;
         if (sol.degenerate) {
             for (double& v : b) v = -v;
             sol.s = box_qp(Q_, b, k, norm2(F, p));
         }
         for (std::size_t a = 0; a < k; ++a)
-            for (std::size_t q = 0; q < p; ++q) F[q] += sol.s[a] * D_[a * p + q];
+            for (std::size_t q = 0; q < len; ++q) F[offset[a] + q] += sol.s[a] * rows[a * len + q];
         return sol;
     }
 
@@ -90,6 +105,19 @@ public:
     }
 
 private:
+    // Q_ <- the Gram matrix of rows that touch only their unit's block (row(a): its block): rows of different units
+    // are orthogonal, those of one unit meet on its block only; labels_ <- the units
+    template <class Row>
+    void block_gram(const std::vector<std::size_t>& set, Row&& row) {
+        const std::size_t k = set.size();
+        labels_.resize(k);
+        for (std::size_t a = 0; a < k; ++a) labels_[a] = set[a] % pb_.H;
+        Q_.assign(k * k, 0.0);
+        for (std::size_t a = 0; a < k; ++a)
+            for (std::size_t b = 0; b <= a; ++b)
+                if (labels_[a] == labels_[b]) Q_[a * k + b] = Q_[b * k + a] = dot(row(a), row(b), block_);
+    }
+
     // Deeper networks: the one-sided fields are multilinear, not affine, in the slopes of units on one sample's
     // path, so the Clarke set is the convex hull of the fields at the corners of the slope box: F <- its
     // minimal-norm point (Wolfe). Samples are independent: the hull is a Minkowski sum over the samples that have
@@ -141,7 +169,9 @@ private:
 
     const Problem& pb_;
     Field& field_;
-    std::vector<double> D_, Q_;
+    std::size_t block_;  // the model's unit block length (0: none)
+    std::vector<double> D_, B_, Q_;  // full and block-restricted slope directions, their Gram matrix
+    std::vector<std::size_t> labels_;  // the unit of each row of Q_
 };
 
 // The velocity of the flow with the current modes: the smooth field, made tangent on the sliding set.

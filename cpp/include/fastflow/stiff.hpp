@@ -165,12 +165,12 @@ private:
         for (std::size_t c = 0; c < p; ++c) {
             for (std::size_t a = 0; a < k; ++a) {
                 double v = 0.0;
-                for (std::size_t r = 0; r < p; ++r) v += nm.rows[a * p + r] * J_[r * p + c];
+                for (std::size_t r = 0; r < nm.len; ++r) v += nm.row(a)[r] * J_[(nm.offset[a] + r) * p + c];
                 rhs[a] = v;
             }
-            solve_psd(nm.gram, rhs, k, lam);
+            solve_psd(nm.gram, rhs, k, lam, 1e-13, nm.blocks());
             for (std::size_t a = 0; a < k; ++a)
-                for (std::size_t r = 0; r < p; ++r) J_[r * p + c] -= nm.rows[a * p + r] * lam[a];
+                for (std::size_t r = 0; r < nm.len; ++r) J_[(nm.offset[a] + r) * p + c] -= nm.row(a)[r] * lam[a];
         }
     }
 
