@@ -13,7 +13,8 @@ Every trajectory is checked *independently of the integrator*, from its own dens
   and a branching point is logged once per slide;
 - two-layer conservation law ||w_j||^2 - ||v_j||^2 constant per neuron, loss non-increasing along the samples,
   finite values, and a status that makes sense for the problem (converged, t_max, stalled; a Zeno stop, max_steps
-  or error on these small short problems is a finding). A run past its wall-clock budget is stopped through the
+  or error on these small short problems is a finding; "stalled" only with L >= l(0), "t_max" exactly at the
+  horizon). A run past its wall-clock budget is stopped through the
   Ctrl-C path and counted as a "timeout".
 
 The checking functions are importable (tests/test_events.py, tests/test_adversarial.py and tests/test_fuzz.py use
@@ -363,9 +364,10 @@ def check_loss_monotone(traj, rtol=1e-10, atol=1e-12, y=None):
     return []
 
 
-def check_status(traj, loss, n, statuses=SENSIBLE_STATUSES):
-    """(f) The status is in `statuses`, values are finite, and a classification run is "stalled" exactly when it
-    ends with L >= l(0)."""
+def check_status(traj, loss, n, statuses=SENSIBLE_STATUSES, t_max=None):
+    """(f) The status is in `statuses`, values are finite, a classification run is "stalled" only with L >= l(0)
+    (the stall rule's condition; a run that reaches its horizon is "t_max" whatever its loss), and, given the
+    horizon t_max, a "t_max" run ends there and no other does."""
     out = []
     if traj.status not in statuses:
         out.append(Violation("status", f"status {traj.status!r} ({traj.message})"))
@@ -375,12 +377,14 @@ def check_status(traj, loss, n, statuses=SENSIBLE_STATUSES):
     finite = finite and np.all(np.isfinite(traj.loss_at[ok])) and np.all(np.isfinite(traj.events["t"]))
     if not finite:
         out.append(Violation("nonfinite", f"NaN/inf in the result (status {traj.status})"))
-    if loss != "square" and traj.status in ("stalled", "t_max", "converged") and np.isfinite(traj.log_loss):
-        # "stalled" = the loss never fell below l(0), not every sample classified (docs/mathematics.md §5)
-        stalled = traj.log_loss >= np.log(ell0(loss))
-        if stalled != (traj.status == "stalled") and abs(traj.log_loss - np.log(ell0(loss))) > 1e-12:
-            out.append(Violation("status", f"status {traj.status!r} with L = {traj.loss:.17g} and l(0) = "
-                                           f"{ell0(loss):.17g}"))
+    if (loss != "square" and traj.status == "stalled" and np.isfinite(traj.log_loss)
+            and traj.log_loss < np.log(ell0(loss)) - 1e-12):
+        out.append(Violation("status", f"stalled with L = {traj.loss:.17g} < l(0) = {ell0(loss):.17g}"))
+    if t_max is not None and np.isfinite(traj.t):
+        # the horizon in the integrator's own time tau, up to its rounding
+        at_horizon = abs(traj.t - t_max) <= 1e-12 * max(1.0, t_max)
+        if at_horizon != (traj.status == "t_max") and traj.status != "interrupted":
+            out.append(Violation("status", f"status {traj.status!r} ends at t = {traj.t:.17g}, horizon {t_max!r}"))
     return out
 
 
@@ -395,7 +399,8 @@ def check_problem(problem, n_grid=400, statuses=SENSIBLE_STATUSES):
     Returns (trajectory, list of Violation)."""
     net, X = problem.net, problem.X
     traj = problem.run(t_eval=time_grid(problem.loss, problem.t_max, n_grid))
-    violations = check_status(traj, problem.loss, X.shape[0], statuses)
+    horizon = None if "log_t_max" in problem.options else problem.options.get("t_max", problem.t_max)
+    violations = check_status(traj, problem.loss, X.shape[0], statuses, horizon)
     if traj.status == "interrupted":  # Ctrl-C or the fuzzer's time budget: nothing more to check
         return traj, violations
     violations += check_event_sequence(traj)

@@ -159,7 +159,6 @@ public:
         res.tau = tau;
         res.theta = theta_;
         res.log_grad_norm = std::log(norm2(k_[0].data(), p)) - log_time_factor(opt.loss, tau);
-        if (auto s = stop.at_end(res.status, res.log_loss)) res.status = s->status, res.message = s->message;
         res.events = log_.events();
         res.modes = state_.mode;
         res.n_rhs = field_.evaluations();
