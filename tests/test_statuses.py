@@ -1,6 +1,7 @@
 """Statuses (docs/mathematics.md §5): "stalled" only when the stall rule fires, "t_max" whenever the horizon is
 reached, whatever the loss."""
 import numpy as np
+import pytest
 
 import fastflow as ff
 from fastflow import fuzz
@@ -47,3 +48,33 @@ def test_checker_flags_stalled_below_l0_and_t_max_before_the_horizon():
     stalled = ff.Trajectory(**{**traj.__dict__, "status": "stalled"})
     assert [v.kind for v in fuzz.check_status(stalled, "exponential", 4)] == ["status"]
     assert [v.kind for v in fuzz.check_status(traj, "exponential", 4, t_max=2e3)] == ["status"]
+
+
+def _square_problem():
+    """20 samples, two_layer(2, 2): the square loss converges (t = 14.5) to a stationary point with L = 7.47."""
+    rng = np.random.default_rng(3)
+    X, Y = rng.normal(size=(20, 2)), rng.normal(size=(20, 1))
+    net = ff.two_layer(2, 2)
+    return net, X, Y, ff.init.gaussian(net, 0.7, rng)
+
+
+def test_samples_past_a_converged_end_are_the_stationary_point():
+    net, X, Y, theta0 = _square_problem()
+    grid = np.linspace(0.0, 100.0, 11)
+    traj = ff.flow(net, (X, Y), theta0, loss="square", t_max=1e3, t_eval=grid)
+    assert traj.status == "converged" and 10.0 < traj.t < 20.0, traj.message
+    past = grid > traj.t
+    assert past.sum() == 9
+    np.testing.assert_array_equal(traj.theta_at[past], np.broadcast_to(traj.theta, (9, net.n_params)))
+    loss = 0.5 * np.sum((net.forward(traj.theta, X) - Y) ** 2)   # independently of the kernel
+    np.testing.assert_allclose(traj.loss_at[past], loss, rtol=1e-13)
+    assert loss == pytest.approx(traj.loss, rel=1e-13)
+
+
+def test_samples_past_other_early_ends_are_nan():
+    net, X, Y, theta0 = _square_problem()
+    grid = np.linspace(0.0, 100.0, 11)
+    traj = ff.flow(net, (X, Y), theta0, loss="square", t_max=1e3, t_eval=grid, max_steps=5)
+    assert traj.status == "max_steps" and traj.t < grid[1]
+    assert np.all(np.isfinite(traj.theta_at[0])) and np.isfinite(traj.loss_at[0])
+    assert np.all(np.isnan(traj.theta_at[1:])) and np.all(np.isnan(traj.loss_at[1:]))

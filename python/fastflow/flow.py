@@ -53,7 +53,11 @@ FLOW_OPTIONS = tuple(f.name for f in fields(FlowOptions))
 
 @dataclass(frozen=True)
 class Trajectory:
-    """The result of one flow. `events` is a structured array (t, log_t, kind, sample, layer, neuron)."""
+    """The result of one flow. `events` is a structured array (t, log_t, kind, sample, layer, neuron).
+
+    theta_at, loss_at: the state and the loss at each time of t_eval. Past the end of a "converged" run they are
+    its stationary point and that point's loss (the flow stays there); past any other early end (max_steps,
+    max_events, stalled, interrupted, error) they are NaN."""
 
     status: str
     message: str

@@ -151,8 +151,11 @@ public:
             h = h_next;
         }
         // evaluation times at the end of the run up to the rounding of t -> tau (a run may stop at an event whose t
-        // is then asked for) get the final state; those past it are left NaN
-        samples_.emit(res, tau + 4.0 * (std::nextafter(tau, INFINITY) - tau), nullptr, step_, theta_.data(), slopes());
+        // is then asked for) get the final state, and so do all later ones after a converged end (the flow stays at
+        // its stationary point); after any other early end they are left NaN
+        const double held = res.status == Status::converged ? INFINITY
+                                                            : tau + 4.0 * (std::nextafter(tau, INFINITY) - tau);
+        samples_.emit(res, held, nullptr, step_, theta_.data(), slopes());
         res.theta_eval.resize(opt.tau_eval.size() * p, std::numeric_limits<double>::quiet_NaN());
         res.log_loss_eval.resize(opt.tau_eval.size(), std::numeric_limits<double>::quiet_NaN());
         res.log_loss = state_field(tau);
