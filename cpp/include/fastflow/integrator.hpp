@@ -162,6 +162,7 @@ public:
         res.tau = tau;
         res.theta = theta_;
         res.log_grad_norm = std::log(norm2(k_[0].data(), p)) - log_time_factor(opt.loss, tau);
+        res.balance_drift = balance_drift(pb_.model, theta0, theta_.data());
         res.events = log_.events();
         res.modes = state_.mode;
         res.n_rhs = field_.evaluations();
