@@ -18,7 +18,7 @@ from fastflow import _core
 
 RESULT_KEYS = {"status", "message", "tau", "theta", "log_loss", "log_grad_norm", "n_steps", "n_rejected", "n_rhs",
                "event_tau", "event_kind", "event_sample", "event_layer", "event_neuron", "theta_eval",
-               "log_loss_eval", "modes"}
+               "log_loss_eval", "modes", "balance_drift"}
 N_STATUSES = 7  # converged, t_max, max_steps, max_events, stalled, interrupted, error
 N_EVENT_KINDS = 5  # activate, deactivate, slide_start, slide_end, branch
 

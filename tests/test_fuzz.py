@@ -84,3 +84,24 @@ def check_fuzz_case(seed, index, defect):
     problem = fuzz.random_problem(fuzz._rng_for(seed, index))
     traj, violations = fuzz.check_with_budget(problem, 60.0)
     assert not violations, f"{defect}: {violations}"
+
+
+def test_fuzz_log_resumed_gives_the_totals_of_one_run(tmp_path):
+    """--log then --resume with a larger --n (after a kill cut the log's last line short) reports the totals of
+    one uninterrupted run; every index is logged exactly once."""
+    log = str(tmp_path / "fuzz.jsonl")
+    first = run_fuzz("--n", "10", "--seed", "4", "--budget", "60", "--log", log)
+    assert first.returncode in (0, 1), first.stderr[-3000:]
+    with open(log, "a") as f:
+        f.write('{"seed": 4, "start": 10, "st')   # a record cut short: its chunk runs again
+    resumed = run_fuzz("--n", "24", "--seed", "4", "--budget", "60", "--workers", "2", "--log", log, "--resume")
+    single = run_fuzz("--n", "24", "--seed", "4", "--budget", "60")
+    assert resumed.stdout.splitlines()[0].startswith(f"24 trajectories in {log} (14 run now)"), resumed.stdout
+    assert resumed.stdout.splitlines()[1:] == single.stdout.splitlines()[1:]
+    assert resumed.returncode == single.returncode
+    records = fuzz.read_log(log, seed=4)
+    assert sorted(i for r in records for i in range(r["start"], r["stop"])) == list(range(24))
+    again = run_fuzz("--n", "24", "--seed", "5", "--log", log, "--resume")
+    assert again.returncode == 2 and "seed 4, not 5" in again.stderr
+    fresh = run_fuzz("--n", "24", "--seed", "4", "--log", log)
+    assert fresh.returncode == 2 and "--resume" in fresh.stderr

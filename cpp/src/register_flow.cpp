@@ -51,6 +51,7 @@ py::dict to_dict(const Result& r, std::size_t p) {
     d["theta"] = py::array_t<double>(static_cast<py::ssize_t>(r.theta.size()), r.theta.data());
     d["log_loss"] = r.log_loss;
     d["log_grad_norm"] = r.log_grad_norm;
+    d["balance_drift"] = r.balance_drift;
     d["n_steps"] = r.n_steps;
     d["n_rejected"] = r.n_rejected;
     d["n_rhs"] = r.n_rhs;

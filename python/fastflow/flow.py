@@ -53,7 +53,11 @@ FLOW_OPTIONS = tuple(f.name for f in fields(FlowOptions))
 
 @dataclass(frozen=True)
 class Trajectory:
-    """The result of one flow. `events` is a structured array (t, log_t, kind, sample, layer, neuron)."""
+    """The result of one flow. `events` is a structured array (t, log_t, kind, sample, layer, neuron).
+
+    theta_at, loss_at: the state and the loss at each time of t_eval. Past the end of a "converged" run they are
+    its stationary point and that point's loss (the flow stays there); past any other early end (max_steps,
+    max_events, stalled, interrupted, error) they are NaN."""
 
     status: str
     message: str
@@ -72,6 +76,10 @@ class Trajectory:
     theta_at: np.ndarray = field(repr=False)
     loss_at: np.ndarray = field(repr=False)
     modes: np.ndarray = field(repr=False, default=None)  # (n, hidden units): index into MODES of the final mode
+    # max over hidden units of |change| of ||incoming||^2 - ||outgoing||^2 (conserved by the exact flow) from theta0
+    # to theta, relative to max of ||incoming||^2 + ||outgoing||^2 at the two; NaN without such balances (bias,
+    # sharing, skip)
+    balance_drift: float = float("nan")
 
     @property
     def mode_names(self):
@@ -171,7 +179,7 @@ def _trajectory(raw, net, data, y, loss, time, t_eval):
         loss=float(loss_value), log_loss=float(raw["log_loss"]), grad_norm=float(grad_norm),
         margin=_margin(net, data, theta, loss, y), events=events, n_steps=int(raw["n_steps"]),
         n_rejected=int(raw["n_rejected"]), n_rhs=int(raw["n_rhs"]), t_eval=t_eval, theta_at=raw["theta_eval"],
-        loss_at=loss_at, modes=raw["modes"].reshape(data.n, -1))
+        loss_at=loss_at, modes=raw["modes"].reshape(data.n, -1), balance_drift=float(raw["balance_drift"]))
 
 
 def flow(net, data, theta0, loss="exponential", **options):

@@ -13,15 +13,20 @@ Every trajectory is checked *independently of the integrator*, from its own dens
   and a branching point is logged once per slide;
 - two-layer conservation law ||w_j||^2 - ||v_j||^2 constant per neuron, loss non-increasing along the samples,
   finite values, and a status that makes sense for the problem (converged, t_max, stalled; a Zeno stop, max_steps
-  or error on these small short problems is a finding). A run past its wall-clock budget is stopped through the
+  or error on these small short problems is a finding; "stalled" only with L >= l(0), "t_max" exactly at the
+  horizon). A run past its wall-clock budget is stopped through the
   Ctrl-C path and counted as a "timeout".
 
 The checking functions are importable (tests/test_events.py, tests/test_adversarial.py and tests/test_fuzz.py use
-them). Exit status 1 if any violation is found; `--replay SEED:INDEX` prints one trajectory in detail.
+them). Exit status 1 if any violation is found; `--replay SEED:INDEX` prints one trajectory in detail. `--log
+FILE.jsonl` records every finished chunk (one JSON line each) and `--resume` continues from it: sample k depends only
+on (seed, k), so a run resumed any number of times reports the same totals as one uninterrupted run.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
 import sys
 import time
@@ -363,9 +368,10 @@ def check_loss_monotone(traj, rtol=1e-10, atol=1e-12, y=None):
     return []
 
 
-def check_status(traj, loss, n, statuses=SENSIBLE_STATUSES):
-    """(f) The status is in `statuses`, values are finite, and a classification run is "stalled" exactly when it
-    ends with L >= l(0)."""
+def check_status(traj, loss, n, statuses=SENSIBLE_STATUSES, t_max=None):
+    """(f) The status is in `statuses`, values are finite, a classification run is "stalled" only with L >= l(0)
+    (the stall rule's condition; a run that reaches its horizon is "t_max" whatever its loss), and, given the
+    horizon t_max, a "t_max" run ends there and no other does."""
     out = []
     if traj.status not in statuses:
         out.append(Violation("status", f"status {traj.status!r} ({traj.message})"))
@@ -375,12 +381,14 @@ def check_status(traj, loss, n, statuses=SENSIBLE_STATUSES):
     finite = finite and np.all(np.isfinite(traj.loss_at[ok])) and np.all(np.isfinite(traj.events["t"]))
     if not finite:
         out.append(Violation("nonfinite", f"NaN/inf in the result (status {traj.status})"))
-    if loss != "square" and traj.status in ("stalled", "t_max", "converged") and np.isfinite(traj.log_loss):
-        # "stalled" = the loss never fell below l(0), not every sample classified (docs/mathematics.md §5)
-        stalled = traj.log_loss >= np.log(ell0(loss))
-        if stalled != (traj.status == "stalled") and abs(traj.log_loss - np.log(ell0(loss))) > 1e-12:
-            out.append(Violation("status", f"status {traj.status!r} with L = {traj.loss:.17g} and l(0) = "
-                                           f"{ell0(loss):.17g}"))
+    if (loss != "square" and traj.status == "stalled" and np.isfinite(traj.log_loss)
+            and traj.log_loss < np.log(ell0(loss)) - 1e-12):
+        out.append(Violation("status", f"stalled with L = {traj.loss:.17g} < l(0) = {ell0(loss):.17g}"))
+    if t_max is not None and np.isfinite(traj.t):
+        # the horizon in the integrator's own time tau, up to its rounding
+        at_horizon = abs(traj.t - t_max) <= 1e-12 * max(1.0, t_max)
+        if at_horizon != (traj.status == "t_max") and traj.status != "interrupted":
+            out.append(Violation("status", f"status {traj.status!r} ends at t = {traj.t:.17g}, horizon {t_max!r}"))
     return out
 
 
@@ -395,7 +403,8 @@ def check_problem(problem, n_grid=400, statuses=SENSIBLE_STATUSES):
     Returns (trajectory, list of Violation)."""
     net, X = problem.net, problem.X
     traj = problem.run(t_eval=time_grid(problem.loss, problem.t_max, n_grid))
-    violations = check_status(traj, problem.loss, X.shape[0], statuses)
+    horizon = None if "log_t_max" in problem.options else problem.options.get("t_max", problem.t_max)
+    violations = check_status(traj, problem.loss, X.shape[0], statuses, horizon)
     if traj.status == "interrupted":  # Ctrl-C or the fuzzer's time budget: nothing more to check
         return traj, violations
     violations += check_event_sequence(traj)
@@ -470,27 +479,94 @@ def _work(args):
     return statuses, kinds, examples, slowest
 
 
-def run(n, seed=0, workers=1, budget=60.0, chunk=None):
-    """Fuzz n random trajectories. Returns (status counts, counts of trajectories with a violation of each kind
-    (and "any"), {kind: the first few (index, loss, message)}, (seconds, index) of the slowest trajectory, wall
-    seconds)."""
-    chunk = chunk or max(1, min(250, n // (4 * max(workers, 1)) or 1))
-    jobs = [(seed, a, min(a + chunk, n), budget) for a in range(0, n, chunk)]
-    start = time.perf_counter()
-    statuses, kinds, examples, slowest = Counter(), Counter(), {}, (0.0, -1)
-    if workers > 1:
-        import multiprocessing as mp
+def _work_job(job):
+    return job, _work(job)
 
-        with mp.get_context("fork").Pool(workers) as pool:
-            results = list(pool.imap_unordered(_work, jobs))
-    else:
-        results = [_work(job) for job in jobs]
+
+def _chunk_record(seed, start, stop, result):
+    statuses, kinds, examples, slowest = result
+    return {"seed": seed, "start": start, "stop": stop, "statuses": dict(statuses), "kinds": dict(kinds),
+            "examples": examples, "slowest": list(slowest)}
+
+
+def read_log(path, seed):
+    """The chunk records of a --log file (a last line cut short by a kill is skipped); ValueError if a record is
+    of another seed."""
+    records = []
+    with open(path) as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if record["seed"] != seed:
+                raise ValueError(f"{path} holds seed {record['seed']}, not {seed}")
+            records.append(record)
+    return records
+
+
+def _uncovered(n, records, chunk):
+    """Index ranges of [0, n) that no record covers, cut into chunks."""
+    out, at = [], 0
+    for start, stop in sorted((r["start"], r["stop"]) for r in records) + [(n, n)]:
+        for a in range(at, min(start, n), chunk):
+            out.append((a, min(a + chunk, start, n)))
+        at = max(at, stop)
+    return out
+
+
+def _totals(results):
+    statuses, kinds, examples, slowest = Counter(), Counter(), {}, (0.0, -1)
     for s, k, e, slow in results:
         statuses.update(s), kinds.update(k)
         for kind, found in e.items():
-            examples[kind] = sorted(examples.get(kind, []) + found)[:3]
-        slowest = max(slowest, slow)
-    return statuses, kinds, examples, slowest, time.perf_counter() - start
+            examples[kind] = sorted(examples.get(kind, []) + [tuple(x) for x in found])[:3]
+        slowest = max(slowest, tuple(slow))
+    return statuses, kinds, examples, slowest
+
+
+def run(n, seed=0, workers=1, budget=60.0, chunk=None, log=None, resume=False):
+    """Fuzz n random trajectories. Returns (status counts, counts of trajectories with a violation of each kind
+    (and "any"), {kind: the first few (index, loss, message)}, (seconds, index) of the slowest trajectory, wall
+    seconds, trajectories run now).
+
+    log: a JSON-lines file, one record per finished chunk (seed, index range, status counts, violation kinds with
+    examples, slowest); the totals are then those of the whole log. resume: skip the indices the log already
+    covers (without it, an existing non-empty log is an error)."""
+    chunk = chunk or max(1, min(250, n // (4 * max(workers, 1)) or 1))
+    records = []
+    if log is not None and os.path.exists(log) and os.path.getsize(log):
+        if not resume:
+            raise FileExistsError(f"{log} exists: resume from it (--resume) or choose another file")
+        records = read_log(log, seed)
+    jobs = [(seed, a, b, budget) for a, b in _uncovered(n, records, chunk)]
+    start = time.perf_counter()
+    results = [(r["statuses"], r["kinds"], r["examples"], r["slowest"]) for r in records]
+    out = open(log, "a+") if log is not None else None
+    pool = None
+    try:
+        if out is not None and out.tell():
+            out.seek(out.tell() - 1)
+            if out.read(1) != "\n":
+                out.write("\n")  # a line cut short by a kill must not swallow the next record
+        if workers > 1:
+            import multiprocessing as mp
+
+            pool = mp.get_context("fork").Pool(workers)
+            done = pool.imap_unordered(_work_job, jobs)
+        else:
+            done = map(_work_job, jobs)
+        for (_, a, b, _), result in done:
+            results.append(result)
+            if out is not None:
+                out.write(json.dumps(_chunk_record(seed, a, b, result)) + "\n")
+                out.flush()
+    finally:
+        if out is not None:
+            out.close()
+        if pool is not None:
+            pool.terminate()
+    return (*_totals(results), time.perf_counter() - start, sum(b - a for _, a, b, _ in jobs))
 
 
 def replay(seed, index, budget=60.0):
@@ -519,15 +595,25 @@ def main(argv=None):
     parser.add_argument("--budget", type=float, default=60.0,
                         help="seconds one trajectory may take before it is stopped as a 'timeout' (0: no limit)")
     parser.add_argument("--replay", metavar="SEED:INDEX", help="print one trajectory and its violations")
+    parser.add_argument("--log", metavar="FILE.jsonl",
+                        help="append one JSON line per finished chunk; the totals are then the whole log's")
+    parser.add_argument("--resume", action="store_true", help="skip the chunks already in --log")
     args = parser.parse_args(argv)
     if args.replay:
         seed, index = (int(v) for v in args.replay.split(":"))
         return 1 if replay(seed, index, args.budget) else 0
     if args.n < 0 or args.workers < 1:
         parser.error("--n must be >= 0 and --workers >= 1")
-    statuses, kinds, examples, slowest, seconds = run(args.n, args.seed, args.workers, args.budget)
+    if args.resume and not args.log:
+        parser.error("--resume needs --log")
+    try:
+        statuses, kinds, examples, slowest, seconds, now = run(args.n, args.seed, args.workers, args.budget,
+                                                               log=args.log, resume=args.resume)
+    except (FileExistsError, ValueError) as exc:
+        parser.error(str(exc))
     total = sum(statuses.values())
-    print(f"{total} trajectories in {seconds:.1f} s ({total / max(seconds, 1e-9):.1f} trajectories/s, "
+    where = f" in {args.log} ({now} run now)" if args.log else ""
+    print(f"{total} trajectories{where} in {seconds:.1f} s ({now / max(seconds, 1e-9):.1f} trajectories/s, "
           f"{args.workers} worker{'s' if args.workers > 1 else ''}); slowest: {slowest[0]:.2f} s "
           f"(--replay {args.seed}:{slowest[1]})")
     # (a run stopped by --budget counts as "interrupted" here and as a "timeout" violation below)

@@ -113,7 +113,7 @@ def neuron_directions(exp, seed, samples, path=None, titles=None):
         t = _times(exp)
         opts = {key: v for key, v in exp.flow.items() if key != "t_eval"}
         tr = flow(net, (X, y), theta0, loss=exp.loss, t_eval=t, **opts)
-        # samples past the end of the run (a converged or stalled flow stops early) are NaN: drop them and add the
+        # samples past an early end other than converged (stalled, max_steps, ...) are NaN: drop them and add the
         # final point
         valid = np.all(np.isfinite(tr.theta_at), axis=1)
         thetas = np.vstack([tr.theta_at[valid], tr.theta[None, :]])

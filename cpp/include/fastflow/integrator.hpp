@@ -151,15 +151,18 @@ public:
             h = h_next;
         }
         // evaluation times at the end of the run up to the rounding of t -> tau (a run may stop at an event whose t
-        // is then asked for) get the final state; those past it are left NaN
-        samples_.emit(res, tau + 4.0 * (std::nextafter(tau, INFINITY) - tau), nullptr, step_, theta_.data(), slopes());
+        // is then asked for) get the final state, and so do all later ones after a converged end (the flow stays at
+        // its stationary point); after any other early end they are left NaN
+        const double held = res.status == Status::converged ? INFINITY
+                                                            : tau + 4.0 * (std::nextafter(tau, INFINITY) - tau);
+        samples_.emit(res, held, nullptr, step_, theta_.data(), slopes());
         res.theta_eval.resize(opt.tau_eval.size() * p, std::numeric_limits<double>::quiet_NaN());
         res.log_loss_eval.resize(opt.tau_eval.size(), std::numeric_limits<double>::quiet_NaN());
         res.log_loss = state_field(tau);
         res.tau = tau;
         res.theta = theta_;
         res.log_grad_norm = std::log(norm2(k_[0].data(), p)) - log_time_factor(opt.loss, tau);
-        if (auto s = stop.at_end(res.status, res.log_loss)) res.status = s->status, res.message = s->message;
+        res.balance_drift = balance_drift(pb_.model, theta0, theta_.data());
         res.events = log_.events();
         res.modes = state_.mode;
         res.n_rhs = field_.evaluations();

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -79,6 +80,22 @@ public:
     virtual std::size_t n_balances() const { return 0; }
     virtual void balances(const double*, double*, double*) const {}
 };
+
+// How far a run moved its conserved balances: max over units of |balance(theta1) - balance(theta0)| relative to
+// max(scale(theta0), scale(theta1)) (the stiff phase's scale, without the tolerance); NaN without balances.
+inline double balance_drift(const Model& model, const double* theta0, const double* theta1) {
+    const std::size_t m = model.n_balances();
+    if (m == 0) return std::numeric_limits<double>::quiet_NaN();
+    std::vector<double> b0(m), s0(m), b1(m), s1(m);
+    model.balances(theta0, b0.data(), s0.data());
+    model.balances(theta1, b1.data(), s1.data());
+    double drift = 0.0;
+    for (std::size_t j = 0; j < m; ++j) {
+        const double scale = std::max(s0[j], s1[j]);
+        if (scale > 0.0) drift = std::max(drift, std::abs(b1[j] - b0[j]) / scale);  // scale 0: both balances 0
+    }
+    return drift;
+}
 
 // Phi(x) = W2 sigma(W1 x); theta = [W1 (width x d_in) row-major, W2 (d_out x width) row-major]
 class TwoLayer final : public Model {

@@ -52,6 +52,16 @@ public:
             while (l + 1 < unit_offset_.size() && unit_offset_[l + 1] <= u) ++l;
             unit_layer_.push_back(l);
         }
+        // every weight on one edge, no bias, no skip: then each unit's balance is conserved
+        balanced_ = !bias_ && !skip_;
+        for (std::size_t l = 0; l < depth(); ++l) {
+            const long count = *std::max_element(maps_[l].begin(), maps_[l].end());
+            std::vector<bool> seen(static_cast<std::size_t>(count) + 1);
+            for (long k : maps_[l]) {
+                if (k && seen[static_cast<std::size_t>(k)]) balanced_ = false;  // a parameter shared by several edges
+                seen[static_cast<std::size_t>(k)] = true;
+            }
+        }
     }
 
     std::size_t depth() const { return sizes_.size() - 1; }
@@ -180,6 +190,26 @@ public:
     }
     bool has_hessian() const override { return false; }
 
+    // Per hidden unit ||incoming weights||^2 - ||outgoing weights||^2: its homogeneous (ReLU or linear) activation
+    // makes sum_i h_i dL/dh_i = sum_i a_i dL/da_i, so the flow moves both sums of squares alike, for any slopes.
+    std::size_t n_balances() const override { return balanced_ ? hidden_total_ : 0; }
+    void balances(const double* theta, double* balance, double* scale) const override {
+        for (std::size_t l = 1; l < depth(); ++l)
+            for (std::size_t r = 0; r < sizes_[l]; ++r) {
+                double in = 0.0, out = 0.0;
+                for (std::size_t c = 0; c < sizes_[l - 1]; ++c) {
+                    const double w = weight(theta, l - 1, r, c);
+                    in += w * w;
+                }
+                for (std::size_t o = 0; o < sizes_[l + 1]; ++o) {
+                    const double w = weight(theta, l, o, r);
+                    out += w * w;
+                }
+                const std::size_t u = unit_offset_[l - 1] + r;
+                balance[u] = in - out, scale[u] = in + out;
+            }
+    }
+
 private:
     std::size_t widest() const {
         std::size_t w = 0;
@@ -292,7 +322,7 @@ private:
 
     std::vector<std::size_t> sizes_;
     std::vector<std::vector<long>> maps_;
-    bool relu_, bias_, skip_;
+    bool relu_, bias_, skip_, balanced_ = false;
     std::vector<std::size_t> offsets_, unit_offset_, unit_layer_;
     std::size_t bias_offset_ = 0, skip_offset_ = 0, n_params_ = 0, hidden_total_ = 0;
 };

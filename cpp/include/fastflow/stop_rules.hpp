@@ -1,4 +1,5 @@
-// When a run stops, and with which status (the checks made before every step, after every event, and at the end).
+// When a run stops, and with which status (the checks made before every step and after every event). A run that
+// reaches its horizon is t_max whatever its loss: only the stall rules of before_step say stalled.
 #pragma once
 #include <cmath>
 #include <cstddef>
@@ -66,15 +67,6 @@ public:
         } else if (++stuck_rounds_ > zeno_rounds) {
             return Stop{Status::max_events, "Zeno: events accumulate at one time"};
         }
-        return std::nullopt;
-    }
-
-    // a classification run that ends with L >= l(0) never reached the regime where every sample is classified
-    std::optional<Stop> at_end(Status status, double log_loss) const {
-        if ((status == Status::t_max || status == Status::converged) && is_classification(opt_.loss) &&
-            log_loss >= log_ell(opt_.loss, 0.0))
-            return Stop{Status::stalled,
-                        "the loss never fell below l(0): stuck (e.g. at a saddle or on non-separable data)"};
         return std::nullopt;
     }
 

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,7 @@ struct Result {
     std::vector<Event> events;
     std::vector<Mode> modes;        // every switch's final mode, sample-major (n x hidden units)
     std::vector<double> theta_eval, log_loss_eval;
+    double balance_drift = std::numeric_limits<double>::quiet_NaN();  // see balance_drift (model.hpp)
 };
 
 // The network, its data and the options of a run; read-only while it runs.
