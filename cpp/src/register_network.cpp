@@ -78,7 +78,22 @@ void register_network(py::module_& m) {
              },
              "dPhi(theta; x_i)/dtheta, shape (n, d_out, n_params), with the given slopes (n, n_hidden) or "
              "sigma'(h) = 1[h > 0]",
-             py::arg("theta"), py::arg("X"), py::arg("slopes") = py::none());
+             py::arg("theta"), py::arg("X"), py::arg("slopes") = py::none())
+        .def("switch_normals",
+             [](const Model& model, const farray& theta, const farray& X, const farray& slopes) {
+                 check_shapes(model, theta, X);
+                 const std::size_t n = static_cast<std::size_t>(X.shape(0));
+                 const double* sl = slopes_or_null(model, slopes, n);
+                 farray N({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(model.n_hidden()),
+                           static_cast<py::ssize_t>(model.n_params())});
+                 double* o = N.mutable_data();
+                 py::gil_scoped_release release;
+                 fastflow::switch_normals(model, theta.data(), X.data(), n, sl, o);
+                 return N;
+             },
+             "dh(theta; x_i)/dtheta of every hidden pre-activation, shape (n, n_hidden, n_params), with the given "
+             "slopes (n, n_hidden)",
+             py::arg("theta"), py::arg("X"), py::arg("slopes"));
 
     py::class_<fastflow::TwoLayer, Model, std::shared_ptr<fastflow::TwoLayer>>(m, "TwoLayer")
         .def(py::init([](std::size_t d_in, std::size_t width, std::size_t d_out, const std::string& activation) {

@@ -29,4 +29,11 @@ inline void output_jacobian(const Model& model, const double* theta, const doubl
         }
 }
 
+// N (n x n_hidden x n_params): dh_k/dtheta of every switch k, with the given slopes (n x n_hidden)
+inline void switch_normals(const Model& model, const double* theta, const double* X, std::size_t n,
+                           const double* slopes, double* N) {
+    const std::size_t p = model.n_params();
+    for (std::size_t k = 0; k < n * model.n_hidden(); ++k) model.switch_normal(theta, X, slopes, k, N + k * p);
+}
+
 }  // namespace fastflow
