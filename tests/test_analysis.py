@@ -568,12 +568,15 @@ def test_validation(thm32):
     with pytest.raises(ValueError, match="homogeneous"):
         biased = ff.fully_connected(2, [2], bias=True)
         analyze(biased, (X, y), np.ones(biased.n_params))
-    with pytest.raises(ValueError, match="two-layer"):
+    with pytest.raises(ValueError, match="homogeneous"):
+        skip = ff.Network([np.arange(1, 5).reshape(2, 2), np.array([[1, 2]])], skip=True)
+        analyze(skip, (X, y), np.ones(skip.n_params))
+    with pytest.raises(ValueError, match="d_out = 1"):
+        deep2 = ff.fully_connected(2, [2, 2], d_out=2)
+        analyze(deep2, (X, np.ones(2)), np.ones(deep2.n_params))
+    with pytest.raises(ValueError, match="binary labels"):
         deep = ff.fully_connected(2, [2, 2])
-        analyze(deep, (X, y), np.ones(deep.n_params))
-    for other in (ff.diagonal(2, 2), ff.conv_disjoint(1, 2)):
-        with pytest.raises(ValueError, match="fully connected"):
-            analyze(other, (X, y), np.ones(other.n_params))
+        analyze(deep, (X, np.eye(2)), np.ones(deep.n_params))   # square-loss targets, deep net
     with pytest.raises(ValueError, match="eps"):
         analyze(net, (X, y), theta, eps=0.0)
     with pytest.raises(ValueError, match="n_params"):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
+from .competitors_classn import _classn_starts
 from .competitors_twolayer import _starts
 from .model import _RADII
 
@@ -72,7 +73,7 @@ def _verify(m, theta, cand, radius, gain_min, method, block=None):
         if qmin <= 0:
             return None
         if block is None:
-            cand = cand * np.sqrt(1.0 / qmin) * (1 + 4e-16)
+            cand = cand * qmin ** (-1.0 / m.degree) * (1 + 4e-16)
         else:
             cand[block] *= (1.0 / qmin) * (1 + 4e-16)
     else:
@@ -91,7 +92,7 @@ def _search(m, theta, lam, eps, residual, rng, n_random):
     certificate at radius eps alone (which does not prove non-locality on its own)."""
     abs_residual = residual * np.linalg.norm(theta)
     single = None
-    for method, delta0 in _starts(m, theta, lam, eps, rng, n_random):
+    for method, delta0 in (_classn_starts if m.general else _starts)(m, theta, lam, eps, rng, n_random):
         delta = _local_min(m, theta, delta0, eps)
         cert = _verify(m, theta, _restore(m, theta + delta), eps, _gain_min(theta, abs_residual, eps), method)
         if cert is None:

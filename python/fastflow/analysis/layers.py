@@ -8,6 +8,7 @@ import numpy as np
 
 from .certificates import Certificate, _gain_min, _verify
 from .kkt import _kkt_fit
+from .layers_classn import _MAX_LAYER_PROGRAMS, _classn_layer_programs
 from .model import _EXACT_TOL, _RADII
 from .optimum import _ldp
 
@@ -18,7 +19,6 @@ from .optimum import _ldp
 # zero pre-activation) cover a neighbourhood of it: local optimality. Every u lies in the closure of a cell of X, so
 # the combinations of cells, one per neuron, cover the whole feasible set: global optimality.
 
-_MAX_LAYER_PROGRAMS = 4096   # polyhedra per question (around theta~, or everywhere)
 _LAYER_NAMES = {1: "layer 1 (W, v fixed)", 2: "layer 2 (v, W fixed)"}
 
 
@@ -120,11 +120,11 @@ def _layer_segment(m, theta, block, u, eps, abs_residual):
 
 
 def _layer_report(m, theta, layer, eps, kkt_tol, rtol, global_opt):
-    block = slice(0, m.nw) if layer == 1 else slice(m.nw, None)
+    block = m.blocks[layer - 1]
     u = theta[block]
     norm_sq = float(u @ u)
     res = _kkt_fit(m, theta, rows=block)[0]
-    around, everywhere, why = _layer_programs(m, theta, layer, global_opt)
+    around, everywhere, why = (_classn_layer_programs if m.general else _layer_programs)(m, theta, layer, global_opt)
     best = None if everywhere is None else _layer_min(everywhere)
     optimum = None if best is None else best[0]
     cert = None
@@ -147,12 +147,15 @@ def _layer_report(m, theta, layer, eps, kkt_tol, rtol, global_opt):
                 cand[block] = best[1]
                 cert = _verify(m, theta, cand, np.inf, _gain_min(theta, 0.0, 0.0), "the per-layer optimum", block)
                 text += f"; not global: the optimum is {optimum:.10g} ({why})"
+            elif why:
+                text += f"; {why}"
         else:
             cert = _layer_segment(m, theta, block, near[1], eps, res * np.sqrt(norm_sq))
             verdict = "kkt_only" if cert is None else "not_local"
             text = (f"a pattern polyhedron around theta~ has the smaller optimum {near[0]:.10g} < {norm_sq:.10g}"
                     + ("" if cert is None else f": feasible theta' at distance {cert.distance:.3g} <= {eps:g} with "
                        f"||u'||^2 = {norm_sq - cert.gain:.10g}, only this layer changed"))
+    name = f"layer {layer} (the others fixed)" if m.general else _LAYER_NAMES[layer]
     return LayerReport(layer=layer, verdict=verdict, kkt_residual=float(res), norm_sq=norm_sq, optimum=optimum,
-                       certificate=cert, evidence=f"{_LAYER_NAMES[layer]}: {verdict} — {text}")
+                       certificate=cert, evidence=f"{name}: {verdict} — {text}")
 

@@ -1,8 +1,11 @@
-"""The networks `analyze` reads: the two-layer model in NumPy, the validation of its inputs, the normalisation
-to margin 1."""
+"""The networks `analyze` reads: the fully connected two-layer model in NumPy (any other homogeneous net of the class
+N goes through the C++ model, `classn._ClassN`), the validation of the inputs, the normalisation to margin 1, and the
+Clarke choices at zero pre-activations."""
 from __future__ import annotations
 
 from functools import cached_property
+
+import itertools
 
 import numpy as np
 
@@ -18,13 +21,30 @@ _MAX_RAYS = 1024         # Clarke freedom of one sample: 2^|zero pre-activations
 _RADII = (1.0, 0.25, 0.0625)   # certificates are sought at eps times these radii
 
 
+def _clarke_subsets(free):
+    """The units switched on in the extreme Clarke choices of one sample whose units `free` sit on their surfaces:
+    all 2^|free| subsets up to _MAX_RAYS, else the empty and full sets, the singletons and their complements (an
+    inner approximation of the cone). (subsets, exact)."""
+    free = np.asarray(free, int)
+    if 2 ** len(free) <= _MAX_RAYS:
+        return [free[np.array(bits, bool)] for bits in itertools.product((0, 1), repeat=len(free))], True
+    return ([free[:0], free] + [free[[t]] for t in range(len(free))] + [np.delete(free, t) for t in range(len(free))],
+            False)
+
+
 class _Model:
+    """Phi = sum_j v_j sigma(w_j . x), fully connected, in NumPy (closed forms for polishing and the dual checks)."""
+
+    degree = 2
+    general = False
+
     def __init__(self, net, X, y):
         (self.k, self.d), _ = net.layer_shapes
         self.net, self.X, self.y = net, X, y
         self.n = X.shape[0]
         self.relu = net.activation == "relu"
         self.nw = self.k * self.d
+        self.blocks = [slice(0, self.nw), slice(self.nw, None)]
         self.xnorm = np.linalg.norm(X, axis=1)
 
     @cached_property
@@ -71,24 +91,40 @@ class _Model:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(scale > 0, h / np.where(scale > 0, scale, 1.0), 0.0)
 
+    def terms(self, theta):
+        """The size of the terms that cancel into each Phi(x_i)."""
+        W, v = self.unpack(theta)
+        return np.abs(self.act(self.X @ W.T)) @ np.abs(v)
+
+    def clarke_columns(self, theta, support, zero_tol):
+        """The extreme rays y_i g_i of each support sample's Clarke subdifferential: at a zero pre-activation (i, j)
+        the w_j-block of g_i is s y_i v_j x_i with s in [0, 1] (the v_j-block is 0). (columns, owners, exact)."""
+        W, v = self.unpack(theta)
+        h = self.X @ W.T
+        zero = (np.abs(self.cosines(theta)) <= zero_tol) if self.relu else np.zeros(h.shape, bool)
+        cols, owner, exact = [], [], True
+        for i in support:
+            a = ((h[i] > 0) & ~zero[i]).astype(float) if self.relu else np.ones(self.k)
+            Wpart = (self.y[i] * v * a)[:, None] * self.X[i][None, :]
+            vpart = self.y[i] * np.where(zero[i], 0.0, self.act(h[i]))
+            subsets, ok = _clarke_subsets(np.flatnonzero(zero[i] & (v != 0)) if self.xnorm[i] > 0 else [])
+            exact &= ok
+            for sub in subsets:
+                Wp = Wpart.copy()
+                Wp[sub] += (self.y[i] * v[sub])[:, None] * self.X[i][None, :]
+                cols.append(self.pack(Wp, vpart))
+                owner.append(i)
+        return cols, owner, exact
+
 
 
 def _setup(net, data, theta):
     if not getattr(net, "is_homogeneous", False):
         raise ValueError("analyze needs a homogeneous network (no bias, no skip connection)")
-    if net.depth != 2 or net.degree != 2:
-        raise ValueError(f"analyze supports two-layer networks; got depth {net.depth}")
     if net.activation not in ("relu", "linear"):
         raise ValueError(f"analyze supports ReLU and linear activations; got {net.activation!r}")
     if net.d_out != 1:
         raise ValueError(f"analyze needs a binary classifier with d_out = 1; got d_out = {net.d_out}")
-    (k, d), (o, k2) = net.layer_shapes
-    maps = getattr(net, "maps", None)
-    dense = net.n_params == k * d + o * k2 and (maps is None or all(
-        np.array_equal(np.ravel(g), np.arange(1, np.size(g) + 1)) for g in maps))
-    if not dense:
-        raise ValueError("analyze supports fully connected two-layer networks (no shared or structurally zero "
-                         "weights)")
     data = as_dataset(data)
     if data.d != net.d_in:
         raise ValueError(f"X has {data.d} columns but the network has d_in = {net.d_in}")
@@ -100,7 +136,12 @@ def _setup(net, data, theta):
     if not np.all(np.abs(y) == 1.0):
         raise ValueError("analyze needs binary labels +1 or -1 (square-loss regression targets are not supported)")
     theta = net.check_theta(theta)
-    return _Model(net, data.X, y), theta
+    maps = net.maps
+    dense = len(maps) == 2 and all(np.array_equal(np.ravel(g), np.arange(1, np.size(g) + 1)) for g in maps)
+    if dense:
+        return _Model(net, data.X, y), theta
+    from .classn import _ClassN   # imported here: classn builds on this module
+    return _ClassN(net, data.X, y), theta
 
 
 def _normalise(m, theta):
@@ -109,11 +150,10 @@ def _normalise(m, theta):
     if not qmin > 0:
         raise ValueError(f"min_i y_i Phi(theta; x_i) = {qmin:.6g} <= 0: theta does not classify every sample, so it "
                          f"cannot be normalised to margin 1")
-    W, v = m.unpack(theta)
-    terms = np.abs(m.act(m.X @ W.T)) @ np.abs(v)   # size of the terms that cancel into Phi(x_i)
+    terms = m.terms(theta)
     if np.any(q <= 1e-9 * terms):
         i = int(np.argmax(terms / np.maximum(q, 1e-300)))
         raise ValueError(f"the margin of sample {i} ({q[i]:.3g}) is at the rounding level of its terms "
                          f"({terms[i]:.3g}): theta cannot be normalised to margin 1 reliably")
-    return theta / np.sqrt(qmin)
+    return theta * qmin ** (-1.0 / m.degree)
 
