@@ -50,6 +50,17 @@ class _ClassN:
         self.unit_layer = np.repeat(np.arange(len(net.hidden_widths)), net.hidden_widths)
         self.xnorm = np.linalg.norm(self.X, axis=1)
 
+    def unit_params(self):
+        """For each hidden unit, the indices in theta of its incoming and outgoing weights."""
+        out = []
+        for k, width in enumerate(self.net.hidden_widths):
+            g_in, g_out = self.net.maps[k], self.net.maps[k + 1]
+            for r in range(width):
+                idx = np.concatenate([self.blocks[k].start + g_in[r][g_in[r] > 0] - 1,
+                                      self.blocks[k + 1].start + g_out[:, r][g_out[:, r] > 0] - 1])
+                out.append(np.unique(idx))
+        return out
+
     def pre(self, theta, slopes=None):
         """(n, n_hidden) pre-activations (n_hidden = 0 for linear nets)."""
         return self.core.preactivations(theta, self.X, slopes)

@@ -14,7 +14,7 @@ import numpy as np
 from .classn import _derivative
 from .kkt import _kkt_fit
 from .model import _LADDER, _POLISH_TOL
-from .polish import _levenberg_marquardt
+from .polish import _NEURON_LADDER, _levenberg_marquardt
 
 
 class _PatternSystem:
@@ -112,20 +112,28 @@ def _solve(m, theta_raw, support, slopes, zero, max_corrections=12):
 
 
 def _polish_classn(m, theta_raw, radius):
-    """The KKT point closest to theta_raw among the patterns read with the thresholds of _LADDER:
+    """The KKT point closest to theta_raw among the patterns read with the thresholds of _LADDER (support, zero
+    pre-activations) and _NEURON_LADDER (units whose weights are zeroed in the start, where they then stay):
     (theta, distance, description) or None."""
     seen, best = set(), None
     norm = np.linalg.norm(theta_raw)
+    units = m.unit_params()
     for tau in _LADDER:
-        support, slopes, zero = _read(m, theta_raw, tau)
-        key = (tuple(support), slopes.tobytes(), zero.tobytes())
-        if key in seen:
-            continue
-        seen.add(key)
-        theta, info = _solve(m, theta_raw, support, slopes, zero)
-        if theta is None:
-            continue
-        dist = np.linalg.norm(theta - theta_raw)
-        if _kkt_fit(m, theta)[0] < _POLISH_TOL and dist <= radius * norm and (best is None or dist < best[1]):
-            best = (theta, dist, f"threshold {tau:g} (support, zero pre-activations), {info} active-set corrections")
+        for tau_n in _NEURON_LADDER:
+            start = theta_raw.copy()
+            for idx in units:
+                if np.linalg.norm(theta_raw[idx]) <= tau_n * norm:
+                    start[idx] = 0.0
+            support, slopes, zero = _read(m, start, tau)
+            key = (tuple(support), slopes.tobytes(), zero.tobytes(), start.tobytes())
+            if key in seen:
+                continue
+            seen.add(key)
+            theta, info = _solve(m, start, support, slopes, zero)
+            if theta is None:
+                continue
+            dist = np.linalg.norm(theta - theta_raw)
+            if _kkt_fit(m, theta)[0] < _POLISH_TOL and dist <= radius * norm and (best is None or dist < best[1]):
+                best = (theta, dist, f"thresholds {tau:g} (support, zero pre-activations) and {tau_n:g} (zero "
+                                     f"units), {info} active-set corrections")
     return best
