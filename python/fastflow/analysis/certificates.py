@@ -89,10 +89,13 @@ def _verify(m, theta, cand, radius, gain_min, method, block=None):
 
 def _search(m, theta, lam, eps, residual, rng, n_random):
     """A certificate at radius eps whose construction also works at eps/4 and eps/16, or None; and the best
-    certificate at radius eps alone (which does not prove non-locality on its own)."""
+    certificate at radius eps alone (which does not prove non-locality on its own). At each smaller radius the
+    search starts from the previous point scaled down, and, failing that, from the same construction made at that
+    radius (the papers' families are curves, not rays)."""
+    starts = _classn_starts if m.general else _starts
     abs_residual = residual * np.linalg.norm(theta)
-    single = None
-    for method, delta0 in (_classn_starts if m.general else _starts)(m, theta, lam, eps, rng, n_random):
+    single, smaller = None, {}
+    for method, delta0 in starts(m, theta, lam, eps, rng, n_random):
         delta = _local_min(m, theta, delta0, eps)
         cert = _verify(m, theta, _restore(m, theta + delta), eps, _gain_min(theta, abs_residual, eps), method)
         if cert is None:
@@ -101,12 +104,18 @@ def _search(m, theta, lam, eps, residual, rng, n_random):
         family, d = [], delta
         for f in _RADII[1:]:
             r = eps * f
-            d = _local_min(m, theta, d * (r / max(np.linalg.norm(d), r)), r)
-            c = _verify(m, theta, _restore(m, theta + d), r, _gain_min(theta, abs_residual, r), method)
+            d_new = _local_min(m, theta, d * (r / max(np.linalg.norm(d), r)), r)
+            c = _verify(m, theta, _restore(m, theta + d_new), r, _gain_min(theta, abs_residual, r), method)
+            if c is None:
+                if r not in smaller:   # the constructions at radius r (random ones from a fixed seed)
+                    smaller[r] = dict(starts(m, theta, lam, r, np.random.default_rng(0), n_random))
+                if method in smaller[r]:
+                    d_new = _local_min(m, theta, smaller[r][method], r)
+                    c = _verify(m, theta, _restore(m, theta + d_new), r, _gain_min(theta, abs_residual, r), method)
             if c is None:
                 break
+            d = d_new
             family.append(c)
         if len(family) == len(_RADII) - 1:
             return Certificate(**{**cert.__dict__, "family": tuple(family)}), single
     return None, single
-

@@ -14,6 +14,8 @@ import numpy as np
 from .classn import _derivative
 from .kkt import _kkt_fit
 from .model import _LADDER, _POLISH_TOL
+from .optimum import _ldp
+from .optimum_classn import _fully_connected
 from .polish import _NEURON_LADDER, _levenberg_marquardt
 
 
@@ -81,7 +83,8 @@ def _solve(m, theta_raw, support, slopes, zero, max_corrections=12):
             return None, "empty pattern"
         zero = zero[np.isin(zero[:, 0], support)]
         system = _PatternSystem(m, support, slopes, zero)
-        z, nf = _levenberg_marquardt(system, system.start(theta_raw))
+        with np.errstate(over="ignore", invalid="ignore"):   # a wrong pattern may send Newton off: then nf is not finite
+            z, nf = _levenberg_marquardt(system, system.start(theta_raw))
         if not nf <= 1e-12 * max(1.0, np.linalg.norm(z)):
             return None, f"Newton residual {nf:.2g}"
         theta, lam, mu = system.split(z)
@@ -111,12 +114,34 @@ def _solve(m, theta_raw, support, slopes, zero, max_corrections=12):
     return None, "active-set corrections did not settle"
 
 
+def _rank_one(m, theta_raw):
+    """Fully connected linear nets: the rank-one KKT point of margin paper Thm 3.1 aligned with theta_raw, W_l =
+    C a_l a_(l-1)^T with a_0 = u*/||u*|| (the hard-margin SVM), a_l = W_l a_(l-1) normalised (theta_raw's layers),
+    C = ||u*||^(1/L). Its KKT system is singular along the rotations of the hidden layers, where Newton wanders."""
+    u = _ldp(m.y[:, None] * m.X, np.ones(m.n))
+    if m.relu or u is None or not _fully_connected(m.net):
+        return None
+    C = np.linalg.norm(u) ** (1.0 / m.degree)
+    a, mats = u / np.linalg.norm(u), []
+    for W in m.net.split(theta_raw)[:-1]:
+        b = W @ a
+        b = b / np.linalg.norm(b) if np.linalg.norm(b) > 0 else np.linalg.svd(W)[0][:, 0]
+        mats.append(C * np.outer(b, a))
+        a = b
+    mats.append(C * a[None, :])
+    return m.net.join(mats)
+
+
 def _polish_classn(m, theta_raw, radius):
     """The KKT point closest to theta_raw among the patterns read with the thresholds of _LADDER (support, zero
-    pre-activations) and _NEURON_LADDER (units whose weights are zeroed in the start, where they then stay):
-    (theta, distance, description) or None."""
+    pre-activations) and _NEURON_LADDER (units whose weights are zeroed in the start, where they then stay), and the
+    rank-one point of a fully connected linear net (exempt from `radius`): (theta, distance, description) or None."""
     seen, best = set(), None
     norm = np.linalg.norm(theta_raw)
+    theta = _rank_one(m, theta_raw)
+    if theta is not None and _kkt_fit(m, theta)[0] < _POLISH_TOL:   # no radius: by Thm 3.1 the limit is of this form
+        best = (theta, np.linalg.norm(theta - theta_raw), "the rank-one layers of margin paper Thm 3.1 aligned with "
+                "theta_raw (where the limit lies)")
     units = m.unit_params()
     for tau in _LADDER:
         for tau_n in _NEURON_LADDER:

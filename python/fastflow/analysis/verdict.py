@@ -135,7 +135,8 @@ def analyze(net, data, theta, *, eps=1e-2, polish=True, rng=0, kkt_tol=1e-8, glo
     arrangement; linear class-N nets: the SVM bound) and the per-layer optima over all activation patterns (at most
     4096). n_random: random starts of the local search (after the papers' constructions). rng: seed or numpy
     Generator of those starts. polish_radius: a polished point further than this times ||theta_raw|| from
-    theta_raw is not used.
+    theta_raw is not used (except the rank-one point of a fully connected linear
+    net, where the limit lies by margin paper Thm 3.1).
 
     Returns a Report; raises ValueError outside the scope (bias or skip connection: not homogeneous; activation
     other than ReLU or linear; d_out != 1; labels not +-1) and when some margin y_i Phi(theta; x_i) is <= 0 (theta
