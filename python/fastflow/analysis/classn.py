@@ -13,7 +13,7 @@ from .model import _clarke_subsets
 
 def _stencil(degree):
     """Offsets k and weights w with f'(0) = sum_k w_k f(k) exactly for polynomials f of the given degree."""
-    r = degree // 2 + 1
+    r = max(1, (degree + 1) // 2)   # 2r + 1 points: exact up to degree 2r
     k = np.arange(-r, r + 1, dtype=float)
     e = np.zeros(len(k))
     e[1] = 1.0

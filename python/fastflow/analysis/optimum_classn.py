@@ -10,6 +10,9 @@ where a convex program gives one, and a statement of why not otherwise.
   y_i sum_j u_j . x_i^j >= 1 (margin paper, Problem (8)) gives sum_j ||u_j|| >= sum_i lambda_i / max(1, max_j
   ||sum_i lambda_i y_i x_i^j||). With theta~'s own multipliers this is tight at a global optimum (Thm 4.2(1)); for
   a diagonal net it is the LP min ||beta||_1.
+* Depth 2, no sharing, ReLU: the same with max_j max_(||u|| <= 1) |sum_i lambda_i y_i relu(u . x_i^j)| (the
+  convex-geometry paper's dual constraint, Thm 3, on each neuron's inputs; `fastflow.convex.dual_feasible` over the
+  cells of those inputs): a certified lower bound; no primal value.
 """
 from __future__ import annotations
 
@@ -33,10 +36,19 @@ def _neuron_inputs(net):
 
 
 def _group_bound(m, lam):
-    """2 sum_i lambda_i / max(1, max_j ||sum_i lambda_i y_i x_i^j||) and that max (dual value)."""
-    g = (lam * m.y) @ m.X
-    dual = max((np.linalg.norm(g[cols]) for cols in _neuron_inputs(m.net)), default=0.0)
-    return 2.0 * float(np.sum(lam)) / max(1.0, dual), dual
+    """2 sum_i lambda_i / max(1, dual), dual = max_j max_(||u|| <= 1) |sum_i lambda_i y_i sigma(u . x_i^j)|, and dual."""
+    if m.relu:
+        from ..arrangements import arrangements
+        from ..convex import dual_feasible
+        values = []
+        for cols in {tuple(c) for c in _neuron_inputs(m.net)}:
+            Xj = m.X[:, list(cols)]
+            values.append(dual_feasible(Xj, m.y * lam, arrangements(Xj))[0])
+        dual = max(values, default=0.0)
+    else:
+        g = (lam * m.y) @ m.X
+        dual = max((np.linalg.norm(g[cols]) for cols in _neuron_inputs(m.net)), default=0.0)
+    return 2.0 * float(np.sum(lam)) / max(1.0, dual), float(dual)
 
 
 def _global_classn(m, compute, lam):
@@ -44,12 +56,16 @@ def _global_classn(m, compute, lam):
     if not compute:
         return None, None, "global optimum not computed (global_opt=False)"
     net, L = m.net, m.degree
-    if m.relu:
-        return None, None, ("no certified global bound: no convex program is known for ReLU nets of this "
-                            "architecture (depth > 2, sparse or shared layers)")
     if _shared(net):
         return None, None, ("no certified global bound: with shared weights ||theta|| does not bound the layer norms, "
                             "and no convex program is known")
+    if m.relu and L == 2:
+        lower, dual = _group_bound(m, lam)
+        return None, lower, (f"depth-2 ReLU net without sharing: weak duality with theta~'s multipliers on each "
+                             f"neuron's inputs (convex-geometry paper Thm 3; dual value {dual:.6g}): ||theta*||^2 >= "
+                             f"{lower:.12g}")
+    if m.relu:
+        return None, None, "no certified global bound: no convex program is known for deep ReLU nets"
     u = _svm_norm(m.X, m.y)
     if u is None:
         return None, None, "data not linearly separable"
