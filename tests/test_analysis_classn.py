@@ -131,16 +131,20 @@ def test_thm41_diagonal_not_local(activation):
         check_layers_global(net, THM41_X, ONE, rep)
 
 
-def test_thm42_1_no_share_linear_nonzero_neurons_global():
-    """Depth-2 diagonal linear net, x1 = (1, 0.2), x2 = (0.2, 1): min ||beta||_1 s.t. beta . x_i >= 1 is beta* =
-    (5/6, 5/6), both neurons live, so the limit is global with ||theta~||^2 = 2 ||beta*||_1 = 10/3."""
-    net, X = ff.diagonal(2, 2, "linear"), np.array([[1.0, 0.2], [0.2, 1.0]])
+@pytest.mark.parametrize("activation", ["linear", "relu"])
+def test_thm42_1_no_share_nonzero_neurons_global(activation):
+    """Depth-2 diagonal net, x1 = (1, 0.2), x2 = (0.2, 1): min ||beta||_1 s.t. beta . x_i >= 1 is beta* =
+    (5/6, 5/6), both neurons live, so the limit is global with ||theta~||^2 = 2 ||beta*||_1 = 10/3 (linear: Thm
+    4.2(1); ReLU on these positive inputs: the same problem, and Thm 4.3's non-zero pre-activations hold)."""
+    net, X = ff.diagonal(2, 2, activation), np.array([[1.0, 0.2], [0.2, 1.0]])
     traj = ff.flow(net, (X, np.ones(2)), np.ones(4), log_t_max=10.0)
     rep = analyze(net, (X, np.ones(2)), traj.theta)
     np.testing.assert_allclose(rep.theta_tilde, np.sqrt(5 / 6), atol=1e-10)
     assert rep.verdict == "global", rep.evidence
     lp = linprog(np.ones(4), A_ub=-np.hstack([X, -X]), b_ub=-np.ones(2), bounds=(0, None))
     assert rep.norm_sq == pytest.approx(2 * lp.fun, rel=1e-10) and rep.norm_sq == pytest.approx(10 / 3, rel=1e-12)
+    assert rep.local_condition   # ReLU: Thm 4.3 (no second-order check needed); linear: the second-order check
+    assert (rep.second_order is None) == (activation == "relu") and (rep.second_order or 1.0) > 0
 
 
 def test_sparse_linear_net_global_by_the_group_norm_program():

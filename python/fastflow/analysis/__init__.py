@@ -1,7 +1,8 @@
 """`analyze`: is the limit of a flow a global, a local, or not even a local optimum of the max-margin problem?
 
-Scope: homogeneous networks of the class N (margin paper, section 2: any depth L, structural zeros and shared
-weights within a layer; no bias, no skip connection), ReLU or linear, d_out = 1, binary labels +-1:
+Scope: homogeneous networks of the class N (the margin paper, Vardi, Shamir, Srebro, "VSS", section 2: any depth
+L, structural zeros and shared weights within a layer; no bias, no skip connection), ReLU or linear, d_out = 1,
+binary labels +-1:
 
     (P)   min 1/2 ||theta||^2   s.t.   q_i(theta) = y_i Phi(theta; x_i) >= 1   for all i.
 

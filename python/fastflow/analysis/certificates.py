@@ -107,8 +107,8 @@ def _search(m, theta, lam, eps, residual, rng, n_random):
             d_new = _local_min(m, theta, d * (r / max(np.linalg.norm(d), r)), r)
             c = _verify(m, theta, _restore(m, theta + d_new), r, _gain_min(theta, abs_residual, r), method)
             if c is None:
-                if r not in smaller:   # the constructions at radius r (random ones from a fixed seed)
-                    smaller[r] = dict(starts(m, theta, lam, r, np.random.default_rng(0), n_random))
+                if r not in smaller:   # the deterministic constructions at radius r
+                    smaller[r] = dict(starts(m, theta, lam, r, np.random.default_rng(0), 0))
                 if method in smaller[r]:
                     d_new = _local_min(m, theta, smaller[r][method], r)
                     c = _verify(m, theta, _restore(m, theta + d_new), r, _gain_min(theta, abs_residual, r), method)
