@@ -220,6 +220,22 @@ def test_thm51_deep_diagonal_not_local(depth, activation):
         check_layers_global(net, THM51_X, ONE, rep)
 
 
+def test_thm32_analog_in_a_deep_relu_net():
+    """Thm 3.2's data through a depth-3 ReLU net whose second units start dead: the limit is one live path with
+    weights c = 4^(1/3) (margin c^3 / 4 = 1). Turning a dead first-layer unit on for x2 only, into the live
+    second-layer unit, gains at second order: found without random starts, on that side of the switching surfaces."""
+    net = ff.fully_connected(2, [2, 2], activation="relu")
+    theta0 = net.join([np.array([[0.1, 1.0], [0.3, -2.0]]), np.array([[1.0, 0.0], [0.0, 0.5]]),
+                       np.array([[1.0, -0.5]])])
+    traj = ff.flow(net, (THM31_X, np.ones(2)), theta0, log_t_max=30.0)
+    rep = analyze(net, (THM31_X, np.ones(2)), traj.theta, n_random=0)
+    c = 4.0 ** (1 / 3)
+    expected = net.join([np.array([[0.0, c], [0.0, 0.0]]), np.array([[c, 0.0], [0.0, 0.0]]), np.array([[c, 0.0]])])
+    np.testing.assert_allclose(rep.theta_tilde, expected, atol=1e-10)
+    assert rep.verdict == "not_local", rep.evidence
+    check_certificate(net, THM31_X, np.ones(2), rep)
+
+
 def test_second_order_local_on_a_deep_diagonal_net():
     """Depth 3, x = (1, 1/2): the second path dies and the first carries the margin. The problem is smooth there;
     the reduced Hessian of the Lagrangian is I on the dead path and 2 I on the rebalancing of the live one."""

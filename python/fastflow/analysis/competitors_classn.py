@@ -1,13 +1,19 @@
 """Competitors of a KKT point of a class-N net other than the fully connected two-layer one, as starts of the local
 search: the papers' rebalancing of end-to-end path products in diagonal nets (margin paper, Thm 4.1: (sqrt(1-eps),
 sqrt(eps/2)); Thm 5.1: ((1 +- eps)/2)^(1/m)), the negative-curvature directions of the reduced Hessian (second-order
-descent; Thm 4.4's (sqrt(eps), 1 - eps), v +- sqrt(eps)/2 is one), and random perturbations."""
+descent; Thm 4.4's (sqrt(eps), 1 - eps), v +- sqrt(eps)/2 is one; on a switching surface, those of the patterns on
+either side, e.g. a dead unit turned on as in Thm 3.2), and random perturbations."""
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 from scipy.linalg import null_space
 
 from .local import _second_order
+from .model import _EXACT_TOL
+
+_MAX_SIDES = 64   # patterns around a point on switching surfaces whose curvature is searched
 
 
 def _diagonal_paths(net):
@@ -62,10 +68,20 @@ def _path_starts(m, theta, support, radius):
 def _classn_starts(m, theta, lam, radius, rng, n_random):
     support = np.flatnonzero(lam > 0)
     out = _path_starts(m, theta, support, radius)
-    _, _, dirs = _second_order(m, theta, lam, support)
-    for k, d in enumerate(dirs):
+    value, _, dirs = _second_order(m, theta, lam, support)
+    named = [("", d) for d in dirs]
+    if value is None:   # on switching surfaces: the patterns on their sides (all of them up to _MAX_SIDES)
+        zero = np.argwhere(m.zero_ratio(theta) <= _EXACT_TOL)
+        sides = itertools.product((0.0, 1.0), repeat=len(zero)) if 2 ** len(zero) <= _MAX_SIDES else \
+            [(0.0,) * len(zero), (1.0,) * len(zero)]
+        for bits in sides:
+            slopes = m.slopes(theta)
+            slopes[zero[:, 0], zero[:, 1]] = bits
+            named += [(f" on the side {''.join(str(int(b)) for b in bits)} of the zero pre-activations", d)
+                      for d in _second_order(m, theta, lam, support, slopes)[2]]
+    for k, (where, d) in enumerate(named):
         for s in (1.0, -1.0):
-            out.append((f"negative-curvature direction {k} of the reduced Hessian ({'+' if s > 0 else '-'})",
+            out.append((f"negative-curvature direction {k} of the reduced Hessian{where} ({'+' if s > 0 else '-'})",
                         0.5 * radius * s * d))
     for r in range(n_random):
         delta = rng.normal(size=theta.size)

@@ -25,15 +25,18 @@ def _thm43(m, theta, is_kkt):
     return bool(is_kkt and m.relu and m.degree == 2 and not shared and np.all(m.zero_ratio(theta) > _EXACT_TOL))
 
 
-def _second_order(m, theta, lam, support):
-    """(smallest eigenvalue of the reduced Hessian or None, note, negative-curvature unit directions)."""
-    if m.relu and np.any(m.zero_ratio(theta)[support] <= _EXACT_TOL):
+def _second_order(m, theta, lam, support, slopes=None):
+    """(smallest eigenvalue of the reduced Hessian or None, note, negative-curvature unit directions). With slopes
+    given, the check runs on that pattern even where support samples sit on its surfaces: its directions are then
+    starts for the local search, its eigenvalue no evidence."""
+    if slopes is None and m.relu and np.any(m.zero_ratio(theta)[support] <= _EXACT_TOL):
         return None, "a support sample sits on a switching surface: no smooth second-order check", []
+    slopes = m.slopes(theta) if slopes is None else slopes
     strong = np.flatnonzero(lam > _STRONG * np.max(lam, initial=0.0))
-    Q = null_space(m.grads(theta, rows=strong)) if len(strong) else np.eye(m.p)
+    Q = null_space(m.grads(theta, slopes, strong)) if len(strong) else np.eye(m.p)
     if Q.shape[1] == 0:
         return np.inf, "the active gradients span the parameter space (first-order strict minimum)", []
-    w, V = eigh(Q.T @ m.lagrangian_hessian(theta, lam, m.slopes(theta)) @ Q)
+    w, V = eigh(Q.T @ m.lagrangian_hessian(theta, lam, slopes) @ Q)
     dirs = [Q @ V[:, j] for j in np.flatnonzero(w < -_PD_TOL)]
     note = (f"reduced Hessian of the Lagrangian on the {Q.shape[1]}-dimensional tangent space of the {len(strong)} "
             f"strongly active margins: smallest eigenvalue {w[0]:.6g}")
