@@ -128,6 +128,7 @@ def test_thm41_diagonal_not_local(activation):
     if activation == "linear":   # Thm 4.2(1)'s certificate (Problem (8)) is the LP min ||beta||_1 here: 2 x 1/2
         lp = linprog(np.ones(4), A_ub=-np.hstack([THM41_X, -THM41_X]), b_ub=-ONE, bounds=(0, None))
         assert rep.global_lower == pytest.approx(2 * lp.fun, rel=1e-9) and rep.global_lower == pytest.approx(1.0)
+        assert rep.global_value == pytest.approx(1.0, rel=1e-12) and rep.gap == pytest.approx(1.0, rel=1e-12)
         check_layers_global(net, THM41_X, ONE, rep)
 
 

@@ -21,8 +21,8 @@ _PD_TOL = 1e-7       # smallest reduced eigenvalue needed for "positive definite
 
 def _thm43(m, theta, is_kkt):
     """Thm 4.3's hypothesis: depth 2, ReLU, no sharing, all pre-activations non-zero (and KKT)."""
-    shared = any(np.count_nonzero(g) != g.max() for g in m.net.maps)
-    return bool(is_kkt and m.relu and m.degree == 2 and not shared and np.all(m.zero_ratio(theta) > _EXACT_TOL))
+    return bool(is_kkt and m.relu and m.degree == 2 and not m.net.has_sharing
+                and np.all(m.zero_ratio(theta) > _EXACT_TOL))
 
 
 def _second_order(m, theta, lam, support, slopes=None):

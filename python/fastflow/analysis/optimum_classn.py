@@ -9,7 +9,7 @@ where a convex program gives one, and a statement of why not otherwise.
   ||w_j|| = 2 sum_j ||u_j|| with u_j = v_j w_j, and for any lambda >= 0 weak duality of min sum_j ||u_j|| s.t.
   y_i sum_j u_j . x_i^j >= 1 (margin paper, Problem (8)) gives sum_j ||u_j|| >= sum_i lambda_i / max(1, max_j
   ||sum_i lambda_i y_i x_i^j||). With theta~'s own multipliers this is tight at a global optimum (Thm 4.2(1)); for
-  a diagonal net it is the LP min ||beta||_1.
+  a diagonal net the program is the LP min ||beta||_1, solved too (the optimum).
 * Depth 2, no sharing, ReLU: the same with max_j max_(||u|| <= 1) |sum_i lambda_i y_i relu(u . x_i^j)| (the
   convex-geometry paper's dual constraint, Thm 3, on each neuron's inputs; `fastflow.convex.dual_feasible` over the
   cells of those inputs): a certified lower bound; no primal value.
@@ -17,12 +17,9 @@ where a convex program gives one, and a statement of why not otherwise.
 from __future__ import annotations
 
 import numpy as np
+from scipy.optimize import linprog
 
 from .optimum import _svm_norm
-
-
-def _shared(net):
-    return any(np.count_nonzero(g) != g.max() for g in net.maps)
 
 
 def _fully_connected(net):
@@ -56,7 +53,7 @@ def _global_classn(m, compute, lam):
     if not compute:
         return None, None, "global optimum not computed (global_opt=False)"
     net, L = m.net, m.degree
-    if _shared(net):
+    if net.has_sharing:
         return None, None, ("no certified global bound: with shared weights ||theta|| does not bound the layer norms, "
                             "and no convex program is known")
     if m.relu and L == 2:
@@ -74,9 +71,26 @@ def _global_classn(m, compute, lam):
         return lower, lower, (f"deep linear FC net: ||theta*||^2 = L ||u*||^(2/L) with u* the hard-margin SVM, L = {L} "
                               f"(margin paper, Thm 3.1)")
     note = f"linear net without sharing: ||theta*||^2 >= L ||u*||^(2/L) = {lower:.12g} (u* the hard-margin SVM)"
+    value = None
     if L == 2:
         group, dual = _group_bound(m, lam)
         note += (f"; weak duality of the group-norm program (margin paper, Problem (8)) with theta~'s multipliers "
                  f"(dual value {dual:.6g}): ||theta*||^2 >= {group:.12g}")
         lower = max(lower, group)
-    return None, lower, note
+        value = _lp_value(m)
+        if value is not None:
+            note += "; every neuron sees one input (diagonal): ||theta*||^2 = 2 min ||beta||_1, an LP"
+            lower = max(lower, value)
+    return value, lower, note
+
+
+def _lp_value(m):
+    """Depth 2 without sharing, every neuron wired to one input: 2 min sum_j |beta_j| s.t. y_i sum_j beta_j x_i[c_j]
+    >= 1 (HiGHS, exact at a vertex), or None for other wirings or an infeasible LP."""
+    inputs = _neuron_inputs(m.net)
+    if not inputs or any(len(cols) != 1 for cols in inputs):
+        return None
+    A = m.y[:, None] * m.X[:, [int(cols[0]) for cols in inputs]]
+    k = A.shape[1]
+    res = linprog(np.ones(2 * k), A_ub=-np.hstack([A, -A]), b_ub=-np.ones(m.n), bounds=(0, None), method="highs")
+    return 2.0 * float(res.fun) if res.status == 0 else None

@@ -73,9 +73,13 @@ class Report:
         return f"verdict: {self.verdict}\n{self.evidence}"
 
 
-
 def _fmt(x):
     return np.array2string(np.asarray(x), precision=6, suppress_small=True, max_line_width=200)
+
+
+def _global_line(note, value, point):
+    return note if value is None else f"{note}: {value:.10g}; gap ||theta~||^2/||theta*||^2 - 1 = " \
+        f"{point @ point / value - 1.0:.3g}"
 
 
 def _read_two_layer(m, point, lam, support, is_kkt, global_opt, lines):
@@ -87,8 +91,7 @@ def _read_two_layer(m, point, lam, support, is_kkt, global_opt, lines):
     if len(zero_neurons):
         lines.append(f"zero neurons: {zero_neurons.tolist()}")
     gv, lower, gnote = _global(m, global_opt)
-    lines.append(gnote if gv is None else f"{gnote}: {gv:.10g}; gap ||theta~||^2/||theta*||^2 - 1 = "
-                 f"{point @ point / gv - 1.0:.3g}")
+    lines.append(_global_line(gnote, gv, point))
     dual = _dual_value(m, lam) if (m.relu and global_opt) else None
     if dual is not None:
         # weak duality: for every feasible theta, 1/2 ||theta||^2 >= sum_j |v_j| ||w_j|| >= sum_i lam_i / max(1, dual)
@@ -111,11 +114,11 @@ def _read_classn(m, point, lam, support, is_kkt, global_opt, lines):
     if m.relu:
         pattern[m.zero_ratio(point) <= _EXACT_TOL] = 0
     gv, lower, gnote = _global_classn(m, global_opt, lam)
-    lines.append(gnote if gv is None else f"{gnote}: {gv:.10g}; gap ||theta~||^2/||theta*||^2 - 1 = "
-                 f"{point @ point / gv - 1.0:.3g}")
+    lines.append(_global_line(gnote, gv, point))
     if _thm43(m, point, is_kkt):
-        return pattern, gv, lower, None, True, "KKT point of a depth-2 ReLU net without sharing with every " \
-            "pre-activation non-zero — margin paper, Thm 4.3", None
+        text = "KKT point of a depth-2 ReLU net without sharing with every pre-activation non-zero — margin paper, " \
+            "Thm 4.3"
+        return pattern, gv, lower, None, True, text, None
     curvature, note, _ = _second_order(m, point, lam, support) if is_kkt else (None, "", [])
     if note:
         lines.append(note)
