@@ -80,7 +80,7 @@ def test_jacobian_matches_finite_differences(make):
 # margin paper cases
 
 
-@pytest.mark.parametrize("depth", [3, 4])
+@pytest.mark.parametrize("depth", [2, 3, 4])
 def test_thm31_deep_linear_fc_global(depth):
     net = ff.fully_connected(2, [2] * (depth - 1), activation="linear")
     theta0 = np.random.default_rng(depth).normal(size=net.n_params)
@@ -90,7 +90,7 @@ def test_thm31_deep_linear_fc_global(depth):
     # ||theta*||^2 = L ||u*||^(2/L) with u* = (0, 4), and the end-to-end product along u*
     assert rep.norm_sq == pytest.approx(depth * 4.0 ** (2 / depth), rel=1e-10)
     mats = net.split(rep.theta_tilde)
-    beta = np.linalg.multi_dot(mats[::-1])[0] if depth > 2 else mats[1] @ mats[0]
+    beta = np.linalg.multi_dot(mats[::-1])[0] if depth > 2 else (mats[1] @ mats[0])[0]
     np.testing.assert_allclose(beta, [0.0, 4.0], atol=1e-10)
     np.testing.assert_allclose([np.linalg.norm(W) ** 2 for W in mats], 4.0 ** (2 / depth), rtol=1e-9)  # balanced
     check_layers_global(net, THM31_X, np.ones(2), rep)
