@@ -246,13 +246,31 @@ def test_second_order_local_on_a_deep_diagonal_net():
     np.testing.assert_allclose(rep.theta_tilde, [1.0, 0.0] * 3, atol=1e-10)
     assert rep.verdict == "local", rep.evidence
     assert rep.second_order == pytest.approx(1.0, abs=1e-8)
-    rng = np.random.default_rng(0)   # independent check: nearby feasible points are never smaller
-    for r in (1e-1, 1e-2, 1e-3):
-        d = rng.normal(size=(200, 6))
+    assert_no_better_nearby(net, X, ONE, rep)
+
+
+def assert_no_better_nearby(net, X, y, rep, radii=(1e-1, 1e-2, 1e-3)):
+    """Independent check of "local": random points near theta~, scaled to margin 1, are never smaller."""
+    rng = np.random.default_rng(0)
+    for r in radii:
+        d = rng.normal(size=(200, net.n_params))
         cand = rep.theta_tilde + r * d / np.linalg.norm(d, axis=1, keepdims=True)
-        q = np.array([margins(net, X, ONE, c)[0] for c in cand])
-        cand = cand[q > 0] * q[q > 0, None] ** (-1 / 3)
+        q = np.array([np.min(margins(net, X, y, c)) for c in cand])
+        cand = cand[q > 0] * q[q > 0, None] ** (-1 / net.depth)
         assert np.min(np.sum(cand**2, axis=1)) >= rep.norm_sq
+
+
+@pytest.mark.parametrize("activation, seed", [("relu", 0), ("relu", 6), ("linear", 2), ("linear", 5)])
+def test_second_order_local_on_conv_nets(activation, seed):
+    """Shared weights over three patches (ReLU) or two (linear), random data: limits the second-order check calls
+    local (positive definite reduced Hessian), re-checked by sampling."""
+    rng = np.random.default_rng(seed)
+    net = ff.conv_disjoint(2, 3 if activation == "relu" else 2, activation)
+    X, y = rng.normal(size=(4, net.d_in)), np.sign(rng.normal(size=4))
+    traj = ff.flow(net, (X, y), rng.normal(size=net.n_params), log_t_max=30.0, max_steps=20_000)
+    rep = analyze(net, (X, y), traj.theta)
+    assert rep.verdict == "local" and rep.second_order > 0.1, rep.evidence
+    assert_no_better_nearby(net, X, y, rep)
 
 
 # ---------------------------------------------------------------------------------------------------------------
