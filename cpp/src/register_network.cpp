@@ -46,8 +46,10 @@ void register_network(py::module_& m) {
                  std::vector<double> scratch(model.scratch_size());
                  farray out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(model.d_out())});
                  double* o = out.mutable_data();
-                 py::gil_scoped_release release;
-                 model.forward(theta.data(), X.data(), n, sl, o, scratch.data());
+                 {
+                     py::gil_scoped_release release;
+                     model.forward(theta.data(), X.data(), n, sl, o, scratch.data());
+                 }
                  return out;
              },
              py::arg("theta"), py::arg("X"), py::arg("slopes") = py::none())
@@ -59,8 +61,10 @@ void register_network(py::module_& m) {
                  std::vector<double> scratch(model.scratch_size());
                  farray h({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(model.n_hidden())});
                  double* o = h.mutable_data();
-                 py::gil_scoped_release release;
-                 model.preactivations(theta.data(), X.data(), n, sl, o, scratch.data());
+                 {
+                     py::gil_scoped_release release;
+                     model.preactivations(theta.data(), X.data(), n, sl, o, scratch.data());
+                 }
                  return h;
              },
              py::arg("theta"), py::arg("X"), py::arg("slopes") = py::none())
@@ -72,8 +76,10 @@ void register_network(py::module_& m) {
                  farray J({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(model.d_out()),
                            static_cast<py::ssize_t>(model.n_params())});
                  double* o = J.mutable_data();
-                 py::gil_scoped_release release;
-                 fastflow::output_jacobian(model, theta.data(), X.data(), n, sl, o);
+                 {
+                     py::gil_scoped_release release;
+                     fastflow::output_jacobian(model, theta.data(), X.data(), n, sl, o);
+                 }
                  return J;
              },
              "dPhi(theta; x_i)/dtheta, shape (n, d_out, n_params), with the given slopes (n, n_hidden) or "
@@ -87,8 +93,10 @@ void register_network(py::module_& m) {
                  farray N({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(model.n_hidden()),
                            static_cast<py::ssize_t>(model.n_params())});
                  double* o = N.mutable_data();
-                 py::gil_scoped_release release;
-                 fastflow::switch_normals(model, theta.data(), X.data(), n, sl, o);
+                 {
+                     py::gil_scoped_release release;
+                     fastflow::switch_normals(model, theta.data(), X.data(), n, sl, o);
+                 }
                  return N;
              },
              "dh(theta; x_i)/dtheta of every hidden pre-activation, shape (n, n_hidden, n_params), with the given "
