@@ -1,5 +1,5 @@
 """`analyze`: normalisation, KKT residual and polishing, the verdicts with their certificates, and the per-layer
-verdicts (VSS Problem (4)), on the source papers' cases (CASES.md) and on random problems."""
+verdicts (VSS Problem (4)), on the source papers' cases and on random problems."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -146,13 +146,13 @@ def test_thm32_global_value(thm32):
     net, X, y = thm32
     theta0 = net.join([np.array(THM32_INIT[0]), np.array(THM32_INIT[1])])
     rep = analyze(net, (X, y), ff.flow(net, (X, y), theta0, log_t_max=300.0).theta)
-    assert rep.global_value == pytest.approx(3.8806, abs=1e-4)   # CASES: X-VSS-through-WP
+    assert rep.global_value == pytest.approx(3.8806, abs=1e-4)   # Thm 3.2's data through the convex program
     assert rep.gap == pytest.approx(8.0 / rep.global_value - 1.0, rel=1e-12)
     assert rep.dual_value == pytest.approx(2.0616, abs=1e-4)     # > 1: WP Thm 3's certificate fails, as it must
 
 
 def test_thm32_paper_competitor_needs_the_corrected_sign(thm32):
-    # CASES.md: the arXiv text lost a sign; w2' = (-sqrt(2e), 0) is feasible, (+sqrt(2e), 0) is not
+    # the arXiv text lost a sign: w2' = (-sqrt(2e), 0) is feasible, (+sqrt(2e), 0) is not
     net, X, y = thm32
     for eps_prime in (0.5, 0.1):
         e = eps_prime**2 / 9
@@ -363,7 +363,7 @@ def test_wp_f1_global(seed):
     rep = analyze(net, (X, y), traj.theta)
     check_report(net, X, y, rep)
     assert rep.verdict == "global"
-    assert rep.norm_sq == pytest.approx(2 * 1.28243, abs=1e-4)   # CASES WP-ExpF1: P* = 1/||x1|| + 1/||x2||
+    assert rep.norm_sq == pytest.approx(2 * 1.28243, abs=1e-4)   # convex-geometry paper App. F.1: P* = 1/||x1|| + 1/||x2||
     assert rep.norm_sq == pytest.approx(2 / np.linalg.norm(X[0]) + 2 / np.linalg.norm(X[1]), rel=1e-10)
     np.testing.assert_allclose(rep.multipliers, 1 / np.linalg.norm(X, axis=1), rtol=1e-8)   # (0.5829, 0.6996)
     assert rep.dual_value == pytest.approx(1.0, abs=1e-8)
@@ -452,7 +452,7 @@ def test_per_layer_lemma_c6_first_layer_local_not_global():
     assert len(cells) == 6
     reference = min(layer1_qp(X, y, v, np.array([a, b]).T) for a in cells for b in cells)
     assert l1.optimum == pytest.approx(reference, rel=1e-6)
-    assert l1.optimum < 1 / 4 + 41 / 16   # the paper's competitor's first layer (CASES: VSS-Thm5.4-neg)
+    assert l1.optimum < 1 / 4 + 41 / 16   # the paper's competitor's first layer (VSS Thm 5.4, negative part)
     assert l2.verdict == "global" and l2.optimum == pytest.approx(5.0, rel=1e-12)
 
 
@@ -568,12 +568,15 @@ def test_validation(thm32):
     with pytest.raises(ValueError, match="homogeneous"):
         biased = ff.fully_connected(2, [2], bias=True)
         analyze(biased, (X, y), np.ones(biased.n_params))
-    with pytest.raises(ValueError, match="two-layer"):
+    with pytest.raises(ValueError, match="homogeneous"):
+        skip = ff.Network([np.arange(1, 5).reshape(2, 2), np.array([[1, 2]])], skip=True)
+        analyze(skip, (X, y), np.ones(skip.n_params))
+    with pytest.raises(ValueError, match="d_out = 1"):
+        deep2 = ff.fully_connected(2, [2, 2], d_out=2)
+        analyze(deep2, (X, np.ones(2)), np.ones(deep2.n_params))
+    with pytest.raises(ValueError, match="binary labels"):
         deep = ff.fully_connected(2, [2, 2])
-        analyze(deep, (X, y), np.ones(deep.n_params))
-    for other in (ff.diagonal(2, 2), ff.conv_disjoint(1, 2)):
-        with pytest.raises(ValueError, match="fully connected"):
-            analyze(other, (X, y), np.ones(other.n_params))
+        analyze(deep, (X, np.eye(2)), np.ones(deep.n_params))   # square-loss targets, deep net
     with pytest.raises(ValueError, match="eps"):
         analyze(net, (X, y), theta, eps=0.0)
     with pytest.raises(ValueError, match="n_params"):

@@ -1,7 +1,8 @@
 """asv benchmarks of `fastflow.analysis.analyze` on flow limits: the margin paper's Thm 3.2 limit (not_local: polish,
-then the certificate search succeeds at the first construction) and a typical random limit (polish over many
-patterns, a certificate search that finds nothing, and the convex program over all arrangements); analyze includes
-the per-layer problems, also timed alone.
+then the certificate search succeeds at the first construction), a typical random limit (polish over many
+patterns, a certificate search that finds nothing, and the convex program over all arrangements), and two class-N
+limits through the C++ Jacobians (Thm 5.1 at depth 4, a deep linear net); analyze includes the per-layer problems,
+also timed alone.
 
 The flows run in setup; analyze is warmed up there too (numba's arrangement kernels load from cache or compile once).
 """
@@ -34,7 +35,25 @@ def random_limit(n=10, d=2, width=4, seed=1):
     return net, X, y, ff.flow(net, (X, y), ff.init.he(net, rng), log_t_max=LOG_T_MAX).theta
 
 
-PROBLEMS = {"thm32": thm32_limit, "random": random_limit}
+def thm51_limit(depth=4):
+    """Margin paper Thm 5.1: a depth-4 diagonal ReLU net, x = (1, 1), y = 1, all weights 1 at the start: class-N
+    polishing through the C++ Jacobians, the second-order check and the path-rebalancing certificate."""
+    X, y = np.array([[1.0, 1.0]]), np.ones(1)
+    net = ff.diagonal(2, depth, "relu")
+    return net, X, y, ff.flow(net, (X, y), np.ones(2 * depth), log_t_max=LOG_T_MAX).theta
+
+
+def deep_linear_limit(seed=1):
+    """A depth-3 fully connected linear net (widths 3, 3) on 8 Gaussian points with linearly separable labels: the
+    rank-one polishing candidate and the SVM bound (global)."""
+    rng = np.random.default_rng([DATA_SEED, seed])
+    X = rng.normal(size=(8, 3))
+    y = np.where(X @ rng.normal(size=3) >= 0, 1.0, -1.0)
+    net = ff.fully_connected(3, [3, 3], activation="linear")
+    return net, X, y, ff.flow(net, (X, y), rng.normal(size=net.n_params), log_t_max=LOG_T_MAX).theta
+
+
+PROBLEMS = {"thm32": thm32_limit, "random": random_limit, "thm51": thm51_limit, "deep_linear": deep_linear_limit}
 
 
 class Analyze:
@@ -72,19 +91,20 @@ class Pieces:
     timeout = 60
 
     def setup(self, limit):
-        from fastflow import analysis
-        self.analysis = analysis
+        from fastflow.analysis import kkt, layers, model, polish, polish_classn
         net, X, y, theta = PROBLEMS[limit]()
         self.point = analyze(net, (X, y), theta).theta_tilde
-        self.model, theta = analysis._setup(net, (X, y), theta)
-        self.raw = analysis._normalise(self.model, theta)
+        self.model, theta = model._setup(net, (X, y), theta)
+        self.raw = model._normalise(self.model, theta)
+        self.polish = polish_classn._polish_classn if self.model.general else polish._polish
+        self.kkt_fit, self.layer_report = kkt._kkt_fit, layers._layer_report
 
     def time_polish(self, limit):
-        self.analysis._polish(self.model, self.raw, 0.5)
+        self.polish(self.model, self.raw, 0.5)
 
     def time_kkt_residual(self, limit):
-        self.analysis._kkt_fit(self.model, self.raw)
+        self.kkt_fit(self.model, self.raw)
 
     def time_per_layer(self, limit):
-        for layer in (1, 2):
-            self.analysis._layer_report(self.model, self.point, layer, 1e-2, 1e-8, 1e-6, True)
+        for layer in range(1, self.model.degree + 1):
+            self.layer_report(self.model, self.point, layer, 1e-2, 1e-8, 1e-6, True)

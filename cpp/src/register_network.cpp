@@ -1,9 +1,11 @@
 #include "pybind11.hpp"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include <fastflow/jacobian.hpp>
 #include <fastflow/model.hpp>
 #include <fastflow/network.hpp>
 
@@ -18,6 +20,16 @@ void check_shapes(const Model& model, const farray& theta, const farray& X) {
         throw std::invalid_argument("X must be 2-D with d_in = " + std::to_string(model.d_in()) + " columns");
 }
 
+// nullptr for None (sigma'(h) = 1[h > 0]); otherwise slopes must be n x n_hidden
+const double* slopes_or_null(const Model& model, const std::optional<farray>& slopes, std::size_t n) {
+    if (!slopes) return nullptr;
+    if (slopes->ndim() != 2 || static_cast<std::size_t>(slopes->shape(0)) != n ||
+        static_cast<std::size_t>(slopes->shape(1)) != model.n_hidden())
+        throw std::invalid_argument("slopes must be 2-D of shape (n, n_hidden) = (" + std::to_string(n) + ", " +
+                                    std::to_string(model.n_hidden()) + ")");
+    return slopes->data();
+}
+
 }  // namespace
 
 void register_network(py::module_& m) {
@@ -27,25 +39,69 @@ void register_network(py::module_& m) {
         .def_property_readonly("d_out", &Model::d_out)
         .def_property_readonly("n_hidden", &Model::n_hidden)
         .def("forward",
-             [](const Model& model, const farray& theta, const farray& X) {
+             [](const Model& model, const farray& theta, const farray& X, const std::optional<farray>& slopes) {
                  check_shapes(model, theta, X);
                  const std::size_t n = static_cast<std::size_t>(X.shape(0));
+                 const double* sl = slopes_or_null(model, slopes, n);
                  std::vector<double> scratch(model.scratch_size());
                  farray out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(model.d_out())});
-                 model.forward(theta.data(), X.data(), n, nullptr, out.mutable_data(), scratch.data());
+                 double* o = out.mutable_data();
+                 {
+                     py::gil_scoped_release release;
+                     model.forward(theta.data(), X.data(), n, sl, o, scratch.data());
+                 }
                  return out;
              },
-             py::arg("theta"), py::arg("X"))
+             py::arg("theta"), py::arg("X"), py::arg("slopes") = py::none())
         .def("preactivations",
-             [](const Model& model, const farray& theta, const farray& X) {
+             [](const Model& model, const farray& theta, const farray& X, const std::optional<farray>& slopes) {
                  check_shapes(model, theta, X);
                  const std::size_t n = static_cast<std::size_t>(X.shape(0));
+                 const double* sl = slopes_or_null(model, slopes, n);
                  std::vector<double> scratch(model.scratch_size());
                  farray h({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(model.n_hidden())});
-                 model.preactivations(theta.data(), X.data(), n, nullptr, h.mutable_data(), scratch.data());
+                 double* o = h.mutable_data();
+                 {
+                     py::gil_scoped_release release;
+                     model.preactivations(theta.data(), X.data(), n, sl, o, scratch.data());
+                 }
                  return h;
              },
-             py::arg("theta"), py::arg("X"));
+             py::arg("theta"), py::arg("X"), py::arg("slopes") = py::none())
+        .def("jacobian",
+             [](const Model& model, const farray& theta, const farray& X, const std::optional<farray>& slopes) {
+                 check_shapes(model, theta, X);
+                 const std::size_t n = static_cast<std::size_t>(X.shape(0));
+                 const double* sl = slopes_or_null(model, slopes, n);
+                 farray J({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(model.d_out()),
+                           static_cast<py::ssize_t>(model.n_params())});
+                 double* o = J.mutable_data();
+                 {
+                     py::gil_scoped_release release;
+                     fastflow::output_jacobian(model, theta.data(), X.data(), n, sl, o);
+                 }
+                 return J;
+             },
+             "dPhi(theta; x_i)/dtheta, shape (n, d_out, n_params), with the given slopes (n, n_hidden) or "
+             "sigma'(h) = 1[h > 0]",
+             py::arg("theta"), py::arg("X"), py::arg("slopes") = py::none())
+        .def("switch_normals",
+             [](const Model& model, const farray& theta, const farray& X, const farray& slopes) {
+                 check_shapes(model, theta, X);
+                 const std::size_t n = static_cast<std::size_t>(X.shape(0));
+                 const double* sl = slopes_or_null(model, slopes, n);
+                 farray N({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(model.n_hidden()),
+                           static_cast<py::ssize_t>(model.n_params())});
+                 double* o = N.mutable_data();
+                 {
+                     py::gil_scoped_release release;
+                     fastflow::switch_normals(model, theta.data(), X.data(), n, sl, o);
+                 }
+                 return N;
+             },
+             "dh(theta; x_i)/dtheta of every hidden pre-activation, shape (n, n_hidden, n_params), with the given "
+             "slopes (n, n_hidden)",
+             py::arg("theta"), py::arg("X"), py::arg("slopes"));
 
     py::class_<fastflow::TwoLayer, Model, std::shared_ptr<fastflow::TwoLayer>>(m, "TwoLayer")
         .def(py::init([](std::size_t d_in, std::size_t width, std::size_t d_out, const std::string& activation) {

@@ -1,0 +1,39 @@
+// Per-sample Jacobians dPhi_i/dtheta of any Model, for a given activation pattern: what the analysis of a limit
+// point needs (KKT fits over the Clarke choices at zero pre-activations, Newton on a pattern's KKT system).
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
+#include "model.hpp"
+
+namespace fastflow {
+
+// slopes (n x n_hidden) or nullptr for sigma'(h) = 1[h > 0]; J (n x d_out x n_params): one vjp per sample and output
+inline void output_jacobian(const Model& model, const double* theta, const double* X, std::size_t n,
+                            const double* slopes, double* J) {
+    const std::size_t p = model.n_params(), c = model.d_out(), d = model.d_in(), u = model.n_hidden();
+    std::vector<double> scratch(model.scratch_size()), G(c, 0.0), own;
+    if (!slopes && u > 0) {  // vjp needs slopes: the value's own, from the pre-activations
+        own.resize(n * u);
+        model.preactivations(theta, X, n, nullptr, own.data(), scratch.data());
+        for (double& s : own) s = s > 0.0 ? 1.0 : 0.0;
+        slopes = own.data();
+    }
+    for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t r = 0; r < c; ++r) {
+            G[r] = 1.0;
+            model.vjp(theta, X + i * d, 1, slopes ? slopes + i * u : nullptr, G.data(), J + (i * c + r) * p,
+                      scratch.data());
+            G[r] = 0.0;
+        }
+}
+
+// N (n x n_hidden x n_params): dh_k/dtheta of every switch k, with the given slopes (n x n_hidden)
+inline void switch_normals(const Model& model, const double* theta, const double* X, std::size_t n,
+                           const double* slopes, double* N) {
+    const std::size_t p = model.n_params();
+    for (std::size_t k = 0; k < n * model.n_hidden(); ++k) model.switch_normal(theta, X, slopes, k, N + k * p);
+}
+
+}  // namespace fastflow

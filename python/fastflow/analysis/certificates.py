@@ -1,0 +1,121 @@
+"""Step 3, certificates of non-local optimality: feasible points of smaller norm at radii eps, eps/4, eps/16,
+re-checked with net.forward. The competitor families that seed the search live in the competitors_* modules."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+
+from .competitors_classn import _classn_starts
+from .competitors_twolayer import _starts
+from .model import _RADII
+
+@dataclass(frozen=True)
+class Certificate:
+    """A feasible point theta (every margin >= 1, recomputed with net.forward) within `distance` <= `radius` of the
+    analysed point and with a smaller norm. `family` holds the certificates found at the smaller radii."""
+
+    theta: np.ndarray
+    norm_sq: float
+    distance: float
+    min_margin: float
+    gain: float            # ||theta~||^2 - ||theta'||^2 > 0
+    radius: float
+    method: str
+    family: tuple = ()
+
+    def __repr__(self):
+        return (f"Certificate(norm_sq={self.norm_sq:.12g}, distance={self.distance:.3g} <= {self.radius:.3g}, "
+                f"min_margin={self.min_margin:.17g}, gain={self.gain:.3g}, method={self.method!r}, "
+                f"family of {len(self.family)})")
+
+
+
+def _local_min(m, theta, delta0, radius):
+    """SLSQP on min ||theta + delta||^2 s.t. q(theta + delta) >= 1, ||delta|| <= radius, in delta."""
+    r2 = (radius * (1 - 1e-6)) ** 2
+    cons = [dict(type="ineq", fun=lambda d: m.margins(theta + d) - 1.0, jac=lambda d: m.margins_jac(theta + d)),
+            dict(type="ineq", fun=lambda d: np.array([r2 - d @ d]), jac=lambda d: -2.0 * d[None, :])]
+    res = minimize(lambda d: (2.0 * theta @ d + d @ d, 2.0 * theta + 2.0 * d), delta0, jac=True, method="SLSQP",
+                   constraints=cons, options=dict(maxiter=300, ftol=1e-16))
+    return res.x
+
+
+def _restore(m, theta, band=1e-7):
+    """Put the nearly active margins (q_i < 1 + band) exactly on 1 by Gauss-Newton with minimal-norm steps: SLSQP
+    stops a little infeasible (~1e-8), and restoring feasibility by scaling would cost more than the second-order
+    gains of a small radius."""
+    for _ in range(8):
+        q = m.margins(theta)
+        act = q < 1.0 + band
+        F = q[act] - 1.0
+        if not np.any(act) or np.max(np.abs(F)) <= 1e-15:
+            break
+        theta = theta - np.linalg.lstsq(m.margins_jac(theta)[act], F, rcond=None)[0]
+    return theta
+
+
+def _gain_min(theta, residual, r):
+    """Gains a move of length r could owe to a stationarity residual (absolute) or to rounding: not evidence."""
+    return max(1e-13 * (theta @ theta), 20.0 * residual * r)
+
+
+def _verify(m, theta, cand, radius, gain_min, method, block=None):
+    """A Certificate when cand (made feasible by a scaling, which only costs rounding) passes every check. block:
+    the only layer cand may change (Phi is 1-homogeneous in it, so that layer alone is scaled)."""
+    cand = np.array(cand, dtype=float)
+    for _ in range(4):
+        q = m.checked_margins(cand)
+        qmin = float(np.min(q))
+        if qmin >= 1.0:
+            break
+        if qmin <= 0:
+            return None
+        if block is None:
+            cand = cand * qmin ** (-1.0 / m.degree) * (1 + 4e-16)
+        else:
+            cand[block] *= (1.0 / qmin) * (1 + 4e-16)
+    else:
+        return None
+    dist = float(np.linalg.norm(cand - theta))
+    norm_sq = float(cand @ cand)
+    gain = float(theta @ theta) - norm_sq
+    if not (dist <= radius and gain > gain_min):
+        return None
+    return Certificate(theta=cand, norm_sq=norm_sq, distance=dist, min_margin=qmin, gain=gain, radius=radius,
+                       method=method)
+
+
+def _search(m, theta, lam, eps, residual, rng, n_random):
+    """A certificate at radius eps whose construction also works at eps/4 and eps/16, or None; and the best
+    certificate at radius eps alone (which does not prove non-locality on its own). At each smaller radius the
+    search starts from the previous point scaled down, and, failing that, from the same construction made at that
+    radius (the papers' families are curves, not rays)."""
+    starts = _classn_starts if m.general else _starts
+    abs_residual = residual * np.linalg.norm(theta)
+    single, smaller = None, {}
+    for method, delta0 in starts(m, theta, lam, eps, rng, n_random):
+        delta = _local_min(m, theta, delta0, eps)
+        cert = _verify(m, theta, _restore(m, theta + delta), eps, _gain_min(theta, abs_residual, eps), method)
+        if cert is None:
+            continue
+        single = single or cert
+        family, d = [], delta
+        for f in _RADII[1:]:
+            r = eps * f
+            d_new = _local_min(m, theta, d * (r / max(np.linalg.norm(d), r)), r)
+            c = _verify(m, theta, _restore(m, theta + d_new), r, _gain_min(theta, abs_residual, r), method)
+            if c is None:
+                if r not in smaller:   # the deterministic constructions at radius r
+                    smaller[r] = dict(starts(m, theta, lam, r, np.random.default_rng(0), 0))
+                if method in smaller[r]:
+                    d_new = _local_min(m, theta, smaller[r][method], r)
+                    c = _verify(m, theta, _restore(m, theta + d_new), r, _gain_min(theta, abs_residual, r), method)
+            if c is None:
+                break
+            d = d_new
+            family.append(c)
+        if len(family) == len(_RADII) - 1:
+            return Certificate(**{**cert.__dict__, "family": tuple(family)}), single
+    return None, single

@@ -1,0 +1,164 @@
+"""Step 2 for class-N nets other than the fully connected two-layer one: the KKT system of a pattern (support S,
+slopes s, zero pre-activations Z on the support) solved by the same Levenberg-Marquardt, unknowns (theta, lambda_S,
+mu_Z):
+
+    theta = sum_S lambda_i g_i(theta; s) + sum_Z mu_iu (g_i(theta; s + e_u) - g_i(theta; s)),
+    q_i(theta; s) = 1 (i in S),    h_iu(theta; s) = 0 ((i, u) in Z),
+
+g_i = y_i dPhi_i/dtheta (slopes 0 on Z). g_i is affine in each single slope, so mu_iu in [0, lambda_i] is the Clarke
+freedom of (i, u). The theta-Jacobian is the exact polynomial stencil of classn."""
+from __future__ import annotations
+
+import numpy as np
+
+from .classn import _derivative
+from .kkt import _kkt_fit
+from .model import _LADDER, _POLISH_TOL
+from .optimum import _ldp
+from .optimum_classn import _fully_connected
+from .polish import _NEURON_LADDER, _levenberg_marquardt
+
+
+class _PatternSystem:
+    def __init__(self, m, support, slopes, zero):
+        self.m, self.S, self.s, self.Z = m, np.asarray(support, int), slopes, zero
+        self.row_of = {int(i): r for r, i in enumerate(self.S)}
+        self.Zs = slopes[zero[:, 0]].copy()            # the slopes of g_i(theta; s + e_u)
+        self.Zs[np.arange(len(zero)), zero[:, 1]] = 1.0
+        self.o_l, self.o_mu = m.p, m.p + len(self.S)
+        self.size = self.o_mu + len(zero)
+
+    def split(self, z):
+        return z[:self.o_l], z[self.o_l:self.o_mu], z[self.o_mu:]
+
+    def _parts(self, theta):
+        m, Z = self.m, self.Z
+        G = m.grads(theta, self.s, self.S)
+        D = np.zeros((len(Z), m.p))
+        if len(Z):
+            D = m.y[Z[:, 0], None] * m.core.jacobian(theta, m.X[Z[:, 0]], self.Zs)[:, 0, :]
+            D -= G[[self.row_of[int(i)] for i in Z[:, 0]]]
+        H = m.pre(theta, self.s)[Z[:, 0], Z[:, 1]] if len(Z) else np.zeros(0)
+        return G, D, H
+
+    def _F(self, theta, lam, mu):
+        G, D, H = self._parts(theta)
+        return np.concatenate([theta - lam @ G - mu @ D, G @ theta / self.m.degree - 1.0, H]), G, D
+
+    def residual(self, z):
+        theta, lam, mu = self.split(z)
+        F, G, D = self._F(theta, lam, mu)
+        J = np.zeros((self.size, self.size))
+        J[:, :self.o_l] = _derivative(lambda t: self._F(t, lam, mu)[0], theta, self.m.degree)
+        J[:self.o_l, self.o_l:self.o_mu] = -G.T
+        J[:self.o_l, self.o_mu:] = -D.T
+        return F, J
+
+    def start(self, theta):
+        _, G, D = self._F(theta, np.zeros(len(self.S)), np.zeros(len(self.Z)))
+        mult = np.linalg.lstsq(np.vstack([G, D]).T, theta, rcond=None)[0]
+        return np.concatenate([theta, mult])
+
+
+def _read(m, theta, tau):
+    """(support, slopes, zero pairs on the support) read off theta with threshold tau."""
+    support = np.flatnonzero(m.margins(theta) <= 1.0 + tau)
+    slopes = m.slopes(theta)
+    zero = np.zeros((0, 2), int)
+    if m.relu:
+        on = m.zero_ratio(theta) <= tau
+        on[np.setdiff1d(np.arange(m.n), support)] = False
+        slopes[on] = 0.0
+        zero = np.argwhere(on)
+    return support, slopes, zero
+
+
+def _solve(m, theta_raw, support, slopes, zero, max_corrections=12):
+    """Polish one pattern with active-set corrections (as the two-layer `_solve_pattern`): a negative multiplier
+    drops its sample; mu outside [0, lambda_i] moves its pair to the side it asks for; a pair that crosses its
+    surface is put on it. (theta, corrections) or (None, reason)."""
+    slopes = slopes.copy()
+    for n_corr in range(max_corrections + 1):
+        if not len(support):
+            return None, "empty pattern"
+        zero = zero[np.isin(zero[:, 0], support)]
+        system = _PatternSystem(m, support, slopes, zero)
+        with np.errstate(over="ignore", invalid="ignore"):   # a wrong pattern may send Newton off: then nf is not finite
+            z, nf = _levenberg_marquardt(system, system.start(theta_raw))
+        if not nf <= 1e-12 * max(1.0, np.linalg.norm(z)):
+            return None, f"Newton residual {nf:.2g}"
+        theta, lam, mu = system.split(z)
+        tol = 1e-9 * max(1.0, np.max(np.abs(lam), initial=0.0))
+        if np.any(lam < -tol):
+            support = support[lam >= -tol]
+            continue
+        li = lam[[system.row_of[int(i)] for i in zero[:, 0]]] if len(zero) else np.zeros(0)
+        moved = (mu < -tol) | (mu > li + tol)
+        if np.any(moved):
+            slopes[zero[moved, 0], zero[moved, 1]] = (mu[moved] > 0).astype(float)
+            zero = zero[~moved]
+            continue
+        if m.relu:
+            h = m.pre(theta, slopes)
+            band = 1e-12 * np.max(np.abs(h), initial=1.0)
+            off = (slopes * 2 - 1) * h < -band
+            off[np.setdiff1d(np.arange(m.n), support)] = False
+            if np.any(off):
+                slopes[off] = 0.0
+                zero = np.vstack([zero, np.argwhere(off)])
+                continue
+        q = m.margins(theta)
+        if np.min(q) < 1 - 1e-9:
+            return None, "a margin off the support fell below 1"
+        return theta * np.min(q) ** (-1.0 / m.degree), n_corr
+    return None, "active-set corrections did not settle"
+
+
+def _rank_one(m, theta_raw):
+    """Fully connected linear nets: the rank-one KKT point of margin paper Thm 3.1 aligned with theta_raw, W_l =
+    C a_l a_(l-1)^T with a_0 = u*/||u*|| (the hard-margin SVM), a_l = W_l a_(l-1) normalised (theta_raw's layers),
+    C = ||u*||^(1/L). Its KKT system is singular along the rotations of the hidden layers, where Newton wanders."""
+    u = _ldp(m.y[:, None] * m.X, np.ones(m.n))
+    if m.relu or u is None or not _fully_connected(m.net):
+        return None
+    C = np.linalg.norm(u) ** (1.0 / m.degree)
+    a, mats = u / np.linalg.norm(u), []
+    for W in m.net.split(theta_raw)[:-1]:
+        b = W @ a
+        b = b / np.linalg.norm(b) if np.linalg.norm(b) > 0 else np.linalg.svd(W)[0][:, 0]
+        mats.append(C * np.outer(b, a))
+        a = b
+    mats.append(C * a[None, :])
+    return m.net.join(mats)
+
+
+def _polish_classn(m, theta_raw, radius):
+    """The KKT point closest to theta_raw among the patterns read with the thresholds of _LADDER (support, zero
+    pre-activations) and _NEURON_LADDER (units whose weights are zeroed in the start, where they then stay), and the
+    rank-one point of a fully connected linear net (exempt from `radius`): (theta, distance, description) or None."""
+    seen, best = set(), None
+    norm = np.linalg.norm(theta_raw)
+    theta = _rank_one(m, theta_raw)
+    if theta is not None and _kkt_fit(m, theta)[0] < _POLISH_TOL:   # no radius: by Thm 3.1 the limit is of this form
+        best = (theta, np.linalg.norm(theta - theta_raw), "the rank-one layers of margin paper Thm 3.1 aligned with "
+                "theta_raw (where the limit lies)")
+    units = m.unit_params()
+    for tau in _LADDER:
+        for tau_n in _NEURON_LADDER:
+            start = theta_raw.copy()
+            for idx in units:
+                if np.linalg.norm(theta_raw[idx]) <= tau_n * norm:
+                    start[idx] = 0.0
+            support, slopes, zero = _read(m, start, tau)
+            key = (tuple(support), slopes.tobytes(), zero.tobytes(), start.tobytes())
+            if key in seen:
+                continue
+            seen.add(key)
+            theta, info = _solve(m, start, support, slopes, zero)
+            if theta is None:
+                continue
+            dist = np.linalg.norm(theta - theta_raw)
+            if _kkt_fit(m, theta)[0] < _POLISH_TOL and dist <= radius * norm and (best is None or dist < best[1]):
+                best = (theta, dist, f"thresholds {tau:g} (support, zero pre-activations) and {tau_n:g} (zero "
+                                     f"units), {info} active-set corrections")
+    return best
