@@ -1,4 +1,8 @@
 """Every architecture of the margin paper in the same kernel: closed forms, reduced ODEs and conservation laws."""
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
@@ -154,3 +158,20 @@ def test_one_vs_all_decouples_into_binary_problems(loss):
         single = ff.flow(block, (X, y_k), block.join([W1[rows], W2[k:k + 1, rows]]), loss=loss, t_max=50.0,
                          rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(block.join([V1[rows], V2[k:k + 1, rows]]), single.theta, rtol=1e-8, atol=1e-10)
+
+
+def test_deep_hull_with_an_overflowing_trial_field_does_not_hang():
+    """A deep ReLU net on data it cannot separate: a trial stage of a long step overflows the corner fields of the
+    sliding hull. Wolfe's corral then never shed a point and the run hung inside one step, deaf to Ctrl-C; now such
+    a field is non-finite and the step is rejected. Run in a subprocess so that a hang fails instead of blocking."""
+    code = textwrap.dedent("""
+        import numpy as np, fastflow as ff
+        net = ff.fully_connected(2, [2, 2], activation="relu")
+        rng = np.random.default_rng(4)
+        X = rng.normal(size=(4, 2)); y = np.sign(rng.normal(size=4))
+        tr = ff.flow(net, (X, y), rng.normal(size=net.n_params), log_t_max=30, max_steps=2000)
+        print(tr.status)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[-1] in ("stalled", "t_max", "max_steps"), proc.stdout

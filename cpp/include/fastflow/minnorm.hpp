@@ -21,14 +21,23 @@ void min_norm_point(std::size_t p, Lmo&& lmo, double* x, std::size_t max_iter = 
         return s;
     };
     std::vector<double> S, lambda, v(p), y(p), alpha;
+    // a vertex that overflows (the field at a trial state of a step too long) makes the answer non-finite: the
+    // step is rejected, instead of a corral that never sheds a point
+    auto overflows = [&] {
+        if (std::all_of(v.begin(), v.end(), [](double a) { return std::isfinite(a); })) return false;
+        std::copy(v.begin(), v.end(), x);
+        return true;
+    };
     std::fill(x, x + p, 0.0);
     lmo(x, v.data());
+    if (overflows()) return;
     S.assign(v.begin(), v.end());
     lambda.assign(1, 1.0);
     std::copy(v.begin(), v.end(), x);
     double scale = dot_p(v.data(), v.data());
     for (std::size_t iter = 0; iter < max_iter; ++iter) {
         lmo(x, v.data());
+        if (overflows()) return;
         scale = std::max(scale, dot_p(v.data(), v.data()));
         const double xx = dot_p(x, x);
         // duality gap <x, x - v> bounds |x - x*|^2: stop at rounding
