@@ -83,17 +83,26 @@ public:
 
 // How far a run moved its conserved balances: max over units of |balance(theta1) - balance(theta0)| relative to
 // max(scale(theta0), scale(theta1)) (the stiff phase's scale, without the tolerance); NaN without balances.
-inline double balance_drift(const Model& model, const double* theta0, const double* theta1) {
+// each conserved balance's change from theta0 to theta1, and its scale (the larger of its two sums of squares)
+struct BalanceChange {
+    double change, scale;
+};
+inline std::vector<BalanceChange> balance_changes(const Model& model, const double* theta0, const double* theta1) {
     const std::size_t m = model.n_balances();
-    if (m == 0) return std::numeric_limits<double>::quiet_NaN();
+    if (m == 0) return {};  // none conserved (bias, sharing, skip): balances() writes nothing meaningful
     std::vector<double> b0(m), s0(m), b1(m), s1(m);
     model.balances(theta0, b0.data(), s0.data());
     model.balances(theta1, b1.data(), s1.data());
+    std::vector<BalanceChange> out(m);
+    for (std::size_t j = 0; j < m; ++j) out[j] = {b1[j] - b0[j], std::max(s0[j], s1[j])};
+    return out;
+}
+
+inline double balance_drift(const Model& model, const double* theta0, const double* theta1) {
+    if (model.n_balances() == 0) return std::numeric_limits<double>::quiet_NaN();
     double drift = 0.0;
-    for (std::size_t j = 0; j < m; ++j) {
-        const double scale = std::max(s0[j], s1[j]);
-        if (scale > 0.0) drift = std::max(drift, std::abs(b1[j] - b0[j]) / scale);  // scale 0: both balances 0
-    }
+    for (const BalanceChange& b : balance_changes(model, theta0, theta1))
+        if (b.scale > 0.0) drift = std::max(drift, std::abs(b.change) / b.scale);  // scale 0: both balances 0
     return drift;
 }
 

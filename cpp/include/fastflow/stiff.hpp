@@ -195,13 +195,8 @@ private:
     // miss an error of 1e4 rtol when the problem is stiff).
     double balance_drift(const double* theta, const double* y1) const {
         double err = 0.0;
-        const std::size_t m = pb_.model.n_balances();
-        if (m == 0) return err;
-        std::vector<double> b0(m), s0(m), b1(m), s1(m);
-        pb_.model.balances(theta, b0.data(), s0.data());
-        pb_.model.balances(y1, b1.data(), s1.data());
-        for (std::size_t j = 0; j < m; ++j) {
-            const double off = (b1[j] - b0[j]) / (pb_.opt.atol * pb_.opt.atol + pb_.opt.rtol * std::max(s0[j], s1[j]));
+        for (const BalanceChange& b : balance_changes(pb_.model, theta, y1)) {
+            const double off = b.change / (pb_.opt.atol * pb_.opt.atol + pb_.opt.rtol * b.scale);
             err = std::max(err, static_cast<double>(pb_.p) * off * off);
         }
         return err;
