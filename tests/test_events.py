@@ -33,7 +33,7 @@ with warnings.catch_warnings():
         pass
 
 LOSSES = ("exponential", "logistic", "square")
-# seconds per example: a run that crawls is stopped (fastflow.fuzz.check_with_budget) and fails; instrumented
+# CPU seconds per example: a run that crawls is stopped (fastflow.fuzz.check_with_budget) and fails; instrumented
 # builds (sanitizers, README) run several times slower and raise it
 BUDGET = float(os.environ.get("FASTFLOW_TEST_BUDGET", "30"))
 MAX_STEPS = 200_000  # far beyond what these short runs need (a few thousand steps)

@@ -47,7 +47,7 @@ def test_fuzz_runs_are_reproducible():
 
 
 def test_fuzz_budget_stops_a_crawl():
-    """A run past its wall-clock budget is stopped (as by Ctrl-C) and counted as a "timeout" violation."""
+    """A run past its budget of CPU seconds is stopped (as by Ctrl-C) and counted as a "timeout" violation."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(150, 6))
     y = np.where(rng.random(150) < 0.5, -1.0, 1.0)

@@ -14,8 +14,8 @@ Every trajectory is checked *independently of the integrator*, from its own dens
 - two-layer conservation law ||w_j||^2 - ||v_j||^2 constant per neuron, loss non-increasing along the samples,
   finite values, and a status that makes sense for the problem (converged, t_max, stalled; a Zeno stop, max_steps
   or error on these small short problems is a finding; "stalled" only with L >= l(0), "t_max" exactly at the
-  horizon). A run past its wall-clock budget is stopped through the
-  Ctrl-C path and counted as a "timeout".
+  horizon). A run past its budget of CPU seconds is stopped through the
+  Ctrl-C path and counted as a "timeout" (CPU time: a loaded machine must not turn a slow run into a finding).
 
 The checking functions are importable (tests/test_events.py, tests/test_adversarial.py and tests/test_fuzz.py use
 them). Exit status 1 if any violation is found; `--replay SEED:INDEX` prints one trajectory in detail. `--log
@@ -428,7 +428,7 @@ def _rng_for(seed, index):
 
 
 class _Budget(Exception):
-    """Raised by SIGALRM: inside the C++ loop it stops the run (status "interrupted"), elsewhere it aborts."""
+    """Raised by SIGPROF: inside the C++ loop it stops the run (status "interrupted"), elsewhere it aborts."""
 
 
 def _alarm(signum, frame):
@@ -436,22 +436,23 @@ def _alarm(signum, frame):
 
 
 def check_with_budget(problem, budget, **kwargs):
-    """check_problem (same keyword arguments) with a wall-clock budget in seconds (0: none): a run still going
-    after `budget` seconds is stopped through the same path as Ctrl-C and reported as a "timeout" violation (a
-    hang or a crawl). Uses SIGALRM: call it from the main thread."""
+    """check_problem (same keyword arguments) with a budget of CPU seconds (0: none): a run still going after
+    `budget` seconds of this process's CPU time is stopped through the same path as Ctrl-C and reported as a
+    "timeout" violation (a hang or a crawl). CPU time, not wall time: the verdict must not depend on what else the
+    machine runs. Uses SIGPROF: call it from the main thread."""
     if budget <= 0 or not hasattr(signal, "setitimer"):
         return check_problem(problem, **kwargs)
-    previous = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, budget)
+    previous = signal.signal(signal.SIGPROF, _alarm)
+    signal.setitimer(signal.ITIMER_PROF, budget)
     try:
         traj, violations = check_problem(problem, **kwargs)
     except _Budget:
-        return None, [Violation("timeout", f"still running after {budget} s (outside the integrator)")]
+        return None, [Violation("timeout", f"still running after {budget} CPU s (outside the integrator)")]
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
     if traj.status == "interrupted":
-        violations = [Violation("timeout", f"still running after {budget} s: stopped at t = {traj.t:.6g} after "
+        violations = [Violation("timeout", f"still running after {budget} CPU s: stopped at t = {traj.t:.6g} after "
                                            f"{traj.n_steps} steps and {traj.n_events} events")]
     return traj, violations
 
@@ -593,7 +594,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     parser.add_argument("--budget", type=float, default=60.0,
-                        help="seconds one trajectory may take before it is stopped as a 'timeout' (0: no limit)")
+                        help="CPU seconds one trajectory may take before it is stopped as a 'timeout' (0: no limit)")
     parser.add_argument("--replay", metavar="SEED:INDEX", help="print one trajectory and its violations")
     parser.add_argument("--log", metavar="FILE.jsonl",
                         help="append one JSON line per finished chunk; the totals are then the whole log's")
