@@ -99,6 +99,7 @@ void register_flow(py::module_& m) {
         .def_readwrite("max_steps", &Options::max_steps)
         .def_readwrite("max_events", &Options::max_events)
         .def_readwrite("gtol", &Options::gtol)
+        .def_readwrite("settle", &Options::settle)
         .def_readwrite("tau_eval", &Options::tau_eval);
 
     m.def("integrator_bytes", &Integrator::bytes_needed, py::arg("model"), py::arg("n"), py::arg("n_eval"));

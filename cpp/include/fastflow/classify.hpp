@@ -20,14 +20,18 @@ class Classifier {
 public:
     Classifier(const Problem& pb, SwitchState& state, SwitchGeometry& geometry, Sliding& sliding, Velocity& velocity,
                EventLog& log)
-        : pb_(pb), st_(state), geo_(geometry), sliding_(sliding), velocity_(velocity), log_(log), F_(pb.p),
+        : pb_(pb), st_(state), geo_(geometry), sliding_(sliding), velocity_(velocity), log_(log),
+          exit_noise_(pb, state, sliding, velocity), F_(pb.p),
           normal_(pb.p) {}
 
     // Decide the mode of every switch in `set` (all on their surfaces, at theta) from the minimal-norm element of
     // the Clarke subdifferential over the box s in [0,1]^set: interior s slides; otherwise the pair leaves to the
     // side the velocity points to. A pair that leaves takes that side's slope, which changes the field the others
-    // see, so the box problem is solved again over the undecided ones until no more leave. Records the changes.
-    void classify(double tau, const double* theta, std::vector<std::size_t> set) {
+    // see, so the box problem is solved again over the undecided ones until no more leave. Slides that this ends
+    // go on unless their exit is proven (see ExitNoise) or `exits` (found by the locator) holds them. Records the
+    // changes.
+    void classify(double tau, const double* theta, std::vector<std::size_t> set,
+                  const std::vector<std::size_t>& exits = {}) {
         std::sort(set.begin(), set.end());
         set.erase(std::unique(set.begin(), set.end()), set.end());
         std::sort(set.begin(), set.end(), [this](std::size_t a, std::size_t b) {
@@ -56,13 +60,40 @@ public:
         }
         for (std::size_t sw : undecided) st_.mode[sw] = Mode::sliding, st_.slopes[sw] = 0.0;
         std::sort(Z.begin(), Z.end());
+        keep_unproven_exits(tau, theta, set, old, exits);
         for (std::size_t a = 0; a < set.size(); ++a) {
+            if (old[a] == Mode::sliding && st_.mode[set[a]] != Mode::sliding) ++st_.slide_ends[set[a]];
             if (log_.record(tau, old[a], st_.mode[set[a]], set[a]) && st_.branch[set[a]])
                 log_.push(tau, EventKind::branch, set[a], Mode::unset);
         }
     }
 
 private:
+    // The slides of `set` that the decision ended, other than `exits`, go on while their multipliers with them
+    // kept are out of [0,1] by no more than the noise of the state's error: near a minimum the box problem reads
+    // multipliers that the state's error moves by O(1), and the flow would come straight back (chattering). (A
+    // multiplier inside [0,1] that the box problem put at its bound ends its slide: it reached the bound here.)
+    void keep_unproven_exits(double tau, const double* theta, const std::vector<std::size_t>& set,
+                             const std::vector<Mode>& old, const std::vector<std::size_t>& exits) {
+        std::vector<std::size_t> ended;
+        std::vector<Mode> decided;
+        for (std::size_t a = 0; a < set.size(); ++a)
+            if (old[a] == Mode::sliding && st_.mode[set[a]] != Mode::sliding &&
+                std::find(exits.begin(), exits.end(), set[a]) == exits.end())
+                ended.push_back(set[a]), decided.push_back(st_.mode[set[a]]);
+        if (ended.empty()) return;
+        for (std::size_t sw : ended) st_.mode[sw] = Mode::sliding, st_.slopes[sw] = 0.0, st_.Z.push_back(sw);
+        std::sort(st_.Z.begin(), st_.Z.end());
+        const std::vector<bool> proven = exit_noise_.proven(tau, theta);
+        std::vector<std::size_t> Z;
+        for (std::size_t a = 0; a < st_.Z.size(); ++a) {
+            const auto at = std::find(ended.begin(), ended.end(), st_.Z[a]);
+            if (at == ended.end() || (exit_noise_.margins()[a] < 0.0 && !proven[a])) Z.push_back(st_.Z[a]);
+            else take_side(*at, decided[static_cast<std::size_t>(at - ended.begin())] == Mode::active);
+        }
+        st_.Z = Z;
+    }
+
     void take_side(std::size_t sw, bool up) {
         st_.mode[sw] = up ? Mode::active : Mode::inactive;
         st_.slopes[sw] = up ? 1.0 : 0.0;
@@ -202,6 +233,7 @@ private:
     Sliding& sliding_;
     Velocity& velocity_;
     EventLog& log_;
+    ExitNoise exit_noise_;
     std::vector<double> F_, normal_;  // the field and a normal at theta, within one decision
 };
 

@@ -4,6 +4,7 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstddef>
 #include <functional>
 #include <limits>
@@ -73,6 +74,8 @@ public:
         samples_.restart();
         locator_.forget_start_scales();
         stiff_phase_ = false;
+        next_settle_check_ = INFINITY;
+        hovering_ = 0;
         initial_modes();
         double log_loss = state_field(tau);  // log L at theta_, as k_[0] is its field
         samples_.emit(res, tau, nullptr, step_, theta_.data(), slopes());
@@ -86,6 +89,11 @@ public:
             if (auto s = stop.before_step(should_stop && should_stop(), tau, res.n_steps, norm2(k_[0].data(), p),
                                           norm2(theta_.data(), p), log_loss)) {
                 res.status = s->status, res.message = s->message;
+                break;
+            }
+            if (opt.settle && !classification && settled(tau)) {
+                res.status = Status::converged;
+                res.message = "the (sub)gradient is within its own noise at the tolerance: a stationary point";
                 break;
             }
             // late in a classification run the flow is stiff in tau: continue in u = log tau with an L-stable
@@ -126,7 +134,7 @@ public:
                 samples_.emit(res, tau_event, coef_.data(), step_, theta_.data(), slopes());
                 dopri5::dense_eval(coef_.data(), p, sigma_event, theta_.data());
                 tau = tau_event;
-                handle_events(tau, fired);
+                handle_events(tau, fired, locator_.slide_exits());
                 log_loss = state_field(tau);
                 if (auto s = stop.after_events(tau, log_.size())) {
                     res.status = s->status, res.message = s->message;
@@ -192,6 +200,31 @@ private:
         return field_.log_loss();  // of the step's last stage, evaluated at y1_
     }
 
+    // A flow converging to a finite point has settled once its field is within the change that a state error at
+    // the tolerance makes in it (at steps cut by stability, the step control keeps the stiff components of the
+    // state at that error): the field cannot fall further, and its slides' multipliers are that error's noise.
+    // Looked at each time the field has halved, and at every step once it is within twice the noise; a field that
+    // hovers there without falling within the noise has settled as well.
+    bool settled(double tau) {
+        constexpr std::uint64_t patterns = 2;
+        constexpr std::size_t hovering_checks = 16;
+        const double fnorm = norm2(k_[0].data(), pb_.p);
+        if (fnorm > next_settle_check_) return false;
+        double sum = 0.0;
+        for (std::uint64_t pattern = 1; pattern <= patterns; ++pattern) {
+            step_control::perturb_by_tolerance(theta_.data(), pb_.p, pb_.opt.rtol, pb_.opt.atol, pattern,
+                                               ytmp_.data());
+            velocity_(tau, ytmp_.data(), k_[1].data());
+            for (std::size_t q = 0; q < pb_.p; ++q) k_[1][q] -= k_[0][q];
+            const double change = norm2(k_[1].data(), pb_.p);
+            sum += change * change;
+        }
+        const double noise = std::sqrt(sum / static_cast<double>(patterns));
+        next_settle_check_ = std::max(0.5 * fnorm, 2.0 * noise);
+        hovering_ = fnorm <= 2.0 * noise ? hovering_ + 1 : 0;
+        return fnorm <= noise || hovering_ >= hovering_checks;
+    }
+
     void initial_modes() {
         if (pb_.NS == 0) return;
         // no slopes yet: deeper layers see the activations of the convention sigma'(h) = 1[h > 0]
@@ -211,7 +244,7 @@ private:
         }
     }
 
-    void handle_events(double tau, const std::vector<std::size_t>& fired) {
+    void handle_events(double tau, const std::vector<std::size_t>& fired, const std::vector<std::size_t>& exits) {
         std::vector<std::size_t> set(state_.Z.begin(), state_.Z.end());
         set.insert(set.end(), fired.begin(), fired.end());
         const std::vector<double>& h = geometry_.preactivations(theta_.data(), slopes());
@@ -231,7 +264,7 @@ private:
             state_.refires[sw] = same_time(state_.last_fired_tau[sw], tau) ? state_.refires[sw] + 1 : 0;
             state_.last_fired_tau[sw] = tau;
         }
-        classifier_.classify(tau, theta_.data(), set);
+        classifier_.classify(tau, theta_.data(), set, exits);
         // A switch found again and left on its side, or found again at the very same t whatever side it was
         // given, is grazing its surface within rounding: widen its band so that rounding does not cut every
         // following step short (a real crossing soon exceeds any such band).
@@ -257,6 +290,8 @@ private:
     std::vector<double> theta_, y1_, ytmp_, coef_;  // the state, a step's end, a stage's state, the dense output
     std::vector<double> k_[dopri5::STAGES];         // the stage fields; k_[0] is the field at theta_
     bool stiff_phase_ = false;
+    double next_settle_check_ = INFINITY;           // settled() looks again once the field's norm is below this
+    std::size_t hovering_ = 0;                      // settled()'s checks in a row with the field near its noise
     StepMap step_;                                   // the current step's time map
 };
 

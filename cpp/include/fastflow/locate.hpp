@@ -22,11 +22,13 @@ public:
     EventLocator(const Problem& pb, const SwitchState& state, SwitchGeometry& geometry, Sliding& sliding,
                  Velocity& velocity, double* scratch)
         : pb_(pb), st_(state), geo_(geometry), sliding_(sliding), velocity_(velocity), scratch_(scratch),
-          hc_((dopri5::DENSE_DEGREE + 1) * pb.NS), y_(pb.p), F_(pb.p) {}
+          exit_noise_(pb, state, sliding, velocity), hc_((dopri5::DENSE_DEGREE + 1) * pb.NS), y_(pb.p), F_(pb.p) {}
 
     // the switch scales at the start of the next step are those at the end of this one (no event, no slide)
     void carry_end_scales() { std::swap(start_, end_), start_known_ = true; }
     void forget_start_scales() { start_known_ = false; }
+    // the sliding switches whose exit (proven beyond the state's noise) is the last event found
+    const std::vector<std::size_t>& slide_exits() const { return exits_; }
 
     // The earliest event in the accepted step from theta to y1 (dense output coef, time map `step`) as a step
     // fraction (-1 if none); `fired` gets every switch whose event falls at that time (simultaneous events are
@@ -34,6 +36,7 @@ public:
     double find(const double* theta, const double* y1, const double* coef, const StepMap& step,
                 std::vector<std::size_t>& fired) {
         fired.clear();
+        exits_.clear();
         if (pb_.NS == 0) return -1.0;
         std::vector<std::pair<double, std::size_t>> hits;
         if (!start_known_) geo_.scales(theta, st_.slopes.data(), start_);
@@ -45,6 +48,7 @@ public:
         for (auto& hk : hits) sigma_min = std::min(sigma_min, hk.first);
         const double sigma_exit = st_.Z.empty() ? -1.0 : slide_exit(coef, step, std::min(sigma_min, 1.0));
         if (sigma_exit >= 0.0 && sigma_exit < sigma_min) sigma_min = sigma_exit;
+        else exits_.clear();
         if (sigma_min > 1.0) return -1.0;
         // events within a few ulps of t of the earliest one are simultaneous (ulps of the step's own time
         // coordinate: a fast start at t ~ 1e-13 has ulps of 1e-29, not of 1)
@@ -96,19 +100,25 @@ private:
         }
     }
 
-    // first step fraction <= sigma_stop where a sliding multiplier s leaves (0,1), or -1
+    // first step fraction <= sigma_stop where a sliding multiplier s provably leaves (0,1), or -1; exits_ <- the
+    // switches that leave
     double slide_exit(const double* coef, const StepMap& step, double sigma_stop) {
         auto exit_margin = [&](double sigma, bool banded) {
             dopri5::dense_eval(coef, pb_.p, sigma, y_.data());
             const SlideSolution sol = velocity_(step.tau(sigma), y_.data(), F_.data());
-            return sliding_.margin(sol, st_.Z, y_.data(), st_.slopes.data(), F_.data(), banded);
+            return sliding_.margins(sol, st_.Z, y_.data(), st_.slopes.data(), F_.data(), banded, m_);
         };
         constexpr int samples = 8;
         double lo = 0.0;
         for (int m = 1; m <= samples; ++m) {
             const double hi = sigma_stop * m / samples;
             if (exit_margin(hi, true) < 0.0) {
-                // detected once s is clearly out of [0,1]; located where it left, if that is inside the bracket
+                const std::vector<bool> proven = exit_noise_.proven(step.tau(hi), y_.data());
+                for (std::size_t a = 0; a < proven.size(); ++a)
+                    if (proven[a]) exits_.push_back(st_.Z[a]);
+            }
+            if (!exits_.empty()) {
+                // located where s left [0,1] (beyond rounding), and where it left exactly if inside the bracket
                 const double out = bisect_crossing([&](double x) { return -exit_margin(x, true); }, lo, hi);
                 if (exit_margin(lo, false) >= 0.0 && exit_margin(out, false) < 0.0)
                     return bisect_crossing([&](double x) { return -exit_margin(x, false); }, lo, out);
@@ -127,7 +137,9 @@ private:
     double* scratch_;
     SwitchScales start_, end_;  // at the step's ends
     bool start_known_ = false;  // start_ already holds the step start's (the last step's end)
-    std::vector<double> hc_, pc_, y_, F_;
+    std::vector<std::size_t> exits_;
+    ExitNoise exit_noise_;
+    std::vector<double> hc_, pc_, y_, F_, m_;
 };
 
 }  // namespace fastflow

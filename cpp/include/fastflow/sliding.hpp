@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "linalg.hpp"
 #include "loss.hpp"
 #include "minnorm.hpp"
+#include "step_control.hpp"
 #include "switch_state.hpp"
 #include "types.hpp"
 
@@ -84,24 +86,23 @@ public:
         return slide_exit_band(pb_.opt.loss, field_.outputs() + at, pb_.Y + at, field_.weights() + at, pb_.c);
     }
 
-    // >= 0 while every sliding switch can stay on its surface (sol and F from the field at th)
-    double margin(const SlideSolution& sol, const std::vector<std::size_t>& Z, const double* th, const double* slopes,
-                  const double* F, bool banded) {
-        double worst = INFINITY;
+    // per switch of Z, >= 0 while it can stay on its surface (sol and F from the field at th); returns the least
+    double margins(const SlideSolution& sol, const std::vector<std::size_t>& Z, const double* th,
+                   const double* slopes, const double* F, bool banded, std::vector<double>& out) {
+        out.resize(Z.size());
         if (!sol.degenerate) {
             // s is only known to rounding of the terms that cancel in it: a slide ends once s is clearly out
             for (std::size_t a = 0; a < Z.size(); ++a)
-                worst = std::min(worst, std::min(sol.s[a], 1.0 - sol.s[a]) + (banded ? exit_band(Z[a] / pb_.H) : 0.0));
-            return worst;
+                out[a] = std::min(sol.s[a], 1.0 - sol.s[a]) + (banded ? exit_band(Z[a] / pb_.H) : 0.0);
+        } else {
+            const double fnorm = norm2(F, pb_.p);
+            std::vector<double> n(pb_.p);
+            for (std::size_t a = 0; a < Z.size(); ++a) {
+                pb_.model.switch_normal(th, pb_.X, slopes, Z[a], n.data());
+                out[a] = 1e-9 * norm2(n.data(), pb_.p) * fnorm - std::abs(dot(n.data(), F, pb_.p));
+            }
         }
-        const double fnorm = norm2(F, pb_.p);
-        std::vector<double> n(pb_.p);
-        for (std::size_t z : Z) {
-            pb_.model.switch_normal(th, pb_.X, slopes, z, n.data());
-            const double nn = norm2(n.data(), pb_.p);
-            worst = std::min(worst, 1e-9 * nn * fnorm - std::abs(dot(n.data(), F, pb_.p)));
-        }
-        return worst;
+        return out.empty() ? INFINITY : *std::min_element(out.begin(), out.end());
     }
 
 private:
@@ -189,6 +190,54 @@ private:
     Field& field_;
     Sliding& sliding_;
     const SwitchState& st_;
+};
+
+// Which sliding switches provably leave their surfaces: their exit margins are below zero by more than a state
+// error at the integration tolerance can move them. Near a minimum the multipliers are ratios of vanishing
+// residuals, such an error moves them by O(1), and an exit within that noise is followed straight back onto the
+// surface (chattering). The noise is the root mean square change of each margin over fixed sign patterns of
+// that size.
+class ExitNoise {
+public:
+    // An exit is proven beyond `multiple` noise levels, times `repeat` for each earlier end of the switch's slides:
+    // a flow that came back to a surface it left is most likely settling onto it, its multiplier tending to a
+    // bound, where the residual noise still lets an exit through now and then.
+    static constexpr double multiple = 4.0, repeat = 4.0;
+
+    ExitNoise(const Problem& pb, const SwitchState& state, Sliding& sliding, Velocity& velocity)
+        : pb_(pb), st_(state), sliding_(sliding), velocity_(velocity), y_(pb.p), F_(pb.p) {}
+
+    // the switches of st_.Z (in its order) whose exit is proven at th (margins(): their margins there)
+    std::vector<bool> proven(double tau, const double* th) {
+        constexpr std::uint64_t patterns = 4;
+        margins(tau, th, m_);
+        std::vector<bool> out(m_.size(), false);
+        if (!std::any_of(m_.begin(), m_.end(), [](double v) { return v < 0.0; })) return out;
+        std::vector<double> sum(m_.size(), 0.0);
+        for (std::uint64_t pattern = 1; pattern <= patterns; ++pattern) {
+            step_control::perturb_by_tolerance(th, pb_.p, pb_.opt.rtol, pb_.opt.atol, pattern, y_.data());
+            margins(tau, y_.data(), mp_);
+            for (std::size_t a = 0; a < m_.size(); ++a) sum[a] += (mp_[a] - m_[a]) * (mp_[a] - m_[a]);
+        }
+        for (std::size_t a = 0; a < m_.size(); ++a)
+            out[a] = m_[a] < 0.0 && m_[a] < -multiple * std::pow(repeat, static_cast<double>(std::min<std::size_t>(st_.slide_ends[st_.Z[a]], 20))) *
+                                                  std::sqrt(sum[a] / static_cast<double>(patterns));
+        return out;
+    }
+
+    const std::vector<double>& margins() const { return m_; }
+
+private:
+    void margins(double tau, const double* th, std::vector<double>& out) {
+        const SlideSolution sol = velocity_(tau, th, F_.data());
+        sliding_.margins(sol, st_.Z, th, st_.slopes.data(), F_.data(), false, out);
+    }
+
+    const Problem& pb_;
+    const SwitchState& st_;
+    Sliding& sliding_;
+    Velocity& velocity_;
+    std::vector<double> y_, F_, m_, mp_;
 };
 
 }  // namespace fastflow

@@ -3,6 +3,8 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
 
 #include "rk.hpp"
 
@@ -57,6 +59,17 @@ double initial_step(Field&& f, double t, const double* y, const double* f0, doub
     const double dm = std::max(d1, d2);
     const double h1 = dm <= 1e-15 ? std::max(1e-6, h0 * 1e-3) : std::pow(0.01 / dm, 1.0 / dopri5::ORDER);
     return std::min(100 * h0, h1);
+}
+
+// y <- th moved by its error tolerance atol + rtol |th| along fixed sign pattern number `pattern` (>= 1): a state
+// error of the size the step control lets through, to measure what it does to a quantity read off the state
+inline void perturb_by_tolerance(const double* th, std::size_t p, double rtol, double atol, std::uint64_t pattern,
+                                 double* y) {
+    for (std::size_t q = 0; q < p; ++q) {
+        const double tol = atol + rtol * std::abs(th[q]);
+        const bool flip = ((q + 1) * 0x9E3779B97F4A7C15ULL * pattern) >> 63;
+        y[q] = th[q] + (flip ? -tol : tol);
+    }
 }
 
 }  // namespace fastflow::step_control

@@ -16,6 +16,7 @@ struct SwitchState {
     std::vector<double> band_boost;       // rounding band multipliers of grazing switches
     std::vector<double> last_fired_tau;
     std::vector<std::size_t> refires;     // how often each switch was found crossing again at the t of its last event
+    std::vector<std::size_t> slide_ends;  // how many of each switch's slides have ended
 
     // one Integrator runs many trajectories (flow_many): each starts from a clean slate
     void reset(std::size_t switches) {
@@ -26,6 +27,7 @@ struct SwitchState {
         band_boost.assign(switches, 1.0);
         last_fired_tau.assign(switches, -1.0);
         refires.assign(switches, 0);
+        slide_ends.assign(switches, 0);
     }
 };
 
