@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <exception>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -68,16 +69,36 @@ py::dict to_dict(const Result& r, std::size_t p) {
     return d;
 }
 
-// Called from a thread without the GIL: takes it briefly, at most every 50 ms, to let Python see Ctrl-C.
-struct SignalPoll {
-    std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
-    bool operator()() {
-        const auto now = std::chrono::steady_clock::now();
-        if (now - last < std::chrono::milliseconds(50)) return false;
-        last = now;
+// Called from a thread without the GIL: takes it briefly, at most every 50 ms, to let Python see Ctrl-C, and at most
+// every 200 ms passes its arguments to `report` (a Python callable, or None), which the caller holds meanwhile.
+class Poll {
+public:
+    explicit Poll(const py::object& report) : report_(report) {}
+
+    // true once Ctrl-C is pending; the report runs Python code, where Ctrl-C may arrive as KeyboardInterrupt instead.
+    // Any other exception of the report propagates.
+    template <class... Args>
+    bool operator()(const Args&... args) {
+        const auto now = clock::now();
+        if (now - last_ < std::chrono::milliseconds(50)) return false;
+        last_ = now;
         py::gil_scoped_acquire gil;
-        return PyErr_CheckSignals() != 0;
+        if (PyErr_CheckSignals() != 0) return true;
+        if (report_.is_none() || now - last_report_ < std::chrono::milliseconds(200)) return false;
+        last_report_ = now;
+        try {
+            report_(args...);
+        } catch (py::error_already_set& e) {
+            if (e.matches(PyExc_KeyboardInterrupt)) return true;
+            throw;
+        }
+        return false;
     }
+
+private:
+    using clock = std::chrono::steady_clock;
+    const py::object& report_;
+    clock::time_point last_ = clock::now(), last_report_ = last_;
 };
 
 }  // namespace
@@ -106,7 +127,8 @@ void register_flow(py::module_& m) {
 
     m.def(
         "integrate",
-        [](const Model& model, const farray& X, const farray& Y, const farray& theta0, const Options& options) {
+        [](const Model& model, const farray& X, const farray& Y, const farray& theta0, const Options& options,
+           const py::object& progress) {
             check_data(model, X, Y);
             if (theta0.ndim() != 1 || static_cast<std::size_t>(theta0.shape(0)) != model.n_params())
                 throw std::invalid_argument("theta0 must be 1-D of length n_params");
@@ -115,27 +137,31 @@ void register_flow(py::module_& m) {
             {
                 // safe: the integrator reads only X, Y, theta0 and options (held here) and writes only r
                 py::gil_scoped_release release;
-                SignalPoll poll;
+                Poll poll(progress);
                 Integrator integ(model, X.data(), Y.data(), static_cast<std::size_t>(X.shape(0)), options);
-                r = integ.run(theta0.data(), [&] { return interrupted = interrupted || poll(); });
+                r = integ.run(theta0.data(), [&](const Progress& at) {
+                    return interrupted = interrupted || poll(at.tau, at.n_steps, at.n_events, at.log_loss);
+                });
             }
             if (interrupted) PyErr_Clear();  // reported as status "interrupted"
             return to_dict(r, model.n_params());
         },
-        py::arg("model"), py::arg("X"), py::arg("Y"), py::arg("theta0"), py::arg("options"));
+        py::arg("model"), py::arg("X"), py::arg("Y"), py::arg("theta0"), py::arg("options"),
+        py::arg("progress") = py::none());
 
     m.def(
         "integrate_many",
         [](const Model& model, const farray& X, const farray& Y, const farray& thetas, const Options& options,
-           std::size_t threads) {
+           std::size_t threads, const py::object& progress) {
             check_data(model, X, Y);
             if (thetas.ndim() != 2 || static_cast<std::size_t>(thetas.shape(1)) != model.n_params())
                 throw std::invalid_argument("thetas0 must be 2-D with n_params columns");
             const std::size_t count = static_cast<std::size_t>(thetas.shape(0)), p = model.n_params();
             std::vector<Result> results(count);
-            std::atomic<std::size_t> next{0};
+            std::atomic<std::size_t> next{0}, finished{0};
             std::atomic<bool> stop{false};
             bool interrupted = false;
+            std::exception_ptr failed;  // of the progress report
             {
                 // safe: workers read only X, Y, thetas and options, and each writes its own results[i]
                 py::gil_scoped_release release;
@@ -147,22 +173,30 @@ void register_flow(py::module_& m) {
                 for (std::size_t w = 0; w < nt; ++w)
                     pool.emplace_back([&] {
                         Integrator integ(model, X.data(), Y.data(), static_cast<std::size_t>(X.shape(0)), options);
-                        for (std::size_t i; (i = next++) < count && !stop;)
-                            results[i] = integ.run(thetas.data() + i * p, [&] { return stop.load(); });
+                        for (std::size_t i; (i = next++) < count && !stop;) {
+                            results[i] = integ.run(thetas.data() + i * p, [&](const Progress&) { return stop.load(); });
+                            ++finished;
+                        }
                         std::lock_guard<std::mutex> lock(mu);
                         ++finished_workers;
                         cv.notify_one();
                     });
-                SignalPoll poll;
+                Poll poll(progress);
                 std::unique_lock<std::mutex> lock(mu);
                 while (!cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return finished_workers == nt; })) {
                     lock.unlock();
-                    if (!stop && poll()) stop = interrupted = true;
+                    try {
+                        if (!stop && poll(finished.load())) stop = interrupted = true;
+                    } catch (...) {  // the workers must stop and be joined before it is raised
+                        failed = std::current_exception();
+                        stop = true;
+                    }
                     lock.lock();
                 }
                 lock.unlock();
                 for (auto& t : pool) t.join();
             }
+            if (failed) std::rethrow_exception(failed);
             if (interrupted) PyErr_Clear();
             py::list out;
             for (std::size_t i = 0; i < count; ++i) {
@@ -177,5 +211,6 @@ void register_flow(py::module_& m) {
             }
             return out;
         },
-        py::arg("model"), py::arg("X"), py::arg("Y"), py::arg("thetas"), py::arg("options"), py::arg("threads"));
+        py::arg("model"), py::arg("X"), py::arg("Y"), py::arg("thetas"), py::arg("options"), py::arg("threads"),
+        py::arg("progress") = py::none());
 }

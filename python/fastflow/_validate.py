@@ -49,6 +49,12 @@ def real_scalar(name, value, *, low=None, high=None, low_open=False, allow_inf=F
     return value
 
 
+def boolean(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    return bool(value)
+
+
 def choice(name, value, options):
     if value not in options:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")

@@ -1,13 +1,17 @@
 """`flow` and `flow_many`: the exact (sub)gradient flow of a network on a dataset."""
 from __future__ import annotations
 
+import math
 import os
+import sys
+from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
 from . import _core
-from ._validate import check_memory, choice, positive_int, real_array, real_scalar
+from ._validate import boolean, check_memory, choice, positive_int, real_array, real_scalar
 from .data import as_dataset
 
 LOSSES = _core.LOSSES
@@ -162,6 +166,60 @@ def _problem(net, data, loss, opts):
     return data, y, time, t_eval, core
 
 
+def _loss_text(log_loss):
+    # log-space losses fall far below float64 on long horizons: then the exponent is what is left to show
+    if -700.0 < log_loss < 700.0 or not math.isfinite(log_loss):
+        return f"loss={math.exp(log_loss):.3e}"
+    return f"loss=e^{log_loss:.4g}"
+
+
+class _Bar:
+    """A tqdm bar on stderr, closed on leaving its `with` block. The kernel calls it at most every 200 ms."""
+
+    def __init__(self, **kwargs):
+        from tqdm.auto import tqdm  # imported only when a bar is asked for: tqdm.auto probes for notebooks
+        self.bar = tqdm(file=sys.stderr, dynamic_ncols=True, **kwargs)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.close()
+
+
+class _FlowBar(_Bar):
+    """One flow, over its clock tau: log(1 + t) for the classification losses, t for the square loss."""
+
+    def __init__(self, time, tau_max):
+        # miniters=0: print at every call (the kernel limits the rate); n and total are floats
+        super().__init__(total=tau_max, desc="log(1+t)" if time.log_time else "t", miniters=0,
+                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.4g}/{total:.4g} "
+                                    "[{elapsed}<{remaining}{postfix}]")
+
+    def __call__(self, tau, n_steps, n_events, log_loss, status=None):
+        text = f"steps={n_steps}, events={n_events}, {_loss_text(log_loss)}"
+        self.bar.set_postfix_str(text if status is None else f"{text}, {status}", refresh=False)
+        self.bar.update(tau - self.bar.n)
+
+    def finish(self, raw):
+        self(raw["tau"], raw["n_steps"], len(raw["event_tau"]), raw["log_loss"], STATUSES[raw["status"]])
+
+
+class _ManyBar(_Bar):
+    """flow_many, over the finished runs (as estimate's bar is over samples)."""
+
+    def __init__(self, total):
+        super().__init__(total=total, unit="run", smoothing=0.1)
+
+    def __call__(self, finished):
+        self.bar.update(finished - self.bar.n)
+
+    def finish(self, raws):
+        statuses = Counter(STATUSES[raw["status"]] for raw in raws)
+        self.bar.set_postfix_str(", ".join(f"{s} {c}" for s, c in sorted(statuses.items())), refresh=False)
+        self(len(raws) - statuses["interrupted"])
+
+
 def _margin(net, data, theta, loss, y):
     return float("nan") if loss == "square" else net.normalized_margin(theta, data.X, y)
 
@@ -185,25 +243,31 @@ def _trajectory(raw, net, data, y, loss, time, t_eval):
         loss_at=loss_at, modes=raw["modes"].reshape(data.n, -1), balance_drift=float(raw["balance_drift"]))
 
 
-def flow(net, data, theta0, loss="exponential", **options):
+def flow(net, data, theta0, loss="exponential", *, progress=False, **options):
     """Integrate the minimal-norm (sub)gradient flow d theta/dt = -m(theta) from theta0.
 
     loss: "exponential" | "logistic" (y of +-1, log-space, any horizon; with d_out = K > 1 one-vs-all over
     integer class labels in [0, K)) | "square" (real targets). options: those of FlowOptions (t_max = 1e6,
-    log_t_max, rtol = 1e-10, atol = 1e-12, t_eval, max_events = 100000, max_steps = 1e7, gtol). Ctrl-C returns the
-    run so far with status "interrupted".
+    log_t_max, rtol = 1e-10, atol = 1e-12, t_eval, max_events = 100000, max_steps = 1e7, gtol). progress: a tqdm
+    bar on stderr over log(1 + t) (over t for the square loss) with steps, events and the loss, updated at most
+    every 200 ms; the result is the same either way. Ctrl-C returns the run so far with status "interrupted".
     """
+    progress = boolean("progress", progress)
     opts = FlowOptions.from_kwargs("flow", options)
     data, y, time, t_eval, core = _problem(net, data, loss, opts)
     theta0 = net.check_theta(theta0, "theta0")
     check_memory("this flow", _core.integrator_bytes(net._core, data.n, len(t_eval)), MEMORY_HINT)
-    raw = _core.integrate(net._core, data.X, y, theta0, core)
+    with _FlowBar(time, core.tau_max) if progress else nullcontext() as bar:
+        raw = _core.integrate(net._core, data.X, y, theta0, core, progress=bar)
+        if bar is not None:
+            bar.finish(raw)
     return _trajectory(raw, net, data, y, loss, time, t_eval)
 
 
-def flow_many(net, data, thetas0, threads=None, loss="exponential", **options):
+def flow_many(net, data, thetas0, threads=None, loss="exponential", *, progress=False, **options):
     """`flow` from each row of thetas0, on C++ threads with the GIL released; identical to a loop of `flow`
-    whatever `threads` is."""
+    whatever `threads` is. progress: a tqdm bar on stderr over the finished runs, updated at most every 200 ms."""
+    progress = boolean("progress", progress)
     opts = FlowOptions.from_kwargs("flow_many", options)
     data, y, time, t_eval, core = _problem(net, data, loss, opts)
     thetas0 = real_array("thetas0", thetas0, ndim=2)
@@ -215,5 +279,8 @@ def flow_many(net, data, thetas0, threads=None, loss="exponential", **options):
     check_memory(f"flow_many of {len(thetas0)} runs on {workers} threads",
                  workers * _core.integrator_bytes(net._core, data.n, len(t_eval)) + results,
                  MEMORY_HINT + ", fewer threads or fewer rows at once")
-    raws = _core.integrate_many(net._core, data.X, y, thetas0, core, threads=threads)
+    with _ManyBar(len(thetas0)) if progress else nullcontext() as bar:
+        raws = _core.integrate_many(net._core, data.X, y, thetas0, core, threads=threads, progress=bar)
+        if bar is not None:
+            bar.finish(raws)
     return [_trajectory(raw, net, data, y, loss, time, t_eval) for raw in raws]

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import experiments
 from ._json import jsonable
-from ._validate import choice, positive_int, real_scalar
+from ._validate import boolean, choice, positive_int, real_scalar
 from .experiment import Experiment, draw
 from .flow import flow_many
 from .results import CHECKPOINT_FORMAT, Checkpoint, make_estimate, versions
@@ -239,6 +239,7 @@ def estimate(exp, n=10_000, seed=0, workers=None, executor=None, checkpoint=None
     if not isinstance(exp, Experiment):
         raise TypeError(f"exp must be an Experiment or a built-in experiment name, got {type(exp).__name__}")
     n = positive_int("n", n)
+    progress = boolean("progress", progress)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     seed = int(seed)

@@ -61,7 +61,7 @@ public:
         return 8.0 * doubles + ns;
     }
 
-    Result run(const double* theta0, const std::function<bool()>& should_stop = {}) {
+    Result run(const double* theta0, const std::function<bool(const Progress&)>& should_stop = {}) {
         const std::size_t p = pb_.p;
         const Options& opt = pb_.opt;
         const bool classification = is_classification(opt.loss);
@@ -85,8 +85,9 @@ public:
         bool just_rejected = false;
         stiff_.new_state();
         while (true) {
-            // should_stop is rate-limited by the caller (SignalPoll: 50 ms)
-            if (auto s = stop.before_step(should_stop && should_stop(), tau, res.n_steps, norm2(k_[0].data(), p),
+            // should_stop is rate-limited by the caller (Poll: 50 ms)
+            const bool stop_asked = should_stop && should_stop(Progress{tau, res.n_steps, log_.size(), log_loss});
+            if (auto s = stop.before_step(stop_asked, tau, res.n_steps, norm2(k_[0].data(), p),
                                           norm2(theta_.data(), p), log_loss)) {
                 res.status = s->status, res.message = s->message;
                 break;

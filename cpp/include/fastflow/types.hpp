@@ -56,6 +56,13 @@ struct Result {
     double balance_drift = std::numeric_limits<double>::quiet_NaN();  // see balance_drift (model.hpp)
 };
 
+// Where a run is, passed to its should_stop callback before every step (for progress reports).
+struct Progress {
+    double tau;
+    std::size_t n_steps, n_events;
+    double log_loss;
+};
+
 // The network, its data and the options of a run; read-only while it runs.
 struct Problem {
     // X: n x d_in; Y: n labels (+-1) for classification, n x d_out targets for the square loss
