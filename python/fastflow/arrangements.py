@@ -146,7 +146,10 @@ def _check_size(red, n, faces):
     Faces: a flat of codimension j < rank (at most C(m, j) of them) carries at most as many faces as cells of m
     hyperplanes of rank - j, plus w = 0."""
     m, r = red.normals.shape[0], red.rank
-    per_row = 2 * m + n + 24 * -(-n * (2 if faces else 1) // 64)  # search buffer, result, packed sort keys
+    if faces:
+        per_row = 2 * m + n + 24 * -(-2 * n // 64)  # search buffer, result, packed sort keys
+    else:
+        per_row = n + 16 + 8 * (-(-m // 64) - (-n // 64))  # result, sort key and order, packed cells and patterns
     if faces:
         count = 1 + _capped_sum((comb(m, j) * _cells_bound(m, r - j, _COUNT_CAP) for j in range(r)), _COUNT_CAP)
     else:
