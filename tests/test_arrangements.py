@@ -230,6 +230,21 @@ def test_patterns_are_the_cells_sign_vectors_on_structured_degenerate_data():
         assert np.array_equal(arrangements(X), cells_of(X, sign_patterns(X)))
 
 
+def test_cells_equal_lp_reference_on_random_and_degenerate_data():
+    """The lowest-vertex enumeration against the LP depth-first search (an independent method) and dense sampling:
+    Gaussian data, and data with many hyperplanes through one ray or 2-flat (vertices on more hyperplanes than
+    their codimension, whose local arrangements are degenerate in turn), in d = 3..5."""
+    rng = np.random.default_rng(24)
+    cases = [rng.standard_normal((int(rng.integers(4, 9)), d)) for d in (3, 4, 5) for _ in range(2)]
+    cases += [structured_degenerate(rng, d, 9) for d in (3, 4, 5) for _ in range(5)]
+    line = rng.standard_normal((2, 5))  # seven hyperplanes through a 3-flat of R^5, then generic ones
+    cases.append(np.vstack([rng.standard_normal((7, 2)) @ line, rng.standard_normal((2, 5))]))
+    for X in cases:
+        P = rows(arrangements(X))
+        assert P == reference_cells(X)
+        assert sampled_patterns(X, rng, 5000) <= set(P)
+
+
 def test_larger_degenerate_data():
     """n = 30, d = 4 with duplicates, antiparallel rows, zero rows and rows in 2- and 3-dimensional subspaces."""
     rng = np.random.default_rng(5)
