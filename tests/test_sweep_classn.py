@@ -102,3 +102,13 @@ def test_deep_linear_fc_is_global():
 def test_bad_options(options, needle):
     with pytest.raises(ValueError, match=needle):
         experiments.get("class-n-sweep", **options)
+
+
+def test_random_sweep_uses_the_horizon_rule():
+    """random-sweep labels by the same rule, from its flows' end at log t = 300: a settled verdict needs two
+    horizons, so it is read at log t >= 600."""
+    est = estimate("random-sweep", n=3, seed=0, workers=1, progress=False)
+    settled = np.isin(est.sample_labels, [est.labels.index(v) for v in VERDICTS if v != "undecided"])
+    assert settled.any(), est.table()
+    assert np.all(est.records["log_t"][settled] >= 600.0)
+    assert "horizon rule" in est.description

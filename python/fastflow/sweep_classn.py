@@ -11,11 +11,11 @@ import numpy as np
 
 from . import init as _init
 from ._validate import choice, positive_int, real_scalar
-from .analysis import VERDICTS, analyze_limit
+from .analysis import VERDICTS
 from .experiment import Experiment
 from .networks import conv_disjoint, diagonal, fully_connected
 from .stats import interval
-from .sweep import sphere_data
+from .sweep import limit_verdict, sphere_data
 
 FAMILIES = ("fc", "diagonal", "conv")   # records hold the index
 ARCHITECTURES = (("fc", 2), ("fc", 3), ("fc", 4), ("diagonal", 2), ("diagonal", 3), ("diagonal", 4), ("conv", 2))
@@ -51,22 +51,14 @@ def architecture_of(net):
 
 
 def classn_outcome(traj, net, data, log_t_budget, max_steps):
-    """The verdict of the limit by the horizon rule, continuing the trajectory from its end (a flow that ended
-    early, e.g. in the Zeno guard, is undecided); records the architecture (family index in FAMILIES, depth, relu),
-    (n, d), the last horizon, the raw KKT residual and ||theta~||^2 (margin 1) there."""
+    """The verdict of the limit by the horizon rule (`sweep.limit_verdict`), with the architecture (family index in
+    FAMILIES, depth, relu) and (n, d) recorded."""
     family, depth = architecture_of(net)
     X, _ = data
     rec = {"family": FAMILIES.index(family), "depth": depth, "relu": float(net.activation == "relu"),
            "n": X.shape[0], "d": X.shape[1], "margin": traj.margin}
-    # from the final point, not the status: a run that reaches its horizon is "t_max" whether it separated or not
-    if not traj.margin > 0:
-        return "not_separated", rec
-    if traj.status not in ("t_max", "converged"):
-        return "undecided", {**rec, "log_t": traj.log_t}
-    lim = analyze_limit(net, data, traj.theta, log_t=traj.log_t, log_t0=traj.log_t, log_t_budget=log_t_budget,
-                        max_steps=max_steps)
-    log_t, _, _, raw_residual, norm_sq = lim.horizons[-1]
-    return lim.verdict, {**rec, "log_t": log_t, "raw_kkt_residual": raw_residual, "norm_sq": norm_sq}
+    label, more = limit_verdict(traj, net, data, log_t_budget, max_steps)
+    return label, {**rec, **more}
 
 
 def classn_report(est, architectures, activations):
