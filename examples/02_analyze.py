@@ -1,5 +1,6 @@
-"""Is the limit of a flow a global, a local or not even a local max-margin network? `ff.analyze`, on three cases of
-the margin paper (Vardi, Shamir & Srebro) and the convex-geometry paper (Wang & Pilanci).
+"""Is the limit of a flow a global, a local or not even a local max-margin network? `ff.analyze`, on cases of the
+margin paper (Vardi, Shamir & Srebro) and the convex-geometry paper (Wang & Pilanci): two-layer nets, then deep
+ones, and the verdict of the limit by the horizon rule (`analyze_limit`).
 
     python examples/02_analyze.py
 FASTFLOW_EXAMPLE_SMALL=1 flows to log t = 30 instead of 1000 (analyze polishes the KKT point either way).
@@ -9,6 +10,7 @@ import os
 import numpy as np
 
 import fastflow as ff
+from fastflow.analysis import analyze_limit
 
 SMALL = os.environ.get("FASTFLOW_EXAMPLE_SMALL") == "1"
 LOG_T_MAX = 30.0 if SMALL else 1000.0
@@ -51,3 +53,19 @@ print(report)                                   # the whole evidence, per-layer 
 
 W1, W2 = wide.split(report.theta_tilde)
 print(f"\nrank of W1 {ff.rank(W1)}, stable rank {ff.stable_rank(W1):.4f}")
+
+# deep nets, same call. Margin paper Thm 5.1: a depth-3 diagonal ReLU net on x = (1, 1) keeps every weight equal,
+# 2^(-1/3) at margin 1, and is not a local optimum: rebalancing the two paths keeps the margin and lowers the norm
+deep, one = ff.diagonal(2, depth=3), (np.ones((1, 2)), np.ones(1))
+report = ff.analyze(deep, one, ff.flow(deep, one, np.ones(6), log_t_max=LOG_T_MAX).theta)
+print(f"\nThm 5.1 (depth 3): {report.verdict}; ||theta~||^2 = {report.norm_sq:.6f} (6 * 2^(-2/3) = "
+      f"{6 * 2 ** (-2 / 3):.6f}); certificate: {report.certificate.method}")
+
+# Thm 3.1: a deep linear fully connected net converges to the global optimum, 3 ||u*||^(2/3) with u* = (0, 4) the
+# SVM of Thm 3.2's data. analyze_limit flows on, doubling log t, until two horizons agree (else "undecided")
+X = np.array([[1.0, 0.25], [-1.0, 0.25]])
+lin = ff.fully_connected(2, [2, 2], activation="linear")
+limit = analyze_limit(lin, (X, np.ones(2)), ff.init.xavier(lin, 0), log_t=8.0)
+print(f"deep linear (Thm 3.1): {limit.verdict}; ||theta~||^2 = {limit.report.norm_sq:.6f} (3 * 4^(2/3) = "
+      f"{3 * 4 ** (2 / 3):.6f})")
+print(limit)

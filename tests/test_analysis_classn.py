@@ -294,3 +294,17 @@ def test_limit_verdict_of_a_slow_direction():
         analyze_limit(net, (X, np.ones(3)), theta0, loss="square")
     with pytest.raises(ValueError, match="log_t"):
         analyze_limit(net, (X, np.ones(3)), theta0, log_t=0.0)
+
+
+def test_limit_continues_a_trajectory():
+    """log_t0: the rule picks up a flow already run to log t = 1 (the sweeps' use) and sees the same horizons as
+    when it runs that flow itself; the flow is autonomous, so the segments are the same."""
+    from fastflow.analysis import analyze_limit
+    net, X = ff.two_layer(2, 2), np.array([[1.0, 0.25], [-1.0, 0.25], [0.0, -1.0]])
+    theta0 = net.join([np.array([[0.0, 3.0], [0.0, -2.0]]), np.array([[3.0, 2.0]])])
+    data = (X, np.ones(3))
+    traj = ff.flow(net, data, theta0, log_t_max=1.0)
+    later = analyze_limit(net, data, traj.theta, log_t=1.0, log_t0=traj.log_t)
+    assert later.horizons == analyze_limit(net, data, theta0, log_t=1.0).horizons
+    with pytest.raises(ValueError, match="log_t0"):
+        analyze_limit(net, data, traj.theta, log_t=1.0, log_t0=2.0)

@@ -285,7 +285,7 @@ def test_builtins_listed_picklable_and_runnable():
         assert exp.name == name and exp.prediction and exp.labels
         clone = pickle.loads(pickle.dumps(exp))
         assert clone.fingerprint() == exp.fingerprint()
-        n = 3 if name == "random-sweep" else 16
+        n = 3 if name in ("random-sweep", "class-n-sweep") else 16
         est = estimate(clone, n=n, seed=0, workers=1, progress=False)
         assert est.n == n and sum(est.counts.values()) == n
 

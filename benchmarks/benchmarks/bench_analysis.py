@@ -2,14 +2,19 @@
 then the certificate search succeeds at the first construction), a typical random limit (polish over many
 patterns, a certificate search that finds nothing, and the convex program over all arrangements), and two class-N
 limits through the C++ Jacobians (Thm 5.1 at depth 4, a deep linear net); analyze includes the per-layer problems,
-also timed alone.
+also timed alone. AnalyzeRandom: 100 random limits per class-N architecture within issue #20's sizes (width <= 8,
+d <= 4, n <= 10; its target is under 2 s each), timed together and the slowest alone.
 
 The flows run in setup; analyze is warmed up there too (numba's arrangement kernels load from cache or compile once).
 """
 import numpy as np
 
+import time
+
 import fastflow as ff
 from fastflow.analysis import analyze
+from fastflow.sweep import sphere_data
+from fastflow.sweep_classn import ACTIVATIONS, ARCHITECTURES, classn_net
 
 DATA_SEED = 20240601
 LOG_T_MAX = 300.0
@@ -108,3 +113,48 @@ class Pieces:
     def time_per_layer(self, limit):
         for layer in range(1, self.model.degree + 1):
             self.layer_report(self.model, self.point, layer, 1e-2, 1e-8, 1e-6, True)
+
+
+RANDOM_COUNT = 100
+
+
+def random_limits(family, depth, count=RANDOM_COUNT, log_t_max=64.0):
+    """`count` flow limits of one architecture: n in 4..10 points on the unit sphere of R^d, d in {2, 4}, labels of a
+    random linear separator, ReLU and linear alternately, fully connected widths in 2..8, Xavier init, exponential
+    loss to log t = 64. A draw whose flow does not separate its data or ends early is drawn again (analyze needs
+    positive margins)."""
+    rng = np.random.default_rng([DATA_SEED, len(family), depth])
+    out = []
+    while len(out) < count:
+        data = sphere_data(rng, ns=tuple(range(4, 11)), ds=(2, 4))
+        net = classn_net(data, rng, [(family, depth)], [ACTIVATIONS[len(out) % 2]], tuple(range(2, 9)))
+        traj = ff.flow(net, data, ff.init.xavier(net, rng), log_t_max=log_t_max, max_steps=20_000)
+        if traj.status == "t_max" and traj.margin > 0:
+            out.append((net, data, traj.theta))
+    return out
+
+
+class AnalyzeRandom:
+    params = [f"{family}-{depth}" for family, depth in ARCHITECTURES]
+    param_names = ["architecture"]
+    timeout = 1800
+    number, repeat, warmup_time = 1, 1, 0   # one pass over the 100 limits is the measurement
+
+    def setup(self, architecture):
+        family, depth = architecture.rsplit("-", 1)
+        self.limits = random_limits(family, int(depth))
+        analyze(*self.limits[0])   # warm-up (imports, numba's cache)
+
+    def time_analyze_100(self, architecture):
+        for net, data, theta in self.limits:
+            analyze(net, data, theta)
+
+    def track_slowest_seconds(self, architecture):
+        slowest = 0.0
+        for net, data, theta in self.limits:
+            t0 = time.perf_counter()
+            analyze(net, data, theta)
+            slowest = max(slowest, time.perf_counter() - t0)
+        return slowest
+
+    track_slowest_seconds.unit = "seconds"

@@ -10,6 +10,8 @@ wp-orthogonal   convex-geometry paper (Wang, Pilanci) App. F.1: every grown neur
                 optimal neurons.
 random-sweep    random datasets on the sphere over a small grid of (n, d, width): the analysis verdict of the limit
                 (defined in fastflow.sweep).
+class-n-sweep   margin paper Table 1 measured: FC, diagonal and conv nets of the class N, the verdict of the limit by
+                the horizon rule, per architecture (defined in fastflow.sweep_classn).
 
 Every sampler, outcome and figures hook here is a top-level function (or a functools.partial of one), so the
 experiments pickle and run on worker processes or a Dask cluster.
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import init as _init
-from . import plots
+from . import plots, sweep_classn
 from .experiment import Experiment
 from .networks import two_layer
 from .rank import rank, stable_rank
@@ -393,6 +395,7 @@ _REGISTRY = {
     "tvs-thm3": tvs_thm3,
     "wp-orthogonal": wp_orthogonal,
     "random-sweep": random_sweep,
+    "class-n-sweep": sweep_classn.class_n_sweep,
 }
 
 

@@ -3,7 +3,8 @@ shared weights; no bias, no skip; d_out = 1), through the C++ model: margins, pe
 pre-activations for a given activation pattern (slopes), and their exact theta-derivatives.
 
 With the slopes fixed, Phi is a homogeneous polynomial of degree L (the depth) in theta, so q_i = g_i . theta / L
-(Euler) and every derivative of a pattern's quantities is exact by a polynomial stencil."""
+(Euler), and affine in each single parameter, so every derivative of a pattern's quantities is exact by one
+difference per parameter."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,29 +12,17 @@ import numpy as np
 from .model import _clarke_subsets
 
 
-def _stencil(degree):
-    """Offsets k and weights w with f'(0) = sum_k w_k f(k) exactly for polynomials f of the given degree."""
-    r = max(1, (degree + 1) // 2)   # 2r + 1 points: exact up to degree 2r
-    k = np.arange(-r, r + 1, dtype=float)
-    e = np.zeros(len(k))
-    e[1] = 1.0
-    return k, np.linalg.solve(np.vander(k, increasing=True).T, e)
-
-
-def _derivative(f, theta, degree):
-    """d f / d theta (len(f(theta)), len(theta)) of a polynomial f of at most the given degree: exact up to
-    rounding, so no step-size trade-off (the step is a tenth of ||theta||)."""
-    h = 0.1 * max(np.linalg.norm(theta), 1e-300)
-    ks, ws = _stencil(degree)
+def _derivative(f, theta):
+    """d f / d theta (len(f(theta)), len(theta)) of a function affine in each single coordinate of theta (as every
+    pattern quantity is: a path crosses each layer once, and parameters are shared only within a layer): one
+    difference per column is exact up to rounding, whatever the step (||theta||)."""
+    h = max(np.linalg.norm(theta), 1e-300)
+    base = f(theta)
     cols = []
     for j in range(len(theta)):
-        acc = 0.0
-        for k, w in zip(ks, ws):
-            if w != 0.0:
-                t = theta.copy()
-                t[j] += k * h
-                acc = acc + w * f(t)
-        cols.append(acc / h)
+        t = theta.copy()
+        t[j] += h
+        cols.append((f(t) - base) / h)
     return np.array(cols).T
 
 
@@ -122,5 +111,5 @@ class _ClassN:
         if not len(rows):
             return np.eye(self.p)
         f = lambda t: lam[rows] @ self.grads(t, slopes, rows)   # noqa: E731
-        H = np.eye(self.p) - _derivative(f, theta, self.degree - 1)
+        H = np.eye(self.p) - _derivative(f, theta)
         return 0.5 * (H + H.T)

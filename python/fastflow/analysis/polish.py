@@ -77,6 +77,9 @@ class _System:
             J[om + np.arange(nZ)[:, None], self.w_rows[zj]] = XS[zi]
         return F, J
 
+    def value(self, z):
+        return self.residual(z)[0]
+
     def start(self, theta):
         W, v = self.m.unpack(theta)
         z = np.concatenate([W[self.K].ravel(), v[self.K], np.zeros(self.size - self.o_l)])
@@ -104,15 +107,16 @@ def _levenberg_marquardt(system, z, max_iter=100):
                 step = -np.linalg.solve(JtJ + mu * eye, g) if mu > 0 else -np.linalg.lstsq(J, F, rcond=None)[0]
             except np.linalg.LinAlgError:
                 step = -np.linalg.lstsq(J, F, rcond=None)[0]
-            F_new, J_new = system.residual(z + step)
-            nf_new = np.linalg.norm(F_new)
+            nf_new = np.linalg.norm(system.value(z + step))   # the Jacobian only for a step taken
             if nf_new < nf:
                 c = max(c / 10.0, 1e-8)
                 break
             c *= 10.0
         else:
             break
-        z, F, J, nf = z + step, F_new, J_new, nf_new
+        z = z + step
+        F, J = system.residual(z)
+        nf = np.linalg.norm(F)
     return z, nf
 
 

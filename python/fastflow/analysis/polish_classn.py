@@ -6,7 +6,7 @@ mu_Z):
     q_i(theta; s) = 1 (i in S),    h_iu(theta; s) = 0 ((i, u) in Z),
 
 g_i = y_i dPhi_i/dtheta (slopes 0 on Z). g_i is affine in each single slope, so mu_iu in [0, lambda_i] is the Clarke
-freedom of (i, u). The theta-Jacobian is the exact polynomial stencil of classn."""
+freedom of (i, u). The theta-Jacobian is classn's exact difference."""
 from __future__ import annotations
 
 import numpy as np
@@ -45,11 +45,14 @@ class _PatternSystem:
         G, D, H = self._parts(theta)
         return np.concatenate([theta - lam @ G - mu @ D, G @ theta / self.m.degree - 1.0, H]), G, D
 
+    def value(self, z):
+        return self._F(*self.split(z))[0]
+
     def residual(self, z):
         theta, lam, mu = self.split(z)
         F, G, D = self._F(theta, lam, mu)
         J = np.zeros((self.size, self.size))
-        J[:, :self.o_l] = _derivative(lambda t: self._F(t, lam, mu)[0], theta, self.m.degree)
+        J[:, :self.o_l] = _derivative(lambda t: self._F(t, lam, mu)[0], theta)
         J[:self.o_l, self.o_l:self.o_mu] = -G.T
         J[:self.o_l, self.o_mu:] = -D.T
         return F, J
