@@ -114,8 +114,9 @@ public:
                 res.status = Status::error, res.message = "step size fell below the resolution of t";
                 break;
             }
+            stage_margin_ = INFINITY;
             const double err = stiff_phase_ ? stiff_.attempt(tau, h, theta_.data(), y1_.data())
-                                            : dopri5::step(velocity_, tau, h, theta_.data(), k_, y1_.data(),
+                                            : dopri5::step(stage_velocity_, tau, h, theta_.data(), k_, y1_.data(),
                                                            ytmp_.data(), p, opt.rtol, opt.atol);
             if (!(err <= 1.0)) {
                 ++res.n_rejected;
@@ -126,7 +127,10 @@ public:
             ++res.n_steps;
             const double log_loss_end = dense_output(h);
             std::vector<std::size_t> fired;
-            const double sigma_event = locator_.find(theta_.data(), y1_.data(), coef_.data(), step_, fired);
+            // the stages' slides all inside their bounds: no exit to look for between them (explicit steps)
+            const bool slides_stay = !stiff_phase_ && stage_margin_ >= 0.0;
+            const double sigma_event = locator_.find(theta_.data(), y1_.data(), coef_.data(), step_, fired,
+                                                     slides_stay);
             stiff_.new_state();
             const double h_next = h * step_control::after_acceptance(err, just_rejected);
             just_rejected = false;
@@ -277,6 +281,14 @@ private:
         }
     }
 
+    // the velocity at a Runge-Kutta stage; keeps the least exit margin of the sliding set over the step's stages
+    void stage_velocity(double tau, const double* th, double* F) {
+        const SlideSolution sol = velocity_(tau, th, F);
+        if (!state_.Z.empty())
+            stage_margin_ = std::min(stage_margin_,
+                                     sliding_.margins(sol, state_.Z, th, slopes(), F, true, stage_margins_));
+    }
+
     const Problem pb_;
     Field field_;
     SwitchState state_;
@@ -294,6 +306,12 @@ private:
     double next_settle_check_ = INFINITY;           // settled() looks again once the field's norm is below this
     std::size_t hovering_ = 0;                      // settled()'s checks in a row with the field near its noise
     StepMap step_;                                   // the current step's time map
+    double stage_margin_ = INFINITY;                 // see stage_velocity
+    std::vector<double> stage_margins_;
+    std::function<void(double, const double*, double*)> stage_velocity_ = [this](double tau, const double* th,
+                                                                                 double* F) {
+        stage_velocity(tau, th, F);
+    };
 };
 
 }  // namespace fastflow

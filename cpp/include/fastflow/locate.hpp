@@ -32,9 +32,10 @@ public:
 
     // The earliest event in the accepted step from theta to y1 (dense output coef, time map `step`) as a step
     // fraction (-1 if none); `fired` gets every switch whose event falls at that time (simultaneous events are
-    // handled together).
+    // handled together). `slides_stay`: the step's stages found every slide's multipliers inside their bounds, so
+    // no exit is looked for.
     double find(const double* theta, const double* y1, const double* coef, const StepMap& step,
-                std::vector<std::size_t>& fired) {
+                std::vector<std::size_t>& fired, bool slides_stay = false) {
         fired.clear();
         exits_.clear();
         if (pb_.NS == 0) return -1.0;
@@ -46,7 +47,8 @@ public:
         else layered_hits(coef, hits);
         double sigma_min = 2.0;
         for (auto& hk : hits) sigma_min = std::min(sigma_min, hk.first);
-        const double sigma_exit = st_.Z.empty() ? -1.0 : slide_exit(coef, step, std::min(sigma_min, 1.0));
+        const double sigma_exit =
+            st_.Z.empty() || slides_stay ? -1.0 : slide_exit(coef, step, std::min(sigma_min, 1.0));
         if (sigma_exit >= 0.0 && sigma_exit < sigma_min) sigma_min = sigma_exit;
         else exits_.clear();
         if (sigma_min > 1.0) return -1.0;
