@@ -1,6 +1,6 @@
 """fastflow against small-step gradient descent and the SciPy yardstick: time and accuracy on the same workloads.
 
-    python benchmarks/compare.py [--runs N] [--gd-runs K] [--quick]
+    python benchmarks/compare.py [--runs N] [--gd-runs K] [--quick] [--scale-full] [--scale-timeout S]
 
 Methods (all single-threaded per run; BLAS is pinned to one thread before NumPy loads, unless the caller set
 OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS):
@@ -32,7 +32,16 @@ Also measured (the issue's targets): time per right-hand-side evaluation at n = 
 NumPy's two matrix products; flow_many throughput on 1 and 2 threads over 1000 trajectories, with the CPU time
 of each thread; memory per trajectory against the number of parameters (child processes, sampled RSS).
 
-Each section is a module of benchmarks/comparison/ (rank, randoms, rhs, scaling, memory); this script parses
+Scale (issue #24): on benchmarks/bench_large.py's problems (two-layer ReLU, teacher labels, Xavier init; logistic to
+log t = 10 and square loss to t = 100), per grid point the accepted steps, events, fields (n_rhs), fields per step
+against the bound 7, and the time per step and per field in NumPy GD epochs of the same net on the same data, timed
+in this run. Default grid: the n = 100 corner (d 10 and 50 at width 16, width 64 at d 10; a few minutes);
+--scale-full: n 100-1000, d 10/50, width 16-128. Targets, each met or not with its figure: time per step <= 10 GD
+epochs and fields per step <= 8 at every point; n = 200, d = 20, width 64, logistic to t = 100 at least 20x faster
+than NumPy GD at step 1e-4 (GD's 1e6 epochs extrapolated from 2000 timed ones); the exponent of time per step
+against n * width * d <= 1.1 (log-log least squares, per loss).
+
+Each section is a module of benchmarks/comparison/ (rank, randoms, rhs, scaling, memory, scale); this script parses
 the arguments, runs them in turn and writes the report.
 
 Writes results/compare.json and results/compare.png next to this script. Times are wall-clock on this machine in
@@ -54,7 +63,7 @@ sys.path.insert(0, str(HERE))
 
 from fastflow._json import jsonable  # noqa: E402
 from benchmarks.common import RANK_T_MAX, machine_info  # noqa: E402
-from comparison import config, memory, methods, randoms, rank, report, rhs, scaling  # noqa: E402
+from comparison import config, memory, methods, randoms, rank, report, rhs, scale, scaling  # noqa: E402
 from comparison.config import AGREE, GD_LR, RANDOM_SHAPE, RANDOM_T_MAX, REF, TOLS  # noqa: E402
 
 
@@ -74,6 +83,11 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="smoke test (~1 min): 8 rank runs, 1 random problem, GD for 10%% of its steps (time "
                          "extrapolated, no accuracy), 200 trajectories")
+    ap.add_argument("--scale-full", action="store_true",
+                    help="scale section on the issue's whole grid (n 100-1000, d 10/50, width 16-128; hours today) "
+                         "and the speed check's flow up to --scale-timeout instead of GD's time / 20")
+    ap.add_argument("--scale-timeout", type=float, default=60.0,
+                    help="time limit per flow of the scale section [s] (default 60); a stopped flow counts so far")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "compare.json")
     ap.add_argument("--memory-child", nargs=3, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -85,6 +99,7 @@ def main():
         args.runs, args.problems, args.trajectories = min(args.runs, 8), 1, 200
         args.gd_runs, args.gd_random_runs, args.gd_fraction = min(args.gd_runs, 1), min(args.gd_random_runs, 1), 0.1
         args.ref_timeout = min(args.ref_timeout, 30.0)
+    grid = scale.FULL_GRID if args.scale_full else scale.QUICK_GRID if args.quick else scale.DEFAULT_GRID
 
     started = time.perf_counter()
     machine = machine_info()
@@ -112,6 +127,8 @@ def main():
     scaling_r = scaling.scaling_section(args.trajectories)
     progress("memory ...")
     memory_r = memory.memory_section(500 if args.quick else 2000)
+    progress("scale ...")
+    scale_r = scale.scale_section(grid, args.scale_timeout, args.scale_timeout if args.scale_full else None)
     progress("done")
     rows = rank_w.summary() + [r for w in randoms_w for r in w.summary()]
 
@@ -123,6 +140,10 @@ def main():
                  + memory.summary_lines(memory_r)):
         print(line)
     goals = report.targets(rows, paper, rhs_r, scaling_r, memory_r, [rank_w] + randoms_w)
+    scale_goals = scale.targets(scale_r)
+    for line in scale.summary_lines(scale_r, scale_goals):
+        print(line)
+    goals.update(scale_goals)
     print("\ntargets:")
     for k, v in goals.items():
         print(f"  {k}: {v}")
@@ -142,9 +163,9 @@ def main():
                    random_t_max=RANDOM_T_MAX, ff_timeout=args.ff_timeout, ref_timeout=args.ref_timeout,
                    random_shape=RANDOM_SHAPE, runs=args.runs, gd_runs=args.gd_runs, problems=args.problems,
                    gd_random_runs=args.gd_random_runs, quick=args.quick, reference_error=ref_error,
-                   torch_error=torch_error),
-        summary=rows, rank_paper_288=paper, rhs=rhs_r, flow_many_scaling=scaling_r, memory=memory_r, targets=goals,
-        runs=runs)
+                   torch_error=torch_error, scale_grid=grid),
+        summary=rows, rank_paper_288=paper, rhs=rhs_r, flow_many_scaling=scaling_r, memory=memory_r, scale=scale_r,
+        targets=goals, runs=runs)
     args.out.write_text(json.dumps(jsonable(result), indent=1))
     png = args.out.with_suffix(".png")
     report.plot(rows, png)

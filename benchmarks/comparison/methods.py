@@ -51,9 +51,10 @@ def loss_gradient_numpy(phi, y, loss):
     return (-y * 0.5 * (1.0 - np.tanh(0.5 * q)))[:, None]  # -y / (1 + e^q), overflow-free
 
 
-def gd_numpy(X, y, W1, W2, loss, t_max, lr=GD_LR, steps=None):
+def gd_numpy(X, y, W1, W2, loss, t_max, lr=GD_LR, steps=None, track_switches=True):
     """Full-batch GD with step lr for round(t_max / lr) steps; (H > 0) is relu' with relu'(0) = 0. Also records the
-    first time (k * lr) each pre-activation h_ij changes sign, and how often it does (chattering = GD's sliding)."""
+    first time (k * lr) each pre-activation h_ij changes sign, and how often it does (chattering = GD's sliding);
+    track_switches=False leaves that out, so each step is a plain epoch (forward + backward + update)."""
     steps = int(round(t_max / lr)) if steps is None else steps
     W1, W2 = W1.copy(), W2.copy()
     prev = X @ W1.T > 0
@@ -63,12 +64,13 @@ def gd_numpy(X, y, W1, W2, loss, t_max, lr=GD_LR, steps=None):
     for k in range(steps):
         H = X @ W1.T
         M = H > 0
-        code = M.tobytes()
-        if code != prev_code:  # cheap test; the bookkeeping runs only when the pattern changed
-            changed = (M != prev).ravel()
-            flips += changed
-            first[changed & np.isnan(first)] = k * lr
-            prev, prev_code = M, code
+        if track_switches:
+            code = M.tobytes()
+            if code != prev_code:  # cheap test; the bookkeeping runs only when the pattern changed
+                changed = (M != prev).ravel()
+                flips += changed
+                first[changed & np.isnan(first)] = k * lr
+                prev, prev_code = M, code
         A = np.maximum(H, 0.0)
         R = loss_gradient_numpy(A @ W2.T, y, loss)
         dW1 = ((R @ W2) * M).T @ X
