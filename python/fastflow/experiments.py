@@ -10,6 +10,7 @@ wp-orthogonal   convex-geometry paper (Wang, Pilanci) App. F.1: every grown neur
                 optimal neurons.
 random-sweep    random datasets on the sphere over a small grid of (n, d, width): the analysis verdict of the limit
                 (defined in fastflow.sweep).
+random-sweep-large  n to 1000, width to 128: status, fit, dead units, sliding, time per (n, width) (sweep_large).
 
 Every sampler, outcome and figures hook here is a top-level function (or a functools.partial of one), so the
 experiments pickle and run on worker processes or a Dask cluster.
@@ -29,6 +30,7 @@ from .networks import two_layer
 from .rank import rank, stable_rank
 from .stats import interval
 from .sweep import random_sweep
+from .sweep_large import random_sweep_large
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -393,6 +395,7 @@ _REGISTRY = {
     "tvs-thm3": tvs_thm3,
     "wp-orthogonal": wp_orthogonal,
     "random-sweep": random_sweep,
+    "random-sweep-large": random_sweep_large,
 }
 
 
