@@ -59,9 +59,10 @@ def _parser():
 
 
 def _list(args):
+    width = max(map(len, experiments.names()))
     for name in experiments.names():
         exp = experiments.get(name)
-        print(f"{name:<16} n={exp.default_n:<6} {exp.description}")
+        print(f"{name:<{width}} n={exp.default_n:<6} {exp.description}")
     return 0
 
 
