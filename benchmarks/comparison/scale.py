@@ -117,10 +117,9 @@ def targets(scale):
         figure=sp["ratio"], upper_bound=sp["ratio_is_upper_bound"],
         target=f">= {sp['min_ratio']:g} x NumPy GD (step {GD_LR:g}) at n={sp['n']}, d={sp['d']}, width={sp['width']}, "
                f"{sp['loss']} to t={sp['t_max']:g}", met=sp["finished"] and sp["ratio"] >= sp["min_ratio"])
-    growth = {k: v for k, v in scale["growth"].items() if v is not None}
-    if growth:
-        out["scale_growth"] = dict(figure=growth, target=f"exponent of time per step in n*width*d <= {MAX_GROWTH}",
-                                   met=all(v <= MAX_GROWTH for v in growth.values()))
+    fitted = [v for v in scale["growth"].values() if v is not None]   # None: fewer than two sizes
+    out["scale_growth"] = dict(figure=scale["growth"], target=f"exponent of time per step in n*width*d <= {MAX_GROWTH}",
+                               met=all(v <= MAX_GROWTH for v in fitted) if fitted else None)
     return out
 
 
@@ -155,7 +154,8 @@ def summary_lines(scale, goals):
     lines.append("scale targets:")
     for key, g in goals.items():
         fig = g["figure"]
-        fig = (", ".join(f"{k} {v:.2f}" for k, v in fig.items()) if isinstance(fig, dict) else
+        fig = (", ".join(f"{k} {_num(v, '.2f')}" for k, v in fig.items()) if isinstance(fig, dict) else
                ("< " if g.get("upper_bound") else "") + f"{fig:.3g}" + (f" at {g['at']}" if "at" in g else ""))
-        lines.append(f"  {key}: {'met' if g['met'] else 'NOT met'}: {fig} (target {g['target']})")
+        verdict = {True: "met", False: "NOT met", None: "not measured"}[g["met"]]
+        lines.append(f"  {key}: {verdict}: {fig} (target {g['target']})")
     return lines
