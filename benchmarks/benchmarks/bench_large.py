@@ -16,6 +16,18 @@ from .common import large_enabled, unit_rows
 HORIZON = {"exponential": dict(log_t_max=10.0), "logistic": dict(log_t_max=10.0), "square": dict(t_max=100.0)}
 
 
+def large_problem(loss, n, d, width):
+    """(net, (X, y), theta0) of one grid point: two_layer(d, width), n points uniform on the sphere of R^d, labels
+    sign(X u) (targets X u for the square loss) of a random teacher u, Xavier init; deterministic in (n, d, width).
+    benchmarks/compare.py's scale section runs the same problems."""
+    rng = np.random.default_rng([2026, n, d, width])
+    X = unit_rows(rng, n, d)
+    score = X @ rng.normal(size=d)
+    y = score if loss == "square" else np.where(score >= 0, 1.0, -1.0)
+    net = ff.two_layer(d, width)
+    return net, (X, y), ff.init.xavier(net, rng)
+
+
 class LargeSweep:
     params = (["exponential", "logistic", "square"], [100, 300, 1000], [10, 50], [16, 64, 128])
     param_names = ["loss", "n", "d", "width"]
@@ -24,13 +36,7 @@ class LargeSweep:
     def setup(self, loss, n, d, width):
         if (n, d, width) != (100, 10, 16) and not large_enabled():
             raise NotImplementedError("large point (set FASTFLOW_BENCH_LARGE=1 to run it)")
-        rng = np.random.default_rng([2026, n, d, width])
-        X = unit_rows(rng, n, d)
-        score = X @ rng.normal(size=d)
-        y = score if loss == "square" else np.where(score >= 0, 1.0, -1.0)
-        self.net = ff.two_layer(d, width)
-        self.data = (X, y)
-        self.theta0 = ff.init.xavier(self.net, rng)
+        self.net, self.data, self.theta0 = large_problem(loss, n, d, width)
         self.options = dict(loss=loss, **HORIZON[loss])
         start = time.perf_counter()
         self.traj = ff.flow(self.net, self.data, self.theta0, **self.options)

@@ -48,7 +48,8 @@ def _parser():
                    help="stop early once every interval's half-width is below this")
     r.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
     r.add_argument("--method", choices=("wilson", "clopper-pearson"), default="wilson")
-    r.add_argument("--chunk-size", type=int, default=64, help="samples per task (default 64)")
+    r.add_argument("--chunk-size", type=int, default=None,
+                   help="samples per task (default: the experiment's, 64 for most)")
     r.add_argument("--no-plots", action="store_true", help="skip the figures")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     s = sub.add_parser("show", help="print the table and redraw the figures of a run")
@@ -58,9 +59,10 @@ def _parser():
 
 
 def _list(args):
+    width = max(map(len, experiments.names()))
     for name in experiments.names():
         exp = experiments.get(name)
-        print(f"{name:<16} n={exp.default_n:<6} {exp.description}")
+        print(f"{name:<{width}} n={exp.default_n:<6} {exp.description}")
     return 0
 
 
@@ -88,8 +90,7 @@ def _run(args):
                     raise CliError(f"{ckpt} was written with --seed {header['seed']}, not {seed}")
                 seed = header["seed"]
                 n = header["n"] if n is None else n
-                if args.chunk_size != header["chunk_size"]:
-                    args.chunk_size = header["chunk_size"]
+                args.chunk_size = header["chunk_size"]
                 print(f"resuming from {ckpt}: {len(chunks)} finished chunks", file=sys.stderr)
         else:
             print(f"no checkpoint in {out}; starting afresh", file=sys.stderr)

@@ -33,6 +33,8 @@ class Experiment:
     labels                              every label outcome can return, in display order
     prediction                          what the theory predicts, in words
     default_n                           the sample size the command line uses by default
+    chunk_size                          samples per task by default (a resumed run keeps finished chunks only, so
+                                        slow samples want small chunks)
     strata                              record names whose values split the table (e.g. ("n", "d", "width"))
     reference                           [(label, value, text)]: predicted/published probabilities drawn on the plot
     report(est) -> list[str]            extra lines for the table (e.g. a check of the theorem on its hypothesis)
@@ -54,6 +56,7 @@ class Experiment:
     outcome: Callable
     labels: Sequence[str]
     default_n: int = 1000
+    chunk_size: int = 64
     strata: Sequence[str] = ()
     reference: Sequence[tuple] = ()
     report: Optional[Callable] = None
@@ -81,6 +84,7 @@ class Experiment:
         if not (isinstance(self.net, Network) or callable(self.net)):
             raise TypeError("Experiment.net must be a Network or a sampler net((X, y), rng) -> Network")
         self.default_n = positive_int("default_n", self.default_n)
+        self.chunk_size = positive_int("chunk_size", self.chunk_size)
         self.strata = tuple(self.strata)
         self.reference = [tuple(r) for r in self.reference]
 

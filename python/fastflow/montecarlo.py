@@ -28,21 +28,25 @@ from .stats import METHODS, interval
 
 
 def run_samples(exp, seed, indices, threads=1):
-    """Labels (list of str) and records ({name: list of float or None}) of the samples `indices`, in that order."""
+    """Labels (list of str) and records ({name: list of float or None}) of the samples `indices`, in that order.
+    Every sample also records "flow_seconds": the wall time of its flow (samples on one network and dataset run in
+    one flow_many call and share its time equally)."""
     drawn = [draw(exp, seed, k) for k in indices]
     groups = {}   # samples on the same network and dataset run in one flow_many call
     for pos, (net, (X, y), _) in enumerate(drawn):
         key = (net.structure, X.shape, X.tobytes(), y.shape, y.tobytes())
         groups.setdefault(key, []).append(pos)
-    trajs = [None] * len(drawn)
+    trajs, seconds = [None] * len(drawn), [None] * len(drawn)
     for positions in groups.values():
         net, data, _ = drawn[positions[0]]
         thetas = np.array([drawn[p][2] for p in positions])
+        start = time.perf_counter()
         out = flow_many(net, data, thetas, threads=threads, loss=exp.loss, **exp.flow)
+        share = (time.perf_counter() - start) / len(positions)
         if any(tr.status == "interrupted" for tr in out):
             raise KeyboardInterrupt
         for p, tr in zip(positions, out):
-            trajs[p] = tr
+            trajs[p], seconds[p] = tr, share
     labels, rows = [], []
     for (net, data, _), tr in zip(drawn, trajs):
         res = exp.outcome(tr, net, data)
@@ -54,6 +58,7 @@ def run_samples(exp, seed, indices, threads=1):
         rows.append(rec or {})
     names = sorted({name for rec in rows for name in rec})
     records = {name: [_float_or_none(rec.get(name)) for rec in rows] for name in names}
+    records["flow_seconds"] = seconds
     return labels, records
 
 
@@ -223,7 +228,7 @@ def _kill_pool(pool):
 
 
 def estimate(exp, n=10_000, seed=0, workers=None, executor=None, checkpoint=None, progress=True, confidence=0.95,
-             target_halfwidth=None, method="wilson", *, chunk_size=64, check_every=4, threads=None):
+             target_halfwidth=None, method="wilson", *, chunk_size=None, check_every=4, threads=None):
     """Estimate the probability of each outcome label of `exp` (an Experiment or a built-in name) from n samples.
 
     workers: processes (None: one per CPU; 1: in this process, `threads` C++ threads per chunk).
@@ -231,8 +236,8 @@ def estimate(exp, n=10_000, seed=0, workers=None, executor=None, checkpoint=None
     checkpoint: a file; finished chunks are appended as they finish, and chunks already there are not rerun.
     target_halfwidth: stop early once every label's interval half-width is below it (checked after every
     `check_every` chunks, counting chunks in index order, so the stopping point does not depend on the executor).
-    method: "wilson" or "clopper-pearson". Ctrl-C: finished chunks stay in the checkpoint; KeyboardInterrupt is
-    re-raised.
+    method: "wilson" or "clopper-pearson". chunk_size: samples per task (None: the experiment's). Ctrl-C: finished
+    chunks stay in the checkpoint; KeyboardInterrupt is re-raised.
     """
     if isinstance(exp, str):
         exp = experiments.get(exp)
@@ -249,7 +254,7 @@ def estimate(exp, n=10_000, seed=0, workers=None, executor=None, checkpoint=None
     choice("method", method, METHODS)
     if target_halfwidth is not None:
         target_halfwidth = real_scalar("target_halfwidth", target_halfwidth, low=0.0, high=0.5, low_open=True)
-    chunk_size = positive_int("chunk_size", chunk_size)
+    chunk_size = exp.chunk_size if chunk_size is None else positive_int("chunk_size", chunk_size)
     check_every = positive_int("check_every", check_every)
     if workers is not None:
         workers = positive_int("workers", workers)

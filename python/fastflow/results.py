@@ -105,6 +105,9 @@ class Estimate:
                 c = np.bincount(self.sample_labels[sel], minlength=len(self.labels))
                 cell = ", ".join(f"{s}={v:g}" for s, v in zip(strata, key))
                 parts = ", ".join(f"{label} {c[i] / sel.sum():.3f}" for i, label in enumerate(self.labels) if c[i])
+                seconds = self.records.get("flow_seconds", np.full(self.n, np.nan))[sel]
+                if np.isfinite(seconds).any():
+                    parts += f"; {np.nanmean(seconds):.3g} s/sample"
                 lines.append(f"    {cell} (n={int(sel.sum())}): {parts}")
         if self.prediction:
             lines.append(f"  prediction: {self.prediction}")
