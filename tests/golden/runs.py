@@ -39,9 +39,13 @@ def _fuzz_runs(count=300, seed=0):
         yield f"fuzz-{seed}:{index}", lambda p=problem, g=grid: p.run(t_eval=g)
 
 
+# random-sweep-large's own grid takes minutes a draw
+EXPERIMENT_OPTIONS = {"random-sweep-large": dict(ns=(6,), ds=(2,), widths=(2,), log_t_max=3.0)}
+
+
 def _experiment_runs(per_experiment=6):
     for name in experiments.names():
-        exp = experiments.get(name)
+        exp = experiments.get(name, **EXPERIMENT_OPTIONS.get(name, {}))
         for index in range(per_experiment):
             def run(exp=exp, index=index):
                 rng = np.random.default_rng([2026, index])
