@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import fastflow as ff
-from fastflow import fuzz
+from fastflow import fuzz, fuzz_checks
 from reference import reference_flow
 
 SENSIBLE = fuzz.SENSIBLE_STATUSES
@@ -261,7 +261,7 @@ def test_duplicated_neurons_stay_identical(seed, loss):
     problem = fuzz.Problem(net, X, y, net.join([W1, W2]), loss, 20.0)
     traj = assert_clean(problem)
     ok = np.all(np.isfinite(traj.theta_at), axis=1)
-    W1s, W2s = fuzz._two_layer_blocks(net, np.vstack([traj.theta_at[ok], traj.theta]))
+    W1s, W2s = fuzz_checks._two_layer_blocks(net, np.vstack([traj.theta_at[ok], traj.theta]))
     scale = np.linalg.norm(traj.theta)
     np.testing.assert_allclose(W1s[:, 0], W1s[:, 1], rtol=0, atol=1e-12 * scale)
     np.testing.assert_allclose(W2s[:, :, 0], W2s[:, :, 1], rtol=0, atol=1e-12 * scale)

@@ -8,7 +8,8 @@ the dense output at the event times: the event's pair must be on its surface the
 the kinds follow each pair's mode automaton, ||w_j||^2 - ||v_j||^2 is conserved, the loss never increases, and the
 status is one a small problem can end with. A subset is compared with the SciPy yardstick (tests/reference.py).
 
-The checking functions live in fastflow.fuzz (shared with `python -m fastflow.fuzz` and tests/test_fuzz.py).
+The checking functions live in fastflow.fuzz_checks (re-exported by fastflow.fuzz, shared with
+`python -m fastflow.fuzz` and tests/test_fuzz.py).
 """
 import dataclasses
 import os

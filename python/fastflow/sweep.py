@@ -30,6 +30,12 @@ def sweep_net(data, rng, widths):
     return two_layer(X.shape[1], int(rng.choice(widths)))
 
 
+def sphere_sweep(ns, ds, widths):
+    """The data, net and init of an Experiment over a (n, d, width) grid: points on the sphere, Xavier init."""
+    return dict(data=partial(sphere_data, ns=tuple(ns), ds=tuple(ds)), net=partial(sweep_net, widths=tuple(widths)),
+                init=_init.xavier)
+
+
 def limit_verdict(traj, net, data, log_t_budget, max_steps):
     """(label, records) of a run: the verdict of the limit by the horizon rule, continuing the trajectory from its
     end, with the last horizon, its raw KKT residual and ||theta~||^2 (margin 1); not_separated if the final margin
@@ -73,9 +79,7 @@ def random_sweep(ns=(4, 8), ds=(2, 3), widths=(2, 4), log_t_max=300.0, n=None, u
                     f"exponential loss, flow to log t = {log_t_max:g}; label = {source}",
         prediction="margin paper Table 1: depth-2 ReLU nets may converge to KKT points that are not local optima; "
                    "how often, per (n, d, width), is what this sweep measures",
-        data=partial(sphere_data, ns=tuple(ns), ds=tuple(ds)),
-        net=partial(sweep_net, widths=tuple(widths)),
-        init=_init.xavier,
+        **sphere_sweep(ns, ds, widths),
         loss="exponential",
         flow={"log_t_max": log_t_max},
         outcome=partial(sweep_outcome, use_analysis=use_analysis, log_t_budget=log_t_budget),

@@ -9,11 +9,10 @@ from functools import partial
 
 import numpy as np
 
-from . import init as _init
 from .experiment import Experiment
 from .flow import STATUSES
 from .stats import interval
-from .sweep import sphere_data, sweep_net
+from .sweep import sphere_sweep
 
 LOSS_AT_ZERO = {"exponential": 1.0, "logistic": math.log(2.0)}
 
@@ -59,9 +58,7 @@ def random_sweep_large(ns=(100, 300, 1000), ds=(10,), widths=(16, 64, 128), loss
                     f"{loss} loss, flow to log t = {log_t_max:g} or {max_steps} steps; label = the status",
         prediction="none: a census of what large flows do (status, fit, dead units, sliding) and what they cost, "
                    "per (n, width)",
-        data=partial(sphere_data, ns=tuple(ns), ds=tuple(ds)),
-        net=partial(sweep_net, widths=tuple(widths)),
-        init=_init.xavier,
+        **sphere_sweep(ns, ds, widths),
         loss=loss,
         flow={"log_t_max": log_t_max, "max_steps": max_steps},
         outcome=partial(large_outcome, loss=loss),

@@ -115,9 +115,10 @@ public:
                 break;
             }
             stage_margin_ = INFINITY;
+            auto stage = [this](double t, const double* y, double* F) { stage_velocity(t, y, F); };
             const double err = stiff_phase_ ? stiff_.attempt(tau, h, theta_.data(), y1_.data())
-                                            : dopri5::step(stage_velocity_, tau, h, theta_.data(), k_, y1_.data(),
-                                                           ytmp_.data(), p, opt.rtol, opt.atol);
+                                            : dopri5::step(stage, tau, h, theta_.data(), k_, y1_.data(), ytmp_.data(),
+                                                           p, opt.rtol, opt.atol);
             if (!(err <= 1.0)) {
                 ++res.n_rejected;
                 h *= step_control::after_rejection(err);
@@ -308,10 +309,6 @@ private:
     StepMap step_;                                   // the current step's time map
     double stage_margin_ = INFINITY;                 // see stage_velocity
     std::vector<double> stage_margins_;
-    std::function<void(double, const double*, double*)> stage_velocity_ = [this](double tau, const double* th,
-                                                                                 double* F) {
-        stage_velocity(tau, th, F);
-    };
 };
 
 }  // namespace fastflow
