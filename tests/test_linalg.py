@@ -91,3 +91,13 @@ def test_solve_psd_told_the_blocks_gives_the_same_bits(seed):
     x_blocks, rank_blocks = _core.solve_psd(Q, b, group=labels.tolist())
     assert rank_blocks == rank_full
     assert np.array_equal(x_blocks, x_full)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_lu_solve_matches_numpy_when_rows_are_pivoted(seed):
+    """The implicit steps' solves: general matrices whose partial pivoting swaps rows at every column."""
+    rng = np.random.default_rng(seed)
+    n = 3 + seed % 10
+    A = rng.normal(size=(n, n)) + np.diag(np.linspace(-3.0, 3.0, n))
+    b = rng.normal(size=n)
+    np.testing.assert_allclose(_core.lu_solve(A, b), np.linalg.solve(A, b), rtol=1e-9, atol=1e-12)

@@ -43,6 +43,18 @@ void register_linalg(py::module_& m) {
         "x with Q x = b (least squares when Q is singular) and the numerical rank; group: a label per row, Q being "
         "zero between rows of different labels");
     m.def(
+        "lu_solve",
+        [](const farray& A, const farray& b) {
+            std::size_t n = 0;
+            auto a = square_matrix(A, n);
+            auto x = vector_of(b, n, "b");
+            std::vector<std::size_t> piv;
+            fastflow::lu_factor(a, n, piv);
+            fastflow::lu_solve(a, n, piv, x.data());
+            return py::array_t<double>(static_cast<py::ssize_t>(n), x.data());
+        },
+        py::arg("A"), py::arg("b"), "x with A x = b, by LU factors with partial pivoting (the implicit steps' solver)");
+    m.def(
         "box_qp",
         [](const farray& Q, const farray& b, double f0_norm) {
             std::size_t k = 0;

@@ -104,11 +104,13 @@ inline void lu_factor(std::vector<double>& A, std::size_t n, std::vector<std::si
     }
 }
 
+// lu_factor swaps whole rows, multipliers included (P A = L U as in LAPACK): every swap applies to b before the
+// forward substitution
 inline void lu_solve(const std::vector<double>& A, std::size_t n, const std::vector<std::size_t>& piv, double* b) {
-    for (std::size_t c = 0; c < n; ++c) {
+    for (std::size_t c = 0; c < n; ++c)
         if (piv[c] != c) std::swap(b[c], b[piv[c]]);
+    for (std::size_t c = 0; c < n; ++c)
         for (std::size_t r = c + 1; r < n; ++r) b[r] -= A[r * n + c] * b[c];
-    }
     for (std::size_t r = n; r-- > 0;) {
         for (std::size_t q = r + 1; q < n; ++q) b[r] -= A[r * n + q] * b[q];
         b[r] /= A[r * n + r];
