@@ -11,6 +11,20 @@
 
 namespace fastflow {
 
+// cubic Hermite dense output in the step fraction, from the end values y0, y1 and fields f0, f1 of a step of size
+// h, as monomial coefficients (the quartic one 0) like the Runge-Kutta dense output
+inline void hermite_coefficients(const double* y0, const double* y1, const double* f0, const double* f1, double h,
+                                 std::size_t p, double* coef) {
+    for (std::size_t q = 0; q < p; ++q) {
+        const double dy = y1[q] - y0[q], a = h * f0[q], b = h * f1[q];
+        coef[q] = y0[q];
+        coef[p + q] = a;
+        coef[2 * p + q] = 3.0 * dy - 2.0 * a - b;
+        coef[3 * p + q] = -2.0 * dy + a + b;
+        coef[4 * p + q] = 0.0;
+    }
+}
+
 class DenseSamples {
 public:
     DenseSamples(const Problem& pb, Field& field) : pb_(pb), field_(field), y_(pb.p) {}

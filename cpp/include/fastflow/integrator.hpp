@@ -16,11 +16,14 @@
 #include "dense.hpp"
 #include "event_log.hpp"
 #include "field.hpp"
+#include "field_jacobian.hpp"
 #include "geometry.hpp"
 #include "linalg.hpp"
 #include "locate.hpp"
+#include "phases.hpp"
 #include "rk.hpp"
 #include "roots.hpp"
+#include "rosenbrock.hpp"
 #include "sliding.hpp"
 #include "step_control.hpp"
 #include "stiff.hpp"
@@ -38,7 +41,9 @@ public:
         : pb_(model, X, Y, n, std::move(opts)), field_(pb_), geometry_(pb_, field_.scratch()), sliding_(pb_, field_),
           velocity_(field_, sliding_, state_), log_(pb_), classifier_(pb_, state_, geometry_, sliding_, velocity_, log_),
           locator_(pb_, state_, geometry_, sliding_, velocity_, field_.scratch()),
-          stiff_(pb_, field_, velocity_, geometry_, state_), samples_(pb_, field_), theta_(pb_.p), y1_(pb_.p),
+          jacobian_(pb_, field_, geometry_, state_), stiff_(pb_, field_, velocity_, geometry_, state_, jacobian_),
+          rosenbrock_(pb_, velocity_, field_, jacobian_),
+          phases_(pb_.opt.loss, pb_.p <= StiffStepper::max_params), samples_(pb_, field_), theta_(pb_.p), y1_(pb_.p),
           ytmp_(pb_.p), coef_((dopri5::DENSE_DEGREE + 1) * pb_.p) {
         if (!model.linear_switches() && model.switch_poly_degree(dopri5::DENSE_DEGREE) > max_poly_degree)
             throw std::invalid_argument("networks deeper than " +
@@ -55,7 +60,8 @@ public:
         const double per_switch = dopri5::DENSE_DEGREE + 11.0 +
             (model.linear_switches() ? 0.0 : real(model.switch_poly_degree(dopri5::DENSE_DEGREE)) + 1.0);
         const double columns = real(StiffStepper::columns);
-        const double stiff = p <= real(StiffStepper::max_params) ? 3.0 * p * p + columns * columns * p : 0.0;
+        const double stiff = (p <= real(StiffStepper::max_params) ? 3.0 * p * p + columns * columns * p : 0.0) +
+                             (p <= real(RosenbrockStepper::max_params) ? 2.0 * p * p + 8.0 * p : 0.0);
         const double doubles = (6.0 + dopri5::STAGES + dopri5::DENSE_DEGREE) * p + 3.0 * real(n) * real(model.d_out()) +
                                real(model.scratch_size()) + per_switch * ns + stiff + real(n_eval) * (p + 1.0);
         return 8.0 * doubles + ns;
@@ -73,7 +79,7 @@ public:
         field_.reset_count();
         samples_.restart();
         locator_.forget_start_scales();
-        stiff_phase_ = false;
+        phases_.reset();
         next_settle_check_ = INFINITY;
         hovering_ = 0;
         initial_modes();
@@ -84,6 +90,7 @@ public:
         StopRules stop(opt, norm2(theta_.data(), p), norm2(k_[0].data(), p));
         bool just_rejected = false;
         stiff_.new_state();
+        rosenbrock_.new_state();
         while (true) {
             // should_stop is rate-limited by the caller (Poll: 50 ms)
             const bool stop_asked = should_stop && should_stop(Progress{tau, res.n_steps, log_.size(), log_loss});
@@ -97,18 +104,13 @@ public:
                 res.message = "the (sub)gradient is within its own noise at the tolerance: a stationary point";
                 break;
             }
-            // late in a classification run the flow is stiff in tau: continue in u = log tau with an L-stable
-            // method (or earlier, once explicit steps in tau are cut far below tau itself: e.g. two samples that no
-            // network can separate held at margin 0 while others keep growing)
-            if (!stiff_phase_ && classification && p <= StiffStepper::max_params &&
-                (tau >= StiffStepper::from_tau || (res.n_steps >= 100 && h < 1e-3 * tau))) {
-                stiff_phase_ = true;
-                h = std::min(h / tau, 0.1);
-            }
-            const double span = stiff_phase_ ? std::log(opt.tau_max) - std::log(tau) : opt.tau_max - tau;
+            phases_.choose(tau, h, log_loss, res.n_steps, rosenbrock_.available());
+            const Phase phase = phases_.phase();
+            const bool log_phase = phase == Phase::log_time;
+            const double span = log_phase ? std::log(opt.tau_max) - std::log(tau) : opt.tau_max - tau;
             const bool last = h >= span;
             h = std::min(h, span);
-            step_ = {tau, h, stiff_phase_};
+            step_ = {tau, h, log_phase};
             const double origin = step_.origin();
             if (h < 10.0 * (std::nextafter(origin, INFINITY) - origin)) {
                 res.status = Status::error, res.message = "step size fell below the resolution of t";
@@ -116,24 +118,32 @@ public:
             }
             stage_margin_ = INFINITY;
             auto stage = [this](double t, const double* y, double* F) { stage_velocity(t, y, F); };
-            const double err = stiff_phase_ ? stiff_.attempt(tau, h, theta_.data(), y1_.data())
-                                            : dopri5::step(stage, tau, h, theta_.data(), k_, y1_.data(), ytmp_.data(),
-                                                           p, opt.rtol, opt.atol);
+            const double err =
+                log_phase ? stiff_.attempt(tau, h, theta_.data(), y1_.data())
+                : phase == Phase::implicit
+                    ? rosenbrock_.attempt(tau, h, theta_.data(), k_[0].data(), log_loss, y1_.data())
+                    : dopri5::step(stage, tau, h, theta_.data(), k_, y1_.data(), ytmp_.data(), p, opt.rtol, opt.atol);
             if (!(err <= 1.0)) {
                 ++res.n_rejected;
-                h *= step_control::after_rejection(err);
+                h *= step_control::after_rejection(err, exponent());
                 just_rejected = true;
                 continue;
             }
             ++res.n_steps;
+            if (phase == Phase::explicit_steps)
+                phases_.explicit_step(h, k_[dopri5::FSAL - 1].data(), k_[dopri5::FSAL].data(), ytmp_.data(),
+                                      y1_.data(), p);
+            else if (phase == Phase::implicit)
+                phases_.implicit_step(rosenbrock_.pays_off(h));
             const double log_loss_end = dense_output(h);
             std::vector<std::size_t> fired;
             // the stages' slides all inside their bounds: no exit to look for between them (explicit steps)
-            const bool slides_stay = !stiff_phase_ && stage_margin_ >= 0.0;
+            const bool slides_stay = phase == Phase::explicit_steps && stage_margin_ >= 0.0;
             const double sigma_event = locator_.find(theta_.data(), y1_.data(), coef_.data(), step_, fired,
                                                      slides_stay);
             stiff_.new_state();
-            const double h_next = h * step_control::after_acceptance(err, just_rejected);
+            rosenbrock_.new_state();
+            const double h_next = h * step_control::after_acceptance(err, just_rejected, exponent());
             just_rejected = false;
             if (sigma_event >= 0.0) {
                 const double tau_event = step_.tau(sigma_event);
@@ -195,10 +205,16 @@ private:
     // the accepted step's polynomial dense output in coef_ (in the stiff phase also its end field in k_[FSAL]);
     // returns log L at its end, y1_
     double dense_output(double h) {
-        if (stiff_phase_) {
-            stiff_.hermite_coefficients(theta_.data(), y1_.data(), h, coef_.data());
+        if (phases_.phase() == Phase::log_time) {
+            stiff_.hermite(theta_.data(), y1_.data(), h, coef_.data());
             velocity_(step_.tau(1.0), y1_.data(), k_[dopri5::FSAL].data());
             return field_.log_loss();
+        }
+        if (phases_.phase() == Phase::implicit) {
+            hermite_coefficients(theta_.data(), y1_.data(), k_[0].data(), rosenbrock_.end_field(), h, pb_.p,
+                                 coef_.data());
+            std::copy(rosenbrock_.end_field(), rosenbrock_.end_field() + pb_.p, k_[dopri5::FSAL].begin());
+            return rosenbrock_.end_log_loss();
         }
         const double* kp[dopri5::STAGES];
         for (int s = 0; s < dopri5::STAGES; ++s) kp[s] = k_[s].data();
@@ -229,6 +245,10 @@ private:
         next_settle_check_ = std::max(0.5 * fnorm, 2.0 * noise);
         hovering_ = fnorm <= 2.0 * noise ? hovering_ + 1 : 0;
         return fnorm <= noise || hovering_ >= hovering_checks;
+    }
+
+    double exponent() const {
+        return phases_.phase() == Phase::implicit ? RosenbrockStepper::EXPONENT : step_control::EXPONENT;
     }
 
     void initial_modes() {
@@ -299,11 +319,13 @@ private:
     EventLog log_;
     Classifier classifier_;
     EventLocator locator_;
+    FieldJacobian jacobian_;
     StiffStepper stiff_;
+    RosenbrockStepper rosenbrock_;
+    PhasePolicy phases_;
     DenseSamples samples_;
     std::vector<double> theta_, y1_, ytmp_, coef_;  // the state, a step's end, a stage's state, the dense output
     std::vector<double> k_[dopri5::STAGES];         // the stage fields; k_[0] is the field at theta_
-    bool stiff_phase_ = false;
     double next_settle_check_ = INFINITY;           // settled() looks again once the field's norm is below this
     std::size_t hovering_ = 0;                      // settled()'s checks in a row with the field near its noise
     StepMap step_;                                   // the current step's time map

@@ -15,17 +15,17 @@ constexpr double MIN_FACTOR = 0.2;
 constexpr double MAX_FACTOR = 10.0;
 constexpr double EXPONENT = -1.0 / (dopri5::ERROR_ORDER + 1);
 
-// the factor for the retry of a rejected step (err > 1, or not finite)
-inline double after_rejection(double err) {
-    return std::isfinite(err) ? std::max(MIN_FACTOR, SAFETY * std::pow(err, EXPONENT)) : MIN_FACTOR;
+// the factor for the retry of a rejected step (err > 1, or not finite); exponent: -1 / (the error order + 1)
+inline double after_rejection(double err, double exponent = EXPONENT) {
+    return std::isfinite(err) ? std::max(MIN_FACTOR, SAFETY * std::pow(err, exponent)) : MIN_FACTOR;
 }
 
 // the factor for the step after an accepted one; no growth right after a rejection (Hairer & Wanner's DOPRI5): it
 // would only be rejected again
-inline double after_acceptance(double err, bool just_rejected) {
-    if (just_rejected) return std::min(1.0, SAFETY * std::pow(err, EXPONENT));
+inline double after_acceptance(double err, bool just_rejected, double exponent = EXPONENT) {
+    if (just_rejected) return std::min(1.0, SAFETY * std::pow(err, exponent));
     if (err == 0.0) return MAX_FACTOR;
-    return std::min(MAX_FACTOR, std::max(MIN_FACTOR, SAFETY * std::pow(err, EXPONENT)));
+    return std::min(MAX_FACTOR, std::max(MIN_FACTOR, SAFETY * std::pow(err, exponent)));
 }
 
 // root mean square of (v - minus) / (atol + rtol |y|), without overflow when the ratios pass 1e154
@@ -71,5 +71,33 @@ inline void perturb_by_tolerance(const double* th, std::size_t p, double rtol, d
         y[q] = th[q] + (flip ? -tol : tol);
     }
 }
+
+// Hairer's stiffness test of DOPRI5: the last two Dormand-Prince stages are at the same time, so h |lambda| of
+// the field's stiffest direction is about h |k7 - k6| / |y7 - y6|. Explicit steps cut by stability hold it near the
+// boundary of the stability region (3.3): stiff once it is there `required` times (Hairer: 15) without 6 calm steps
+// in a row.
+class StiffnessTest {
+public:
+    static constexpr double stability_bound = 3.25;
+
+    void reset(std::size_t required) { near_bound_ = 0, calm_ = 0, required_ = required; }
+
+    bool stiff_after(double h, const double* k6, const double* k7, const double* y6, const double* y7, std::size_t p) {
+        double num = 0.0, den = 0.0;
+        for (std::size_t q = 0; q < p; ++q) {
+            num += (k7[q] - k6[q]) * (k7[q] - k6[q]);
+            den += (y7[q] - y6[q]) * (y7[q] - y6[q]);
+        }
+        if (den > 0.0 && h * std::sqrt(num / den) > stability_bound) {
+            calm_ = 0;
+            return ++near_bound_ >= required_;
+        }
+        if (++calm_ == 6) near_bound_ = 0;
+        return false;
+    }
+
+private:
+    std::size_t near_bound_ = 0, calm_ = 0, required_ = 15;
+};
 
 }  // namespace fastflow::step_control

@@ -8,7 +8,9 @@
 #include <limits>
 #include <vector>
 
+#include "dense.hpp"
 #include "field.hpp"
+#include "field_jacobian.hpp"
 #include "geometry.hpp"
 #include "linalg.hpp"
 #include "sliding.hpp"
@@ -19,13 +21,12 @@ namespace fastflow {
 
 class StiffStepper {
 public:
-    static constexpr double from_tau = 30.0;              // t ~ 1e13
     static constexpr std::size_t max_params = 256;        // dense Jacobians beyond that cost more than they save
     static constexpr std::size_t columns = 5;             // extrapolation to order 5
 
     StiffStepper(const Problem& pb, Field& field, Velocity& velocity, SwitchGeometry& geometry,
-                 const SwitchState& state)
-        : pb_(pb), field_(field), velocity_(velocity), geo_(geometry), st_(state) {}
+                 const SwitchState& state, FieldJacobian& field_jacobian)
+        : pb_(pb), field_(field), velocity_(velocity), geo_(geometry), st_(state), field_jacobian_(field_jacobian) {}
 
     // the Jacobian must be formed again (a retry after a rejection starts from the same state and reuses it)
     void new_state() { jacobian_current_ = false; }
@@ -98,17 +99,9 @@ public:
         return std::sqrt(err / static_cast<double>(p));
     }
 
-    // cubic Hermite dense output in the step fraction, from the end values and the derivatives of the accepted step
-    void hermite_coefficients(const double* theta, const double* y1, double H, double* coef) const {
-        const std::size_t p = pb_.p;
-        for (std::size_t q = 0; q < p; ++q) {
-            const double dy = y1[q] - theta[q], a = H * f_start_[q], b = H * f_end_[q];
-            coef[q] = theta[q];
-            coef[p + q] = a;
-            coef[2 * p + q] = 3.0 * dy - 2.0 * a - b;
-            coef[3 * p + q] = -2.0 * dy + a + b;
-            coef[4 * p + q] = 0.0;
-        }
+    // the dense output of the accepted step (its end derivatives are those of the last attempt)
+    void hermite(const double* theta, const double* y1, double H, double* coef) const {
+        hermite_coefficients(theta, y1, f_start_.data(), f_end_.data(), H, pb_.p, coef);
     }
 
 private:
@@ -118,28 +111,14 @@ private:
         for (std::size_t q = 0; q < pb_.p; ++q) out[q] *= tau;
     }
 
-    // J_ = d f_u / d theta at (log tau, theta). Off the sliding set it is exact: with G_i = y_i w(q_i),
-    // dF/dtheta = sum_i -w_i sigma_i grad Phi_i grad Phi_i^T + sum_i G_i Hess Phi_i (sigma_i = d(-log w)/dq);
-    // on it, central differences (the field is smooth while the modes are fixed).
+    // J_ = d f_u / d theta at (log tau, theta) = tau dV/dtheta: exact where FieldJacobian has it; for a deeper net
+    // (no Hessian), central differences (the field is smooth while the modes are fixed), made tangent.
     void jacobian(double tau, const double* theta) {
         const std::size_t p = pb_.p;
-        const Model& model = pb_.model;
         J_.assign(p * p, 0.0);
         f_start_.resize(p), f_end_.resize(p);
-        if (st_.Z.empty() && model.has_hessian()) {
-            field_.count_evaluation();
-            field_.log_loss_at(tau, theta, st_.slopes.data());
-            const double* G = field_.weights();
-            model.add_weighted_hessian(theta, pb_.X, pb_.n, st_.slopes.data(), G, J_.data());
-            std::vector<double> unit(pb_.n * pb_.c, 0.0), grad(p);
-            for (std::size_t i = 0; i < pb_.n * pb_.c; ++i) {
-                unit[i] = 1.0;
-                model.vjp(theta, pb_.X, pb_.n, st_.slopes.data(), unit.data(), grad.data(), field_.scratch());
-                unit[i] = 0.0;
-                const double c = -std::abs(G[i]) * log_weight_slope(pb_.opt.loss, pb_.Y[i] * field_.outputs()[i]);
-                for (std::size_t r = 0; r < p; ++r)
-                    for (std::size_t q = 0; q < p; ++q) J_[r * p + q] += c * grad[r] * grad[q];
-            }
+        if (field_jacobian_.available()) {
+            field_jacobian_(tau, theta, J_.data());
             for (double& v : J_) v *= tau;
             return;
         }
@@ -157,21 +136,9 @@ private:
             y[c] = theta[c];
             for (std::size_t r = 0; r < p; ++r) J_[r * p + c] = (plus[r] - minus[r]) / (2.0 * delta);
         }
-        // J <- P J, P the projection onto the sliding surfaces' tangent space: then every implicit substep of a
-        // tangent field stays tangent, and the extrapolation does not see a drift off the surfaces
-        const std::size_t k = st_.Z.size();
-        const Normals nm = geo_.normals(theta, st_.slopes.data(), st_.Z);
-        std::vector<double> rhs(k), lam;
-        for (std::size_t c = 0; c < p; ++c) {
-            for (std::size_t a = 0; a < k; ++a) {
-                double v = 0.0;
-                for (std::size_t r = 0; r < nm.len; ++r) v += nm.row(a)[r] * J_[(nm.offset[a] + r) * p + c];
-                rhs[a] = v;
-            }
-            solve_psd(nm.gram, rhs, k, lam, 1e-13, nm.blocks());
-            for (std::size_t a = 0; a < k; ++a)
-                for (std::size_t r = 0; r < nm.len; ++r) J_[(nm.offset[a] + r) * p + c] -= nm.row(a)[r] * lam[a];
-        }
+        // made tangent, every implicit substep of a tangent field stays tangent, and the extrapolation does not see
+        // a drift off the surfaces
+        if (!st_.Z.empty()) field_jacobian_.project(theta, J_.data());
     }
 
     // Every substep is tangent to the sliding surfaces, so y1 ends on them but for the rounding of the linear
@@ -207,6 +174,7 @@ private:
     Velocity& velocity_;
     SwitchGeometry& geo_;
     const SwitchState& st_;
+    FieldJacobian& field_jacobian_;
     std::vector<double> J_, T_, fu_, f_start_, f_end_;  // f_u at the step's ends, for the dense output
     bool jacobian_current_ = false;  // J_ is the Jacobian at the current step's start
 };

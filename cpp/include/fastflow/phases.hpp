@@ -1,0 +1,79 @@
+// Which method takes the next step (docs/mathematics.md §5). Explicit Dormand-Prince steps while the flow is not
+// stiff. Once it is:
+// - margins that grow without bound (classification of data the net separates: they relax at rate O(1) while the
+//   direction moves like 1/tau) continue in u = log tau (StiffStepper);
+// - a flow that settles at a finite point (the square loss, data the net does not separate) continues with
+//   Rosenbrock steps in tau (RosenbrockStepper), for as long as they do more than explicit steps could for their
+//   cost.
+#pragma once
+#include <algorithm>
+#include <cstddef>
+
+#include "loss.hpp"
+#include "step_control.hpp"
+
+namespace fastflow {
+
+enum class Phase { explicit_steps, log_time, implicit };
+
+class PhasePolicy {
+public:
+    static constexpr std::size_t calm_needed = 6;  // implicit steps in a row that do not pay off end the phase
+    static constexpr std::size_t first_stiff_tests = 15, max_stiff_tests = 15 << 10;
+    static constexpr double log_phase_from_tau = 30.0;  // t ~ 1e13: late in any classification run
+
+    PhasePolicy(Loss loss, bool log_phase_possible) : loss_(loss), log_phase_possible_(log_phase_possible) {}
+
+    void reset() {
+        phase_ = Phase::explicit_steps;
+        stiff_tests_needed_ = first_stiff_tests;
+        stiffness_.reset(stiff_tests_needed_);
+        stiff_ahead_ = false;
+        calm_steps_ = 0;
+    }
+
+    Phase phase() const { return phase_; }
+
+    // after an accepted explicit step (its last two stages k6, k7 at y6, y7)
+    void explicit_step(double h, const double* k6, const double* k7, const double* y6, const double* y7,
+                       std::size_t p) {
+        stiff_ahead_ = stiffness_.stiff_after(h, k6, k7, y6, y7, p);
+    }
+    // after an accepted implicit step
+    void implicit_step(bool paid_off) { calm_steps_ = paid_off ? 0 : calm_steps_ + 1; }
+
+    // before a step at tau from a state with log L = log_loss, after `steps` accepted ones; h: the step to come
+    // (moved to u = log tau on entering that phase). implicit_possible: the modes have an exact Jacobian.
+    void choose(double tau, double& h, double log_loss, std::size_t steps, bool implicit_possible) {
+        const bool separated = is_classification(loss_) && log_loss < log_ell(loss_, 0.0);
+        if (phase_ == Phase::implicit && (separated || calm_steps_ >= calm_needed || !implicit_possible)) {
+            // a stint that did not pay off: ask for more evidence before the next (the flow may hover at the bound)
+            if (calm_steps_ >= calm_needed) stiff_tests_needed_ = std::min(2 * stiff_tests_needed_, max_stiff_tests);
+            phase_ = Phase::explicit_steps;
+            stiffness_.reset(stiff_tests_needed_), stiff_ahead_ = false;
+        }
+        if (phase_ != Phase::explicit_steps) return;
+        // growing margins: late in the run, or once explicit steps in tau are cut far below tau itself (e.g. two
+        // samples that no network can separate held at margin 0 while others keep growing)
+        const bool growing = separated || !implicit_possible;
+        if (is_classification(loss_) && log_phase_possible_ &&
+            (tau >= log_phase_from_tau || (growing && steps >= 100 && h < 1e-3 * tau))) {
+            phase_ = Phase::log_time;
+            h = std::min(h / tau, 0.1);
+        } else if (stiff_ahead_ && implicit_possible) {
+            phase_ = Phase::implicit;
+            calm_steps_ = 0;
+        }
+    }
+
+private:
+    Loss loss_;
+    bool log_phase_possible_;
+    Phase phase_ = Phase::explicit_steps;
+    step_control::StiffnessTest stiffness_;
+    bool stiff_ahead_ = false;  // the explicit steps' stiffness test has fired
+    std::size_t calm_steps_ = 0;
+    std::size_t stiff_tests_needed_ = first_stiff_tests;  // the stiffness test's evidence before implicit steps
+};
+
+}  // namespace fastflow
