@@ -1,6 +1,7 @@
 """fastflow against small-step gradient descent and the SciPy yardstick: time and accuracy on the same workloads.
 
     python benchmarks/compare.py [--runs N] [--gd-runs K] [--quick] [--scale-full] [--scale-timeout S]
+                                 [--stiff-seeds N] [--stiff-timeout S]
 
 Methods (all single-threaded per run; BLAS is pinned to one thread before NumPy loads, unless the caller set
 OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS):
@@ -41,7 +42,11 @@ epochs and fields per step <= 8 at every point; n = 200, d = 20, width 64, logis
 than NumPy GD at step 1e-4 (GD's 1e6 epochs extrapolated from 2000 timed ones); the exponent of time per step
 against n * width * d <= 1.1 (log-log least squares, per loss).
 
-Each section is a module of benchmarks/comparison/ (rank, randoms, rhs, scaling, memory, scale); this script parses
+Stiff (flows that converge to a finite point): bench_converging.py's square, exponential and logistic batches (seeds
+1000.. --stiff-seeds) against the SciPy yardstick with Radau and BDF instead of DOP853, at rtol 1e-10. Targets: theta
+within 1e-7 relative, fastflow at least 10x faster.
+
+Each section is a module of benchmarks/comparison/ (rank, randoms, rhs, scaling, memory, scale, stiff); this script parses
 the arguments, runs them in turn and writes the report.
 
 Writes results/compare.json and results/compare.png next to this script. Times are wall-clock on this machine in
@@ -63,7 +68,7 @@ sys.path.insert(0, str(HERE))
 
 from fastflow._json import jsonable  # noqa: E402
 from benchmarks.common import RANK_T_MAX, machine_info  # noqa: E402
-from comparison import config, memory, methods, randoms, rank, report, rhs, scale, scaling  # noqa: E402
+from comparison import config, memory, methods, randoms, rank, report, rhs, scale, scaling, stiff  # noqa: E402
 from comparison.config import AGREE, GD_LR, RANDOM_SHAPE, RANDOM_T_MAX, REF, TOLS  # noqa: E402
 
 
@@ -88,6 +93,10 @@ def main():
                          "and the speed check's flow up to --scale-timeout instead of GD's time / 20")
     ap.add_argument("--scale-timeout", type=float, default=60.0,
                     help="time limit per flow of the scale section [s] (default 60); a stopped flow counts so far")
+    ap.add_argument("--stiff-seeds", type=int, default=3,
+                    help="seeds (from 1000) per batch of the stiff section (default 3; 1 with --quick)")
+    ap.add_argument("--stiff-timeout", type=float, default=300.0,
+                    help="time limit per SciPy Radau/BDF run of the stiff section [s] (default 300)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "compare.json")
     ap.add_argument("--memory-child", nargs=3, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -99,6 +108,7 @@ def main():
         args.runs, args.problems, args.trajectories = min(args.runs, 8), 1, 200
         args.gd_runs, args.gd_random_runs, args.gd_fraction = min(args.gd_runs, 1), min(args.gd_random_runs, 1), 0.1
         args.ref_timeout = min(args.ref_timeout, 30.0)
+        args.stiff_seeds = min(args.stiff_seeds, 1)
     grid = scale.FULL_GRID if args.scale_full else scale.QUICK_GRID if args.quick else scale.DEFAULT_GRID
 
     started = time.perf_counter()
@@ -129,6 +139,8 @@ def main():
     memory_r = memory.memory_section(500 if args.quick else 2000)
     progress("scale ...")
     scale_r = scale.scale_section(grid, args.scale_timeout, args.scale_timeout if args.scale_full else None)
+    progress("stiff ...")
+    stiff_r = stiff.stiff_section(reference_flow, range(1000, 1000 + args.stiff_seeds), args.stiff_timeout)
     progress("done")
     rows = rank_w.summary() + [r for w in randoms_w for r in w.summary()]
 
@@ -144,6 +156,9 @@ def main():
     for line in scale.summary_lines(scale_r, scale_goals):
         print(line)
     goals.update(scale_goals)
+    for line in stiff.summary_lines(stiff_r):
+        print(line)
+    goals.update(stiff.targets(stiff_r))
     print("\ntargets:")
     for k, v in goals.items():
         print(f"  {k}: {v}")
@@ -164,7 +179,7 @@ def main():
                    random_shape=RANDOM_SHAPE, runs=args.runs, gd_runs=args.gd_runs, problems=args.problems,
                    gd_random_runs=args.gd_random_runs, quick=args.quick, reference_error=ref_error,
                    torch_error=torch_error, scale_grid=grid),
-        summary=rows, rank_paper_288=paper, rhs=rhs_r, flow_many_scaling=scaling_r, memory=memory_r, scale=scale_r,
+        summary=rows, rank_paper_288=paper, rhs=rhs_r, flow_many_scaling=scaling_r, memory=memory_r, scale=scale_r, stiff=stiff_r,
         targets=goals, runs=runs)
     args.out.write_text(json.dumps(jsonable(result), indent=1))
     png = args.out.with_suffix(".png")

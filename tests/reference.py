@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from scipy.integrate import DOP853
+import scipy.integrate
 from scipy.optimize import brentq, lsq_linear
 from scipy.special import expit
 
@@ -455,7 +455,7 @@ def _guarded(velocity):
 
 
 def reference_flow(X, y, W1, W2, loss, t_max, activation="relu", rtol=1e-12, atol=1e-14, max_events=10_000,
-                   keep_dense=False):
+                   keep_dense=False, method="DOP853"):
     """Minimal-norm subgradient flow from (W1, W2) up to t_max.
 
     Returns dict(theta, events, status, n_pieces, t) and, with keep_dense=True, segments = list of
@@ -463,7 +463,8 @@ def reference_flow(X, y, W1, W2, loss, t_max, activation="relu", rtol=1e-12, ato
     events: (t, kind, sample, 0, neuron), kind in activate / deactivate / slide_start / slide_end; at t = 0 only
     slide_start is recorded (there is no earlier mode). status: "t_max", "converged" (square loss,
     ||dtheta/dt|| < GTOL), "stationary" (dtheta/dt exactly 0) or "max_events" (max_events decision points, or
-    MAX_STUCK of them in a row at one t)."""
+    MAX_STUCK of them in a row at one t). method: the SciPy solver of each smooth piece (DOP853; Radau or BDF are
+    the implicit yardsticks of stiff flows)."""
     X = np.array(X, dtype=float)
     W1, W2 = np.array(W1, dtype=float), np.array(W2, dtype=float)
     n = X.shape[0]
@@ -497,12 +498,12 @@ def reference_flow(X, y, W1, W2, loss, t_max, activation="relu", rtol=1e-12, ato
         if t >= t_max:
             break
         n_pieces += 1
-        solver = DOP853(_guarded(piece.velocity), t, theta, t_max, rtol=rtol, atol=atol)
+        solver = getattr(scipy.integrate, method)(_guarded(piece.velocity), t, theta, t_max, rtol=rtol, atol=atol)
         fired = None
         while solver.status == "running":
             msg = solver.step()
             if solver.status == "failed":
-                raise RuntimeError(f"DOP853 failed at t={solver.t}: {msg}")
+                raise RuntimeError(f"{method} failed at t={solver.t}: {msg}")
             sol = solver.dense_output()
             t_cross = _first_crossings(piece, sol, solver.t_old, solver.t)
             if np.isfinite(t_cross).any():

@@ -210,3 +210,14 @@ def test_hard_cases_run_to_the_end(seed):
     assert len(res["events"]) < 30
     b0 = balance(np.r_[W1.ravel(), W2.ravel()], *W1.shape, W2.shape[0])
     assert np.allclose(balance(res["theta"], *W1.shape, W2.shape[0]), b0, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("method", ["Radau", "BDF"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_implicit_solvers_agree_with_dop853(method, seed):
+    """The stiff yardstick (Radau / BDF on each smooth piece) finds the same events and end point as DOP853."""
+    X, y, W1, W2, loss = random_problem(seed)
+    explicit = reference_flow(X, y, W1, W2, loss, 20.0, rtol=1e-11, atol=1e-13)
+    implicit = reference_flow(X, y, W1, W2, loss, 20.0, rtol=1e-11, atol=1e-13, method=method)
+    assert [e[1:] for e in implicit["events"]] == [e[1:] for e in explicit["events"]]
+    np.testing.assert_allclose(implicit["theta"], explicit["theta"], rtol=1e-6, atol=1e-8)
