@@ -105,3 +105,26 @@ def test_fuzz_log_resumed_gives_the_totals_of_one_run(tmp_path):
     assert again.returncode == 2 and "seed 4, not 5" in again.stderr
     fresh = run_fuzz("--n", "24", "--seed", "4", "--log", log)
     assert fresh.returncode == 2 and "--resume" in fresh.stderr
+
+
+def test_slide_exit_check_confirms_real_exits_and_flags_a_moved_one():
+    """A slide_end moved to the middle of its slide, where the pair's multiplier is inside (0, 1), is flagged;
+    the run's own exits are confirmed (fuzz seed 7, trajectory 368: square loss, slides that end alone)."""
+    from types import SimpleNamespace
+
+    from fastflow import fuzz_checks as fc
+    problem = fuzz.random_problem(fuzz._rng_for(7, 368))
+    traj = problem.run()
+    again = problem.run(t_eval=fc.event_sample_times(traj))
+    args = (problem.net, problem.X, problem.y, problem.loss)
+    assert fc.check_slide_exits(*args, traj, again) == []
+    events = traj.events.copy()
+    kinds, pairs = events["kind"], list(zip(events["sample"].tolist(), events["neuron"].tolist()))
+    end = next(k for k in range(len(events)) if kinds[k] == "slide_end"
+               and np.count_nonzero(events["t"] == events["t"][k]) == 1)
+    start = max(k for k in range(end) if kinds[k] == "slide_start" and pairs[k] == pairs[end])
+    events["t"][end] = 0.5 * (events["t"][start] + events["t"][end])
+    events = events[np.argsort(events["t"], kind="stable")]
+    moved = problem.run(t_eval=np.unique(events["t"]))
+    found = fc.check_slide_exits(*args, SimpleNamespace(events=events), moved)
+    assert [v.kind for v in found] == ["unconfirmed_exit"], found

@@ -9,6 +9,8 @@ its own dense output only (docs/mathematics.md §2-§5).
   surface there (no spurious event), and sampling must not change the trajectory;
 - no event is recorded twice, each pair's events follow its mode automaton (activate only when inactive, ...),
   and a branching point is logged once per slide;
+- every slide_end alone at its time is a real exit: the pair's minimal-norm multiplier, recomputed in NumPy from
+  the one-sided fields at the event, is at 0 or 1 (two-layer nets);
 - two-layer conservation law ||w_j||^2 - ||v_j||^2 constant per neuron, loss non-increasing along the samples,
   finite values, and a status that makes sense for the problem (converged, t_max, stalled; a Zeno stop, max_steps
   or error on these small short problems is a finding; "stalled" only with L >= l(0), "t_max" exactly at the
@@ -28,8 +30,8 @@ from .networks import two_layer
 
 SENSIBLE_STATUSES = ("converged", "t_max", "stalled")
 VIOLATION_KINDS = ("missed_crossing", "wrong_side", "off_surface_while_sliding", "spurious_event", "duplicate_event",
-                   "inconsistent_kind", "branch_relogged", "t_eval_perturbs", "conservation", "loss_increase",
-                   "nonfinite", "status", "timeout", "exception")
+                   "inconsistent_kind", "branch_relogged", "t_eval_perturbs", "unconfirmed_exit", "conservation",
+                   "loss_increase", "nonfinite", "status", "timeout", "exception")
 EPS = np.finfo(float).eps
 
 # Tolerances, in units of what the integrator promises. Dense output between two accepted steps is accurate to
@@ -39,6 +41,7 @@ H_BAND = 1e3
 CONSERVATION_TOL = 1e4    # relative drift of ||w_j||^2 - ||v_j||^2 over a short run, in units of rtol
 LOSS_TOL = 10.0           # relative increase of the loss between two dense samples (interpolation), in units of rtol
 SAME_T = 1e-12            # relative tolerance when matching event times with grid intervals
+EXIT_BAND = 1e-6          # a slide ends where its multiplier reaches 0 or 1: how far inside [0, 1] it may be then
 
 
 @dataclass
@@ -318,6 +321,64 @@ def check_events_on_surface(net, X, traj, traj_at_events, rtol, atol):
     return out
 
 
+def sample_weights(loss, out, y):
+    """G = -dL/dPhi per sample and output (the time factor of classification left out: it scales every G alike)."""
+    if loss == "square":
+        return y.reshape(out.shape) - out
+    y = y.reshape(out.shape)
+    q = y * out
+    return y * (np.exp(-q) if loss == "exponential" else 0.5 * (1.0 - np.tanh(0.5 * q)))
+
+
+def slide_multipliers(net, X, y, loss, theta, sliding):
+    """The minimal-norm multipliers s (slopes in [0, 1]) of the sliding pairs {(sample, neuron)} of a plain
+    two-layer net at theta, recomputed in NumPy: per neuron j, s minimises |F_wj + sum_i s_i b_ij x_i|, F the
+    field with every sliding slope at 0 and the others read off the sign of h, b_ij = G_i . v_j. None where the
+    sliding samples' inputs are dependent (s is not unique there)."""
+    W1, W2 = (b[0] for b in _two_layer_blocks(net, theta))
+    H = X @ W1.T
+    S = (H > 0).astype(float)
+    for i, j in sliding:
+        S[i, j] = 0.0
+    G = sample_weights(loss, (H * S) @ W2.T, y)
+    back = G @ W2                                   # (n, width): b_ij
+    Fw = (back * S).T @ X                           # the field's W1 block, one row per neuron
+    out = {}
+    for j in {j for _, j in sliding}:
+        rows = [i for i, jj in sliding if jj == j]
+        D = (back[rows, j][:, None] * X[rows]).T    # (d, k): the slope directions of neuron j's sliding pairs
+        if np.linalg.matrix_rank(D) < len(rows):
+            continue
+        s, *_ = np.linalg.lstsq(D, -Fw[j], rcond=None)
+        out.update({(i, j): v for i, v in zip(rows, s)})
+    return out
+
+
+def check_slide_exits(net, X, y, loss, traj, traj_at_events):
+    """(e) Every slide_end alone at its time is a real exit: the NumPy multiplier of the pair over the slides open
+    then is at 0 or 1 (within EXIT_BAND), not inside, where the flow would go on sliding (plain two-layer nets).
+    A slide_end beside other events at one time is decided over the switches those bring as well."""
+    out = []
+    te = traj_at_events.t_eval
+    times = traj.events["t"]
+    open_slides = set()
+    for e in traj.events:
+        kind, pair = str(e["kind"]), (int(e["sample"]), int(e["neuron"]))
+        alone = np.count_nonzero(np.abs(times - e["t"]) <= SAME_T * abs(e["t"])) == 1
+        if kind == "slide_end" and pair in open_slides and alone:
+            k = min(int(np.searchsorted(te, e["t"])), len(te) - 1)
+            s = slide_multipliers(net, X, y, loss, traj_at_events.theta_at[k], open_slides).get(pair)
+            if s is not None and EXIT_BAND < s < 1.0 - EXIT_BAND:
+                out.append(Violation("unconfirmed_exit",
+                                     f"slide_end of pair (sample {pair[0]}, neuron {pair[1]}) at t = {e['t']:.17g}: "
+                                     f"its multiplier is {s:.3e} there, inside (0, 1)"))
+        if kind == "slide_start":
+            open_slides.add(pair)
+        elif kind == "slide_end":
+            open_slides.discard(pair)
+    return out
+
+
 def check_conservation(net, traj, rtol=1e-10):
     """(d) ||w_j||^2 - ||v_j||^2 constant per hidden neuron (two-layer homogeneous networks), at every dense
     sample and at the end, relative to ||w_j||^2 + ||v_j||^2, up to CONSERVATION_TOL rtol."""
@@ -404,4 +465,7 @@ def check_problem(problem, n_grid=400, statuses=SENSIBLE_STATUSES):
     if traj.n_events:
         again = problem.run(t_eval=event_sample_times(traj))
         violations += check_events_on_surface(net, X, traj, again, problem.rtol, problem.atol)
+        if net.depth == 2 and net.is_homogeneous and not net.has_sharing and net.maps[0].min() > 0 \
+                and not any(v.kind == "t_eval_perturbs" for v in violations):
+            violations += check_slide_exits(net, X, problem.y, problem.loss, traj, again)
     return traj, violations
