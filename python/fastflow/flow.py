@@ -32,8 +32,8 @@ class FlowOptions:
     t_max, or log_t_max for horizons past float64 (classification losses). gtol: stop ("converged") once
     ||grad L|| <= gtol. By default (None) the square loss stops at 1e-10, or earlier once the field is within the
     change that a state error at the tolerance (atol + rtol |theta|) makes in it: it cannot fall further at this
-    tolerance. Classification losses do not stop by default (gtol 0). t_eval: sorted times for dense samples
-    (theta_at, loss_at)."""
+    tolerance. Classification losses have no gtol by default (0), but settle the same way while L >= l(0) and no
+    switch slides (data the net does not separate). t_eval: sorted times for dense samples (theta_at, loss_at)."""
 
     t_max: float = 1e6
     log_t_max: float = None
@@ -156,7 +156,7 @@ def _problem(net, data, loss, opts):
         if np.any(t_eval < 0) or np.any(np.diff(t_eval) < 0):
             raise ValueError("t_eval must be non-negative and sorted in increasing order")
     gtol = opts.gtol
-    core.settle = gtol is None and loss == "square"
+    core.settle = gtol is None
     if gtol is None:
         gtol = DEFAULT_SQUARE_GTOL if loss == "square" else 0.0
     core.gtol = real_scalar("gtol", gtol, low=0.0)

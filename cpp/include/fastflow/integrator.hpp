@@ -99,7 +99,11 @@ public:
                 res.status = s->status, res.message = s->message;
                 break;
             }
-            if (opt.settle && !classification && settled(tau)) {
+            // A classification flow settles only off the sliding set and while L >= l(0): separated, its margins
+            // grow without bound; and a slide's multipliers are noise where some margins still grow (a point with
+            // both labels pinned at f = 0 while another sample's margin grows).
+            const bool may_settle = !classification || (state_.Z.empty() && log_loss >= log_ell(opt.loss, 0.0));
+            if (opt.settle && may_settle && settled(tau)) {
                 res.status = Status::converged;
                 res.message = "the (sub)gradient is within its own noise at the tolerance: a stationary point";
                 break;

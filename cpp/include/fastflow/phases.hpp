@@ -1,4 +1,4 @@
-// Which method takes the next step (docs/mathematics.md §5). Explicit Dormand-Prince steps while the flow is not
+// Which method takes the next step (docs/mathematics.md §4). Explicit Dormand-Prince steps while the flow is not
 // stiff. Once it is:
 // - margins that grow without bound (classification of data the net separates: they relax at rate O(1) while the
 //   direction moves like 1/tau) continue in u = log tau (StiffStepper);
@@ -54,8 +54,9 @@ public:
         }
         if (phase_ != Phase::explicit_steps) return;
         // growing margins: late in the run, or once explicit steps in tau are cut far below tau itself (e.g. two
-        // samples that no network can separate held at margin 0 while others keep growing)
-        const bool growing = separated || !implicit_possible;
+        // samples that no network can separate held at margin 0 while others keep growing); the same once implicit
+        // steps in tau have not paid off
+        const bool growing = separated || !implicit_possible || stiff_tests_needed_ > first_stiff_tests;
         if (is_classification(loss_) && log_phase_possible_ &&
             (tau >= log_phase_from_tau || (growing && steps >= 100 && h < 1e-3 * tau))) {
             phase_ = Phase::log_time;

@@ -38,7 +38,7 @@ struct Options {
     std::size_t max_steps = 10'000'000;
     std::size_t max_events = 100'000;
     double gtol = 0.0;              // stop ("converged") once ||grad L|| <= gtol
-    bool settle = false;            // the square loss: stop ("converged") once the field is within its own noise
+    bool settle = false;            // stop ("converged") once the field is within its own noise (a finite limit)
     std::vector<double> tau_eval;   // sorted; dense samples
 };
 
