@@ -3,9 +3,12 @@
 #pragma once
 #include <algorithm>
 #include <cstddef>
+#include <limits>
+#include <utility>
 #include <vector>
 
 #include "boxqp.hpp"
+#include "dead_paths.hpp"
 #include "event_log.hpp"
 #include "geometry.hpp"
 #include "linalg.hpp"
@@ -21,8 +24,7 @@ public:
     Classifier(const Problem& pb, SwitchState& state, SwitchGeometry& geometry, Sliding& sliding, Velocity& velocity,
                EventLog& log)
         : pb_(pb), st_(state), geo_(geometry), sliding_(sliding), velocity_(velocity), log_(log),
-          exit_noise_(pb, state, sliding, velocity), F_(pb.p),
-          normal_(pb.p) {}
+          exit_noise_(pb, state, sliding, velocity), dead_(pb, state), F_(pb.p), normal_(pb.p) {}
 
     // Decide the mode of every switch in `set` (all on their surfaces, at theta) from the minimal-norm element of
     // the Clarke subdifferential over the box s in [0,1]^set: interior s slides; otherwise the pair leaves to the
@@ -40,6 +42,8 @@ public:
         });
         std::vector<Mode> old(set.size());
         for (std::size_t a = 0; a < set.size(); ++a) old[a] = st_.mode[set[a]], st_.slopes[set[a]] = 0.0;
+        std::vector<std::pair<std::size_t, int>> dead;  // (sample, first dead layer) with every undecided at s = 0
+        if (!pb_.model.linear_switches()) drop_dead_paths(theta, set, old, dead);
         std::vector<std::size_t> rest;
         for (std::size_t z : st_.Z)
             if (std::find(set.begin(), set.end(), z) == set.end()) rest.push_back(z);
@@ -61,6 +65,7 @@ public:
         for (std::size_t sw : undecided) st_.mode[sw] = Mode::sliding, st_.slopes[sw] = 0.0;
         std::sort(Z.begin(), Z.end());
         keep_unproven_exits(tau, theta, set, old, exits);
+        for (const auto& [i, layer] : dead) revive(theta, i, layer);
         for (std::size_t a = 0; a < set.size(); ++a) {
             if (old[a] == Mode::sliding && st_.mode[set[a]] != Mode::sliding) ++st_.slide_ends[set[a]];
             if (log_.record(tau, old[a], st_.mode[set[a]], set[a]) && st_.branch[set[a]])
@@ -69,6 +74,47 @@ public:
     }
 
 private:
+    // Switches on dead signal paths (dead_paths.hpp) leave `set` (with their old modes) and the sliding set; they
+    // take the sides that the units below them on their surfaces would give them.
+    void drop_dead_paths(const double* theta, std::vector<std::size_t>& set, std::vector<Mode>& old,
+                         std::vector<std::pair<std::size_t, int>>& dead) {
+        std::vector<std::size_t> samples;
+        for (std::size_t sw : set) samples.push_back(sw / pb_.H);
+        for (std::size_t sw : st_.Z) samples.push_back(sw / pb_.H);
+        std::sort(samples.begin(), samples.end());
+        samples.erase(std::unique(samples.begin(), samples.end()), samples.end());
+        for (std::size_t i : samples) {
+            const int layer = dead_.layer(theta, i);
+            if (layer != std::numeric_limits<int>::max()) dead.emplace_back(i, layer);
+        }
+        auto is_dead = [&](std::size_t sw) {
+            for (const auto& [i, layer] : dead)
+                if (sw / pb_.H == i && dead_.above(sw, layer)) return true;
+            return false;
+        };
+        std::size_t kept = 0;
+        for (std::size_t a = 0; a < set.size(); ++a)
+            if (!is_dead(set[a])) set[kept] = set[a], old[kept++] = old[a];
+        set.resize(kept), old.resize(kept);
+        st_.Z.erase(std::remove_if(st_.Z.begin(), st_.Z.end(), is_dead), st_.Z.end());
+        for (const auto& [i, layer] : dead) {
+            std::vector<std::size_t> seeds;
+            for (std::size_t sw : set)
+                if (sw / pb_.H == i && pb_.model.switch_layer(sw % pb_.H) == layer - 1) seeds.push_back(sw % pb_.H);
+            for (std::size_t u : dead_.units(i, layer - 1, Mode::sliding))
+                if (std::find(seeds.begin(), seeds.end(), u) == seeds.end()) seeds.push_back(u);
+            dead_.take_sides(theta, i, layer, seeds);
+        }
+    }
+
+    // After the decision: a unit below a dead path that went active revives it (the path takes the sides that unit
+    // gives); otherwise the path holds the sides its sliding units below give.
+    void revive(const double* theta, std::size_t i, int layer) {
+        std::vector<std::size_t> seeds = dead_.units(i, layer - 1, Mode::active);
+        if (seeds.empty()) seeds = dead_.units(i, layer - 1, Mode::sliding);
+        dead_.take_sides(theta, i, layer, seeds);
+    }
+
     // The slides of `set` that the decision ended, other than `exits`, go on while their multipliers with them
     // kept are out of [0,1] by no more than the noise of the state's error: near a minimum the box problem reads
     // multipliers that the state's error moves by O(1), and the flow would come straight back (chattering). (A
@@ -234,6 +280,7 @@ private:
     Velocity& velocity_;
     EventLog& log_;
     ExitNoise exit_noise_;
+    DeadPaths dead_;
     std::vector<double> F_, normal_;  // the field and a normal at theta, within one decision
 };
 

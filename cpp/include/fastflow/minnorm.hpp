@@ -12,6 +12,46 @@
 
 namespace fastflow {
 
+// beta (k - 1) minimising |s_0 + sum_j beta_j (s_j - s_0)| over the k points S (k x p, row-major), by modified
+// Gram-Schmidt on the differences: the normal equations would square their conditioning, and corner fields can be
+// 1e5 times the minimal-norm point (large loss weights whose slopes nearly cancel). Dependent differences get 0.
+inline void affine_minimiser(const std::vector<double>& S, std::size_t k, std::size_t p, std::vector<double>& beta) {
+    const std::size_t m = k - 1;
+    std::vector<double> Q(m * p), R(m * m, 0.0), r(S.begin(), S.begin() + static_cast<std::ptrdiff_t>(p));
+    std::vector<bool> kept(m, false);
+    for (std::size_t a = 0; a < m; ++a) {
+        double* q = &Q[a * p];
+        for (std::size_t i = 0; i < p; ++i) q[i] = S[(a + 1) * p + i] - S[i];
+        const double original = norm2(q, p);
+        for (int pass = 0; pass < 2; ++pass)  // twice is enough (Kahan-Parlett)
+            for (std::size_t b = 0; b < a; ++b) {
+                if (!kept[b]) continue;
+                const double c = dot(&Q[b * p], q, p);
+                R[b * m + a] += c;
+                for (std::size_t i = 0; i < p; ++i) q[i] -= c * Q[b * p + i];
+            }
+        const double len = norm2(q, p);
+        if (!(len > 1e-12 * original)) continue;
+        kept[a] = true;
+        R[a * m + a] = len;
+        for (std::size_t i = 0; i < p; ++i) q[i] /= len;
+    }
+    // R beta = -Q^T s_0 on the kept columns (the residual r = s_0 is orthogonalised like the columns)
+    std::vector<double> c(m, 0.0);
+    for (std::size_t a = 0; a < m; ++a)
+        if (kept[a]) {
+            c[a] = -dot(&Q[a * p], r.data(), p);
+            for (std::size_t i = 0; i < p; ++i) r[i] += c[a] * Q[a * p + i];
+        }
+    beta.assign(m, 0.0);
+    for (std::size_t a = m; a-- > 0;) {
+        if (!kept[a]) continue;
+        double v = c[a];
+        for (std::size_t b = a + 1; b < m; ++b) v -= R[a * m + b] * beta[b];
+        beta[a] = v / R[a * m + a];
+    }
+}
+
 // lmo(x, v) writes into v (length p) a vertex of the polytope minimising <x, v>. Returns the minimal-norm point in x.
 template <class Lmo>
 void min_norm_point(std::size_t p, Lmo&& lmo, double* x, std::size_t max_iter = 500) {
@@ -20,7 +60,7 @@ void min_norm_point(std::size_t p, Lmo&& lmo, double* x, std::size_t max_iter = 
         for (std::size_t q = 0; q < p; ++q) s += a[q] * b[q];
         return s;
     };
-    std::vector<double> S, lambda, v(p), y(p), alpha;
+    std::vector<double> S, lambda, v(p), y(p), alpha, beta;
     // a vertex that overflows (the field at a trial state of a step too long) makes the answer non-finite: the
     // step is rejected, instead of a corral that never sheds a point
     auto overflows = [&] {
@@ -34,30 +74,23 @@ void min_norm_point(std::size_t p, Lmo&& lmo, double* x, std::size_t max_iter = 
     S.assign(v.begin(), v.end());
     lambda.assign(1, 1.0);
     std::copy(v.begin(), v.end(), x);
-    double scale = dot_p(v.data(), v.data());
+    double scale = dot_p(v.data(), v.data()), last_xx = INFINITY;
     for (std::size_t iter = 0; iter < max_iter; ++iter) {
         lmo(x, v.data());
         if (overflows()) return;
         scale = std::max(scale, dot_p(v.data(), v.data()));
         const double xx = dot_p(x, x);
-        // duality gap <x, x - v> bounds |x - x*|^2: stop at rounding
-        if (xx - dot_p(x, v.data()) <= 1e-15 * scale) return;
+        // duality gap <x, x - v> bounds |x - x*|^2: stop at rounding, or once rounding stops |x| from decreasing
+        // (it decreases at every iteration in exact arithmetic)
+        if (xx - dot_p(x, v.data()) <= 1e-15 * scale || !(xx < last_xx)) return;
+        last_xx = xx;
         S.insert(S.end(), v.begin(), v.end());
         lambda.push_back(0.0);
         while (true) {
             // the affine minimiser of the corral, y = s_0 + sum_j beta_j (s_j - s_0): least squares in beta, which
             // stays well posed when the corral is affinely dependent or its minimiser is the origin
             const std::size_t k = lambda.size();
-            std::vector<double> M((k - 1) * (k - 1)), rhs(k - 1), beta;
-            std::vector<double> diff((k - 1) * p);
-            for (std::size_t a = 1; a < k; ++a)
-                for (std::size_t q = 0; q < p; ++q) diff[(a - 1) * p + q] = S[a * p + q] - S[q];
-            for (std::size_t a = 0; a + 1 < k; ++a) {
-                rhs[a] = -dot_p(&diff[a * p], S.data());
-                for (std::size_t b = 0; b <= a; ++b)
-                    M[a * (k - 1) + b] = M[b * (k - 1) + a] = dot_p(&diff[a * p], &diff[b * p]);
-            }
-            solve_psd(M, rhs, k - 1, beta);
+            affine_minimiser(S, k, p, beta);
             alpha.assign(k, 0.0);
             alpha[0] = 1.0;
             for (std::size_t a = 1; a < k; ++a) alpha[a] = beta[a - 1], alpha[0] -= beta[a - 1];

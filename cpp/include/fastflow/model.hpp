@@ -70,6 +70,14 @@ public:
                                double* out) const {
         for (std::size_t k = 0; k < n * n_hidden(); ++k) out[k] = switch_scale(theta, X, slopes, k);
     }
+    // Dead signal paths (docs/mathematics.md §2): the first hidden layer whose input is exactly zero for the sample
+    // x under these slopes (INT_MAX: none); its units and all above are then no switches. dead_path_signs: the signs
+    // (n_hidden, +-1 or 0) the pre-activations of hidden layers >= layer take when the units `seeds` of the layer
+    // below grow from 0.
+    virtual int first_dead_layer(const double*, const double*, const double*) const {
+        return std::numeric_limits<int>::max();
+    }
+    virtual void dead_path_signs(const double*, std::size_t, const std::vector<std::size_t>&, double*) const {}
     // J (n_params x n_params, row-major) += sum_i G_i . d^2 Phi_i / dtheta^2 with the given slopes
     virtual void add_weighted_hessian(const double* theta, const double* X, std::size_t n, const double* slopes,
                                       const double* G, double* J) const = 0;

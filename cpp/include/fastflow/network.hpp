@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -173,15 +174,46 @@ public:
     }
 
     double switch_scale(const double* theta, const double* X, const double* slopes, std::size_t k) const override {
-        const std::size_t i = k / hidden_total_, unit = k % hidden_total_;
-        const double* x = X + i * d_in();
+        const std::size_t i = k / hidden_total_;
+        std::vector<double> s(hidden_total_);
+        sample_scales(theta, X + i * d_in(), slopes + i * hidden_total_, s.data());
+        return s[k % hidden_total_];
+    }
+    void switch_scales(const double* theta, const double* X, std::size_t n, const double* slopes,
+                       double* out) const override {
+        for (std::size_t i = 0; i < n; ++i)
+            sample_scales(theta, X + i * d_in(), slopes + i * hidden_total_, out + i * hidden_total_);
+    }
+
+    // Dead signal paths: the first hidden layer whose input is exactly zero for sample x (every unit below it
+    // inactive or on its surface, slope 0; no bias), or INT_MAX
+    int first_dead_layer(const double* theta, const double* x, const double* slopes) const override {
+        if (!relu_ || bias_) return std::numeric_limits<int>::max();
         std::vector<double> h(hidden_total_), a(hidden_total_), o(d_out());
-        run_sample(theta, x, slopes + i * hidden_total_, h.data(), o.data(), a.data());
-        const std::size_t l = unit_layer_[unit] + 1, row = unit - unit_offset_[l - 1];
-        const double* in = l == 1 ? x : a.data() + unit_offset_[l - 2];
-        double s = bias_ ? std::abs(theta[bias_offset_ + unit]) : 0.0;
-        for (std::size_t c = 0; c < sizes_[l - 1]; ++c) s += std::abs(weight(theta, l - 1, row, c) * in[c]);
-        return s;
+        run_sample(theta, x, slopes, h.data(), o.data(), a.data());
+        for (std::size_t hl = 0; hl + 1 < depth(); ++hl) {
+            const double* in = hl == 0 ? x : a.data() + unit_offset_[hl - 1];
+            if (std::all_of(in, in + sizes_[hl], [](double v) { return v == 0.0; })) return static_cast<int>(hl);
+        }
+        return std::numeric_limits<int>::max();
+    }
+
+    // sign (n_hidden) <- +-1 or 0 for the units of hidden layers >= `layer`: the signs their pre-activations take
+    // when the units `seeds` of the layer below, alone nonzero, grow together from 0 (propagated through the ReLUs)
+    void dead_path_signs(const double* theta, std::size_t layer, const std::vector<std::size_t>& seeds,
+                         double* sign) const override {
+        if (layer == 0) return;  // a zero sample: nothing below revives it
+        std::vector<double> v(hidden_total_, 0.0);
+        for (std::size_t u : seeds) v[u] = 1.0;
+        for (std::size_t hl = layer; hl + 1 < depth(); ++hl)
+            for (std::size_t r = 0; r < sizes_[hl + 1]; ++r) {
+                double g = 0.0;
+                for (std::size_t c = 0; c < sizes_[hl]; ++c)
+                    g += weight(theta, hl, r, c) * v[unit_offset_[hl - 1] + c];
+                const std::size_t u = unit_offset_[hl] + r;
+                sign[u] = g > 0.0 ? 1.0 : g < 0.0 ? -1.0 : 0.0;
+                v[u] = std::max(g, 0.0);
+            }
     }
 
     void add_weighted_hessian(const double*, const double*, std::size_t, const double*, const double*,
@@ -220,6 +252,28 @@ private:
     double weight(const double* theta, std::size_t l, std::size_t r, std::size_t c) const {
         const long k = maps_[l][r * sizes_[l] + c];
         return k == 0 ? 0.0 : theta[offsets_[l] + static_cast<std::size_t>(k - 1)];
+    }
+
+    // Rounding scales of one sample's pre-activations, propagated: a unit sums |w| (|a| + slope * scale) over its
+    // inputs, so that a unit fed by units at rounding level (one that just reached its surface) inherits their
+    // rounding instead of reading it as a sign.
+    void sample_scales(const double* theta, const double* x, const double* slopes, double* s) const {
+        std::vector<double> h(hidden_total_), a(hidden_total_), o(d_out());
+        run_sample(theta, x, slopes, h.data(), o.data(), a.data());
+        for (std::size_t hl = 0; hl + 1 < depth(); ++hl)
+            for (std::size_t r = 0; r < sizes_[hl + 1]; ++r) {
+                const std::size_t u = unit_offset_[hl] + r;
+                s[u] = bias_ ? std::abs(theta[bias_offset_ + u]) : 0.0;
+                for (std::size_t c = 0; c < sizes_[hl]; ++c) {
+                    const double w = std::abs(weight(theta, hl, r, c));
+                    if (hl == 0) {
+                        s[u] += w * std::abs(x[c]);
+                        continue;
+                    }
+                    const std::size_t v = unit_offset_[hl - 1] + c;
+                    s[u] += w * (std::abs(a[v]) + (relu_ ? slopes[v] : 1.0) * s[v]);
+                }
+            }
     }
 
     // forward pass of one sample: h (hidden pre-activations), out (d_out), a (hidden activations)

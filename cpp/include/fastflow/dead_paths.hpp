@@ -1,0 +1,53 @@
+// Dead signal paths (docs/mathematics.md §2): a sample whose input to a hidden layer is exactly zero (every unit of
+// the layer below inactive or on its surface; no bias) has every pre-activation of that layer and of those above
+// exactly zero, whatever their slopes. They are no switches: no events, no sliding, no hull corners. They hold the
+// sides they take when the units on surfaces below them grow from zero (the slopes the hull's corners that revive
+// those units need), and come back on those sides, with no events of their own, when such a unit revives.
+#pragma once
+#include <cstddef>
+#include <vector>
+
+#include "switch_state.hpp"
+#include "types.hpp"
+
+namespace fastflow {
+
+class DeadPaths {
+public:
+    DeadPaths(const Problem& pb, SwitchState& state) : pb_(pb), st_(state), sign_(pb.H) {}
+
+    // the first dead hidden layer of sample i under the slopes in force (INT_MAX: none)
+    int layer(const double* theta, std::size_t i) const {
+        return pb_.model.first_dead_layer(theta, pb_.X + i * pb_.model.d_in(), st_.slopes.data() + i * pb_.H);
+    }
+    bool above(std::size_t sw, int layer) const { return pb_.model.switch_layer(sw % pb_.H) >= layer; }
+
+    // sample i's units of hidden layer `layer` in the given mode
+    std::vector<std::size_t> units(std::size_t i, int layer, Mode mode) const {
+        std::vector<std::size_t> out;
+        for (std::size_t u = 0; u < pb_.H; ++u)
+            if (pb_.model.switch_layer(u) == layer && st_.mode[i * pb_.H + u] == mode) out.push_back(u);
+        return out;
+    }
+
+    // Sample i's units of hidden layers >= layer take the sides their pre-activations take when `seeds` (units of
+    // the layer below) grow from 0 (no nonzero sign: inactive); with no seeds they keep their sides.
+    void take_sides(const double* theta, std::size_t i, int layer, const std::vector<std::size_t>& seeds) {
+        std::fill(sign_.begin(), sign_.end(), 0.0);
+        if (!seeds.empty()) pb_.model.dead_path_signs(theta, static_cast<std::size_t>(layer), seeds, sign_.data());
+        for (std::size_t u = 0; u < pb_.H; ++u) {
+            const std::size_t sw = i * pb_.H + u;
+            if (pb_.model.switch_layer(u) < layer) continue;
+            const bool up = seeds.empty() ? st_.mode[sw] == Mode::active : sign_[u] > 0.0;
+            st_.mode[sw] = up ? Mode::active : Mode::inactive;
+            st_.slopes[sw] = up ? 1.0 : 0.0;
+        }
+    }
+
+private:
+    const Problem& pb_;
+    SwitchState& st_;
+    std::vector<double> sign_;
+};
+
+}  // namespace fastflow
