@@ -121,9 +121,9 @@ private:
             }
             if (!exits_.empty()) {
                 // located where s left [0,1] (beyond rounding), and where it left exactly if inside the bracket
-                const double out = bisect_crossing([&](double x) { return -exit_margin(x, true); }, lo, hi);
+                const double out = secant_crossing([&](double x) { return -exit_margin(x, true); }, lo, hi);
                 if (exit_margin(lo, false) >= 0.0 && exit_margin(out, false) < 0.0)
-                    return bisect_crossing([&](double x) { return -exit_margin(x, false); }, lo, out);
+                    return secant_crossing([&](double x) { return -exit_margin(x, false); }, lo, out);
                 return out;
             }
             lo = hi;
