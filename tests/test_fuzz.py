@@ -117,7 +117,8 @@ def test_slide_exit_check_confirms_real_exits_and_flags_a_moved_one():
     traj = problem.run()
     again = problem.run(t_eval=fc.event_sample_times(traj))
     args = (problem.net, problem.X, problem.y, problem.loss)
-    assert fc.check_slide_exits(*args, traj, again) == []
+    tols = (problem.rtol, problem.atol)
+    assert fc.check_slide_exits(*args, traj, again, *tols) == []
     events = traj.events.copy()
     kinds, pairs = events["kind"], list(zip(events["sample"].tolist(), events["neuron"].tolist()))
     end = next(k for k in range(len(events)) if kinds[k] == "slide_end"
@@ -126,5 +127,5 @@ def test_slide_exit_check_confirms_real_exits_and_flags_a_moved_one():
     events["t"][end] = 0.5 * (events["t"][start] + events["t"][end])
     events = events[np.argsort(events["t"], kind="stable")]
     moved = problem.run(t_eval=np.unique(events["t"]))
-    found = fc.check_slide_exits(*args, SimpleNamespace(events=events), moved)
+    found = fc.check_slide_exits(*args, SimpleNamespace(events=events), moved, *tols)
     assert [v.kind for v in found] == ["unconfirmed_exit"], found

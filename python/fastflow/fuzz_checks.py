@@ -354,10 +354,11 @@ def slide_multipliers(net, X, y, loss, theta, sliding):
     return out
 
 
-def check_slide_exits(net, X, y, loss, traj, traj_at_events):
+def check_slide_exits(net, X, y, loss, traj, traj_at_events, rtol, atol):
     """(e) Every slide_end alone at its time is a real exit: the NumPy multiplier of the pair over the slides open
     then is at 0 or 1 (within EXIT_BAND), not inside, where the flow would go on sliding (plain two-layer nets).
-    A slide_end beside other events at one time is decided over the switches those bring as well."""
+    A slide_end beside other events at one time, or beside a pair that reached its surface there and kept its
+    side (no event), is decided over the switches those bring as well: not checked."""
     out = []
     te = traj_at_events.t_eval
     times = traj.events["t"]
@@ -367,7 +368,11 @@ def check_slide_exits(net, X, y, loss, traj, traj_at_events):
         alone = np.count_nonzero(np.abs(times - e["t"]) <= SAME_T * abs(e["t"])) == 1
         if kind == "slide_end" and pair in open_slides and alone:
             k = min(int(np.searchsorted(te, e["t"])), len(te) - 1)
-            s = slide_multipliers(net, X, y, loss, traj_at_events.theta_at[k], open_slides).get(pair)
+            theta = traj_at_events.theta_at[k]
+            on_surface = np.abs(preactivations_many(net, theta, X)[0]) <= h_bands(net, theta, X, rtol, atol)[0]
+            if any(on_surface[i, j] for i, j in zip(*np.nonzero(on_surface)) if (i, j) not in open_slides):
+                continue
+            s = slide_multipliers(net, X, y, loss, theta, open_slides).get(pair)
             if s is not None and EXIT_BAND < s < 1.0 - EXIT_BAND:
                 out.append(Violation("unconfirmed_exit",
                                      f"slide_end of pair (sample {pair[0]}, neuron {pair[1]}) at t = {e['t']:.17g}: "
@@ -467,5 +472,5 @@ def check_problem(problem, n_grid=400, statuses=SENSIBLE_STATUSES):
         violations += check_events_on_surface(net, X, traj, again, problem.rtol, problem.atol)
         if net.depth == 2 and net.is_homogeneous and not net.has_sharing and net.maps[0].min() > 0 \
                 and not any(v.kind == "t_eval_perturbs" for v in violations):
-            violations += check_slide_exits(net, X, problem.y, problem.loss, traj, again)
+            violations += check_slide_exits(net, X, problem.y, problem.loss, traj, again, problem.rtol, problem.atol)
     return traj, violations
