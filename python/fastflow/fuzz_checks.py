@@ -370,9 +370,8 @@ def check_slide_exits(net, X, y, loss, traj, traj_at_events, rtol, atol):
             k = min(int(np.searchsorted(te, e["t"])), len(te) - 1)
             theta = traj_at_events.theta_at[k]
             on_surface = np.abs(preactivations_many(net, theta, X)[0]) <= h_bands(net, theta, X, rtol, atol)[0]
-            if any(on_surface[i, j] for i, j in zip(*np.nonzero(on_surface)) if (i, j) not in open_slides):
-                continue
-            s = slide_multipliers(net, X, y, loss, theta, open_slides).get(pair)
+            unlogged = any((int(i), int(j)) not in open_slides for i, j in zip(*np.nonzero(on_surface)))
+            s = None if unlogged else slide_multipliers(net, X, y, loss, theta, open_slides).get(pair)
             if s is not None and EXIT_BAND < s < 1.0 - EXIT_BAND:
                 out.append(Violation("unconfirmed_exit",
                                      f"slide_end of pair (sample {pair[0]}, neuron {pair[1]}) at t = {e['t']:.17g}: "
