@@ -469,7 +469,6 @@ def check_problem(problem, n_grid=400, statuses=SENSIBLE_STATUSES):
     if traj.n_events:
         again = problem.run(t_eval=event_sample_times(traj))
         violations += check_events_on_surface(net, X, traj, again, problem.rtol, problem.atol)
-        if net.depth == 2 and net.is_homogeneous and not net.has_sharing and net.maps[0].min() > 0 \
-                and not any(v.kind == "t_eval_perturbs" for v in violations):
+        if net.is_two_layer and not any(v.kind == "t_eval_perturbs" for v in violations):
             violations += check_slide_exits(net, X, problem.y, problem.loss, traj, again, problem.rtol, problem.atol)
     return traj, violations

@@ -123,7 +123,7 @@ public:
             stage_margin_ = INFINITY;
             auto stage = [this](double t, const double* y, double* F) { stage_velocity(t, y, F); };
             const double err =
-                log_phase ? stiff_.attempt(tau, h, theta_.data(), y1_.data())
+                log_phase ? stiff_.attempt(tau, h, theta_.data(), log_loss, y1_.data())
                 : phase == Phase::implicit
                     ? rosenbrock_.attempt(tau, h, theta_.data(), k_[0].data(), log_loss, y1_.data())
                     : dopri5::step(stage, tau, h, theta_.data(), k_, y1_.data(), ytmp_.data(), p, opt.rtol, opt.atol);

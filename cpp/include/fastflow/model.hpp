@@ -89,8 +89,6 @@ public:
     virtual void balances(const double*, double*, double*) const {}
 };
 
-// How far a run moved its conserved balances: max over units of |balance(theta1) - balance(theta0)| relative to
-// max(scale(theta0), scale(theta1)) (the stiff phase's scale, without the tolerance); NaN without balances.
 // each conserved balance's change from theta0 to theta1, and its scale (the larger of its two sums of squares)
 struct BalanceChange {
     double change, scale;
@@ -106,6 +104,18 @@ inline std::vector<BalanceChange> balance_changes(const Model& model, const doub
     return out;
 }
 
+// How far an implicit step moved the conserved balances, in units of their tolerance atol^2 + rtol scale: the
+// largest such change (0 without balances). Their error estimates can miss errors of 1e4 rtol on stiff problems.
+inline double balance_excess(const Model& model, const double* theta0, const double* theta1, double rtol,
+                             double atol) {
+    double excess = 0.0;
+    for (const BalanceChange& b : balance_changes(model, theta0, theta1))
+        excess = std::max(excess, std::abs(b.change) / (atol * atol + rtol * b.scale));
+    return excess;
+}
+
+// How far a run moved its conserved balances: max over units of |balance(theta1) - balance(theta0)| relative to
+// max(scale(theta0), scale(theta1)) (balance_excess's scale, without the tolerance); NaN without balances.
 inline double balance_drift(const Model& model, const double* theta0, const double* theta1) {
     if (model.n_balances() == 0) return std::numeric_limits<double>::quiet_NaN();
     double drift = 0.0;

@@ -104,9 +104,7 @@ public:
             err += (e / sc) * (e / sc);
         }
         err = std::sqrt(err / static_cast<double>(p));
-        // the conserved balances move by no more than the tolerance (the estimate need not see it)
-        for (const BalanceChange& b : balance_changes(pb_.model, theta, y1))
-            err = std::max(err, std::abs(b.change) / (pb_.opt.atol * pb_.opt.atol + pb_.opt.rtol * b.scale));
+        err = std::max(err, balance_excess(pb_.model, theta, y1, pb_.opt.rtol, pb_.opt.atol));
         velocity_(tau + h, y1, f1_.data());
         end_log_loss_ = field_.log_loss();
         // gradient flow never increases the loss (the time factor e^tau of classification does not enter log L)

@@ -31,8 +31,8 @@ public:
     // the Jacobian must be formed again (a retry after a rejection starts from the same state and reuses it)
     void new_state() { jacobian_current_ = false; }
 
-    // One step from theta to y1 of size H in u; returns the scaled error norm (> 1: reject).
-    double attempt(double tau, double H, const double* theta, double* y1) {
+    // One step from theta (where log L = log_loss0) to y1 of size H in u; returns the scaled error norm (> 1: reject).
+    double attempt(double tau, double H, const double* theta, double log_loss0, double* y1) {
         const double u0 = std::log(tau);
         const std::size_t p = pb_.p;
         if (!jacobian_current_) jacobian(tau, theta), jacobian_current_ = true;
@@ -79,11 +79,11 @@ public:
             const double e = (best[q] - lower[q]) / sc;
             err += e * e;
         }
-        err = std::max({err, off_surfaces(y1, size), balance_drift(theta, y1)});
+        // nor may it move a conserved quantity by more than the tolerance
+        const double excess = balance_excess(pb_.model, theta, y1, rtol, atol);
+        err = std::max({err, off_surfaces(y1, size), static_cast<double>(p) * excess * excess});
         // gradient flow never increases the loss: a step that does jumped to a wrong branch of the implicit map
-        const double log_loss_before = field_.log_loss_at(tau, theta, st_.slopes.data());
-        if (field_.log_loss_at(tau, y1, st_.slopes.data()) >
-            log_loss_before + 1e-13 * std::max(1.0, std::abs(log_loss_before)))
+        if (field_.log_loss_at(tau, y1, st_.slopes.data()) > log_loss0 + 1e-13 * std::max(1.0, std::abs(log_loss0)))
             return 10.0;
         // the end derivative must agree with the secant: otherwise y1 is off the slow manifold by more than the
         // weights e^{tau - q} tolerate (this is what limits a run to log t of about 0.1 / rtol)
@@ -153,17 +153,6 @@ private:
             geo_.normal(y1, st_.slopes.data(), z, n.data());
             const double nn = norm2(n.data(), pb_.p);
             const double off = nn > 0.0 ? std::abs(h[z]) / nn / (pb_.opt.atol + pb_.opt.rtol * size) : 0.0;
-            err = std::max(err, static_cast<double>(pb_.p) * off * off);
-        }
-        return err;
-    }
-
-    // Nor may it move a conserved quantity by more than the tolerance (the error estimate of the extrapolation can
-    // miss an error of 1e4 rtol when the problem is stiff).
-    double balance_drift(const double* theta, const double* y1) const {
-        double err = 0.0;
-        for (const BalanceChange& b : balance_changes(pb_.model, theta, y1)) {
-            const double off = b.change / (pb_.opt.atol * pb_.opt.atol + pb_.opt.rtol * b.scale);
             err = std::max(err, static_cast<double>(pb_.p) * off * off);
         }
         return err;
