@@ -85,6 +85,27 @@ void register_network(py::module_& m) {
              "dPhi(theta; x_i)/dtheta, shape (n, d_out, n_params), with the given slopes (n, n_hidden) or "
              "sigma'(h) = 1[h > 0]",
              py::arg("theta"), py::arg("X"), py::arg("slopes") = py::none())
+        .def("hessian",
+             [](const Model& model, const farray& theta, const farray& X, const farray& G,
+                const std::optional<farray>& slopes) {
+                 check_shapes(model, theta, X);
+                 const std::size_t n = static_cast<std::size_t>(X.shape(0)), p = model.n_params();
+                 if (G.ndim() != 2 || static_cast<std::size_t>(G.shape(0)) != n ||
+                     static_cast<std::size_t>(G.shape(1)) != model.d_out())
+                     throw std::invalid_argument("G must be 2-D of shape (n, d_out) = (" + std::to_string(n) + ", " +
+                                                 std::to_string(model.d_out()) + ")");
+                 const double* sl = slopes_or_null(model, slopes, n);
+                 farray Hess({static_cast<py::ssize_t>(p), static_cast<py::ssize_t>(p)});
+                 double* o = Hess.mutable_data();
+                 {
+                     py::gil_scoped_release release;
+                     fastflow::weighted_hessian(model, theta.data(), X.data(), n, sl, G.data(), o);
+                 }
+                 return Hess;
+             },
+             "sum_i G_i . d^2 Phi(theta; x_i)/dtheta^2, shape (n_params, n_params), with the given slopes (n, "
+             "n_hidden) or sigma'(h) = 1[h > 0]",
+             py::arg("theta"), py::arg("X"), py::arg("G"), py::arg("slopes") = py::none())
         .def("switch_normals",
              [](const Model& model, const farray& theta, const farray& X, const farray& slopes) {
                  check_shapes(model, theta, X);

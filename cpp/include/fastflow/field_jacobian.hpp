@@ -21,10 +21,9 @@ public:
     FieldJacobian(const Problem& pb, Field& field, SwitchGeometry& geometry, const SwitchState& state)
         : pb_(pb), field_(field), geo_(geometry), st_(state), unit_(pb.c, 0.0), grad_(pb.p) {}
 
-    // whether the current modes have one: the model's Hessian exists, and a sliding set has fixed normals
-    bool available() const {
-        return pb_.model.has_hessian() && (st_.Z.empty() || pb_.model.linear_switches());
-    }
+    // whether the current modes have one: no sliding, or a sliding set with fixed normals. (Deeper nets slide on
+    // curved surfaces, with the minimal-norm point of a hull of corner fields as velocity.)
+    bool available() const { return st_.Z.empty() || pb_.model.linear_switches(); }
 
     // J (p x p, row-major) <- dV/dtheta at (tau, theta) in the integrator's time tau
     void operator()(double tau, const double* theta, double* J) {

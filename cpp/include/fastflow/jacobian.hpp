@@ -9,17 +9,23 @@
 
 namespace fastflow {
 
+// slopes as given, or (nullptr) the value's own, sigma'(h) = 1[h > 0], kept in `own`: vjps need them explicit
+inline const double* explicit_slopes(const Model& model, const double* theta, const double* X, std::size_t n,
+                                     const double* slopes, std::vector<double>& own) {
+    if (slopes || model.n_hidden() == 0) return slopes;
+    own.resize(n * model.n_hidden());
+    std::vector<double> scratch(model.scratch_size());
+    model.preactivations(theta, X, n, nullptr, own.data(), scratch.data());
+    for (double& s : own) s = s > 0.0 ? 1.0 : 0.0;
+    return own.data();
+}
+
 // slopes (n x n_hidden) or nullptr for sigma'(h) = 1[h > 0]; J (n x d_out x n_params): one vjp per sample and output
 inline void output_jacobian(const Model& model, const double* theta, const double* X, std::size_t n,
                             const double* slopes, double* J) {
     const std::size_t p = model.n_params(), c = model.d_out(), d = model.d_in(), u = model.n_hidden();
     std::vector<double> scratch(model.scratch_size()), G(c, 0.0), own;
-    if (!slopes && u > 0) {  // vjp needs slopes: the value's own, from the pre-activations
-        own.resize(n * u);
-        model.preactivations(theta, X, n, nullptr, own.data(), scratch.data());
-        for (double& s : own) s = s > 0.0 ? 1.0 : 0.0;
-        slopes = own.data();
-    }
+    slopes = explicit_slopes(model, theta, X, n, slopes, own);
     for (std::size_t i = 0; i < n; ++i)
         for (std::size_t r = 0; r < c; ++r) {
             G[r] = 1.0;
@@ -27,6 +33,15 @@ inline void output_jacobian(const Model& model, const double* theta, const doubl
                       scratch.data());
             G[r] = 0.0;
         }
+}
+
+// Hess (n_params x n_params) = sum_i G_i . d^2 Phi_i / dtheta^2 (G: n x d_out), slopes as output_jacobian's
+inline void weighted_hessian(const Model& model, const double* theta, const double* X, std::size_t n,
+                             const double* slopes, const double* G, double* Hess) {
+    std::vector<double> own;
+    slopes = explicit_slopes(model, theta, X, n, slopes, own);
+    std::fill(Hess, Hess + model.n_params() * model.n_params(), 0.0);
+    model.add_weighted_hessian(theta, X, n, slopes, G, Hess);
 }
 
 // N (n x n_hidden x n_params): dh_k/dtheta of every switch k, with the given slopes (n x n_hidden)

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "dual.hpp"
 #include "model.hpp"
 
 namespace fastflow {
@@ -216,11 +217,23 @@ public:
             }
     }
 
-    void add_weighted_hessian(const double*, const double*, std::size_t, const double*, const double*,
-                              double*) const override {
-        throw std::logic_error("no analytic Hessian for layered networks");
+    // Row q of the Hessian: the passes on dual numbers with theta moved along e_q (every sample's G fixed)
+    void add_weighted_hessian(const double* theta, const double* X, std::size_t n, const double* slopes,
+                              const double* G, double* J) const override {
+        const std::size_t p = n_params_, H = hidden_total_, d = d_in();
+        std::vector<Dual> th(theta, theta + p), x(X, X + n * d), h(H), a(H), out(d_out()), back(H), grad(p);
+        for (std::size_t q = 0; q < p; ++q) {
+            th[q].d = 1.0;
+            std::fill(grad.begin(), grad.end(), Dual());
+            for (std::size_t i = 0; i < n; ++i) {
+                const double* sl = slopes ? slopes + i * n_hidden() : nullptr;
+                run_sample(th.data(), &x[i * d], sl, h.data(), out.data(), a.data());
+                backprop(th.data(), &x[i * d], sl, a.data(), G + i * d_out(), back.data(), grad.data());
+            }
+            th[q].d = 0.0;
+            for (std::size_t r = 0; r < p; ++r) J[q * p + r] += grad[r].d;
+        }
     }
-    bool has_hessian() const override { return false; }
 
     // Per hidden unit ||incoming weights||^2 - ||outgoing weights||^2: its homogeneous (ReLU or linear) activation
     // makes sum_i h_i dL/dh_i = sum_i a_i dL/da_i, so the flow moves both sums of squares alike, for any slopes.
@@ -249,9 +262,10 @@ private:
         return w;
     }
 
-    double weight(const double* theta, std::size_t l, std::size_t r, std::size_t c) const {
+    template <class T>
+    T weight(const T* theta, std::size_t l, std::size_t r, std::size_t c) const {
         const long k = maps_[l][r * sizes_[l] + c];
-        return k == 0 ? 0.0 : theta[offsets_[l] + static_cast<std::size_t>(k - 1)];
+        return k == 0 ? T(0.0) : theta[offsets_[l] + static_cast<std::size_t>(k - 1)];
     }
 
     // Rounding scales of one sample's pre-activations, propagated: a unit sums |w| (|a| + slope * scale) over its
@@ -276,22 +290,23 @@ private:
             }
     }
 
-    // forward pass of one sample: h (hidden pre-activations), out (d_out), a (hidden activations)
-    void run_sample(const double* theta, const double* x, const double* slopes, double* h, double* out,
-                    double* a) const {
-        const double* in = x;
+    // forward pass of one sample: h (hidden pre-activations), out (d_out), a (hidden activations). T = Dual: along
+    // a direction of theta (see add_weighted_hessian).
+    template <class T>
+    void run_sample(const T* theta, const T* x, const double* slopes, T* h, T* out, T* a) const {
+        const T* in = x;
         for (std::size_t l = 1; l <= depth(); ++l) {
             const std::size_t rows = sizes_[l], cols = sizes_[l - 1];
             const bool hidden = l < depth();
             for (std::size_t r = 0; r < rows; ++r) {
-                double s = 0.0;
+                T s = 0.0;
                 for (std::size_t c = 0; c < cols; ++c) s += weight(theta, l - 1, r, c) * in[c];
                 if (hidden) {
                     const std::size_t u = unit_offset_[l - 1] + r;
                     if (bias_) s += theta[bias_offset_ + u];
                     h[u] = s;
                     // no slopes given: the value of the network, sigma'(h) = 1[h > 0]
-                    a[u] = !relu_ ? s : slopes ? slopes[u] * s : (s > 0.0 ? s : 0.0);
+                    a[u] = !relu_ ? s : slopes ? slopes[u] * s : (s > 0.0 ? s : T(0.0));
                 } else {
                     if (skip_)
                         for (std::size_t c = 0; c < d_in(); ++c) s += theta[skip_offset_ + r * d_in() + c] * x[c];
@@ -303,10 +318,11 @@ private:
     }
 
     // gradient of G . Phi; back receives d/dh of every hidden unit
-    void backprop(const double* theta, const double* x, const double* slopes, const double* a, const double* G,
-                  double* back, double* grad) const {
+    template <class T>
+    void backprop(const T* theta, const T* x, const double* slopes, const T* a, const double* G, T* back,
+                  T* grad) const {
         const std::size_t m = depth();
-        const double* last_in = m == 1 ? x : a + unit_offset_[m - 2];
+        const T* last_in = m == 1 ? x : a + unit_offset_[m - 2];
         for (std::size_t r = 0; r < d_out(); ++r) {
             if (G[r] == 0.0) continue;
             for (std::size_t c = 0; c < sizes_[m - 1]; ++c) {
@@ -319,7 +335,7 @@ private:
         for (std::size_t u = 0; u < hidden_total_; ++u) back[u] = 0.0;
         const std::size_t top = unit_offset_[m - 2];
         for (std::size_t c = 0; c < sizes_[m - 1]; ++c) {
-            double s = 0.0;
+            T s = 0.0;
             for (std::size_t r = 0; r < d_out(); ++r) s += G[r] * weight(theta, m - 1, r, c);
             back[top + c] = relu_ ? s * slopes[top + c] : s;
         }
@@ -327,16 +343,17 @@ private:
     }
 
     // given back (d/dh) on hidden layer `layer` (0-based hidden index), accumulate grad through it and below
-    void backprop_from(const double* theta, const double* x, const double* slopes, const double* a,
-                       std::size_t layer, double* back, double* grad) const {
+    template <class T>
+    void backprop_from(const T* theta, const T* x, const double* slopes, const T* a, std::size_t layer, T* back,
+                       T* grad) const {
         for (std::size_t hl = layer + 1; hl-- > 0;) {
             const std::size_t l = hl + 1;  // weight layer l maps layer l-1 -> hidden layer hl
             const std::size_t rows = sizes_[l], cols = sizes_[l - 1];
-            const double* in = hl == 0 ? x : a + unit_offset_[hl - 1];
+            const T* in = hl == 0 ? x : a + unit_offset_[hl - 1];
             for (std::size_t r = 0; r < rows; ++r) {
                 const std::size_t u = unit_offset_[hl] + r;
-                const double d = back[u];
-                if (d == 0.0) continue;
+                const T d = back[u];
+                if (!nonzero(d)) continue;
                 if (bias_) grad[bias_offset_ + u] += d;
                 for (std::size_t c = 0; c < cols; ++c) {
                     const long k = maps_[l - 1][r * cols + c];
@@ -345,8 +362,8 @@ private:
                 if (hl > 0)
                     for (std::size_t c = 0; c < cols; ++c) {
                         const std::size_t below = unit_offset_[hl - 1] + c;
-                        const double w = weight(theta, l - 1, r, c);
-                        if (w != 0.0) back[below] += d * w * (relu_ ? slopes[below] : 1.0);
+                        const T w = weight(theta, l - 1, r, c);
+                        if (nonzero(w)) back[below] += d * w * (relu_ ? slopes[below] : 1.0);
                     }
             }
         }

@@ -112,7 +112,7 @@ private:
     }
 
     // J_ = d f_u / d theta at (log tau, theta) = tau dV/dtheta: exact where FieldJacobian has it; for a deeper net
-    // (no Hessian), central differences (the field is smooth while the modes are fixed), made tangent.
+    // while it slides, central differences (the field is smooth while the modes are fixed), made tangent.
     void jacobian(double tau, const double* theta) {
         const std::size_t p = pb_.p;
         J_.assign(p * p, 0.0);
