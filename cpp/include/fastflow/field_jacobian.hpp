@@ -16,6 +16,9 @@
 
 namespace fastflow {
 
+// a field (a forward and a backward pass over the samples) costs about 6 n p floating-point operations
+inline double field_flops(const Problem& pb) { return 6.0 * static_cast<double>(pb.n) * static_cast<double>(pb.p); }
+
 class FieldJacobian {
 public:
     FieldJacobian(const Problem& pb, Field& field, SwitchGeometry& geometry, const SwitchState& state)
@@ -24,6 +27,12 @@ public:
     // whether the current modes have one: no sliding, or a sliding set with fixed normals. (Deeper nets slide on
     // curved surfaces, with the minimal-norm point of a hull of corner fields as velocity.)
     bool available() const { return st_.Z.empty() || pb_.model.linear_switches(); }
+
+    // the floating-point operations of one: a gradient per sample and output, their outer products, the Hessian
+    static double flops(const Problem& pb) {
+        const double n = static_cast<double>(pb.n), p = static_cast<double>(pb.p), c = static_cast<double>(pb.c);
+        return 6.0 * n * c * p + 2.0 * n * c * p * p + pb.model.hessian_flops(pb.n);
+    }
 
     // J (p x p, row-major) <- dV/dtheta at (tau, theta) in the integrator's time tau
     void operator()(double tau, const double* theta, double* J) {

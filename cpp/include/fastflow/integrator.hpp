@@ -137,8 +137,8 @@ public:
             if (phase == Phase::explicit_steps)
                 phases_.explicit_step(h, k_[dopri5::FSAL - 1].data(), k_[dopri5::FSAL].data(), ytmp_.data(),
                                       y1_.data(), p);
-            else if (phase == Phase::implicit)
-                phases_.implicit_step(rosenbrock_.pays_off(h));
+            else
+                phases_.implicit_step(log_phase ? stiff_.pays_off(h) : rosenbrock_.pays_off(h));
             const double log_loss_end = dense_output(h);
             std::vector<std::size_t> fired;
             // the stages' slides all inside their bounds: no exit to look for between them (explicit steps)

@@ -104,6 +104,26 @@ inline void lu_factor(std::vector<double>& A, std::size_t n, std::vector<std::si
     }
 }
 
+// |lambda|_max of the n x n matrix J (row-major) to within a factor near 1: power iteration from a fixed start
+// (deterministic)
+inline double spectral_radius(const std::vector<double>& J, std::size_t n, int iterations) {
+    std::vector<double> y(n), f(n);
+    for (std::size_t q = 0; q < n; ++q) y[q] = 1.0 + 0.5 * static_cast<double>(q % 7);
+    double radius = 0.0;
+    for (int it = 0; it < iterations; ++it) {
+        const double norm = norm2(y.data(), n);
+        if (!(norm > 0.0)) return radius;
+        for (std::size_t r = 0; r < n; ++r) {
+            double v = 0.0;
+            for (std::size_t q = 0; q < n; ++q) v += J[r * n + q] * y[q];
+            f[r] = v / norm;
+        }
+        radius = norm2(f.data(), n);
+        std::swap(y, f);
+    }
+    return radius;
+}
+
 // lu_factor swaps whole rows, multipliers included (P A = L U as in LAPACK): every swap applies to b before the
 // forward substitution
 inline void lu_solve(const std::vector<double>& A, std::size_t n, const std::vector<std::size_t>& piv, double* b) {

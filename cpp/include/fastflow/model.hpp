@@ -81,6 +81,8 @@ public:
     // J (n_params x n_params, row-major) += sum_i G_i . d^2 Phi_i / dtheta^2 with the given slopes
     virtual void add_weighted_hessian(const double* theta, const double* X, std::size_t n, const double* slopes,
                                       const double* G, double* J) const = 0;
+    // its floating-point operations beyond the Gauss-Newton products (0: negligible beside them)
+    virtual double hessian_flops(std::size_t) const { return 0.0; }
     // Quantities the exact flow conserves, one per hidden unit of a homogeneous network (||incoming weights||^2 -
     // ||outgoing weights||^2, also while sliding), with their scales (the sums of squares): a check on steps whose
     // error estimate can be fooled (the stiff phase). None by default.

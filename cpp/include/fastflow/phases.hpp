@@ -3,8 +3,9 @@
 // - margins that grow without bound (classification of data the net separates: they relax at rate O(1) while the
 //   direction moves like 1/tau) continue in u = log tau (StiffStepper);
 // - a flow that settles at a finite point (the square loss, data the net does not separate) continues with
-//   Rosenbrock steps in tau (RosenbrockStepper), for as long as they do more than explicit steps could for their
-//   cost.
+//   Rosenbrock steps in tau (RosenbrockStepper).
+// Either returns to explicit steps once its steps no longer do more than explicit ones could for their cost (the
+// u = log tau phase only before t ~ 1e13).
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -30,6 +31,7 @@ public:
         stiffness_.reset(stiff_tests_needed_);
         stiff_ahead_ = false;
         calm_steps_ = 0;
+        left_log_time_ = false;
     }
 
     Phase phase() const { return phase_; }
@@ -39,27 +41,31 @@ public:
                        std::size_t p) {
         stiff_ahead_ = stiffness_.stiff_after(h, k6, k7, y6, y7, p);
     }
-    // after an accepted implicit step
+    // after an accepted step of either implicit phase: whether it did more than explicit steps could for its cost
     void implicit_step(bool paid_off) { calm_steps_ = paid_off ? 0 : calm_steps_ + 1; }
 
     // before a step at tau from a state with log L = log_loss, after `steps` accepted ones; h: the step to come
-    // (moved to u = log tau on entering that phase). implicit_possible: the modes have an exact Jacobian.
+    // (moved between tau and u = log tau with the phase). implicit_possible: the modes have an exact Jacobian.
     void choose(double tau, double& h, double log_loss, std::size_t steps, bool implicit_possible) {
         const bool separated = is_classification(loss_) && log_loss < log_ell(loss_, 0.0);
-        if (phase_ == Phase::implicit && (separated || calm_steps_ >= calm_needed || !implicit_possible)) {
-            // a stint that did not pay off: ask for more evidence before the next (the flow may hover at the bound)
-            if (calm_steps_ >= calm_needed) stiff_tests_needed_ = std::min(2 * stiff_tests_needed_, max_stiff_tests);
-            phase_ = Phase::explicit_steps;
-            stiffness_.reset(stiff_tests_needed_), stiff_ahead_ = false;
+        if (phase_ == Phase::implicit && (separated || calm_steps_ >= calm_needed || !implicit_possible))
+            leave();
+        // the u = log tau phase ends the same way while it is early: its clock then served steps cut by stiffness,
+        // not t of order 1e13
+        if (phase_ == Phase::log_time && calm_steps_ >= calm_needed && tau < log_phase_from_tau) {
+            leave();
+            left_log_time_ = true;
+            h *= tau;
         }
         if (phase_ != Phase::explicit_steps) return;
         // growing margins: late in the run, or once explicit steps in tau are cut far below tau itself (e.g. two
         // samples that no network can separate held at margin 0 while others keep growing); the same once implicit
-        // steps in tau have not paid off
+        // steps in tau have not paid off. After a u = log tau stint that did not, the cut steps must be stiff too.
         const bool growing = separated || !implicit_possible || stiff_tests_needed_ > first_stiff_tests;
-        if (is_classification(loss_) && log_phase_possible_ &&
-            (tau >= log_phase_from_tau || (growing && steps >= 100 && h < 1e-3 * tau))) {
+        const bool cut = growing && steps >= 100 && h < 1e-3 * tau && (!left_log_time_ || stiff_ahead_);
+        if (is_classification(loss_) && log_phase_possible_ && (tau >= log_phase_from_tau || cut)) {
             phase_ = Phase::log_time;
+            calm_steps_ = 0;
             h = std::min(h / tau, 0.1);
         } else if (stiff_ahead_ && implicit_possible) {
             phase_ = Phase::implicit;
@@ -68,12 +74,21 @@ public:
     }
 
 private:
+    // back to explicit steps; a stint that did not pay off asks for more evidence before the next (the flow may
+    // hover at the bound)
+    void leave() {
+        if (calm_steps_ >= calm_needed) stiff_tests_needed_ = std::min(2 * stiff_tests_needed_, max_stiff_tests);
+        phase_ = Phase::explicit_steps;
+        stiffness_.reset(stiff_tests_needed_), stiff_ahead_ = false;
+    }
+
     Loss loss_;
     bool log_phase_possible_;
     Phase phase_ = Phase::explicit_steps;
     step_control::StiffnessTest stiffness_;
     bool stiff_ahead_ = false;  // the explicit steps' stiffness test has fired
     std::size_t calm_steps_ = 0;
+    bool left_log_time_ = false;  // a u = log tau stint has ended for not paying off
     std::size_t stiff_tests_needed_ = first_stiff_tests;  // the stiffness test's evidence before implicit steps
 };
 

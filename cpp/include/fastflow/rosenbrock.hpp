@@ -68,7 +68,7 @@ public:
         const std::size_t p = pb_.p;
         if (!jacobian_current_) {
             jacobian_(tau, theta, J_.data());
-            radius_ = spectral_radius();
+            radius_ = spectral_radius(J_, p, radius_iterations);
             jacobian_current_ = true;
         }
         for (std::size_t q = 0; q < p * p; ++q) G_[q] = -J_[q];
@@ -123,34 +123,13 @@ public:
     }
 
 private:
-    // An implicit step's cost over an explicit one's, in floating-point operations: five fields, the Jacobian
-    // (a gradient per sample and output, their outer products), its LU factors and the spectral radius, against
-    // the six new fields of a Dormand-Prince step. A field costs about 6 n p.
+    // An implicit step's cost over an explicit one's, in floating-point operations: five fields, the Jacobian,
+    // its LU factors and the spectral radius, against the six new fields of a Dormand-Prince step
     static double cost_ratio(const Problem& pb) {
-        const double n = static_cast<double>(pb.n), p = static_cast<double>(pb.p), c = static_cast<double>(pb.c);
-        const double field = 6.0 * n * p;
-        const double implicit = (rodas4::STAGES - 1.0) * field + 6.0 * n * c * p + 2.0 * n * c * p * p + 2.0 * p * p * p / 3.0 +
+        const double p = static_cast<double>(pb.p), field = field_flops(pb);
+        const double implicit = (rodas4::STAGES - 1.0) * field + FieldJacobian::flops(pb) + 2.0 * p * p * p / 3.0 +
                                 2.0 * radius_iterations * p * p;
         return implicit / (6.0 * field);
-    }
-
-    // power iteration from a fixed start (deterministic): |lambda|_max of J, to within a factor near 1
-    double spectral_radius() {
-        const std::size_t p = pb_.p;
-        for (std::size_t q = 0; q < p; ++q) y_[q] = 1.0 + 0.5 * static_cast<double>(q % 7);
-        double radius = 0.0;
-        for (int it = 0; it < radius_iterations; ++it) {
-            const double norm = norm2(y_.data(), p);
-            if (!(norm > 0.0)) return radius;
-            for (std::size_t r = 0; r < p; ++r) {
-                double v = 0.0;
-                for (std::size_t q = 0; q < p; ++q) v += J_[r * p + q] * y_[q];
-                f_[r] = v / norm;
-            }
-            radius = norm2(f_.data(), p);
-            std::swap(y_, f_);
-        }
-        return radius;
     }
 
     const Problem& pb_;

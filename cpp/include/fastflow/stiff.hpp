@@ -14,6 +14,7 @@
 #include "geometry.hpp"
 #include "linalg.hpp"
 #include "sliding.hpp"
+#include "step_control.hpp"
 #include "switch_state.hpp"
 #include "types.hpp"
 
@@ -35,7 +36,11 @@ public:
     double attempt(double tau, double H, const double* theta, double log_loss0, double* y1) {
         const double u0 = std::log(tau);
         const std::size_t p = pb_.p;
-        if (!jacobian_current_) jacobian(tau, theta), jacobian_current_ = true;
+        if (!jacobian_current_) {
+            jacobian(tau, theta);
+            radius_ = spectral_radius(J_, p, radius_iterations);
+            jacobian_current_ = true;
+        }
         fu_.resize(p);
         // every weight carries the factor dt/dtau = e^tau, so f(u, theta) = tau e^tau g(theta): df/du = (1 + tau) f
         field_u(u0, theta, fu_.data());
@@ -99,12 +104,31 @@ public:
         return std::sqrt(err / static_cast<double>(p));
     }
 
+    // whether a step of size H in u does more than explicit steps could for its cost (as RosenbrockStepper's)
+    bool pays_off(double H) const {
+        return H * radius_ >= step_control::StiffnessTest::stability_bound * cost_ratio();
+    }
+
     // the dense output of the accepted step (its end derivatives are those of the last attempt)
     void hermite(const double* theta, const double* y1, double H, double* coef) const {
         hermite_coefficients(theta, y1, f_start_.data(), f_end_.data(), H, pb_.p, coef);
     }
 
 private:
+    static constexpr int radius_iterations = 8;
+
+    // A step's cost over an explicit one's, in floating-point operations: the Jacobian (exact, or 2p fields), one LU
+    // factorization per column, the 1 + 2 + ... + columns substeps' fields and solves, three more fields and the
+    // spectral radius, against the six new fields of a Dormand-Prince step
+    double cost_ratio() const {
+        const double p = static_cast<double>(pb_.p), field = field_flops(pb_);
+        const double substeps = static_cast<double>(columns * (columns + 1) / 2);
+        const double jacobian = field_jacobian_.available() ? FieldJacobian::flops(pb_) : 2.0 * p * field;
+        const double step = jacobian + static_cast<double>(columns) * 2.0 * p * p * p / 3.0 +
+                            substeps * (field + 2.0 * p * p) + 3.0 * field + 2.0 * radius_iterations * p * p;
+        return step / (6.0 * field);
+    }
+
     void field_u(double u, const double* th, double* out) {
         const double tau = std::exp(u);
         velocity_(tau, th, out);
@@ -166,6 +190,7 @@ private:
     FieldJacobian& field_jacobian_;
     std::vector<double> J_, T_, fu_, f_start_, f_end_;  // f_u at the step's ends, for the dense output
     bool jacobian_current_ = false;  // J_ is the Jacobian at the current step's start
+    double radius_ = 0.0;            // its spectral radius
 };
 
 }  // namespace fastflow
