@@ -120,13 +120,14 @@ public:
                 res.status = Status::error, res.message = "step size fell below the resolution of t";
                 break;
             }
-            stage_margin_ = INFINITY;
-            auto stage = [this](double t, const double* y, double* F) { stage_velocity(t, y, F); };
+            velocity_.watch_exits();
+            auto stage = [this](double t, const double* y, double* F) { velocity_(t, y, F); };
             const double err =
                 log_phase ? stiff_.attempt(tau, h, theta_.data(), log_loss, y1_.data())
                 : phase == Phase::implicit
                     ? rosenbrock_.attempt(tau, h, theta_.data(), k_[0].data(), log_loss, y1_.data())
                     : dopri5::step(stage, tau, h, theta_.data(), k_, y1_.data(), ytmp_.data(), p, opt.rtol, opt.atol);
+            const double stage_margin = velocity_.least_exit_margin();
             if (!(err <= 1.0)) {
                 ++res.n_rejected;
                 h *= step_control::after_rejection(err, exponent());
@@ -141,8 +142,8 @@ public:
                 phases_.implicit_step(log_phase ? stiff_.pays_off(h) : rosenbrock_.pays_off(h));
             const double log_loss_end = dense_output(h);
             std::vector<std::size_t> fired;
-            // the stages' slides all inside their bounds: no exit to look for between them (explicit steps)
-            const bool slides_stay = phase == Phase::explicit_steps && stage_margin_ >= 0.0;
+            // the stages' slides all inside their bounds: no exit to look for between them
+            const bool slides_stay = stage_margin >= 0.0;
             const double sigma_event = locator_.find(theta_.data(), y1_.data(), coef_.data(), step_, fired,
                                                      slides_stay);
             stiff_.new_state();
@@ -306,14 +307,6 @@ private:
         }
     }
 
-    // the velocity at a Runge-Kutta stage; keeps the least exit margin of the sliding set over the step's stages
-    void stage_velocity(double tau, const double* th, double* F) {
-        const SlideSolution sol = velocity_(tau, th, F);
-        if (!state_.Z.empty())
-            stage_margin_ = std::min(stage_margin_,
-                                     sliding_.margins(sol, state_.Z, th, slopes(), F, true, stage_margins_));
-    }
-
     const Problem pb_;
     Field field_;
     SwitchState state_;
@@ -333,8 +326,6 @@ private:
     double next_settle_check_ = INFINITY;           // settled() looks again once the field's norm is below this
     std::size_t hovering_ = 0;                      // settled()'s checks in a row with the field near its noise
     StepMap step_;                                   // the current step's time map
-    double stage_margin_ = INFINITY;                 // see stage_velocity
-    std::vector<double> stage_margins_;
 };
 
 }  // namespace fastflow

@@ -183,13 +183,28 @@ public:
     SlideSolution operator()(double tau, const double* th, double* F) {
         field_.evaluate(tau, th, st_.slopes.data(), F);
         if (st_.Z.empty()) return {};
-        return sliding_.add(st_.Z, th, st_.slopes.data(), F);
+        SlideSolution sol = sliding_.add(st_.Z, th, st_.slopes.data(), F);
+        if (watching_)
+            least_margin_ = std::min(least_margin_,
+                                     sliding_.margins(sol, st_.Z, th, st_.slopes.data(), F, true, margins_));
+        return sol;
+    }
+
+    // Exit screening: the least exit margin of the slides over the velocities evaluated in between (a step's
+    // stages, in any phase), free since each solves the sliding set anyway
+    void watch_exits() { watching_ = true, least_margin_ = INFINITY; }
+    double least_exit_margin() {
+        watching_ = false;
+        return least_margin_;
     }
 
 private:
     Field& field_;
     Sliding& sliding_;
     const SwitchState& st_;
+    bool watching_ = false;
+    double least_margin_ = INFINITY;
+    std::vector<double> margins_;
 };
 
 // Which sliding switches provably leave their surfaces: their exit margins are below zero by more than a state
