@@ -70,6 +70,11 @@ def test_min_norm_point_of_a_hull_matches_a_quadratic_program(seed):
     np.testing.assert_allclose(x, ref, rtol=0, atol=1e-6 * max(1.0, np.abs(V).max()))
     # x lies in the hull and is optimal: <x, v - x> >= 0 for every vertex v
     assert np.min(V @ x - x @ x) >= -1e-10 * max(1.0, np.abs(V).max() ** 2)
+    # its corral (the face the kernel differentiates on): a convex combination of distinct rows that gives x
+    same, rows, weights = _core.min_norm_point(V, corral=True)
+    np.testing.assert_array_equal(same, x)
+    assert len(set(rows)) == len(rows) and np.all(weights > 0) and np.isclose(weights.sum(), 1.0, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(V[rows].T @ weights, x, rtol=0, atol=1e-12 * max(1.0, np.abs(V).max()))
 
 
 @pytest.mark.parametrize("seed", range(6))

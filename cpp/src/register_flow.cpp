@@ -1,5 +1,6 @@
 #include "pybind11.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -148,6 +149,32 @@ void register_flow(py::module_& m) {
         },
         py::arg("model"), py::arg("X"), py::arg("Y"), py::arg("theta0"), py::arg("options"),
         py::arg("progress") = py::none());
+
+    m.def(
+        "velocity_jacobian",
+        [](const Model& model, const farray& X, const farray& Y, const Options& options, const farray& theta,
+           double tau, const py::array_t<int, py::array::c_style | py::array::forcecast>& modes) {
+            check_data(model, X, Y);
+            const std::size_t p = model.n_params(), n = static_cast<std::size_t>(X.shape(0));
+            if (theta.ndim() != 1 || static_cast<std::size_t>(theta.shape(0)) != p)
+                throw std::invalid_argument("theta must be 1-D of length n_params");
+            if (static_cast<std::size_t>(modes.size()) != n * model.n_hidden())
+                throw std::invalid_argument("modes must hold n x n_hidden entries");
+            std::vector<Mode> m(static_cast<std::size_t>(modes.size()));
+            std::transform(modes.data(), modes.data() + modes.size(), m.begin(), [](int v) {
+                if (v < 0 || v > static_cast<int>(Mode::sliding)) throw std::invalid_argument("modes must be in MODES");
+                return static_cast<Mode>(v);
+            });
+            py::array_t<double> V(static_cast<py::ssize_t>(p));
+            py::array_t<double> J({static_cast<py::ssize_t>(p), static_cast<py::ssize_t>(p)});
+            Integrator integ(model, X.data(), Y.data(), n, options);
+            integ.velocity_jacobian(tau, theta.data(), m, V.mutable_data(), J.mutable_data());
+            return py::make_tuple(V, J);
+        },
+        py::arg("model"), py::arg("X"), py::arg("Y"), py::arg("options"), py::arg("theta"), py::arg("tau"),
+        py::arg("modes"),
+        "the velocity and its Jacobian (as the implicit steps use them) at theta, time tau of the integrator, with "
+        "the given modes (indices into MODES)");
 
     m.def(
         "integrate_many",

@@ -65,7 +65,7 @@ void register_linalg(py::module_& m) {
         py::arg("Q"), py::arg("b"), py::arg("f0_norm"), "argmin over s in [0,1]^k of s^T Q s / 2 + b^T s");
     m.def(
         "min_norm_point",
-        [](const farray& V) {
+        [](const farray& V, bool corral) -> py::object {
             if (V.ndim() != 2 || V.shape(0) == 0) throw std::invalid_argument("V must be a non-empty 2-D array");
             const auto count = static_cast<std::size_t>(V.shape(0)), p = static_cast<std::size_t>(V.shape(1));
             const double* rows = V.data();
@@ -78,10 +78,18 @@ void register_linalg(py::module_& m) {
                     if (value < best_value) best_value = value, best = c;
                 }
                 std::copy(rows + best * p, rows + (best + 1) * p, v);
+                return best;
             };
             std::vector<double> x(p);
-            fastflow::min_norm_point(p, lmo, x.data());
-            return py::array_t<double>(static_cast<py::ssize_t>(p), x.data());
+            const auto face = fastflow::min_norm_point(p, lmo, x.data());
+            py::array_t<double> point(static_cast<py::ssize_t>(p), x.data());
+            if (!corral) return std::move(point);
+            return py::make_tuple(point, py::array_t<std::size_t>(static_cast<py::ssize_t>(face.tags.size()),
+                                                                  face.tags.data()),
+                                  py::array_t<double>(static_cast<py::ssize_t>(face.weights.size()),
+                                                      face.weights.data()));
         },
-        py::arg("V"), "the minimal-norm point of the convex hull of the rows of V (Wolfe)");
+        py::arg("V"), py::arg("corral") = false,
+        "the minimal-norm point of the convex hull of the rows of V (Wolfe); corral=True: also the rows of its "
+        "final corral and their weights");
 }

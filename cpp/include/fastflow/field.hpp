@@ -35,7 +35,7 @@ public:
     const double* weights() const { return G_.data(); }  // G = -(dt/dtau) dL/dPhi, per sample and output
     double* scratch() { return scratch_.data(); }     // the model's workspace, for callers evaluating it directly
     std::size_t evaluations() const { return evaluations_; }
-    void count_evaluation() { ++evaluations_; }
+    void count_evaluation(std::size_t count = 1) { evaluations_ += count; }
     void reset_count() { evaluations_ = 0; }
 
 private:

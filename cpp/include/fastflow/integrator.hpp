@@ -41,7 +41,7 @@ public:
         : pb_(model, X, Y, n, std::move(opts)), field_(pb_), geometry_(pb_, field_.scratch()), sliding_(pb_, field_),
           velocity_(field_, sliding_, state_), log_(pb_), classifier_(pb_, state_, geometry_, sliding_, velocity_, log_),
           locator_(pb_, state_, geometry_, sliding_, velocity_, field_.scratch()),
-          jacobian_(pb_, field_, geometry_, state_), stiff_(pb_, field_, velocity_, geometry_, state_, jacobian_),
+          jacobian_(pb_, field_, geometry_, state_, sliding_, velocity_), stiff_(pb_, field_, velocity_, geometry_, state_, jacobian_),
           rosenbrock_(pb_, velocity_, field_, jacobian_),
           phases_(pb_.opt.loss, pb_.p <= StiffStepper::max_params), samples_(pb_, field_), theta_(pb_.p), y1_(pb_.p),
           ytmp_(pb_.p), coef_((dopri5::DENSE_DEGREE + 1) * pb_.p) {
@@ -196,6 +196,19 @@ public:
         res.modes = state_.mode;
         res.n_rhs = field_.evaluations();
         return res;
+    }
+
+    // The velocity V and its Jacobian J (p x p) at (tau, theta) with the given modes (n x n_hidden): what the
+    // implicit steps use, open to a test against differences of V
+    void velocity_jacobian(double tau, const double* theta, const std::vector<Mode>& modes, double* V, double* J) {
+        state_.reset(pb_.NS);
+        for (std::size_t k = 0; k < pb_.NS; ++k) {
+            state_.mode[k] = modes[k];
+            state_.slopes[k] = modes[k] == Mode::active ? 1.0 : 0.0;
+            if (modes[k] == Mode::sliding) state_.Z.push_back(k);
+        }
+        velocity_(tau, theta, V);
+        jacobian_(tau, theta, J);
     }
 
 private:

@@ -12,55 +12,84 @@
 
 namespace fastflow {
 
-// beta (k - 1) minimising |s_0 + sum_j beta_j (s_j - s_0)| over the k points S (k x p, row-major), by modified
-// Gram-Schmidt on the differences: the normal equations would square their conditioning, and corner fields can be
-// 1e5 times the minimal-norm point (large loss weights whose slopes nearly cancel). Dependent differences get 0.
-inline void affine_minimiser(const std::vector<double>& S, std::size_t k, std::size_t p, std::vector<double>& beta) {
+// The differences s_a - s_0 (a = 1..k-1) of k points S (k x p, row-major) as Q R: Q's rows orthonormal, R upper
+// triangular, by modified Gram-Schmidt (twice is enough, Kahan-Parlett). Dependent differences are not kept (their
+// row of Q and column of R are zero).
+struct DifferenceQR {
+    std::size_t m;
+    std::vector<double> Q, R;  // m x p, m x m
+    std::vector<bool> kept;
+};
+inline DifferenceQR difference_qr(const std::vector<double>& S, std::size_t k, std::size_t p) {
     const std::size_t m = k - 1;
-    std::vector<double> Q(m * p), R(m * m, 0.0), r(S.begin(), S.begin() + static_cast<std::ptrdiff_t>(p));
-    std::vector<bool> kept(m, false);
+    DifferenceQR f{m, std::vector<double>(m * p), std::vector<double>(m * m, 0.0), std::vector<bool>(m, false)};
     for (std::size_t a = 0; a < m; ++a) {
-        double* q = &Q[a * p];
+        double* q = &f.Q[a * p];
         for (std::size_t i = 0; i < p; ++i) q[i] = S[(a + 1) * p + i] - S[i];
         const double original = norm2(q, p);
-        for (int pass = 0; pass < 2; ++pass)  // twice is enough (Kahan-Parlett)
+        for (int pass = 0; pass < 2; ++pass)
             for (std::size_t b = 0; b < a; ++b) {
-                if (!kept[b]) continue;
-                const double c = dot(&Q[b * p], q, p);
-                R[b * m + a] += c;
-                for (std::size_t i = 0; i < p; ++i) q[i] -= c * Q[b * p + i];
+                if (!f.kept[b]) continue;
+                const double c = dot(&f.Q[b * p], q, p);
+                f.R[b * m + a] += c;
+                for (std::size_t i = 0; i < p; ++i) q[i] -= c * f.Q[b * p + i];
             }
         const double len = norm2(q, p);
-        if (!(len > 1e-12 * original)) continue;
-        kept[a] = true;
-        R[a * m + a] = len;
+        if (!(len > 1e-12 * original)) {
+            std::fill(q, q + p, 0.0);
+            continue;
+        }
+        f.kept[a] = true;
+        f.R[a * m + a] = len;
         for (std::size_t i = 0; i < p; ++i) q[i] /= len;
     }
+    return f;
+}
+
+// beta (k - 1) minimising |s_0 + sum_j beta_j (s_j - s_0)| over the k points S (k x p, row-major), on the
+// differences' Q R: the normal equations would square their conditioning, and corner fields can be 1e5 times the
+// minimal-norm point (large loss weights whose slopes nearly cancel). Dependent differences get 0.
+inline void affine_minimiser(const std::vector<double>& S, std::size_t k, std::size_t p, std::vector<double>& beta) {
+    const DifferenceQR f = difference_qr(S, k, p);
+    const std::size_t m = f.m;
     // R beta = -Q^T s_0 on the kept columns (the residual r = s_0 is orthogonalised like the columns)
-    std::vector<double> c(m, 0.0);
+    std::vector<double> c(m, 0.0), r(S.begin(), S.begin() + static_cast<std::ptrdiff_t>(p));
     for (std::size_t a = 0; a < m; ++a)
-        if (kept[a]) {
-            c[a] = -dot(&Q[a * p], r.data(), p);
-            for (std::size_t i = 0; i < p; ++i) r[i] += c[a] * Q[a * p + i];
+        if (f.kept[a]) {
+            c[a] = -dot(&f.Q[a * p], r.data(), p);
+            for (std::size_t i = 0; i < p; ++i) r[i] += c[a] * f.Q[a * p + i];
         }
     beta.assign(m, 0.0);
     for (std::size_t a = m; a-- > 0;) {
-        if (!kept[a]) continue;
+        if (!f.kept[a]) continue;
         double v = c[a];
-        for (std::size_t b = a + 1; b < m; ++b) v -= R[a * m + b] * beta[b];
-        beta[a] = v / R[a * m + a];
+        for (std::size_t b = a + 1; b < m; ++b) v -= f.R[a * m + b] * beta[b];
+        beta[a] = v / f.R[a * m + a];
     }
 }
 
-// lmo(x, v) writes into v (length p) a vertex of the polytope minimising <x, v>. Returns the minimal-norm point in x.
+// The final corral: the points whose convex combination with these weights is the minimal-norm point, and the tags
+// the oracle gave them (which corner each is), so a caller can differentiate the point with its face held fixed.
+// Empty after an overflow.
+template <class Tag>
+struct Corral {
+    std::vector<Tag> tags;
+    std::vector<double> weights, points;  // points: one row of length p per tag
+};
+
+// lmo(x, v) writes into v (length p) a vertex of the polytope minimising <x, v> and returns its tag. Returns the
+// minimal-norm point in x, and its corral.
 template <class Lmo>
-void min_norm_point(std::size_t p, Lmo&& lmo, double* x, std::size_t max_iter = 500) {
+auto min_norm_point(std::size_t p, Lmo&& lmo, double* x, std::size_t max_iter = 500) {
+    using Tag = decltype(lmo(x, x));
     auto dot_p = [p](const double* a, const double* b) {
         double s = 0.0;
         for (std::size_t q = 0; q < p; ++q) s += a[q] * b[q];
         return s;
     };
-    std::vector<double> S, lambda, v(p), y(p), alpha, beta;
+    std::vector<double> S, lambda, v(p), alpha, beta;
+    std::vector<Tag> tags;
+    auto corral = [&] { return Corral<Tag>{tags, lambda, S}; };
     // a vertex that overflows (the field at a trial state of a step too long) makes the answer non-finite: the
     // step is rejected, instead of a corral that never sheds a point
     auto overflows = [&] {
@@ -69,23 +98,24 @@ void min_norm_point(std::size_t p, Lmo&& lmo, double* x, std::size_t max_iter = 
         return true;
     };
     std::fill(x, x + p, 0.0);
-    lmo(x, v.data());
-    if (overflows()) return;
+    tags.assign(1, lmo(x, v.data()));
+    if (overflows()) return Corral<Tag>{};
     S.assign(v.begin(), v.end());
     lambda.assign(1, 1.0);
     std::copy(v.begin(), v.end(), x);
     double scale = dot_p(v.data(), v.data()), last_xx = INFINITY;
     for (std::size_t iter = 0; iter < max_iter; ++iter) {
-        lmo(x, v.data());
-        if (overflows()) return;
+        Tag tag = lmo(x, v.data());
+        if (overflows()) return Corral<Tag>{};
         scale = std::max(scale, dot_p(v.data(), v.data()));
         const double xx = dot_p(x, x);
         // duality gap <x, x - v> bounds |x - x*|^2: stop at rounding, or once rounding stops |x| from decreasing
         // (it decreases at every iteration in exact arithmetic)
-        if (xx - dot_p(x, v.data()) <= 1e-15 * scale || !(xx < last_xx)) return;
+        if (xx - dot_p(x, v.data()) <= 1e-15 * scale || !(xx < last_xx)) return corral();
         last_xx = xx;
         S.insert(S.end(), v.begin(), v.end());
         lambda.push_back(0.0);
+        tags.push_back(std::move(tag));
         while (true) {
             // the affine minimiser of the corral, y = s_0 + sum_j beta_j (s_j - s_0): least squares in beta, which
             // stays well posed when the corral is affinely dependent or its minimiser is the origin
@@ -106,15 +136,17 @@ void min_norm_point(std::size_t p, Lmo&& lmo, double* x, std::size_t max_iter = 
                 if (alpha[a] <= floor && lambda[a] / (lambda[a] - alpha[a]) <= step)
                     step = lambda[a] / (lambda[a] - alpha[a]), limiting = a;
             std::vector<double> keptS, keptL;
+            std::vector<Tag> keptT;
             for (std::size_t a = 0; a < k; ++a) {
                 const double w = lambda[a] + step * (alpha[a] - lambda[a]);
                 if (w <= floor || a == limiting) continue;  // the limiting point goes even if rounding keeps w > 0
                 keptL.push_back(w);
+                keptT.push_back(tags[a]);
                 keptS.insert(keptS.end(), S.begin() + static_cast<std::ptrdiff_t>(a * p),
                              S.begin() + static_cast<std::ptrdiff_t>((a + 1) * p));
             }
             if (keptL.empty()) break;  // rounding: keep the last corral
-            S.swap(keptS), lambda.swap(keptL);
+            S.swap(keptS), lambda.swap(keptL), tags.swap(keptT);
             double sum = 0.0;
             for (double w : lambda) sum += w;
             for (double& w : lambda) w /= sum;
@@ -123,6 +155,7 @@ void min_norm_point(std::size_t p, Lmo&& lmo, double* x, std::size_t max_iter = 
         for (std::size_t a = 0; a < lambda.size(); ++a)
             for (std::size_t q = 0; q < p; ++q) x[q] += lambda[a] * S[a * p + q];
     }
+    return corral();
 }
 
 }  // namespace fastflow

@@ -45,7 +45,8 @@ public:
     void implicit_step(bool paid_off) { calm_steps_ = paid_off ? 0 : calm_steps_ + 1; }
 
     // before a step at tau from a state with log L = log_loss, after `steps` accepted ones; h: the step to come
-    // (moved between tau and u = log tau with the phase). implicit_possible: the modes have an exact Jacobian.
+    // (moved between tau and u = log tau with the phase). implicit_possible: the problem is small enough for
+    // dense Jacobians.
     void choose(double tau, double& h, double log_loss, std::size_t steps, bool implicit_possible) {
         const bool separated = is_classification(loss_) && log_loss < log_ell(loss_, 0.0);
         if (phase_ == Phase::implicit && (separated || calm_steps_ >= calm_needed || !implicit_possible))

@@ -55,8 +55,8 @@ public:
         for (auto& k : K_) k.resize(pb.p);
     }
 
-    // whether the current modes can be stepped implicitly
-    bool available() const { return pb_.p <= max_params && jacobian_.available(); }
+    // whether the problem is small enough to be stepped implicitly
+    bool available() const { return pb_.p <= max_params; }
 
     // the Jacobian must be formed again (a retry after a rejection starts from the same state and reuses it)
     void new_state() { jacobian_current_ = false; }

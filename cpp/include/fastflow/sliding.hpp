@@ -44,6 +44,22 @@ public:
         block_gram(set, [&](std::size_t a) { return &D_[a * p + pb_.model.unit_block_offset(set[a] % pb_.H)]; });
     }
     const std::vector<double>& directions() const { return D_; }
+
+    // A deeper net's last hull (from add()): per sliding sample its units, and the corral of its minimal-norm point,
+    // each point tagged with the corner taken in every sample (bit a: the slope of units[a])
+    struct HullFace {
+        std::vector<std::size_t> samples;
+        std::vector<std::vector<std::size_t>> units;
+        Corral<std::vector<std::size_t>> corral;
+    };
+    const HullFace& last_hull() const { return face_; }
+    // slopes (n x n_hidden) <- the slopes in force with the corners of the last hull's corral point j
+    void corner_slopes(std::size_t j, const double* slopes, std::vector<double>& out) const {
+        out.assign(slopes, slopes + pb_.n * pb_.H);
+        for (std::size_t g = 0; g < face_.samples.size(); ++g)
+            for (std::size_t a = 0; a < face_.units[g].size(); ++a)
+                out[face_.samples[g] * pb_.H + face_.units[g][a]] = (face_.corral.tags[j][g] >> a) & 1U ? 1.0 : 0.0;
+    }
     const std::vector<double>& gram() const { return Q_; }
 
     // F (the smooth field at th) <- its minimal-norm Clarke combination over the sliding set Z.
@@ -125,14 +141,16 @@ private:
     // sliding units, and its linear minimisation picks each sample's best corner.
     SlideSolution hull(const std::vector<std::size_t>& Z, const double* th, const double* slopes, double* F) {
         const std::size_t p = pb_.p, H = pb_.H, c = pb_.c;
-        std::vector<std::size_t> samples;
+        std::vector<std::size_t>& samples = face_.samples;
+        samples.clear();
         for (std::size_t z : Z)
             if (samples.empty() || samples.back() != z / H) samples.push_back(z / H);
         std::vector<std::vector<double>> corners(samples.size());
+        face_.units.assign(samples.size(), {});
         std::vector<double> sl(H), base(p);
         for (std::size_t g = 0; g < samples.size(); ++g) {
             const std::size_t i = samples[g];
-            std::vector<std::size_t> units;
+            std::vector<std::size_t>& units = face_.units[g];
             for (std::size_t z : Z)
                 if (z / H == i) units.push_back(z % H);
             if (units.size() > max_hull_units)
@@ -153,7 +171,9 @@ private:
         std::copy(F, F + p, base.begin());
         auto lmo = [&](const double* x, double* v) {
             std::copy(base.begin(), base.end(), v);
-            for (const auto& group : corners) {
+            std::vector<std::size_t> choice(corners.size());
+            for (std::size_t g = 0; g < corners.size(); ++g) {
+                const std::vector<double>& group = corners[g];
                 const std::size_t count = group.size() / p;
                 std::size_t best = 0;
                 double best_value = INFINITY;
@@ -162,9 +182,11 @@ private:
                     if (value < best_value) best_value = value, best = k;
                 }
                 for (std::size_t q = 0; q < p; ++q) v[q] += group[best * p + q];
+                choice[g] = best;
             }
+            return choice;
         };
-        min_norm_point(p, lmo, F);
+        face_.corral = min_norm_point(p, lmo, F);
         return {{}, true};
     }
 
@@ -173,6 +195,7 @@ private:
     std::size_t block_;  // the model's unit block length (0: none)
     std::vector<double> D_, B_, Q_;  // full and block-restricted slope directions, their Gram matrix
     std::vector<std::size_t> labels_;  // the unit of each row of Q_
+    HullFace face_;
 };
 
 // The velocity of the flow with the current modes: the smooth field, made tangent on the sliding set.

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
-#include <limits>
 #include <vector>
 
 #include "dense.hpp"
@@ -117,14 +116,13 @@ public:
 private:
     static constexpr int radius_iterations = 8;
 
-    // A step's cost over an explicit one's, in floating-point operations: the Jacobian (exact, or 2p fields), one LU
+    // A step's cost over an explicit one's, in floating-point operations: the Jacobian, one LU
     // factorization per column, the 1 + 2 + ... + columns substeps' fields and solves, three more fields and the
     // spectral radius, against the six new fields of a Dormand-Prince step
     double cost_ratio() const {
         const double p = static_cast<double>(pb_.p), field = field_flops(pb_);
         const double substeps = static_cast<double>(columns * (columns + 1) / 2);
-        const double jacobian = field_jacobian_.available() ? FieldJacobian::flops(pb_) : 2.0 * p * field;
-        const double step = jacobian + static_cast<double>(columns) * 2.0 * p * p * p / 3.0 +
+        const double step = FieldJacobian::flops(pb_) + static_cast<double>(columns) * 2.0 * p * p * p / 3.0 +
                             substeps * (field + 2.0 * p * p) + 3.0 * field + 2.0 * radius_iterations * p * p;
         return step / (6.0 * field);
     }
@@ -135,34 +133,12 @@ private:
         for (std::size_t q = 0; q < pb_.p; ++q) out[q] *= tau;
     }
 
-    // J_ = d f_u / d theta at (log tau, theta) = tau dV/dtheta: exact where FieldJacobian has it; for a deeper net
-    // while it slides, central differences (the field is smooth while the modes are fixed), made tangent.
+    // J_ = d f_u / d theta at (log tau, theta) = tau dV/dtheta
     void jacobian(double tau, const double* theta) {
-        const std::size_t p = pb_.p;
-        J_.assign(p * p, 0.0);
-        f_start_.resize(p), f_end_.resize(p);
-        if (field_jacobian_.available()) {
-            field_jacobian_(tau, theta, J_.data());
-            for (double& v : J_) v *= tau;
-            return;
-        }
-        const double cbrt_eps = std::cbrt(std::numeric_limits<double>::epsilon());
-        const double scale = norm2(theta, p) / std::sqrt(static_cast<double>(p));
-        const double u0 = std::log(tau);
-        std::vector<double> y(theta, theta + p), plus(p), minus(p);
-        for (std::size_t c = 0; c < p; ++c) {
-            // the weights vary like e^{-q} with margins q ~ tau: perturb by a fraction of the scale 1/tau of theta
-            const double delta = cbrt_eps * std::max(std::abs(theta[c]), 1e-3 * scale + 1e-300) / std::max(1.0, tau);
-            y[c] = theta[c] + delta;
-            field_u(u0, y.data(), plus.data());
-            y[c] = theta[c] - delta;
-            field_u(u0, y.data(), minus.data());
-            y[c] = theta[c];
-            for (std::size_t r = 0; r < p; ++r) J_[r * p + c] = (plus[r] - minus[r]) / (2.0 * delta);
-        }
-        // made tangent, every implicit substep of a tangent field stays tangent, and the extrapolation does not see
-        // a drift off the surfaces
-        if (!st_.Z.empty()) field_jacobian_.project(theta, J_.data());
+        J_.resize(pb_.p * pb_.p);
+        f_start_.resize(pb_.p), f_end_.resize(pb_.p);
+        field_jacobian_(tau, theta, J_.data());
+        for (double& v : J_) v *= tau;
     }
 
     // Every substep is tangent to the sliding surfaces, so y1 ends on them but for the rounding of the linear
