@@ -7,8 +7,10 @@ its own dense output only (docs/mathematics.md §2-§5).
   excursion); between its events a pair must keep the sign of its mode (active >= 0, inactive <= 0, sliding = 0);
 - a second run samples the dense output exactly at the event times: the pair of every event must be on its
   surface there (no spurious event), and sampling must not change the trajectory;
-- no event is recorded twice, each pair's events follow its mode automaton (activate only when inactive, ...),
-  and a branching point is logged once per slide;
+- no event is recorded twice, and each pair's events follow its mode automaton (activate only when inactive, ...);
+- every branch is an unstable branching point, re-evaluated in NumPy (two-layer nets): a slide entered with both
+  one-sided fields pointing away, a sliding surface turning repulsive (D_ij = G_i . v_j at 0), or a neuron pinned
+  at w_j = 0 (the inputs of its samples on their surfaces span the input space);
 - every slide_end alone at its time is a real exit: the pair's minimal-norm multiplier, recomputed in NumPy from
   the one-sided fields at the event, is at 0 or 1 (two-layer nets);
 - two-layer conservation law ||w_j||^2 - ||v_j||^2 constant per neuron, loss non-increasing along the samples,
@@ -30,7 +32,7 @@ from .networks import two_layer
 
 SENSIBLE_STATUSES = ("converged", "t_max", "stalled")
 VIOLATION_KINDS = ("missed_crossing", "wrong_side", "off_surface_while_sliding", "spurious_event", "duplicate_event",
-                   "inconsistent_kind", "branch_relogged", "t_eval_perturbs", "unconfirmed_exit", "conservation",
+                   "inconsistent_kind", "unexplained_branch", "t_eval_perturbs", "unconfirmed_exit", "conservation",
                    "loss_increase", "nonfinite", "status", "timeout", "exception")
 EPS = np.finfo(float).eps
 
@@ -277,17 +279,6 @@ def check_event_sequence(traj):
                 out.append(Violation("inconsistent_kind",
                                      f"pair (sample {i}, neuron {j}): {kind} at t = {t_e:.17g} while {name}"))
             mode = {"activate": 1, "deactivate": -1, "slide_start": 0, "slide_end": None}[kind]
-    # a branching point is logged where it happens: once per slide of the pair, not again at every later event
-    sliding_branch = set()
-    for e in traj.events:
-        pair, kind = (int(e["sample"]), int(e["layer"]), int(e["neuron"])), str(e["kind"])
-        if kind == "branch":
-            if pair in sliding_branch:
-                out.append(Violation("branch_relogged", f"branch of pair (sample {pair[0]}, neuron {pair[2]}) "
-                                                        f"logged again at t = {float(e['t']):.17g} in the same slide"))
-            sliding_branch.add(pair)
-        elif kind in ("slide_end", "slide_start"):
-            sliding_branch.discard(pair)
     return out
 
 
@@ -383,6 +374,45 @@ def check_slide_exits(net, X, y, loss, traj, traj_at_events, rtol, atol):
     return out
 
 
+def check_branches(net, X, y, loss, traj, traj_at_events, rtol, atol):
+    """(f) Every branch is one of the flow's unstable branching points, at its time (plain two-layer nets): the
+    pair's slide starts there (entered with both one-sided fields pointing away: decided with the slide); or the
+    pair slides and D = G_i . v_j, whose sign says whether its surface attracts, is 0 within what the state's error
+    moves it by; or its neuron is pinned at w_j = 0, the inputs of the samples on its surfaces spanning R^d."""
+    out = []
+    te, events = traj_at_events.t_eval, traj.events
+    Y = np.asarray(y, dtype=float).reshape(X.shape[0], -1)
+    open_slides = set()
+    for e in events:
+        kind, (i, j), t = str(e["kind"]), (int(e["sample"]), int(e["neuron"])), float(e["t"])
+        if kind == "slide_start":
+            open_slides.add((i, j))
+        elif kind == "slide_end":
+            open_slides.discard((i, j))
+        if kind != "branch":
+            continue
+        at_t = np.abs(events["t"] - t) <= SAME_T * abs(t)
+        if np.any(at_t & (events["kind"] == "slide_start") & (events["sample"] == i) & (events["neuron"] == j)):
+            continue
+        theta = traj_at_events.theta_at[min(int(np.searchsorted(te, t)), len(te) - 1)]
+        H = preactivations_many(net, theta, X)[0]
+        on_surface = np.abs(H[:, j]) <= h_bands(net, theta, X, rtol, atol)[0][:, j]
+        if on_surface.any() and np.linalg.matrix_rank(X[on_surface]) == X.shape[1]:
+            continue
+        W1, W2 = (b[0] for b in _two_layer_blocks(net, theta))
+        terms = np.abs(W2) * (np.abs(W1) @ np.abs(X[i]))        # |W2_cj'| * (h_ij' terms)
+        if loss == "square":
+            D = (Y[i] - (H[i] * (H[i] > 0)) @ W2.T) @ W2[:, j]
+            noise = (np.abs(Y[i]) + terms.sum(axis=1)) @ (np.abs(W2[:, j]) + 1.0)
+        else:
+            D, noise = Y[i] @ W2[:, j], np.abs(W2).max()         # sign(D) = sign(y_i v_j)
+        if (i, j) in open_slides and abs(D) <= H_BAND * (rtol * noise + atol):
+            continue
+        out.append(Violation("unexplained_branch", f"branch of pair (sample {i}, neuron {j}) at t = {t:.17g}: "
+                                                   f"D = {D:.3e}, and neuron {j} is not pinned at w = 0"))
+    return out
+
+
 def check_conservation(net, traj, rtol=1e-10):
     """(d) ||w_j||^2 - ||v_j||^2 constant per hidden neuron (two-layer homogeneous networks), at every dense
     sample and at the end, relative to ||w_j||^2 + ||v_j||^2, up to CONSERVATION_TOL rtol."""
@@ -471,4 +501,5 @@ def check_problem(problem, n_grid=400, statuses=SENSIBLE_STATUSES):
         violations += check_events_on_surface(net, X, traj, again, problem.rtol, problem.atol)
         if net.is_two_layer and not any(v.kind == "t_eval_perturbs" for v in violations):
             violations += check_slide_exits(net, X, problem.y, problem.loss, traj, again, problem.rtol, problem.atol)
+            violations += check_branches(net, X, problem.y, problem.loss, traj, again, problem.rtol, problem.atol)
     return traj, violations

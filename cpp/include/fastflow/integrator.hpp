@@ -40,7 +40,7 @@ public:
     Integrator(const Model& model, const double* X, const double* Y, std::size_t n, Options opts)
         : pb_(model, X, Y, n, std::move(opts)), field_(pb_), geometry_(pb_, field_.scratch()), sliding_(pb_, field_),
           velocity_(field_, sliding_, state_), log_(pb_), classifier_(pb_, state_, geometry_, sliding_, velocity_, log_),
-          locator_(pb_, state_, geometry_, sliding_, velocity_, field_.scratch()),
+          branches_(pb_, state_), locator_(pb_, state_, geometry_, sliding_, velocity_, branches_, field_.scratch()),
           jacobian_(pb_, field_, geometry_, state_, sliding_, velocity_), stiff_(pb_, field_, velocity_, geometry_, state_, jacobian_),
           rosenbrock_(pb_, velocity_, field_, jacobian_),
           phases_(pb_.opt.loss, pb_.p <= StiffStepper::max_params), samples_(pb_, field_), theta_(pb_.p), y1_(pb_.p),
@@ -79,6 +79,7 @@ public:
         field_.reset_count();
         samples_.restart();
         locator_.forget_start_scales();
+        branches_.reset();
         phases_.reset();
         next_settle_check_ = INFINITY;
         hovering_ = 0;
@@ -155,7 +156,11 @@ public:
                 samples_.emit(res, tau_event, coef_.data(), step_, theta_.data(), slopes());
                 dopri5::dense_eval(coef_.data(), p, sigma_event, theta_.data());
                 tau = tau_event;
-                handle_events(tau, fired, locator_.slide_exits());
+                if (fired.empty() && locator_.slide_exits().empty())
+                    geometry_.project(theta_.data(), slopes(), state_.Z);  // a surface turn alone: the modes stay
+                else
+                    handle_events(tau, fired, locator_.slide_exits());
+                mark_branches(tau, locator_.surface_turns());
                 log_loss = state_field(tau);
                 if (auto s = stop.after_events(tau, log_.size())) {
                     res.status = s->status, res.message = s->message;
@@ -320,6 +325,18 @@ private:
         }
     }
 
+    // Unstable branches (branches.hpp) are logged as `branch`, and the flow stays on its minimal-norm solution:
+    // sliding surfaces that turn repulsive (sign changes of D found by the locator), and units just pinned at w = 0
+    void mark_branches(double tau, const std::vector<SurfaceTurn>& turns) {
+        for (const SurfaceTurn& turn : turns) {
+            if (state_.mode[turn.z] != Mode::sliding) continue;
+            state_.branch[turn.z] = turn.to_repulsive;
+            if (turn.to_repulsive) log_.push(tau, EventKind::branch, turn.z, Mode::unset);
+        }
+        for (std::size_t z : branches_.newly_pinned(geometry_, theta_.data()))
+            log_.push(tau, EventKind::branch, z, Mode::unset);
+    }
+
     const Problem pb_;
     Field field_;
     SwitchState state_;
@@ -328,6 +345,7 @@ private:
     Velocity velocity_;
     EventLog log_;
     Classifier classifier_;
+    BranchWatch branches_;
     EventLocator locator_;
     FieldJacobian jacobian_;
     StiffStepper stiff_;

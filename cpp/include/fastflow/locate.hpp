@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "branches.hpp"
 #include "geometry.hpp"
 #include "rk.hpp"
 #include "roots.hpp"
@@ -20,8 +21,9 @@ namespace fastflow {
 class EventLocator {
 public:
     EventLocator(const Problem& pb, const SwitchState& state, SwitchGeometry& geometry, Sliding& sliding,
-                 Velocity& velocity, double* scratch)
-        : pb_(pb), st_(state), geo_(geometry), sliding_(sliding), velocity_(velocity), scratch_(scratch),
+                 Velocity& velocity, BranchWatch& branches, double* scratch)
+        : pb_(pb), st_(state), geo_(geometry), sliding_(sliding), velocity_(velocity), branch_watch_(branches),
+          scratch_(scratch),
           exit_noise_(pb, state, sliding, velocity), hc_((dopri5::DENSE_DEGREE + 1) * pb.NS), y_(pb.p), F_(pb.p) {}
 
     // the switch scales at the start of the next step are those at the end of this one (no event, no slide)
@@ -29,6 +31,8 @@ public:
     void forget_start_scales() { start_known_ = false; }
     // the sliding switches whose exit (proven beyond the state's noise) is the last event found
     const std::vector<std::size_t>& slide_exits() const { return exits_; }
+    // the sliding switches whose surface changes between attractive and repulsive at the last event found
+    const std::vector<SurfaceTurn>& surface_turns() const { return turns_; }
 
     // The earliest event in the accepted step from theta to y1 (dense output coef, time map `step`) as a step
     // fraction (-1 if none); `fired` gets every switch whose event falls at that time (simultaneous events are
@@ -40,17 +44,21 @@ public:
         exits_.clear();
         if (pb_.NS == 0) return -1.0;
         std::vector<std::pair<double, std::size_t>> hits;
+        std::vector<SurfaceTurn> turns;
         if (!start_known_) geo_.scales(theta, st_.slopes.data(), start_);
         start_known_ = false;
         geo_.scales(y1, st_.slopes.data(), end_);
         if (pb_.model.linear_switches()) polynomial_hits(coef, hits);
         else layered_hits(coef, hits);
+        if (!st_.Z.empty()) branch_watch_.find(coef, dopri5::DENSE_DEGREE, turns);
         double sigma_min = 2.0;
         for (auto& hk : hits) sigma_min = std::min(sigma_min, hk.first);
+        for (const SurfaceTurn& turn : turns) sigma_min = std::min(sigma_min, turn.sigma);
         const double sigma_exit =
             st_.Z.empty() || slides_stay ? -1.0 : slide_exit(coef, step, std::min(sigma_min, 1.0));
         if (sigma_exit >= 0.0 && sigma_exit < sigma_min) sigma_min = sigma_exit;
         else exits_.clear();
+        turns_.clear();
         if (sigma_min > 1.0) return -1.0;
         // events within a few ulps of t of the earliest one are simultaneous (ulps of the step's own time
         // coordinate: a fast start at t ~ 1e-13 has ulps of 1e-29, not of 1)
@@ -59,6 +67,8 @@ public:
                             std::max(std::abs(origin), std::abs(origin + step.h)) / step.h;
         for (auto& hk : hits)
             if (hk.first <= sigma_min + same) fired.push_back(hk.second);
+        for (const SurfaceTurn& turn : turns)
+            if (turn.sigma <= sigma_min + same) turns_.push_back(turn);
         return sigma_min;
     }
 
@@ -136,10 +146,12 @@ private:
     SwitchGeometry& geo_;
     Sliding& sliding_;
     Velocity& velocity_;
+    BranchWatch& branch_watch_;
     double* scratch_;
     SwitchScales start_, end_;  // at the step's ends
     bool start_known_ = false;  // start_ already holds the step start's (the last step's end)
     std::vector<std::size_t> exits_;
+    std::vector<SurfaceTurn> turns_;
     ExitNoise exit_noise_;
     std::vector<double> hc_, pc_, y_, F_, m_;
 };

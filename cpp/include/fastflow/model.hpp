@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gemm.hpp"
+#include "linalg.hpp"
 
 namespace fastflow {
 
@@ -59,6 +60,12 @@ public:
     virtual std::size_t unit_block_offset(std::size_t) const { return 0; }
     virtual void slope_direction_block(const double*, const double*, std::size_t, const double*, double*) const {}
     virtual void switch_normal_block(const double*, const double*, std::size_t, double*) const {}
+    // Depth-2 nets, for their unstable branches (branches.hpp): the parameter that carries hidden unit `unit`'s
+    // activation to output c (npos: no such single weight, as in deeper nets), and out (d_out x (2 deg + 1)) the
+    // outputs of the sample x along theta(sigma) = sum_m coef_m sigma^m (degree deg) with its slopes
+    static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+    virtual std::size_t output_weight(std::size_t, std::size_t) const { return npos; }
+    virtual void output_polynomials(const double*, std::size_t, const double*, const double*, double*) const {}
     // out (n_params) = d h_k / d theta, the normal of switching surface k
     virtual void switch_normal(const double* theta, const double* X, const double* slopes, std::size_t k,
                                double* out) const = 0;
@@ -226,6 +233,25 @@ public:
 
     void switch_normal_block(const double*, const double* X, std::size_t k, double* out) const override {
         std::copy(X + (k / m_) * d_, X + (k / m_ + 1) * d_, out);
+    }
+
+    std::size_t output_weight(std::size_t unit, std::size_t c) const override { return m_ * d_ + c * m_ + unit; }
+    // Phi_c = sum_j s_j W2_cj (w_j . x): products of the weights' polynomials
+    void output_polynomials(const double* coef, std::size_t deg, const double* x, const double* slopes,
+                            double* out) const override {
+        const std::size_t p = n_params(), stride = 2 * deg + 1;
+        std::fill(out, out + c_ * stride, 0.0);
+        std::vector<double> h(deg + 1);
+        for (std::size_t j = 0; j < m_; ++j) {
+            const double s = relu_ ? slopes[j] : 1.0;
+            if (s == 0.0) continue;
+            for (std::size_t m = 0; m <= deg; ++m) h[m] = dot(coef + m * p + j * d_, x, d_);
+            for (std::size_t c = 0; c < c_; ++c)
+                for (std::size_t a = 0; a <= deg; ++a) {
+                    const double w = s * coef[a * p + output_weight(j, c)];
+                    for (std::size_t b = 0; b <= deg; ++b) out[c * stride + a + b] += w * h[b];
+                }
+        }
     }
 
     void switch_normal(const double*, const double* X, const double*, std::size_t k, double* out) const override {

@@ -1,0 +1,136 @@
+// Unstable branches of depth-2 nets (docs/mathematics.md §2), where gradient flow is not unique and gradient
+// descent leaves what the minimal-norm flow keeps:
+// (a) a sliding surface that turns repulsive. For switch (sample i, unit j) the slope multiplies
+//     D = sum_c G_ic W2_cj (the loss weights times the unit's output weights) along the switch's normal, so both
+//     one-sided fields point away from the surface exactly when D > 0. Along a step's dense output D is a polynomial
+//     for the square loss (G = Y - Phi) and has the sign of y_i W2_j for one-output classification: its first sign
+//     change is isolated like a switch's.
+// (b) a unit pinned at w_j = 0: the normals (the samples' inputs) of its switches on their surfaces (h_ij = 0 to
+//     rounding: sliding, or decided at w_j = 0) come to span the input space.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <vector>
+
+#include "geometry.hpp"
+#include "linalg.hpp"
+#include "loss.hpp"
+#include "roots.hpp"
+#include "switch_state.hpp"
+#include "types.hpp"
+
+namespace fastflow {
+
+// a sliding switch whose surface changes between attractive and repulsive at step fraction sigma
+struct SurfaceTurn {
+    double sigma;
+    std::size_t z;
+    bool to_repulsive;
+};
+
+class BranchWatch {
+public:
+    BranchWatch(const Problem& pb, const SwitchState& state) : pb_(pb), st_(state) {}
+
+    // one-output classification, or the square loss, on a net whose units feed the output through single weights
+    bool watches_sliding() const {
+        return pb_.H > 0 && pb_.model.output_weight(0, 0) != Model::npos &&
+               (pb_.opt.loss == Loss::square || pb_.c == 1);
+    }
+
+    void reset() { pinned_.assign(pb_.H, false); }
+
+    // every sliding switch whose D changes sign within the step (dense output coef of degree deg)
+    void find(const double* coef, int deg, std::vector<SurfaceTurn>& turns) {
+        if (!watches_sliding()) return;
+        const std::size_t p = pb_.p, c = pb_.c, H = pb_.H, d = pb_.model.d_in(), phi_deg = 2 * deg;
+        const bool square = pb_.opt.loss == Loss::square;
+        const std::size_t g_deg = square ? phi_deg + deg : deg;
+        const double rtol = pb_.opt.rtol + 64.0 * std::numeric_limits<double>::epsilon(), atol = pb_.opt.atol;
+        std::vector<double> phi(c * (phi_deg + 1)), g(g_deg + 1);
+        for (std::size_t z : st_.Z) {
+            const std::size_t i = z / H, unit = z % H;
+            if (square) pb_.model.output_polynomials(coef, deg, pb_.X + i * d, st_.slopes.data() + i * H, phi.data());
+            std::fill(g.begin(), g.end(), 0.0);
+            // D's noise at the step's start: what a state error at the tolerance moves it by (near a minimum the
+            // residuals, and with them D, are that noise)
+            double noise = 0.0;
+            for (std::size_t o = 0; o < c; ++o) {
+                const std::size_t w = pb_.model.output_weight(unit, o);
+                const double y = pb_.Y[i * c + o], v = coef[w], dv = atol + rtol * std::abs(v);
+                if (!square) {
+                    for (int m = 0; m <= deg; ++m) g[m] += y * coef[m * p + w];
+                    noise += dv;
+                    continue;
+                }
+                for (std::size_t a = 0; a <= phi_deg; ++a) {
+                    const double r = (a == 0 ? y : 0.0) - phi[o * (phi_deg + 1) + a];
+                    for (int m = 0; m <= deg; ++m) g[a + m] += r * coef[m * p + w];
+                }
+                const double residual = y - phi[o * (phi_deg + 1)];
+                noise += output_noise(coef, i, o, rtol, atol) * std::abs(v) + std::abs(residual) * dv;
+            }
+            // watch for the sign D does not have at the start: the flag set where it last turned decides within
+            // the noise of 0 (right after a turn), the sign itself beyond
+            const double band = noise;
+            const bool repulsive = std::abs(g[0]) > band ? g[0] > 0.0 : static_cast<bool>(st_.branch[z]);
+            if (repulsive)
+                for (double& v : g) v = -v;
+            const double sigma = first_violation(g.data(), static_cast<int>(g_deg), band);
+            if (sigma >= 0.0) turns.push_back({sigma, z, !repulsive});
+        }
+    }
+
+    // The units just pinned at w = 0 (the inputs of their samples whose switches are on their surfaces span the
+    // input space), for nets whose switches of a unit touch only its own block: one of those switches per unit
+    std::vector<std::size_t> newly_pinned(SwitchGeometry& geometry, const double* theta) {
+        const std::size_t H = pb_.H, d = pb_.model.unit_block_size();
+        std::vector<std::size_t> out;
+        if (d == 0 || !pb_.model.linear_switches()) return out;
+        const std::vector<double>& h = geometry.preactivations(theta, st_.slopes.data());
+        SwitchScales scales;
+        geometry.scales(theta, st_.slopes.data(), scales);
+        std::vector<bool> pinned(H, false);
+        std::vector<std::vector<std::size_t>> by_unit(H);
+        for (std::size_t k = 0; k < pb_.NS; ++k)
+            if (std::abs(h[k]) <= scales.band(k, 1.0)) by_unit[k % H].push_back(k);
+        std::vector<double> N, gram, x;
+        for (std::size_t u = 0; u < H; ++u) {
+            const std::size_t k = by_unit[u].size();
+            if (k < d) continue;
+            N.resize(k * d);
+            for (std::size_t a = 0; a < k; ++a) pb_.model.switch_normal_block(theta, pb_.X, by_unit[u][a], &N[a * d]);
+            gram_matrix(N.data(), k, d, gram);
+            pinned[u] = solve_psd(gram, std::vector<double>(k, 0.0), k, x) == d;
+        }
+        for (std::size_t u = 0; u < H; ++u)
+            if (pinned[u] && !pinned_[u]) out.push_back(by_unit[u].front());
+        pinned_ = std::move(pinned);
+        return out;
+    }
+
+private:
+    // how far a state error at the tolerance moves output o of sample i at theta (coef's first row): each term
+    // W2_oj s_j h_ij by the relative error of both factors (h_ij's terms: its switch scale)
+    double output_noise(const double* theta, std::size_t i, std::size_t o, double rtol, double atol) const {
+        const std::size_t d = pb_.model.d_in(), H = pb_.H;
+        double inputs = 0.0;
+        for (std::size_t l = 0; l < d; ++l) inputs += std::abs(pb_.X[i * d + l]);
+        double noise = 0.0;
+        for (std::size_t j = 0; j < H; ++j) {
+            const double s = st_.slopes[i * H + j], v = std::abs(theta[pb_.model.output_weight(j, o)]);
+            if (s == 0.0) continue;
+            const double terms = pb_.model.switch_scale(theta, pb_.X, st_.slopes.data(), i * H + j);
+            noise += s * (2.0 * rtol * v * terms + atol * (terms + v * inputs));
+        }
+        return noise;
+    }
+
+    const Problem& pb_;
+    const SwitchState& st_;
+    std::vector<bool> pinned_;  // per unit
+};
+
+}  // namespace fastflow
