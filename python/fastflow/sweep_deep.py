@@ -14,15 +14,16 @@ Why this rule. Late in the flow theta(t) ~ r(t) u* + c, with r^L ~ log t / margi
 does not grow (dead units' weights, the conserved balances), so even a run whose limit is decided keeps turning by
 about |c| (1/r(T/2) - 1/r(T)) per doubling of log t: ~0.05 rad at T = 32 from Xavier init, falling like
 (log t)^(-1/3). A fixed small angle would then only measure T; what the rule rejects is a turn that is speeding up
-(a saddle escape or a neuron growing in progress) or too large to be that tail. Every run that classifies its data
-converges in direction eventually (Ji & Telgarsky 2020), so P(converged_direction) measures how many are in that
-regime by T. Activation patterns keep changing late (events past log t = 100 are common), mostly without changing
-the turn's course; each run records its events in (T/2, T], and the report counts the converged runs that had any.
+(a saddle escape or a neuron growing in progress) or too large to be that tail. Every run whose loss falls below
+l(0)/n converges in direction eventually (Ji & Telgarsky 2020), so P(converged_direction) measures how many are in
+that regime by T, not how many converge. Activation patterns keep changing late (events past log t = 100 are
+common), mostly without changing the turn's course; each run records its events in (T/2, T], and the report counts
+the converged runs that had any.
 
 Each run that ends normally also records its dead units: hidden units inactive (pre-activation <= 0, within the
 integration error band of `fuzz_checks.h_bands`, so that a unit held on a switching surface counts as inactive) on
-every sample at the end. The report gives P(converged_direction) over all runs and P(some dead unit) over the normal ends, with
-Wilson intervals, overall and per width, the mean fraction of dead units, and the abnormal ends by status.
+every sample at the end. The report gives P(converged_direction) over all runs and P(some dead unit) over the normal
+ends, with Wilson intervals, overall and per width, the mean fraction of dead units, and the abnormal ends by status.
 """
 from __future__ import annotations
 
@@ -136,8 +137,9 @@ def deep_sweep(ns=(8, 16), ds=(2, 3), widths=(4, 5, 6, 7, 8), loss="exponential"
                     f"> 0 and the direction's turn over ({log_t_max / 2:g}, "
                     f"{log_t_max:g}] at most min(its turn over ({log_t_max / 4:g}, {log_t_max / 2:g}], "
                     f"{angle_tol:g} rad); abnormal = a stop outside {'/'.join(SENSIBLE_STATUSES)}",
-        prediction="every run that classifies its data converges in direction eventually (Ji & Telgarsky 2020): "
-                   "P(converged_direction) is how many have settled by the horizon; no prediction for dead units",
+        prediction="every run whose loss falls below l(0)/n converges in direction eventually (Ji & Telgarsky "
+                   "2020): P(converged_direction) is how many are in that regime by the horizon, not how many "
+                   "converge; no prediction for dead units",
         data=partial(sphere_data, ns=ns, ds=ds),
         net=partial(deep_net, widths=widths),
         init=_init.xavier,
