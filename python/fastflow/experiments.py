@@ -13,6 +13,8 @@ random-sweep    random datasets on the sphere over a small grid of (n, d, width)
 class-n-sweep   margin paper Table 1 measured: FC, diagonal and conv nets of the class N, the verdict of the limit by
                 the horizon rule, per architecture (defined in fastflow.sweep_classn).
 random-sweep-large  n to 1000, width to 128: status, fit, dead units, sliding, time per (n, width) (sweep_large).
+deep-sweep      depth-3 ReLU nets, widths 4-8, on random separable data: P(converged direction) and P(dead units)
+                per width, abnormal ends counted (sweep_deep).
 
 Every sampler, outcome and figures hook here is a top-level function (or a functools.partial of one), so the
 experiments pickle and run on worker processes or a Dask cluster.
@@ -32,6 +34,7 @@ from .networks import two_layer
 from .rank import rank, stable_rank
 from .stats import interval
 from .sweep import random_sweep
+from .sweep_deep import deep_sweep
 from .sweep_large import random_sweep_large
 
 
@@ -399,6 +402,7 @@ _REGISTRY = {
     "random-sweep": random_sweep,
     "class-n-sweep": sweep_classn.class_n_sweep,
     "random-sweep-large": random_sweep_large,
+    "deep-sweep": deep_sweep,
 }
 
 
