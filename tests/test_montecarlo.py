@@ -281,13 +281,14 @@ def test_builtins_listed_picklable_and_runnable():
     assert experiments.names()[:4] == ["vss-thm3.2", "tvs-rank-2x2", "tvs-thm3", "wp-orthogonal"]
     assert "random-sweep" in experiments.names()
     # random-sweep-large on a tiny grid: its own grid takes minutes a sample (tests/test_sweep_large.py)
-    small = {"random-sweep-large": dict(ns=(6,), ds=(2,), widths=(2,), log_t_max=3.0)}
+    small = {"random-sweep-large": dict(ns=(6,), ds=(2,), widths=(2,), log_t_max=3.0),
+             "deep-sweep": dict(ns=(6,), ds=(2,), widths=(4,), log_t_max=8.0)}
     for name in experiments.names():
         exp = experiments.get(name, **small.get(name, {}))
         assert exp.name == name and exp.prediction and exp.labels
         clone = pickle.loads(pickle.dumps(exp))
         assert clone.fingerprint() == exp.fingerprint()
-        n = 3 if name.startswith("random-sweep") or name == "class-n-sweep" else 16
+        n = 3 if name.startswith("random-sweep") or name in ("class-n-sweep", "deep-sweep") else 16
         est = estimate(clone, n=n, seed=0, workers=1, progress=False)
         assert est.n == n and sum(est.counts.values()) == n
 

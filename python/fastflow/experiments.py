@@ -32,7 +32,7 @@ from . import plots, sweep_classn
 from .experiment import Experiment
 from .networks import two_layer
 from .rank import rank, stable_rank
-from .stats import interval
+from .stats import angle, interval
 from .sweep import random_sweep
 from .sweep_deep import deep_sweep
 from .sweep_large import random_sweep_large
@@ -45,10 +45,6 @@ from .sweep_large import random_sweep_large
 def fixed_data(X, y, rng=None):
     """The same dataset for every sample (rng unused)."""
     return X.copy(), y.copy()
-
-
-def _angle(a, b):
-    return float(np.arccos(np.clip(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), -1.0, 1.0)))
 
 
 def _band(W1, X):
@@ -88,7 +84,7 @@ def thm32_probability(width=2, X=VSS_X):
     weights: one neuron active on both points with v > 0, all others dead on both. Each neuron's direction falls
     in the active cone (and, independently, in the dead cone) with probability q = (pi - angle(x1, x2)) / (2 pi);
     the active neuron can be any of the `width` neurons: width * (q / 2) * q^(width - 1)."""
-    q = (math.pi - _angle(X[0], X[1])) / (2 * math.pi)
+    q = (math.pi - angle(X[0], X[1])) / (2 * math.pi)
     return width * q**width / 2
 
 
@@ -185,7 +181,7 @@ def rank_paper_data():
 
 
 TVS_X, TVS_Y = rank_paper_data()
-TVS_ANGLE = _angle(TVS_X[0], TVS_X[1])
+TVS_ANGLE = angle(TVS_X[0], TVS_X[1])
 ZERO_LOSS = 1e-4
 ZERO_LOSS_LABELS = ("zero_loss_rank2", "zero_loss_rank1")
 
@@ -259,7 +255,7 @@ def _sphere_init(net, rng, radius):
 
 def thm3_bound(X=TVS_X):
     """Rank paper Thm 3: Pr[E] >= 2 (angle(x1, x2) / (2 pi))^2 (= the probability of the init region)."""
-    return 2 * (_angle(X[0], X[1]) / (2 * math.pi)) ** 2
+    return 2 * (angle(X[0], X[1]) / (2 * math.pi)) ** 2
 
 
 def thm3_init(net, rng, radius):
@@ -277,12 +273,12 @@ def _partially_active(H):
 
 def thm3_outcome(traj, net, data):
     X, _ = data
-    ang = _angle(X[0], X[1])
+    ang = angle(X[0], X[1])
     W1, _ = net.split(traj.theta)
     S = _partially_active(X @ net.split(_theta0(traj))[0].T)
     in_S = bool((S[0, 0] and S[1, 1]) or (S[1, 0] and S[0, 1]))
     norms = np.linalg.norm(W1, axis=1)
-    a = _angle(W1[0], W1[1]) if np.all(norms > 0) else float("nan")
+    a = angle(W1[0], W1[1]) if np.all(norms > 0) else float("nan")
     rec = {"init_in_S": float(in_S), "angle_deg": math.degrees(a), "norm_w1": norms[0], "norm_w2": norms[1],
            "loss": traj.loss}
     if not traj.loss < ZERO_LOSS:

@@ -1,6 +1,7 @@
 """Confidence intervals for a binomial proportion (the probability of an outcome label), from scipy.stats."""
 from __future__ import annotations
 
+import numpy as np
 from scipy.stats import binomtest
 
 from ._validate import choice
@@ -17,3 +18,8 @@ def interval(count, n, confidence=0.95, method="wilson"):
     ci = binomtest(int(count), int(n)).proportion_ci(confidence_level=confidence, method=_SCIPY_METHOD[method])
     # exact endpoints at the boundary (Wilson's formula rounds to e.g. 1e-17 there)
     return (0.0 if count == 0 else float(ci.low), 1.0 if count == n else float(ci.high))
+
+
+def angle(a, b):
+    """The angle between vectors a and b, in radians."""
+    return float(np.arccos(np.clip(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), -1.0, 1.0)))

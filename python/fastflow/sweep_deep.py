@@ -37,7 +37,7 @@ from .experiment import Experiment
 from .flow import STATUSES, FlowOptions
 from .fuzz_checks import SENSIBLE_STATUSES, h_bands
 from .networks import fully_connected
-from .stats import interval
+from .stats import angle, interval
 from .sweep import sphere_data
 
 LABELS = ["converged_direction", "still_turning", "not_separated", "abnormal"]
@@ -56,10 +56,6 @@ def dead_units(net, theta, X, rtol, atol):
     return np.all(H <= h_bands(net, theta, X, rtol, atol)[0], axis=0)
 
 
-def _angle(a, b):
-    return float(np.arccos(np.clip(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), -1.0, 1.0)))
-
-
 def deep_outcome(traj, net, data, log_t_max, angle_tol):
     """The label (module docstring) with (n, d, width), the margin and the status (index in STATUSES); after a
     normal end the dead units and their fraction; after a separating one the turns of the direction over
@@ -75,7 +71,7 @@ def deep_outcome(traj, net, data, log_t_max, angle_tol):
     if not traj.margin > 0:
         return "not_separated", rec
     u_quarter, u_half = traj.theta_at
-    turn_before, turn = _angle(u_quarter, u_half), _angle(u_half, traj.theta)
+    turn_before, turn = angle(u_quarter, u_half), angle(u_half, traj.theta)
     late = int(np.count_nonzero(traj.events["log_t"] > log_t_max / 2))
     rec.update(turn_before=turn_before, turn=turn, late_events=late)
     return ("converged_direction" if turn <= min(turn_before, angle_tol) else "still_turning"), rec
