@@ -49,6 +49,11 @@ public:
         const bool square = pb_.opt.loss == Loss::square;
         const std::size_t g_deg = square ? phi_deg + deg : deg;
         const double rtol = pb_.opt.rtol + 64.0 * std::numeric_limits<double>::epsilon(), atol = pb_.opt.atol;
+        // the dense output holds each weight to about the tolerance of the whole state (its error norm mixes the
+        // components): an output weight tending to 0 must not cross it on that error
+        double size = 0.0;
+        for (std::size_t q = 0; q < p; ++q) size = std::max(size, std::abs(coef[q]));
+        const double dv = dense_error * (atol + rtol * size);
         std::vector<double> phi(c * (phi_deg + 1)), g(g_deg + 1);
         for (std::size_t z : st_.Z) {
             const std::size_t i = z / H, unit = z % H;
@@ -59,7 +64,7 @@ public:
             double noise = 0.0;
             for (std::size_t o = 0; o < c; ++o) {
                 const std::size_t w = pb_.model.output_weight(unit, o);
-                const double y = pb_.Y[i * c + o], v = coef[w], dv = atol + rtol * std::abs(v);
+                const double y = pb_.Y[i * c + o], v = coef[w];
                 if (!square) {
                     for (int m = 0; m <= deg; ++m) g[m] += y * coef[m * p + w];
                     noise += dv;
@@ -112,6 +117,8 @@ public:
     }
 
 private:
+    static constexpr double dense_error = 16.0;  // the dense output's error, in units of the step's tolerance
+
     // how far a state error at the tolerance moves output o of sample i at theta (coef's first row): each term
     // W2_oj s_j h_ij by the relative error of both factors (h_ij's terms: its switch scale)
     double output_noise(const double* theta, std::size_t i, std::size_t o, double rtol, double atol) const {
