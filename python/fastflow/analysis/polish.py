@@ -90,15 +90,18 @@ class _System:
         return z
 
 
-def _levenberg_marquardt(system, z, max_iter=100):
+def _levenberg_marquardt(system, z, max_iter=100, stall=10):
     """Levenberg-Marquardt with damping mu = c ||F||^2 (Yamashita & Fukushima): quadratic convergence to a zero
-    of F also where the zeros form a manifold (the Jacobian is then singular on it and nearly so near it)."""
+    of F also where the zeros form a manifold (the Jacobian is then singular on it and nearly so near it). A run
+    that has not halved ||F|| in its last `stall` steps has stalled at a non-zero local minimum of ||F|| (a wrong
+    pattern): it stops there rather than at max_iter."""
     F, J = system.residual(z)
     nf = np.linalg.norm(F)
+    history = [nf]
     c = 1.0
     eye = np.eye(len(z))
     for _ in range(max_iter):
-        if nf <= 1e-15 * max(1.0, np.linalg.norm(z)):
+        if nf <= 1e-15 * max(1.0, np.linalg.norm(z)) or len(history) > stall and nf > 0.5 * history[-1 - stall]:
             break
         JtJ, g = J.T @ J, J.T @ F
         for _ in range(30):
@@ -117,6 +120,7 @@ def _levenberg_marquardt(system, z, max_iter=100):
         z = z + step
         F, J = system.residual(z)
         nf = np.linalg.norm(F)
+        history.append(nf)
     return z, nf
 
 

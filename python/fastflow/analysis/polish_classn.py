@@ -23,43 +23,58 @@ class _PatternSystem:
     def __init__(self, m, support, slopes, zero):
         self.m, self.S, self.s, self.Z = m, np.asarray(support, int), slopes, zero
         self.row_of = {int(i): r for r, i in enumerate(self.S)}
-        self.Zs = slopes[zero[:, 0]].copy()            # the slopes of g_i(theta; s + e_u)
-        self.Zs[np.arange(len(zero)), zero[:, 1]] = 1.0
+        zs = slopes[zero[:, 0]].copy()                  # the slopes of g_i(theta; s + e_u)
+        zs[np.arange(len(zero)), zero[:, 1]] = 1.0
+        # one Jacobian call gives every gradient: the support at s, then each zero pair's sample at s + e_u
+        rows = np.concatenate([self.S, zero[:, 0]])
+        self.rX, self.ry, self.rs = self.m.X[rows], self.m.y[rows, None], np.vstack([slopes[self.S], zs])
+        self.zX, self.zs = self.m.X[zero[:, 0]], np.ascontiguousarray(slopes[zero[:, 0]])
+        self.z_row = np.array([self.row_of[int(i)] for i in zero[:, 0]], int)
         self.o_l, self.o_mu = m.p, m.p + len(self.S)
         self.size = self.o_mu + len(zero)
 
     def split(self, z):
         return z[:self.o_l], z[self.o_l:self.o_mu], z[self.o_mu:]
 
-    def _parts(self, theta):
-        m, Z = self.m, self.Z
-        G = m.grads(theta, self.s, self.S)
-        D = np.zeros((len(Z), m.p))
-        if len(Z):
-            D = m.y[Z[:, 0], None] * m.core.jacobian(theta, m.X[Z[:, 0]], self.Zs)[:, 0, :]
-            D -= G[[self.row_of[int(i)] for i in Z[:, 0]]]
-        H = m.pre(theta, self.s)[Z[:, 0], Z[:, 1]] if len(Z) else np.zeros(0)
-        return G, D, H
+    def _grads(self, theta):
+        return self.ry * self.m.core.jacobian(theta, self.rX, self.rs)[:, 0, :]
+
+    def _weights(self, lam, mu):
+        """w with lam @ G + mu @ D = w @ _grads (D_iu = g_i(s + e_u) - g_i(s))."""
+        return np.concatenate([lam - np.bincount(self.z_row, mu, len(self.S)), mu])
 
     def _F(self, theta, lam, mu):
-        G, D, H = self._parts(theta)
-        return np.concatenate([theta - lam @ G - mu @ D, G @ theta / self.m.degree - 1.0, H]), G, D
+        A = self._grads(theta)
+        G = A[:len(self.S)]
+        H = self.m.core.preactivations(theta, self.zX, self.zs)[np.arange(len(self.Z)), self.Z[:, 1]] \
+            if len(self.Z) else np.zeros(0)
+        return np.concatenate([theta - self._weights(lam, mu) @ A, G @ theta / self.m.degree - 1.0, H]), A
 
     def value(self, z):
         return self._F(*self.split(z))[0]
 
     def residual(self, z):
+        """F and its Jacobian: d q_i / d theta = g_i (Euler), d h_iu / d theta = the switch normal, and the
+        stationarity rows' Hessian by one difference per parameter of w @ _grads."""
         theta, lam, mu = self.split(z)
-        F, G, D = self._F(theta, lam, mu)
+        F, A = self._F(theta, lam, mu)
+        nS = len(self.S)
+        G, D = A[:nS], A[nS:] - A[self.z_row]
+        w = self._weights(lam, mu)
         J = np.zeros((self.size, self.size))
-        J[:, :self.o_l] = _derivative(lambda t: self._F(t, lam, mu)[0], theta)
+        J[:self.o_l, :self.o_l] = np.eye(self.o_l) - _derivative(lambda t: w @ self._grads(t), theta)
+        J[self.o_l:self.o_mu, :self.o_l] = G
+        if len(self.Z):
+            N = self.m.core.switch_normals(theta, self.zX, self.zs)
+            J[self.o_mu:, :self.o_l] = N[np.arange(len(self.Z)), self.Z[:, 1]]
         J[:self.o_l, self.o_l:self.o_mu] = -G.T
         J[:self.o_l, self.o_mu:] = -D.T
         return F, J
 
     def start(self, theta):
-        _, G, D = self._F(theta, np.zeros(len(self.S)), np.zeros(len(self.Z)))
-        mult = np.linalg.lstsq(np.vstack([G, D]).T, theta, rcond=None)[0]
+        A = self._grads(theta)
+        nS = len(self.S)
+        mult = np.linalg.lstsq(np.vstack([A[:nS], A[nS:] - A[self.z_row]]).T, theta, rcond=None)[0]
         return np.concatenate([theta, mult])
 
 
