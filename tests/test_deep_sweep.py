@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-from scipy.stats import norm
 
 import fastflow as ff
 from fastflow import experiments, sweep_deep
@@ -17,6 +16,7 @@ from fastflow.experiment import draw
 from fastflow.flow import STATUSES
 from fastflow.montecarlo import estimate
 from fastflow.results import make_estimate
+from test_sweep_classn import wilson  # the Wilson interval written out, independent of fastflow
 
 LABELS = ["converged_direction", "still_turning", "not_separated", "abnormal"]
 TINY = dict(ns=(6, 8), ds=(2,), widths=(4, 6), log_t_max=8.0)
@@ -31,13 +31,6 @@ def cli(*args):
     proc = subprocess.run([sys.executable, "-c", CLI, *map(str, args)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return proc
-
-
-def wilson(k, n, confidence=0.95):
-    z = norm.ppf(0.5 + confidence / 2)
-    p = k / n
-    centre, half = p + z * z / (2 * n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
 
 
 def angle(a, b):

@@ -400,9 +400,9 @@ def check_branches(net, X, y, loss, traj, traj_at_events, rtol, atol):
         if on_surface.any() and np.linalg.matrix_rank(X[on_surface]) == X.shape[1]:
             continue
         W1, W2 = (b[0] for b in _two_layer_blocks(net, theta))
-        terms = np.abs(W2) * (np.abs(W1) @ np.abs(X[i]))        # |W2_cj'| * (h_ij' terms)
         if loss == "square":
             D = (Y[i] - (H[i] * (H[i] > 0)) @ W2.T) @ W2[:, j]
+            terms = np.abs(W2) * (np.abs(W1) @ np.abs(X[i]))    # |W2_cj'| * (h_ij' terms)
             noise = (np.abs(Y[i]) + terms.sum(axis=1)) @ (np.abs(W2[:, j]) + 1.0)
         else:
             D, noise = Y[i] @ W2[:, j], np.abs(W2).max()         # sign(D) = sign(y_i v_j)

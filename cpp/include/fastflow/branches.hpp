@@ -54,10 +54,15 @@ public:
         double size = 0.0;
         for (std::size_t q = 0; q < p; ++q) size = std::max(size, std::abs(coef[q]));
         const double dv = dense_error * (atol + rtol * size);
-        std::vector<double> phi(c * (phi_deg + 1)), g(g_deg + 1);
+        std::vector<double> phi(c * (phi_deg + 1)), phi_noise(c), g(g_deg + 1);
+        std::size_t sample = pb_.n;  // whose outputs phi holds: Z is sorted, so a sample's switches come together
         for (std::size_t z : st_.Z) {
             const std::size_t i = z / H, unit = z % H;
-            if (square) pb_.model.output_polynomials(coef, deg, pb_.X + i * d, st_.slopes.data() + i * H, phi.data());
+            if (square && i != sample) {
+                pb_.model.output_polynomials(coef, deg, pb_.X + i * d, st_.slopes.data() + i * H, phi.data());
+                for (std::size_t o = 0; o < c; ++o) phi_noise[o] = output_noise(coef, i, o, rtol, atol);
+                sample = i;
+            }
             std::fill(g.begin(), g.end(), 0.0);
             // D's noise at the step's start: what a state error at the tolerance moves it by (near a minimum the
             // residuals, and with them D, are that noise)
@@ -75,15 +80,14 @@ public:
                     for (int m = 0; m <= deg; ++m) g[a + m] += r * coef[m * p + w];
                 }
                 const double residual = y - phi[o * (phi_deg + 1)];
-                noise += output_noise(coef, i, o, rtol, atol) * std::abs(v) + std::abs(residual) * dv;
+                noise += phi_noise[o] * std::abs(v) + std::abs(residual) * dv;
             }
             // watch for the sign D does not have at the start: the flag set where it last turned decides within
             // the noise of 0 (right after a turn), the sign itself beyond
-            const double band = noise;
-            const bool repulsive = std::abs(g[0]) > band ? g[0] > 0.0 : static_cast<bool>(st_.branch[z]);
+            const bool repulsive = std::abs(g[0]) > noise ? g[0] > 0.0 : static_cast<bool>(st_.branch[z]);
             if (repulsive)
                 for (double& v : g) v = -v;
-            const double sigma = first_violation(g.data(), static_cast<int>(g_deg), band);
+            const double sigma = first_violation(g.data(), static_cast<int>(g_deg), noise);
             if (sigma >= 0.0) turns.push_back({sigma, z, !repulsive});
         }
     }

@@ -26,7 +26,8 @@ public:
 
     StiffStepper(const Problem& pb, Field& field, Velocity& velocity, SwitchGeometry& geometry,
                  const SwitchState& state, FieldJacobian& field_jacobian)
-        : pb_(pb), field_(field), velocity_(velocity), geo_(geometry), st_(state), field_jacobian_(field_jacobian) {}
+        : pb_(pb), field_(field), velocity_(velocity), geo_(geometry), st_(state), field_jacobian_(field_jacobian),
+          cost_ratio_(cost_ratio(pb)) {}
 
     // the Jacobian must be formed again (a retry after a rejection starts from the same state and reuses it)
     void new_state() { jacobian_current_ = false; }
@@ -105,7 +106,7 @@ public:
 
     // whether a step of size H in u does more than explicit steps could for its cost (as RosenbrockStepper's)
     bool pays_off(double H) const {
-        return H * radius_ >= step_control::StiffnessTest::stability_bound * cost_ratio();
+        return H * radius_ >= step_control::StiffnessTest::stability_bound * cost_ratio_;
     }
 
     // the dense output of the accepted step (its end derivatives are those of the last attempt)
@@ -119,10 +120,10 @@ private:
     // A step's cost over an explicit one's, in floating-point operations: the Jacobian, one LU
     // factorization per column, the 1 + 2 + ... + columns substeps' fields and solves, three more fields and the
     // spectral radius, against the six new fields of a Dormand-Prince step
-    double cost_ratio() const {
-        const double p = static_cast<double>(pb_.p), field = field_flops(pb_);
+    static double cost_ratio(const Problem& pb) {
+        const double p = static_cast<double>(pb.p), field = field_flops(pb);
         const double substeps = static_cast<double>(columns * (columns + 1) / 2);
-        const double step = FieldJacobian::flops(pb_) + static_cast<double>(columns) * 2.0 * p * p * p / 3.0 +
+        const double step = FieldJacobian::flops(pb) + static_cast<double>(columns) * 2.0 * p * p * p / 3.0 +
                             substeps * (field + 2.0 * p * p) + 3.0 * field + 2.0 * radius_iterations * p * p;
         return step / (6.0 * field);
     }
@@ -167,6 +168,7 @@ private:
     std::vector<double> J_, T_, fu_, f_start_, f_end_;  // f_u at the step's ends, for the dense output
     bool jacobian_current_ = false;  // J_ is the Jacobian at the current step's start
     double radius_ = 0.0;            // its spectral radius
+    double cost_ratio_;
 };
 
 }  // namespace fastflow
