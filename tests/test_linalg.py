@@ -77,25 +77,51 @@ def test_min_norm_point_of_a_hull_matches_a_quadratic_program(seed):
     np.testing.assert_allclose(V[rows].T @ weights, x, rtol=0, atol=1e-12 * max(1.0, np.abs(V).max()))
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_solve_psd_told_the_blocks_gives_the_same_bits(seed):
-    """A Gram matrix that is block diagonal up to a permutation (switches of different hidden units): the solver told
-    the blocks skips the zero blocks and must return exactly what the full elimination returns, ties and dropped
-    (dependent) directions included."""
+def _unit_blocks(seed, k=30, units=5, width=4):
+    """Rows that touch only their unit's block (switches of different hidden units), one dependent pair, their
+    Gram matrix with exact zeros between units (as the kernel builds it), and the labels."""
     rng = np.random.default_rng(seed)
-    k, units = 30, 5
     labels = rng.integers(0, units, k)
-    rows = np.zeros((k, units * 4))
+    rows = np.zeros((k, units * width))
     for a, u in enumerate(labels):
-        rows[a, 4 * u:4 * u + 4] = rng.normal(size=4)
-    rows[1] = rows[0] * 2.0 if labels[1] == labels[0] else rows[1]  # a dependent pair when they share a unit
+        rows[a, width * u:width * (u + 1)] = rng.normal(size=width)
+    same = np.flatnonzero(labels == labels[0])
+    if len(same) > 1:
+        rows[same[1]] = 2.0 * rows[0]
     Q = rows @ rows.T
-    Q[labels[:, None] != labels[None, :]] = 0.0  # exact zeros between units, as the kernel builds them
-    b = rng.normal(size=k)
-    x_full, rank_full = _core.solve_psd(Q, b)
-    x_blocks, rank_blocks = _core.solve_psd(Q, b, group=labels.tolist())
-    assert rank_blocks == rank_full
-    assert np.array_equal(x_blocks, x_full)
+    Q[labels[:, None] != labels[None, :]] = 0.0
+    return rows, Q, labels, rng
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_solve_psd_told_the_blocks_solves_every_block(seed):
+    """Told the blocks, the solver works unit by unit: with b in the range of Q (b = D F, as in sliding), Q x = b
+    although blocks with more rows than their width are singular, and the rank is the sum of the blocks' ranks
+    (NumPy's)."""
+    rows, Q, labels, rng = _unit_blocks(seed)
+    b = rows @ rng.normal(size=rows.shape[1])
+    x, rank = _core.solve_psd(Q, b, group=labels.tolist())
+    assert rank == sum(np.linalg.matrix_rank(Q[np.ix_(labels == u, labels == u)]) for u in np.unique(labels))
+    np.testing.assert_allclose(Q @ x, b, rtol=0, atol=1e-10 * np.linalg.norm(b))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_box_qp_told_the_blocks_reaches_the_whole_problems_minimum(seed):
+    """The bounded least squares separates by unit: solved block by block it reaches the same minimum as the solver
+    on the whole matrix, and SciPy's lsq_linear's."""
+    rows, Q, labels, rng = _unit_blocks(seed)
+    F0 = rng.normal(size=rows.shape[1])
+    b = rows @ F0
+
+    def value(s):
+        return 0.5 * np.sum((F0 + rows.T @ s) ** 2)
+
+    s_blocks = _core.box_qp(Q, b, np.linalg.norm(F0), group=labels.tolist())
+    s_whole = _core.box_qp(Q, b, np.linalg.norm(F0))
+    reference = lsq_linear(rows.T, -F0, bounds=(0.0, 1.0), tol=1e-14, method="bvls").x
+    assert np.all((s_blocks >= 0.0) & (s_blocks <= 1.0))
+    assert value(s_blocks) == pytest.approx(value(s_whole), rel=1e-12, abs=1e-12)
+    assert value(s_blocks) == pytest.approx(value(reference), rel=1e-10, abs=1e-12)
 
 
 @pytest.mark.parametrize("seed", range(20))

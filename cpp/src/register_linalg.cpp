@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include <fastflow/block_gram.hpp>
 #include <fastflow/boxqp.hpp>
 #include <fastflow/linalg.hpp>
 #include <fastflow/minnorm.hpp>
@@ -25,6 +26,13 @@ std::vector<double> vector_of(const farray& b, std::size_t k, const char* name) 
     return std::vector<double>(b.data(), b.data() + k);
 }
 
+fastflow::BlockGram blocks(const std::vector<double>& Q, std::size_t k, const std::vector<std::size_t>& group) {
+    if (group.size() != k) throw std::invalid_argument("group must have one label per row of Q");
+    fastflow::BlockGram gram;
+    gram.assign_dense(Q, k, group.data());
+    return gram;
+}
+
 }  // namespace
 
 void register_linalg(py::module_& m) {
@@ -33,15 +41,14 @@ void register_linalg(py::module_& m) {
         [](const farray& Q, const farray& b, std::optional<std::vector<std::size_t>> group) {
             std::size_t k = 0;
             auto q = square_matrix(Q, k);
-            if (group && group->size() != k) throw std::invalid_argument("group must have one label per row of Q");
             std::vector<double> x;
-            const std::size_t rank =
-                fastflow::solve_psd(q, vector_of(b, k, "b"), k, x, 1e-13, group ? group->data() : nullptr);
+            const std::size_t rank = group ? blocks(q, k, *group).solve(vector_of(b, k, "b"), x)
+                                           : fastflow::solve_psd(q, vector_of(b, k, "b"), k, x);
             return py::make_tuple(py::array_t<double>(static_cast<py::ssize_t>(k), x.data()), rank);
         },
         py::arg("Q"), py::arg("b"), py::arg("group") = py::none(),
         "x with Q x = b (least squares when Q is singular) and the numerical rank; group: a label per row, Q being "
-        "zero between rows of different labels");
+        "zero between rows of different labels (solved block by block)");
     m.def(
         "lu_solve",
         [](const farray& A, const farray& b) {
@@ -56,13 +63,15 @@ void register_linalg(py::module_& m) {
         py::arg("A"), py::arg("b"), "x with A x = b, by LU factors with partial pivoting (the implicit steps' solver)");
     m.def(
         "box_qp",
-        [](const farray& Q, const farray& b, double f0_norm) {
+        [](const farray& Q, const farray& b, double f0_norm, std::optional<std::vector<std::size_t>> group) {
             std::size_t k = 0;
             auto q = square_matrix(Q, k);
-            const auto s = fastflow::box_qp(q, vector_of(b, k, "b"), k, f0_norm);
+            const auto s = group ? blocks(q, k, *group).box(vector_of(b, k, "b"), f0_norm)
+                                 : fastflow::box_qp(q, vector_of(b, k, "b"), k, f0_norm);
             return py::array_t<double>(static_cast<py::ssize_t>(k), s.data());
         },
-        py::arg("Q"), py::arg("b"), py::arg("f0_norm"), "argmin over s in [0,1]^k of s^T Q s / 2 + b^T s");
+        py::arg("Q"), py::arg("b"), py::arg("f0_norm"), py::arg("group") = py::none(),
+        "argmin over s in [0,1]^k of s^T Q s / 2 + b^T s; group as for solve_psd");
     m.def(
         "min_norm_point",
         [](const farray& V, bool corral) -> py::object {

@@ -7,7 +7,6 @@
 #include <utility>
 #include <vector>
 
-#include "boxqp.hpp"
 #include "dead_paths.hpp"
 #include "event_log.hpp"
 #include "geometry.hpp"
@@ -182,7 +181,7 @@ private:
             const std::vector<double>& D = sliding_.directions();
             std::vector<double> b(k);
             for (std::size_t a = 0; a < k; ++a) b[a] = dot(&D[a * p], F_.data(), p);
-            const std::vector<double> s = box_qp(sliding_.gram(), b, k, norm2(F_.data(), p));
+            const std::vector<double> s = sliding_.gram().box(b, norm2(F_.data(), p));
             for (std::size_t a = 0; a < k; ++a)
                 for (std::size_t q = 0; q < p; ++q) F_[q] += s[a] * D[a * p + q];
             const double fnorm = norm2(F_.data(), p);

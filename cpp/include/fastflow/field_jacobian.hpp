@@ -64,7 +64,7 @@ public:
                 for (std::size_t r = 0; r < nm.len; ++r) v += nm.row(a)[r] * J[(nm.offset[a] + r) * p + c];
                 rhs[a] = v;
             }
-            solve_psd(nm.gram, rhs, k, lam, 1e-13, nm.blocks());
+            nm.gram.solve(rhs, lam);
             for (std::size_t a = 0; a < k; ++a)
                 for (std::size_t r = 0; r < nm.len; ++r) J[(nm.offset[a] + r) * p + c] -= nm.row(a)[r] * lam[a];
         }

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "block_gram.hpp"
 #include "linalg.hpp"
 #include "types.hpp"
 
@@ -14,13 +15,14 @@ namespace fastflow {
 
 // The normals of a set of switches and their Gram matrix. Block models (two-layer nets): a normal is nonzero only
 // on its unit's block, so each row holds just that block (len entries from offset[a]) and labels[a] names the unit:
-// the Gram matrix is zero between units, and solve_psd is told so.
+// the Gram matrix splits by unit.
 struct Normals {
-    std::vector<double> rows, gram;
+    std::vector<double> rows;
+    BlockGram gram;
     std::size_t count = 0, len = 0;
     std::vector<std::size_t> offset, labels;
 
-    const std::size_t* blocks() const { return labels.empty() ? nullptr : labels.data(); }
+    bool blocks() const { return !labels.empty(); }
     const double* row(std::size_t a) const { return &rows[a * len]; }
 };
 
@@ -28,15 +30,6 @@ inline void gram_matrix(const double* rows, std::size_t k, std::size_t p, std::v
     Q.assign(k * k, 0.0);
     for (std::size_t a = 0; a < k; ++a)
         for (std::size_t b = 0; b <= a; ++b) Q[a * k + b] = Q[b * k + a] = dot(&rows[a * p], &rows[b * p], p);
-}
-
-// the same for rows that touch only the block of their label: rows of different labels are orthogonal
-inline void block_gram_matrix(const double* rows, const std::size_t* labels, std::size_t k, std::size_t len,
-                              std::vector<double>& Q) {
-    Q.assign(k * k, 0.0);
-    for (std::size_t a = 0; a < k; ++a)
-        for (std::size_t b = 0; b <= a; ++b)
-            if (labels[a] == labels[b]) Q[a * k + b] = Q[b * k + a] = dot(&rows[a * len], &rows[b * len], len);
 }
 
 // A switch's rounding scale (sum |w_jl x_il|) and its floor: the largest scale of its layer on the same sample (a
@@ -91,16 +84,15 @@ public:
         nm.offset.assign(k, 0);
         if (block == 0) {
             for (std::size_t a = 0; a < k; ++a) normal(th, slopes, set[a], &nm.rows[a * nm.len]);
-            gram_matrix(nm.rows.data(), k, nm.len, nm.gram);
-            return nm;
+        } else {
+            nm.labels.resize(k);
+            for (std::size_t a = 0; a < k; ++a) {
+                nm.labels[a] = set[a] % pb_.H;
+                nm.offset[a] = pb_.model.unit_block_offset(nm.labels[a]);
+                pb_.model.switch_normal_block(th, pb_.X, set[a], &nm.rows[a * nm.len]);
+            }
         }
-        nm.labels.resize(k);
-        for (std::size_t a = 0; a < k; ++a) {
-            nm.labels[a] = set[a] % pb_.H;
-            nm.offset[a] = pb_.model.unit_block_offset(nm.labels[a]);
-            pb_.model.switch_normal_block(th, pb_.X, set[a], &nm.rows[a * nm.len]);
-        }
-        block_gram_matrix(nm.rows.data(), nm.labels.data(), k, nm.len, nm.gram);
+        nm.gram.assign(k, nm.len, nm.blocks() ? nm.labels.data() : nullptr, [&](std::size_t a) { return nm.row(a); });
         return nm;
     }
 
@@ -111,7 +103,7 @@ public:
         preactivations(theta, slopes);
         std::vector<double> rhs(k), lam;
         for (std::size_t a = 0; a < k; ++a) rhs[a] = h_[set[a]];
-        solve_psd(nm.gram, rhs, k, lam, 1e-13, nm.blocks());
+        nm.gram.solve(rhs, lam);
         for (std::size_t a = 0; a < k; ++a)
             for (std::size_t q = 0; q < nm.len; ++q) theta[nm.offset[a] + q] -= lam[a] * nm.row(a)[q];
     }
@@ -119,14 +111,14 @@ public:
     // whether the normal of switch sw is a combination of the given normals, to rounding
     bool in_span(const double* th, const double* slopes, std::size_t sw, const Normals& nm) const {
         const std::size_t k = nm.count, len = nm.len;
-        const bool blocks = nm.blocks() != nullptr;
+        const bool blocks = nm.blocks();
         std::vector<double> n(len);
         if (blocks) pb_.model.switch_normal_block(th, pb_.X, sw, n.data());
         else normal(th, slopes, sw, n.data());
         std::vector<double> rhs(k, 0.0), lam;
         for (std::size_t a = 0; a < k; ++a)
             if (!blocks || nm.labels[a] == sw % pb_.H) rhs[a] = dot(nm.row(a), n.data(), len);
-        solve_psd(nm.gram, rhs, k, lam, 1e-13, nm.blocks());
+        nm.gram.solve(rhs, lam);
         const double nn = norm2(n.data(), len);
         for (std::size_t a = 0; a < k; ++a)
             if (!blocks || nm.labels[a] == sw % pb_.H)

@@ -10,15 +10,9 @@ namespace fastflow {
 // Solves Q x = b for a symmetric positive semi-definite k x k matrix (row-major) by Cholesky with
 // symmetric pivoting, after scaling Q to unit diagonal (switches of very different sizes are treated alike).
 // Directions with a scaled pivot below rel_tol are dropped (x = 0 there), which gives a least-squares solution
-// when duplicated surfaces make Q singular. Returns the numerical rank.
-//
-// group (optional): a label per row such that Q is zero between rows of different labels (block diagonal up to a
-// permutation). The elimination then skips the zero blocks: the same operations on the nonzero entries, hence the
-// same result to the bit, in O(k^2 + sum of cubed block sizes) instead of O(k^3).
+// when duplicated surfaces make Q singular. Returns the numerical rank. (Block-diagonal systems: BlockGram.)
 inline std::size_t solve_psd(std::vector<double> Q, std::vector<double> b, std::size_t k, std::vector<double>& x,
-                             double rel_tol = 1e-13, const std::size_t* group = nullptr) {
-    std::vector<std::size_t> label(k), members;
-    for (std::size_t i = 0; i < k; ++i) label[i] = group ? group[i] : 0;
+                             double rel_tol = 1e-13) {
     std::vector<std::size_t> perm(k);
     std::vector<double> scale(k);
     for (std::size_t i = 0; i < k; ++i) {
@@ -42,18 +36,13 @@ inline std::size_t solve_psd(std::vector<double> Q, std::vector<double> b, std::
             for (std::size_t r = 0; r < k; ++r) std::swap(Q[r * k + rank], Q[r * k + best]);
             std::swap(b[rank], b[best]);
             std::swap(perm[rank], perm[best]);
-            std::swap(label[rank], label[best]);
         }
         const double piv = std::sqrt(Q[rank * k + rank]);
         Q[rank * k + rank] = piv;
-        members.clear();
+        for (std::size_t i = rank + 1; i < k; ++i) Q[i * k + rank] /= piv;
+        // the whole trailing block, both triangles: a later pivot swap reads rows and columns alike
         for (std::size_t i = rank + 1; i < k; ++i)
-            if (label[i] == label[rank]) members.push_back(i);
-        for (std::size_t i : members) Q[i * k + rank] /= piv;
-        // the whole trailing block, both triangles: a later pivot swap reads rows and columns alike (rows of other
-        // labels have a zero multiplier here, and would subtract zeros)
-        for (std::size_t i : members)
-            for (std::size_t c : members) Q[i * k + c] -= Q[i * k + rank] * Q[c * k + rank];
+            for (std::size_t c = rank + 1; c < k; ++c) Q[i * k + c] -= Q[i * k + rank] * Q[c * k + rank];
         for (std::size_t i = rank + 1; i < k; ++i) Q[rank * k + i] = Q[i * k + rank];
     }
     // forward then backward substitution on the leading rank x rank factor

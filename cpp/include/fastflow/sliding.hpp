@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "boxqp.hpp"
+#include "block_gram.hpp"
 #include "field.hpp"
 #include "geometry.hpp"
 #include "linalg.hpp"
@@ -40,7 +40,7 @@ public:
         D_.resize(k * p);
         for (std::size_t a = 0; a < k; ++a)
             pb_.model.slope_direction(th, pb_.X, slopes, set[a], field_.weights(), &D_[a * p]);
-        if (block_ == 0) return gram_matrix(D_.data(), k, p, Q_);
+        if (block_ == 0) return gram_.assign(k, p, nullptr, [&](std::size_t a) { return &D_[a * p]; });
         block_gram(set, [&](std::size_t a) { return &D_[a * p + pb_.model.unit_block_offset(set[a] % pb_.H)]; });
     }
     const std::vector<double>& directions() const { return D_; }
@@ -60,7 +60,7 @@ public:
             for (std::size_t a = 0; a < face_.units[g].size(); ++a)
                 out[face_.samples[g] * pb_.H + face_.units[g][a]] = (face_.corral.tags[j][g] >> a) & 1U ? 1.0 : 0.0;
     }
-    const std::vector<double>& gram() const { return Q_; }
+    const BlockGram& gram() const { return gram_; }
 
     // F (the smooth field at th) <- its minimal-norm Clarke combination over the sliding set Z.
     // Two-layer networks: s minimises |F0 + D s| without bounds, which makes F tangent to every surface in Z.
@@ -86,10 +86,10 @@ public:
         std::vector<double> b(k);
         for (std::size_t a = 0; a < k; ++a) b[a] = -dot(&rows[a * len], F + offset[a], len);
         SlideSolution sol;
-        sol.degenerate = solve_psd(Q_, b, k, sol.s, 1e-13, block_ > 0 ? labels_.data() : nullptr) < k;
+        sol.degenerate = gram_.solve(b, sol.s) < k;
         if (sol.degenerate) {
             for (double& v : b) v = -v;
-            sol.s = box_qp(Q_, b, k, norm2(F, p));
+            sol.s = gram_.box(b, norm2(F, p));
         }
         for (std::size_t a = 0; a < k; ++a)
             for (std::size_t q = 0; q < len; ++q) F[offset[a] + q] += sol.s[a] * rows[a * len + q];
@@ -122,17 +122,13 @@ public:
     }
 
 private:
-    // Q_ <- the Gram matrix of rows that touch only their unit's block (row(a): its block): rows of different units
-    // are orthogonal, those of one unit meet on its block only; labels_ <- the units
+    // gram_ <- the Gram matrix of rows that touch only their unit's block (row(a): its block): rows of different
+    // units are orthogonal, those of one unit meet on its block only
     template <class Row>
     void block_gram(const std::vector<std::size_t>& set, Row&& row) {
-        const std::size_t k = set.size();
-        labels_.resize(k);
-        for (std::size_t a = 0; a < k; ++a) labels_[a] = set[a] % pb_.H;
-        Q_.assign(k * k, 0.0);
-        for (std::size_t a = 0; a < k; ++a)
-            for (std::size_t b = 0; b <= a; ++b)
-                if (labels_[a] == labels_[b]) Q_[a * k + b] = Q_[b * k + a] = dot(row(a), row(b), block_);
+        labels_.resize(set.size());
+        for (std::size_t a = 0; a < set.size(); ++a) labels_[a] = set[a] % pb_.H;
+        gram_.assign(set.size(), block_, labels_.data(), row);
     }
 
     // Deeper networks: the one-sided fields are multilinear, not affine, in the slopes of units on one sample's
@@ -193,8 +189,9 @@ private:
     const Problem& pb_;
     Field& field_;
     std::size_t block_;  // the model's unit block length (0: none)
-    std::vector<double> D_, B_, Q_;  // full and block-restricted slope directions, their Gram matrix
-    std::vector<std::size_t> labels_;  // the unit of each row of Q_
+    std::vector<double> D_, B_;        // full and block-restricted slope directions
+    BlockGram gram_;                   // their Gram matrix
+    std::vector<std::size_t> labels_;  // the unit of each row
     HullFace face_;
 };
 

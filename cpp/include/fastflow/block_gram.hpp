@@ -1,0 +1,99 @@
+// Gram matrices of switch directions that split into independent blocks. In a two-layer net the normal and the
+// slope direction of switch (i, j) touch only unit j's weights, so rows of different units are orthogonal: the
+// Gram matrix is block diagonal up to a permutation, and every solve splits into one small solve per unit. The
+// cost is then that of the units' own blocks, not of the whole sliding set.
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <utility>
+#include <vector>
+
+#include "boxqp.hpp"
+#include "linalg.hpp"
+
+namespace fastflow {
+
+class BlockGram {
+public:
+    // the Gram matrix of rows a < k (row(a): len doubles), grouped by labels[a] (nullptr: one block); rows of
+    // different labels must be orthogonal
+    template <class Row>
+    void assign(std::size_t k, std::size_t len, const std::size_t* labels, Row&& row) {
+        group(k, labels);
+        for (std::size_t g = 0; g < members_.size(); ++g) {
+            const std::vector<std::size_t>& rows = members_[g];
+            const std::size_t m = rows.size();
+            std::vector<double>& Q = blocks_[g];
+            Q.assign(m * m, 0.0);
+            for (std::size_t a = 0; a < m; ++a)
+                for (std::size_t b = 0; b <= a; ++b) Q[a * m + b] = Q[b * m + a] = dot(row(rows[a]), row(rows[b]), len);
+        }
+    }
+
+    // the blocks of a dense k x k matrix Q (row-major) that is zero between rows of different labels
+    void assign_dense(const std::vector<double>& Q, std::size_t k, const std::size_t* labels) {
+        group(k, labels);
+        for (std::size_t g = 0; g < members_.size(); ++g) {
+            const std::vector<std::size_t>& rows = members_[g];
+            const std::size_t m = rows.size();
+            blocks_[g].resize(m * m);
+            for (std::size_t a = 0; a < m; ++a)
+                for (std::size_t b = 0; b < m; ++b) blocks_[g][a * m + b] = Q[rows[a] * k + rows[b]];
+        }
+    }
+
+    std::size_t size() const { return k_; }
+
+    // x with Q x = b, block by block (solve_psd: least squares where a block is singular); returns the rank
+    std::size_t solve(const std::vector<double>& b, std::vector<double>& x, double rel_tol = 1e-13) const {
+        x.assign(k_, 0.0);
+        std::size_t rank = 0;
+        std::vector<double> bb, xb;
+        for (std::size_t g = 0; g < members_.size(); ++g) {
+            gather(g, b, bb);
+            rank += solve_psd(blocks_[g], bb, bb.size(), xb, rel_tol);
+            scatter(g, xb, x);
+        }
+        return rank;
+    }
+
+    // box_qp's minimiser over [0,1]^k, block by block (the problem separates)
+    std::vector<double> box(const std::vector<double>& b, double f0_norm) const {
+        std::vector<double> s(k_, 0.0), bb;
+        for (std::size_t g = 0; g < members_.size(); ++g) {
+            gather(g, b, bb);
+            scatter(g, box_qp(blocks_[g], bb, bb.size(), f0_norm), s);
+        }
+        return s;
+    }
+
+private:
+    // members_ <- the rows of each label, in increasing row order; blocks in increasing label order
+    void group(std::size_t k, const std::size_t* labels) {
+        k_ = k;
+        std::vector<std::pair<std::size_t, std::size_t>> order(k);
+        for (std::size_t a = 0; a < k; ++a) order[a] = {labels ? labels[a] : 0, a};
+        std::sort(order.begin(), order.end());
+        members_.clear();
+        for (std::size_t a = 0; a < k; ++a) {
+            if (a == 0 || order[a].first != order[a - 1].first) members_.emplace_back();
+            members_.back().push_back(order[a].second);
+        }
+        blocks_.resize(members_.size());
+    }
+
+    void gather(std::size_t g, const std::vector<double>& full, std::vector<double>& part) const {
+        part.resize(members_[g].size());
+        for (std::size_t a = 0; a < part.size(); ++a) part[a] = full[members_[g][a]];
+    }
+
+    void scatter(std::size_t g, const std::vector<double>& part, std::vector<double>& full) const {
+        for (std::size_t a = 0; a < part.size(); ++a) full[members_[g][a]] = part[a];
+    }
+
+    std::size_t k_ = 0;
+    std::vector<std::vector<std::size_t>> members_;
+    std::vector<std::vector<double>> blocks_;
+};
+
+}  // namespace fastflow
