@@ -2,6 +2,7 @@
 // minimal-norm projection onto an intersection of surfaces.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <limits>
 #include <utility>
@@ -46,7 +47,12 @@ struct SwitchScales {
 
 class SwitchGeometry {
 public:
-    SwitchGeometry(const Problem& pb, double* scratch) : pb_(pb), scratch_(scratch), h_(pb.NS) {}
+    SwitchGeometry(const Problem& pb, double* scratch) : pb_(pb), scratch_(scratch), h_(pb.NS), layer_(pb.H) {
+        for (std::size_t u = 0; u < pb.H; ++u) {
+            layer_[u] = static_cast<std::size_t>(pb.model.switch_layer(u));
+            layers_ = std::max(layers_, layer_[u] + 1);
+        }
+    }
 
     // every pre-activation at th (slopes = nullptr: deeper layers see sigma'(h) = 1[h > 0])
     const std::vector<double>& preactivations(const double* th, const double* slopes) {
@@ -58,16 +64,24 @@ public:
         out.scale.resize(pb_.NS);
         out.floor.resize(pb_.NS);
         pb_.model.switch_scales(th, pb_.X, pb_.n, slopes, out.scale.data());
-        std::vector<double> layer_max;
-        for (std::size_t i = 0; i < pb_.n; ++i) {
-            layer_max.assign(layer_max.size(), 0.0);
-            for (std::size_t u = 0; u < pb_.H; ++u) {
-                const auto layer = static_cast<std::size_t>(pb_.model.switch_layer(u));
-                if (layer >= layer_max.size()) layer_max.resize(layer + 1, 0.0);
-                layer_max[layer] = std::max(layer_max[layer], out.scale[i * pb_.H + u]);
-            }
-            for (std::size_t u = 0; u < pb_.H; ++u)
-                out.floor[i * pb_.H + u] = layer_max[static_cast<std::size_t>(pb_.model.switch_layer(u))];
+        for (std::size_t i = 0; i < pb_.n; ++i) floors(i, out);
+    }
+
+    // the same for the switches of `samples` only (out sized for all), in one call of the model
+    void sample_scales(const double* th, const double* slopes, const std::vector<std::size_t>& samples,
+                       SwitchScales& out) const {
+        const std::size_t H = pb_.H, d = pb_.model.d_in(), m = samples.size();
+        out.scale.resize(pb_.NS);
+        out.floor.resize(pb_.NS);
+        std::vector<double> X(m * d), sl(m * H), scale(m * H);
+        for (std::size_t r = 0; r < m; ++r) {
+            std::copy(pb_.X + samples[r] * d, pb_.X + (samples[r] + 1) * d, &X[r * d]);
+            std::copy(slopes + samples[r] * H, slopes + (samples[r] + 1) * H, &sl[r * H]);
+        }
+        pb_.model.switch_scales(th, X.data(), m, sl.data(), scale.data());
+        for (std::size_t r = 0; r < m; ++r) {
+            std::copy(&scale[r * H], &scale[(r + 1) * H], &out.scale[samples[r] * H]);
+            floors(samples[r], out);
         }
     }
 
@@ -108,6 +122,22 @@ public:
             for (std::size_t q = 0; q < nm.len; ++q) theta[nm.offset[a] + q] -= lam[a] * nm.row(a)[q];
     }
 
+    // Block models: whether every switch of `set` is on its surface to the rounding of its pre-activation
+    // (|n_k . w| <= 32 eps |n_k| |w|); never for other models, whose surfaces are not linear in theta
+    bool on_surfaces(const double* th, const std::vector<std::size_t>& set) const {
+        const std::size_t len = pb_.model.unit_block_size();
+        if (len == 0) return false;
+        std::vector<double> n(len);
+        for (std::size_t k : set) {
+            pb_.model.switch_normal_block(th, pb_.X, k, n.data());
+            const double* w = th + pb_.model.unit_block_offset(k % pb_.H);
+            if (std::abs(dot(n.data(), w, len)) > 32.0 * std::numeric_limits<double>::epsilon() *
+                                                       norm2(n.data(), len) * norm2(w, len))
+                return false;
+        }
+        return true;
+    }
+
     // whether the normal of switch sw is a combination of the given normals, to rounding
     bool in_span(const double* th, const double* slopes, std::size_t sw, const Normals& nm) const {
         const std::size_t k = nm.count, len = nm.len;
@@ -136,9 +166,19 @@ public:
     }
 
 private:
+    // sample i's floors: the largest scale of each layer
+    void floors(std::size_t i, SwitchScales& out) const {
+        const double* scale = &out.scale[i * pb_.H];
+        std::vector<double> layer_max(layers_, 0.0);
+        for (std::size_t u = 0; u < pb_.H; ++u) layer_max[layer_[u]] = std::max(layer_max[layer_[u]], scale[u]);
+        for (std::size_t u = 0; u < pb_.H; ++u) out.floor[i * pb_.H + u] = layer_max[layer_[u]];
+    }
+
     const Problem& pb_;
     double* scratch_;
     std::vector<double> h_;
+    std::vector<std::size_t> layer_;  // each unit's layer (the model's, looked up once)
+    std::size_t layers_ = 0;
 };
 
 }  // namespace fastflow

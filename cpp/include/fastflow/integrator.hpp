@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstddef>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -128,7 +129,7 @@ public:
                 : phase == Phase::implicit
                     ? rosenbrock_.attempt(tau, h, theta_.data(), k_[0].data(), log_loss, y1_.data())
                     : dopri5::step(stage, tau, h, theta_.data(), k_, y1_.data(), ytmp_.data(), p, opt.rtol, opt.atol);
-            const double stage_margin = velocity_.least_exit_margin();
+            const std::vector<double> exit_taus = velocity_.exit_taus();
             if (!(err <= 1.0)) {
                 ++res.n_rejected;
                 h *= step_control::after_rejection(err, exponent());
@@ -143,10 +144,11 @@ public:
                 phases_.implicit_step(log_phase ? stiff_.pays_off(h) : rosenbrock_.pays_off(h));
             const double log_loss_end = dense_output(h);
             std::vector<std::size_t> fired;
-            // the stages' slides all inside their bounds: no exit to look for between them
-            const bool slides_stay = stage_margin >= 0.0;
+            // where the stages found slides out of their bounds: the exits are looked for there only
+            std::vector<double> exit_hints;
+            for (double t : exit_taus) exit_hints.push_back(step_.sigma(t));
             const double sigma_event = locator_.find(theta_.data(), y1_.data(), coef_.data(), step_, fired,
-                                                     slides_stay);
+                                                     exit_hints);
             stiff_.new_state();
             rosenbrock_.new_state();
             const double h_next = h * step_control::after_acceptance(err, just_rejected, exponent());
@@ -171,8 +173,9 @@ public:
                 samples_.emit(res, tau_new, coef_.data(), step_, theta_.data(), slopes());
                 std::swap(theta_, y1_);
                 tau = tau_new;
-                if (!state_.Z.empty()) {
-                    // the step's truncation error leaves sliding neurons a rounding off their surfaces
+                if (!state_.Z.empty() && !geometry_.on_surfaces(theta_.data(), state_.Z)) {
+                    // the step's rounding leaves sliding neurons off their surfaces. (Two-layer nets: each stage's
+                    // velocity is tangent to the linear surfaces, so the step keeps them but for rounding.)
                     geometry_.project(theta_.data(), slopes(), state_.Z);
                     log_loss = state_field(tau);
                 } else {
@@ -294,21 +297,29 @@ private:
     }
 
     void handle_events(double tau, const std::vector<std::size_t>& fired, const std::vector<std::size_t>& exits) {
-        std::vector<std::size_t> set(state_.Z.begin(), state_.Z.end());
-        set.insert(set.end(), fired.begin(), fired.end());
+        // Two-layer nets: a switch on its surface changes no output, so an event changes the field in its units'
+        // blocks only, and only their switches are decided again (the others' slides and sides stand)
+        std::vector<bool> touched(pb_.H, pb_.model.unit_block_size() == 0);
+        for (std::size_t sw : fired) touched[sw % pb_.H] = true;
+        for (std::size_t sw : exits) touched[sw % pb_.H] = true;
+        std::vector<std::size_t> set(fired.begin(), fired.end());
+        for (std::size_t z : state_.Z)
+            if (touched[z % pb_.H]) set.push_back(z);
         const std::vector<double>& h = geometry_.preactivations(theta_.data(), slopes());
         SwitchScales scales;
         geometry_.scales(theta_.data(), slopes(), scales);
         // a deeper unit whose inputs are all exactly zero (scale 0) is no switch: its slope changes nothing
         for (std::size_t k = 0; k < pb_.NS; ++k) {
             const double b = scales.band(k, state_.band_boost[k]);
-            if (b > 0.0 && std::abs(h[k]) <= b) set.push_back(k);
+            if (touched[k % pb_.H] && b > 0.0 && std::abs(h[k]) <= b) set.push_back(k);
         }
         std::sort(set.begin(), set.end());
         set.erase(std::unique(set.begin(), set.end()), set.end());
         std::vector<Mode> before(fired.size());
         for (std::size_t a = 0; a < fired.size(); ++a) before[a] = state_.mode[fired[a]];
-        geometry_.project(theta_.data(), slopes(), set);
+        std::vector<std::size_t> to_project;  // the set and every slide: all are put back on their surfaces
+        std::set_union(set.begin(), set.end(), state_.Z.begin(), state_.Z.end(), std::back_inserter(to_project));
+        geometry_.project(theta_.data(), slopes(), to_project);
         for (std::size_t sw : fired) {
             state_.refires[sw] = same_time(state_.last_fired_tau[sw], tau) ? state_.refires[sw] + 1 : 0;
             state_.last_fired_tau[sw] = tau;

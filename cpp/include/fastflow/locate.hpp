@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <limits>
+#include <numeric>
 #include <utility>
 #include <vector>
 
@@ -27,7 +28,7 @@ public:
           exit_noise_(pb, state, sliding, velocity), hc_((dopri5::DENSE_DEGREE + 1) * pb.NS), y_(pb.p), F_(pb.p) {}
 
     // the switch scales at the start of the next step are those at the end of this one (no event, no slide)
-    void carry_end_scales() { std::swap(start_, end_), start_known_ = true; }
+    void carry_end_scales() { std::swap(start_, end_), start_known_ = true; }  // (samples computed so far)
     void forget_start_scales() { start_known_ = false; }
     // the sliding switches whose exit (proven beyond the state's noise) is the last event found
     const std::vector<std::size_t>& slide_exits() const { return exits_; }
@@ -36,26 +37,28 @@ public:
 
     // The earliest event in the accepted step from theta to y1 (dense output coef, time map `step`) as a step
     // fraction (-1 if none); `fired` gets every switch whose event falls at that time (simultaneous events are
-    // handled together). `slides_stay`: the step's stages found every slide's multipliers inside their bounds, so
-    // no exit is looked for.
+    // handled together). `exit_hints`: the step fractions where its stages found a slide's multiplier out of its
+    // bounds; exits are looked for on the dense output there (none: the slides stay).
     double find(const double* theta, const double* y1, const double* coef, const StepMap& step,
-                std::vector<std::size_t>& fired, bool slides_stay = false) {
+                std::vector<std::size_t>& fired, std::vector<double> exit_hints) {
         fired.clear();
         exits_.clear();
         if (pb_.NS == 0) return -1.0;
         std::vector<std::pair<double, std::size_t>> hits;
         std::vector<SurfaceTurn> turns;
-        if (!start_known_) geo_.scales(theta, st_.slopes.data(), start_);
+        if (!start_known_) start_.forget(pb_.n);
         start_known_ = false;
-        geo_.scales(y1, st_.slopes.data(), end_);
-        if (pb_.model.linear_switches()) polynomial_hits(coef, hits);
+        end_.forget(pb_.n);
+        start_.at = theta, end_.at = y1;
+        if (pb_.model.unit_block_size() > 0) screened_hits(coef, hits);
+        else if (pb_.model.linear_switches()) polynomial_hits(coef, hits);
         else layered_hits(coef, hits);
         if (!st_.Z.empty()) branch_watch_.find(coef, dopri5::DENSE_DEGREE, turns);
         double sigma_min = 2.0;
         for (auto& hk : hits) sigma_min = std::min(sigma_min, hk.first);
         for (const SurfaceTurn& turn : turns) sigma_min = std::min(sigma_min, turn.sigma);
         const double sigma_exit =
-            st_.Z.empty() || slides_stay ? -1.0 : slide_exit(coef, step, std::min(sigma_min, 1.0));
+            exit_hints.empty() ? -1.0 : slide_exit(coef, step, std::min(sigma_min, 1.0), std::move(exit_hints));
         if (sigma_exit >= 0.0 && sigma_exit < sigma_min) sigma_min = sigma_exit;
         else exits_.clear();
         turns_.clear();
@@ -73,15 +76,86 @@ public:
     }
 
 private:
-    // the rounding band of switch k over the step: the wider of its ends'
+    // The switch scales at one end of the step (at `at`), of the samples whose switches may cross
+    struct EndScales {
+        SwitchScales scales;
+        std::vector<bool> known;  // per sample
+        const double* at = nullptr;
+
+        void forget(std::size_t n) { known.assign(n, false); }
+        void need(const SwitchGeometry& geo, const double* slopes, const std::vector<std::size_t>& samples) {
+            std::vector<std::size_t> missing;
+            for (std::size_t i : samples)
+                if (!known[i]) missing.push_back(i), known[i] = true;
+            if (!missing.empty()) geo.sample_scales(at, slopes, missing, scales);
+        }
+    };
+
+    // the rounding band of switch k over the step: the wider of its ends' (their scales known)
     double band(std::size_t k) const {
-        return std::max(start_.band(k, st_.band_boost[k]), end_.band(k, st_.band_boost[k]));
+        return std::max(start_.scales.band(k, st_.band_boost[k]), end_.scales.band(k, st_.band_boost[k]));
+    }
+
+    // the ends' scales of these samples
+    void need_scales(const std::vector<std::size_t>& samples) {
+        start_.need(geo_, st_.slopes.data(), samples);
+        end_.need(geo_, st_.slopes.data(), samples);
+    }
+    void need_all_scales() {
+        std::vector<std::size_t> all(pb_.n);
+        std::iota(all.begin(), all.end(), std::size_t{0});
+        need_scales(all);
+    }
+
+    // Block models (two-layer nets): h_k(sigma) = n_k . w_j(sigma) moves by at most |n_k| sum_m>=1 |c_mj| over the
+    // step (Cauchy-Schwarz on the dense output's coefficients), so only the switches within that reach of their
+    // surface get their polynomial; the rest cannot cross (nor would first_violation find them).
+    void screened_hits(const double* coef, std::vector<std::pair<double, std::size_t>>& hits) {
+        constexpr int deg = dopri5::DENSE_DEGREE;
+        const std::size_t H = pb_.H, p = pb_.p, len = pb_.model.unit_block_size();
+        if (normal_norms_.empty()) {
+            std::vector<double> row(len);
+            normal_norms_.resize(pb_.NS);
+            for (std::size_t k = 0; k < pb_.NS; ++k)
+                pb_.model.switch_normal_block(coef, pb_.X, k, row.data()), normal_norms_[k] = norm2(row.data(), len);
+        }
+        pb_.model.preactivations(coef, pb_.X, pb_.n, st_.slopes.data(), hc_.data(), scratch_);  // at the start
+        std::vector<double> reach(H, 0.0), row(len);
+        for (std::size_t j = 0; j < H; ++j) {
+            for (int m = 1; m <= deg; ++m) reach[j] += norm2(&coef[m * p + pb_.model.unit_block_offset(j)], len);
+            reach[j] *= 1.0 + 1e-12;  // the rounding of the norms and of the dot products bounded
+        }
+        std::vector<std::size_t> near;  // switches that may reach their surfaces, with their polynomials
+        std::vector<double> polys;
+        double g[deg + 1];
+        for (std::size_t k = 0; k < pb_.NS; ++k) {
+            if (st_.mode[k] == Mode::sliding) continue;
+            const double sign = st_.mode[k] == Mode::active ? -1.0 : 1.0;  // g > 0 means the switch left its side
+            g[0] = sign * hc_[k];
+            if (g[0] + normal_norms_[k] * reach[k % H] <= 0.0) continue;
+            pb_.model.switch_normal_block(coef, pb_.X, k, row.data());
+            const double* w = &coef[pb_.model.unit_block_offset(k % H)];
+            double abs_sum = 0.0;
+            for (int m = 1; m <= deg; ++m) g[m] = sign * dot(row.data(), w + m * p, len), abs_sum += std::abs(g[m]);
+            if (g[0] + abs_sum < 0.0) continue;  // its maximum over the step is negative
+            near.push_back(k);
+            polys.insert(polys.end(), g, g + deg + 1);
+        }
+        std::vector<std::size_t> samples;
+        for (std::size_t k : near)
+            if (samples.empty() || samples.back() != k / H) samples.push_back(k / H);
+        need_scales(samples);
+        for (std::size_t a = 0; a < near.size(); ++a) {
+            const double sigma = first_violation(&polys[a * (deg + 1)], deg, band(near[a]));
+            if (sigma >= 0.0) hits.emplace_back(sigma, near[a]);
+        }
     }
 
     // Linear switching functions along the polynomial dense output are polynomials: isolate their first roots.
     void polynomial_hits(const double* coef, std::vector<std::pair<double, std::size_t>>& hits) {
         constexpr int deg = dopri5::DENSE_DEGREE;
         const std::size_t NS = pb_.NS;
+        need_all_scales();
         for (int m = 0; m <= deg; ++m)
             pb_.model.preactivations(&coef[m * pb_.p], pb_.X, pb_.n, st_.slopes.data(), &hc_[m * NS], scratch_);
         double g[deg + 1];
@@ -101,6 +175,7 @@ private:
         constexpr std::size_t deg = dopri5::DENSE_DEGREE;
         const std::size_t stride = pb_.model.switch_poly_degree(deg) + 1;
         pc_.resize(pb_.NS * stride);
+        need_all_scales();
         pb_.model.preactivation_polynomials(coef, deg, pb_.X, pb_.n, st_.slopes.data(), pc_.data());
         std::vector<double> g(stride);
         for (std::size_t k = 0; k < pb_.NS; ++k) {
@@ -113,17 +188,20 @@ private:
     }
 
     // first step fraction <= sigma_stop where a sliding multiplier s provably leaves (0,1), or -1; exits_ <- the
-    // switches that leave
-    double slide_exit(const double* coef, const StepMap& step, double sigma_stop) {
+    // switches that leave. Looked for at the hints (in order; one at the start looks a little later, and one past
+    // sigma_stop at sigma_stop), and located between the last hint where s was inside and the first where it left.
+    double slide_exit(const double* coef, const StepMap& step, double sigma_stop, std::vector<double> hints) {
         auto exit_margin = [&](double sigma, bool banded) {
             dopri5::dense_eval(coef, pb_.p, sigma, y_.data());
             const SlideSolution sol = velocity_(step.tau(sigma), y_.data(), F_.data());
             return sliding_.margins(sol, st_.Z, y_.data(), st_.slopes.data(), F_.data(), banded, m_);
         };
-        constexpr int samples = 8;
+        constexpr double first_look = 1.0 / 8.0;  // of sigma_stop
+        for (double& hint : hints) hint = hint > 0.0 ? std::min(hint, sigma_stop) : first_look * sigma_stop;
+        std::sort(hints.begin(), hints.end());
+        hints.erase(std::unique(hints.begin(), hints.end()), hints.end());
         double lo = 0.0;
-        for (int m = 1; m <= samples; ++m) {
-            const double hi = sigma_stop * m / samples;
+        for (double hi : hints) {
             if (exit_margin(hi, true) < 0.0) {
                 const std::vector<bool> proven = exit_noise_.proven(step.tau(hi), y_.data());
                 for (std::size_t a = 0; a < proven.size(); ++a)
@@ -148,12 +226,13 @@ private:
     Velocity& velocity_;
     BranchWatch& branch_watch_;
     double* scratch_;
-    SwitchScales start_, end_;  // at the step's ends
+    EndScales start_, end_;     // at the step's ends
     bool start_known_ = false;  // start_ already holds the step start's (the last step's end)
     std::vector<std::size_t> exits_;
     std::vector<SurfaceTurn> turns_;
     ExitNoise exit_noise_;
     std::vector<double> hc_, pc_, y_, F_, m_;
+    std::vector<double> normal_norms_;  // |n_k| of block models' switches (fixed normals)
 };
 
 }  // namespace fastflow

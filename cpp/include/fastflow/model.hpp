@@ -55,7 +55,8 @@ public:
                                  const double* G, double* out) const = 0;
     // Networks whose switches of hidden unit u touch only a block of parameters (two-layer: u's incoming weights)
     // say its length here (0: no such structure), where it starts, and the slope direction restricted to it: then
-    // sliding splits into one small problem per unit.
+    // sliding splits into one small problem per unit. Their switches are linear in the block, h_k = n_k . block,
+    // with a fixed normal n_k (switch_normal_block).
     virtual std::size_t unit_block_size() const { return 0; }
     virtual std::size_t unit_block_offset(std::size_t) const { return 0; }
     virtual void slope_direction_block(const double*, const double*, std::size_t, const double*, double*) const {}
@@ -276,6 +277,16 @@ public:
         }
         for (; l < d_; ++l) s += std::abs(w[l] * x[l]);
         return s;
+    }
+
+    // all of them in one product: sum_l |w_jl x_il| = (|X| |W1|^T)_ij
+    void switch_scales(const double* theta, const double* X, std::size_t n, const double*,
+                       double* out) const override {
+        std::vector<double> abs_X(n * d_), abs_W1T(d_ * m_);
+        for (std::size_t q = 0; q < n * d_; ++q) abs_X[q] = std::abs(X[q]);
+        for (std::size_t j = 0; j < m_; ++j)
+            for (std::size_t l = 0; l < d_; ++l) abs_W1T[l * m_ + j] = std::abs(theta[j * d_ + l]);
+        gemm(false, n, m_, d_, abs_X.data(), d_, 1, abs_W1T.data(), m_, out, m_);
     }
 
     // Phi is bilinear in (w_j, column j of W2): the only second derivatives are slope_ij x_i between them

@@ -204,18 +204,17 @@ public:
         field_.evaluate(tau, th, st_.slopes.data(), F);
         if (st_.Z.empty()) return {};
         SlideSolution sol = sliding_.add(st_.Z, th, st_.slopes.data(), F);
-        if (watching_)
-            least_margin_ = std::min(least_margin_,
-                                     sliding_.margins(sol, st_.Z, th, st_.slopes.data(), F, true, margins_));
+        if (watching_ && sliding_.margins(sol, st_.Z, th, st_.slopes.data(), F, true, margins_) < 0.0)
+            exit_taus_.push_back(tau);
         return sol;
     }
 
-    // Exit screening: the least exit margin of the slides over the velocities evaluated in between (a step's
-    // stages, in any phase), free since each solves the sliding set anyway
-    void watch_exits() { watching_ = true, least_margin_ = INFINITY; }
-    double least_exit_margin() {
+    // Exit screening: the times of the velocities evaluated in between (a step's stages, in any phase) that found
+    // a slide's multiplier out of its bounds, free since each solves the sliding set anyway
+    void watch_exits() { watching_ = true, exit_taus_.clear(); }
+    std::vector<double> exit_taus() {
         watching_ = false;
-        return least_margin_;
+        return exit_taus_;
     }
 
 private:
@@ -223,8 +222,7 @@ private:
     Sliding& sliding_;
     const SwitchState& st_;
     bool watching_ = false;
-    double least_margin_ = INFINITY;
-    std::vector<double> margins_;
+    std::vector<double> exit_taus_, margins_;
 };
 
 // Which sliding switches provably leave their surfaces: their exit margins are below zero by more than a state
