@@ -6,12 +6,11 @@ mu_Z):
     q_i(theta; s) = 1 (i in S),    h_iu(theta; s) = 0 ((i, u) in Z),
 
 g_i = y_i dPhi_i/dtheta (slopes 0 on Z). g_i is affine in each single slope, so mu_iu in [0, lambda_i] is the Clarke
-freedom of (i, u). The theta-Jacobian is classn's exact difference."""
+freedom of (i, u). The theta-Jacobian's stationarity block is the C++ model's weighted Hessian (exact, dual numbers)."""
 from __future__ import annotations
 
 import numpy as np
 
-from .classn import _derivative
 from .kkt import _kkt_fit
 from .model import _LADDER, _POLISH_TOL
 from .optimum import _ldp
@@ -55,14 +54,15 @@ class _PatternSystem:
 
     def residual(self, z):
         """F and its Jacobian: d q_i / d theta = g_i (Euler), d h_iu / d theta = the switch normal, and the
-        stationarity rows' Hessian by one difference per parameter of w @ _grads."""
+        stationarity rows' d(w @ _grads)/d theta = sum_r w_r y_r d^2 Phi_r / d theta^2."""
         theta, lam, mu = self.split(z)
         F, A = self._F(theta, lam, mu)
         nS = len(self.S)
         G, D = A[:nS], A[nS:] - A[self.z_row]
         w = self._weights(lam, mu)
         J = np.zeros((self.size, self.size))
-        J[:self.o_l, :self.o_l] = np.eye(self.o_l) - _derivative(lambda t: w @ self._grads(t), theta)
+        J[:self.o_l, :self.o_l] = np.eye(self.o_l) - self.m.core.hessian(theta, self.rX, w[:, None] * self.ry,
+                                                                          self.rs)
         J[self.o_l:self.o_mu, :self.o_l] = G
         if len(self.Z):
             N = self.m.core.switch_normals(theta, self.zX, self.zs)
@@ -91,18 +91,22 @@ def _read(m, theta, tau):
     return support, slopes, zero
 
 
-def _solve(m, theta_raw, support, slopes, zero, max_corrections=12):
+def _solve(m, theta_raw, support, slopes, zero, solved, max_corrections=12):
     """Polish one pattern with active-set corrections (as the two-layer `_solve_pattern`): a negative multiplier
     drops its sample; mu outside [0, lambda_i] moves its pair to the side it asks for; a pair that crosses its
-    surface is put on it. (theta, corrections) or (None, reason)."""
+    surface is put on it. solved: the Levenberg-Marquardt outcomes so far by (pattern, start) — the corrections
+    from different thresholds often reach the same pattern. (theta, corrections) or (None, reason)."""
     slopes = slopes.copy()
     for n_corr in range(max_corrections + 1):
         if not len(support):
             return None, "empty pattern"
         zero = zero[np.isin(zero[:, 0], support)]
+        key = (support.tobytes(), slopes.tobytes(), zero.tobytes(), theta_raw.tobytes())
         system = _PatternSystem(m, support, slopes, zero)
-        with np.errstate(over="ignore", invalid="ignore"):   # a wrong pattern may send Newton off: then nf is not finite
-            z, nf = _levenberg_marquardt(system, system.start(theta_raw))
+        if key not in solved:
+            with np.errstate(over="ignore", invalid="ignore"):   # a wrong pattern may send Newton off: nf not finite
+                solved[key] = _levenberg_marquardt(system, system.start(theta_raw))
+        z, nf = solved[key]
         if not nf <= 1e-12 * max(1.0, np.linalg.norm(z)):
             return None, f"Newton residual {nf:.2g}"
         theta, lam, mu = system.split(z)
@@ -154,7 +158,7 @@ def _polish_classn(m, theta_raw, radius):
     """The KKT point closest to theta_raw among the patterns read with the thresholds of _LADDER (support, zero
     pre-activations) and _NEURON_LADDER (units whose weights are zeroed in the start, where they then stay), and the
     rank-one point of a fully connected linear net (exempt from `radius`): (theta, distance, description) or None."""
-    seen, best = set(), None
+    seen, solved, best = set(), {}, None
     norm = np.linalg.norm(theta_raw)
     theta = _rank_one(m, theta_raw)
     if theta is not None and _kkt_fit(m, theta)[0] < _POLISH_TOL:   # no radius: by Thm 3.1 the limit is of this form
@@ -172,7 +176,7 @@ def _polish_classn(m, theta_raw, radius):
             if key in seen:
                 continue
             seen.add(key)
-            theta, info = _solve(m, start, support, slopes, zero)
+            theta, info = _solve(m, start, support, slopes, zero, solved)
             if theta is None:
                 continue
             dist = np.linalg.norm(theta - theta_raw)
