@@ -91,11 +91,12 @@ def _read(m, theta, tau):
     return support, slopes, zero
 
 
-def _solve(m, theta_raw, support, slopes, zero, solved, max_corrections=12):
+def _solve(m, theta_raw, support, slopes, zero, solved, budget, max_corrections=12):
     """Polish one pattern with active-set corrections (as the two-layer `_solve_pattern`): a negative multiplier
     drops its sample; mu outside [0, lambda_i] moves its pair to the side it asks for; a pair that crosses its
     surface is put on it. solved: the Levenberg-Marquardt outcomes so far by (pattern, start) — the corrections
-    from different thresholds often reach the same pattern. (theta, corrections) or (None, reason)."""
+    from different thresholds often reach the same pattern. budget: polishing's model._Budget (a run it cuts
+    is not stored). (theta, corrections) or (None, reason)."""
     slopes = slopes.copy()
     for n_corr in range(max_corrections + 1):
         if not len(support):
@@ -105,7 +106,10 @@ def _solve(m, theta_raw, support, slopes, zero, solved, max_corrections=12):
         system = _PatternSystem(m, support, slopes, zero)
         if key not in solved:
             with np.errstate(over="ignore", invalid="ignore"):   # a wrong pattern may send Newton off: nf not finite
-                solved[key] = _levenberg_marquardt(system, system.start(theta_raw))
+                outcome = _levenberg_marquardt(system, system.start(theta_raw), budget=budget)
+            if budget.cut:
+                return None, "budget spent"
+            solved[key] = outcome
         z, nf = solved[key]
         if not nf <= 1e-12 * max(1.0, np.linalg.norm(z)):
             return None, f"Newton residual {nf:.2g}"
@@ -154,10 +158,11 @@ def _rank_one(m, theta_raw):
     return m.net.join(mats)
 
 
-def _polish_classn(m, theta_raw, radius):
+def _polish_classn(m, theta_raw, radius, budget):
     """The KKT point closest to theta_raw among the patterns read with the thresholds of _LADDER (support, zero
-    pre-activations) and _NEURON_LADDER (units whose weights are zeroed in the start, where they then stay), and the
-    rank-one point of a fully connected linear net (exempt from `radius`): (theta, distance, description) or None."""
+    pre-activations) and _NEURON_LADDER (units whose weights are zeroed in the start, where they then stay), in that
+    order until the budget (model._Budget) is spent, and the rank-one point of a fully connected linear
+    net (exempt from `radius`): ((theta, distance, description) or None, the thresholds the budget cut at or None)."""
     seen, solved, best = set(), {}, None
     norm = np.linalg.norm(theta_raw)
     theta = _rank_one(m, theta_raw)
@@ -176,11 +181,13 @@ def _polish_classn(m, theta_raw, radius):
             if key in seen:
                 continue
             seen.add(key)
-            theta, info = _solve(m, start, support, slopes, zero, solved)
+            theta, info = _solve(m, start, support, slopes, zero, solved, budget)
+            if budget.cut:
+                return best, (tau, tau_n)
             if theta is None:
                 continue
             dist = np.linalg.norm(theta - theta_raw)
             if _kkt_fit(m, theta)[0] < _POLISH_TOL and dist <= radius * norm and (best is None or dist < best[1]):
                 best = (theta, dist, f"thresholds {tau:g} (support, zero pre-activations) and {tau_n:g} (zero "
                                      f"units), {info} active-set corrections")
-    return best
+    return best, None
