@@ -29,6 +29,15 @@ class _PatternSystem:
         self.rX, self.ry, self.rs = self.m.X[rows], self.m.y[rows, None], np.vstack([slopes[self.S], zs])
         self.zX, self.zs = self.m.X[zero[:, 0]], np.ascontiguousarray(slopes[zero[:, 0]])
         self.z_row = np.array([self.row_of[int(i)] for i in zero[:, 0]], int)
+        # Phi is affine in the slopes of one layer's units (a path crosses each layer once), so the Hessian of
+        # sum_z mu_z g_i(s + e_u) takes one row per (sample, layer) of the pairs, at s_i + sum_z mu_z (1 - s_iu) e_u,
+        # and the support rows: the C++ Hessian's cost goes with its rows
+        groups, inverse = np.unique(np.column_stack([zero[:, 0], m.unit_layer[zero[:, 1]]]).astype(int), axis=0,
+                                    return_inverse=True)
+        self.z_group, self.z_lift = inverse.ravel(), 1.0 - slopes[zero[:, 0], zero[:, 1]]
+        self.groups_of_row = np.bincount([self.row_of[int(i)] for i in groups[:, 0]], minlength=len(self.S))
+        h_rows = np.concatenate([self.S, groups[:, 0]]).astype(int)
+        self.hX, self.hy, self.hs = m.X[h_rows], m.y[h_rows], slopes[h_rows]
         self.o_l, self.o_mu = m.p, m.p + len(self.S)
         self.size = self.o_mu + len(zero)
 
@@ -54,15 +63,17 @@ class _PatternSystem:
 
     def residual(self, z):
         """F and its Jacobian: d q_i / d theta = g_i (Euler), d h_iu / d theta = the switch normal, and the
-        stationarity rows' d(w @ _grads)/d theta = sum_r w_r y_r d^2 Phi_r / d theta^2."""
+        stationarity rows' d(w @ _grads)/d theta = sum_r w_r y_r d^2 Phi_r / d theta^2 (grouped as in __init__)."""
         theta, lam, mu = self.split(z)
         F, A = self._F(theta, lam, mu)
         nS = len(self.S)
         G, D = A[:nS], A[nS:] - A[self.z_row]
-        w = self._weights(lam, mu)
+        lifted = self.hs.copy()
+        np.add.at(lifted, (len(self.S) + self.z_group, self.Z[:, 1]), mu * self.z_lift)
+        weights = np.concatenate([lam - self.groups_of_row, np.ones(len(self.hs) - len(self.S))])
         J = np.zeros((self.size, self.size))
-        J[:self.o_l, :self.o_l] = np.eye(self.o_l) - self.m.core.hessian(theta, self.rX, w[:, None] * self.ry,
-                                                                          self.rs)
+        J[:self.o_l, :self.o_l] = np.eye(self.o_l) - self.m.core.hessian(theta, self.hX, (weights * self.hy)[:, None],
+                                                                          lifted)
         J[self.o_l:self.o_mu, :self.o_l] = G
         if len(self.Z):
             N = self.m.core.switch_normals(theta, self.zX, self.zs)
