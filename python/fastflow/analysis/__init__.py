@@ -36,8 +36,8 @@ certificate:
                sufficient condition of the pattern's smooth problem (positive definite reduced Hessian of the
                Lagrangian; no support sample on a switching surface), its smallest eigenvalue as evidence.
 * "kkt_only":  KKT holds and nothing above was certified either way.
-* "undecided": a budget ran out first — polishing's (no KKT point found among the patterns tried, and theta_raw
-               not KKT) or the certificate search's (a KKT point without a certificate or a sufficient condition;
+* "undecided": a budget ran out first — polishing's (the KKT point closest to theta_raw is then not known) or
+               the certificate search's (a KKT point without a certificate or a sufficient condition;
                the evidence lists the starts not finished) — or, from `analyze_limit`, no two successive horizons
                agreed within its budget.
 

@@ -21,7 +21,7 @@ _MAX_RAYS = 1024         # Clarke freedom of one sample: 2^|zero pre-activations
 _RADII = (1.0, 0.25, 0.0625)   # certificates are sought at eps times these radii
 # analyze's default budgets (issue #20: about a second each): Jacobian entries of polishing's Levenberg-Marquardt
 # steps (a step costs about its Jacobian's size squared), and SLSQP iterations of the certificate search
-_POLISH_BUDGET = 3_000_000
+_POLISH_BUDGET = 2_000_000
 _SEARCH_BUDGET = 1000
 
 

@@ -16,7 +16,8 @@ from .optimum_classn import _global_classn
 from .polish import _polish
 from .polish_classn import _polish_classn
 
-# "undecided": the certificate search's budget ran out, or (analyze_limit) no two horizons agreed within its budget
+# "undecided": a budget of analyze ran out (polishing's, the certificate search's), or analyze_limit's horizons did
+# not agree within its budget
 VERDICTS = ("global", "local", "not_local", "kkt_only", "not_kkt", "undecided")
 
 @dataclass(frozen=True)
@@ -141,8 +142,8 @@ def analyze(net, data, theta, *, eps=1e-2, polish=True, rng=0, kkt_tol=1e-8, glo
     theta_raw is not used (except the rank-one point of a fully connected linear
     net, where the limit lies by margin paper Thm 3.1). polish_budget: the Jacobian entries of polishing's
     Levenberg-Marquardt steps (a step costs about that), over the patterns in the order of the thresholds; when it
-    runs out, the closest KKT point so far is analysed (the evidence says from which thresholds on none was tried),
-    and a point that is not KKT without polishing is "undecided" rather than "not_kkt". search_budget: SLSQP
+    runs out, the verdict is "undecided" (the closest KKT point so far is theta_tilde, with the per-layer reports,
+    and the evidence says from which thresholds on no pattern was tried). search_budget: SLSQP
     iterations of the certificate search (each start runs at most 100 and stops at its first certified iterate); a
     KKT point that neither a certificate nor a sufficient condition settles before the budget runs out is
     "undecided", the starts not finished listed in the evidence.
@@ -197,22 +198,22 @@ def analyze(net, data, theta, *, eps=1e-2, polish=True, rng=0, kkt_tol=1e-8, glo
     gap = None if gv is None else norm_sq / gv - 1.0
 
     is_global = lower is not None and norm_sq <= lower * (1.0 + global_rtol)
-    cert, untried = None, []
-    if is_kkt and not is_global:
-        cert, single, untried = _search(m, point, lam, eps, res, rng, n_random, _Budget(search_budget))
+    cert, unfinished = None, []
+    if is_kkt and not is_global and polish_cut is None:   # a cut polish decides the verdict (below)
+        cert, single, unfinished = _search(m, point, lam, eps, res, rng, n_random, _Budget(search_budget))
         if cert is None and single is not None:
             lines.append(f"a better feasible point exists at distance {single.distance:.3g} <= eps "
                          f"(gain {single.gain:.3g}, {single.method}) but not at eps/4 and eps/16: not a proof of "
                          f"non-locality")
 
-    if is_global:
+    if polish_cut is not None:   # theta~ may not be the limit's KKT point: no verdict about it is one of the limit
+        verdict = "undecided"
+        lines.append("undecided: polishing stopped before every pattern was tried, so the KKT point closest to "
+                     "theta_raw is not known" + ("" if polished else f" (theta_raw's KKT residual {res:.3g})"))
+    elif is_global:
         verdict = "global"
         lines.append(f"global: theta~ is feasible and ||theta~||^2 = {norm_sq:.12g} is within {global_rtol:g} "
                      f"(relative) of the certified lower bound {lower:.12g} on the optimum")
-    elif not is_kkt and polish_cut is not None and not polished:
-        verdict = "undecided"
-        lines.append(f"undecided: KKT residual {res:.3g} > {kkt_tol:g} at theta_raw, and polishing stopped before "
-                     f"every pattern was tried")
     elif not is_kkt:
         verdict = "not_kkt"
         lines.append(f"not_kkt: KKT residual {res:.3g} > {kkt_tol:g}"
@@ -228,10 +229,10 @@ def analyze(net, data, theta, *, eps=1e-2, polish=True, rng=0, kkt_tol=1e-8, glo
     elif local_condition:
         verdict = "local"
         lines.append(f"local: {local_text}")
-    elif untried:
+    elif unfinished:
         verdict = "undecided"
         lines.append(f"undecided: KKT point; the certificate search spent its budget of {search_budget} SLSQP "
-                     f"iterations with no certificate; starts not finished: " + "; ".join(untried))
+                     f"iterations with no certificate; starts not finished: " + "; ".join(unfinished))
     else:
         verdict = "kkt_only"
         lines.append("kkt_only: KKT point, no certificate either way")
