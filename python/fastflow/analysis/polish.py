@@ -90,7 +90,7 @@ class _System:
         return z
 
 
-def _levenberg_marquardt(system, z, max_iter=100, stall=10, budget=None):
+def _levenberg_marquardt(system, z, budget, max_iter=100, stall=10):
     """Levenberg-Marquardt with damping mu = c ||F||^2 (Yamashita & Fukushima): quadratic convergence to a zero
     of F also where the zeros form a manifold (the Jacobian is then singular on it and nearly so near it). A run
     that has not halved ||F|| in its last `stall` steps has stalled at a non-zero local minimum of ||F|| (a wrong
@@ -103,7 +103,7 @@ def _levenberg_marquardt(system, z, max_iter=100, stall=10, budget=None):
     eye = np.eye(len(z))
     for _ in range(max_iter):
         if nf <= 1e-15 * max(1.0, np.linalg.norm(z)) or len(history) > stall and nf > 0.5 * history[-1 - stall] \
-                or budget is not None and not budget.spend(J.size):
+                or not budget.spend(J.size):
             break
         JtJ, g = J.T @ J, J.T @ F
         for _ in range(30):
@@ -138,7 +138,7 @@ def _solve_pattern(m, theta_raw, support, signs, keep, budget, max_corrections=1
         if len(support) == 0 or not np.any(keep):
             return None, "empty pattern"
         system = _System(m, support, signs, keep)
-        z, nf = _levenberg_marquardt(system, system.start(theta_raw), budget=budget)
+        z, nf = _levenberg_marquardt(system, system.start(theta_raw), budget)
         if budget.cut:
             return None, "budget spent"
         if not nf <= 1e-12 * max(1.0, np.linalg.norm(z)):
@@ -182,9 +182,8 @@ _NEURON_LADDER = (0.0, 1e-6, 1e-3, 1e-2, 0.03, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 def _polish(m, theta_raw, radius, budget):
     """The KKT point closest to theta_raw among the patterns read with the thresholds of _LADDER (support and
-    zero pre-activations) and _NEURON_LADDER (zero neurons), in that order until the budget of Levenberg-Marquardt
-    steps (model._Budget) is spent: ((theta, distance, description) or None, the thresholds the budget cut at or
-    None)."""
+    zero pre-activations) and _NEURON_LADDER (zero neurons), in that order until polishing's budget (model._Budget)
+    is spent: ((theta, distance, description) or None, the thresholds the budget cut at or None)."""
     seen, best = set(), None
     norm = np.linalg.norm(theta_raw)
     for tau in _LADDER:

@@ -117,7 +117,7 @@ def _solve(m, theta_raw, support, slopes, zero, solved, budget, max_corrections=
         system = _PatternSystem(m, support, slopes, zero)
         if key not in solved:
             with np.errstate(over="ignore", invalid="ignore"):   # a wrong pattern may send Newton off: nf not finite
-                outcome = _levenberg_marquardt(system, system.start(theta_raw), budget=budget)
+                outcome = _levenberg_marquardt(system, system.start(theta_raw), budget)
             if budget.cut:
                 return None, "budget spent"
             solved[key] = outcome
