@@ -237,6 +237,29 @@ def test_thm32_analog_in_a_deep_relu_net():
     check_certificate(net, THM31_X, np.ones(2), rep)
 
 
+def test_budgets_cut_short_say_undecided():
+    """The limit of test_thm32_analog_in_a_deep_relu_net, not_local with the default budgets: a certificate search
+    cut after 3 SLSQP iterations says undecided at the same point and names the starts it did not finish; polishing
+    cut at its first step leaves theta_raw, which is not KKT, and says undecided rather than not_kkt."""
+    net = ff.fully_connected(2, [2, 2], activation="relu")
+    theta0 = net.join([np.array([[0.1, 1.0], [0.3, -2.0]]), np.array([[1.0, 0.0], [0.0, 0.5]]),
+                       np.array([[1.0, -0.5]])])
+    data = (THM31_X, np.ones(2))
+    theta = ff.flow(net, data, theta0, log_t_max=30.0).theta
+    full = analyze(net, data, theta, n_random=0)
+    assert full.verdict == "not_local", full.evidence
+    cut = analyze(net, data, theta, n_random=0, search_budget=3)
+    assert cut.verdict == "undecided" and cut.certificate is None, cut.evidence
+    np.testing.assert_array_equal(cut.theta_tilde, full.theta_tilde)
+    assert "spent its budget of 3 SLSQP iterations" in cut.evidence
+    assert "starts not finished: negative-curvature direction 0 of the reduced Hessian" in cut.evidence
+    raw = analyze(net, data, theta, n_random=0, polish_budget=1)
+    assert raw.verdict == "undecided" and not raw.polished and raw.kkt_residual > 1e-8, raw.evidence
+    assert "polishing spent its budget of 1 Jacobian entries" in raw.evidence
+    with pytest.raises(ValueError, match="search_budget"):
+        analyze(net, data, theta, search_budget=0)
+
+
 def test_second_order_local_on_a_deep_diagonal_net():
     """Depth 3, x = (1, 1/2): the second path dies and the first carries the margin. The problem is smooth there;
     the reduced Hessian of the Lagrangian is I on the dead path and 2 I on the rebalancing of the live one."""

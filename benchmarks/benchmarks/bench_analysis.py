@@ -13,6 +13,7 @@ import time
 
 import fastflow as ff
 from fastflow.analysis import analyze
+from fastflow.analysis.model import _POLISH_BUDGET, _Budget
 from fastflow.sweep import sphere_data
 from fastflow.sweep_classn import ACTIVATIONS, ARCHITECTURES, classn_net
 
@@ -105,7 +106,7 @@ class Pieces:
         self.kkt_fit, self.layer_report = kkt._kkt_fit, layers._layer_report
 
     def time_polish(self, limit):
-        self.polish(self.model, self.raw, 0.5)
+        self.polish(self.model, self.raw, 0.5, _Budget(_POLISH_BUDGET))
 
     def time_kkt_residual(self, limit):
         self.kkt_fit(self.model, self.raw)

@@ -36,7 +36,10 @@ certificate:
                sufficient condition of the pattern's smooth problem (positive definite reduced Hessian of the
                Lagrangian; no support sample on a switching surface), its smallest eigenvalue as evidence.
 * "kkt_only":  KKT holds and nothing above was certified either way.
-* "undecided": only from `analyze_limit`, when no two successive horizons agreed within its budget.
+* "undecided": a budget ran out first — polishing's (the KKT point closest to theta_raw is then not known) or
+               the certificate search's (a KKT point without a certificate or a sufficient condition;
+               the evidence lists the starts not finished) — or, from `analyze_limit`, no two successive horizons
+               agreed within its budget.
 
 Each layer also gets a verdict for margin paper Problem (4), the max-margin problem in that layer with the others
 fixed (`LayerReport`): on each activation pattern of the units the layer feeds, the margins are linear in it, so the

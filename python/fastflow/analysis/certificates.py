@@ -32,14 +32,30 @@ class Certificate:
 
 
 
-def _local_min(m, theta, delta0, radius):
-    """SLSQP on min ||theta + delta||^2 s.t. q(theta + delta) >= 1, ||delta|| <= radius, in delta."""
+def _local_min(m, theta, delta0, radius, accept, budget, maxiter=100):
+    """SLSQP on min ||theta + delta||^2 s.t. q(theta + delta) >= 1, ||delta|| <= radius, in delta, stopped at the
+    first iterate with a gain that `accept` (delta -> Certificate or None) certifies, or when the budget is spent.
+    (certificate or None, last delta)."""
     r2 = (radius * (1 - 1e-6)) ** 2
     cons = [dict(type="ineq", fun=lambda d: m.margins(theta + d) - 1.0, jac=lambda d: m.margins_jac(theta + d)),
             dict(type="ineq", fun=lambda d: np.array([r2 - d @ d]), jac=lambda d: -2.0 * d[None, :])]
-    res = minimize(lambda d: (2.0 * theta @ d + d @ d, 2.0 * theta + 2.0 * d), delta0, jac=True, method="SLSQP",
-                   constraints=cons, options=dict(maxiter=300, ftol=1e-16))
-    return res.x
+    found, last = [], [delta0]
+
+    def iteration(d):
+        last[0] = np.array(d)
+        if 2.0 * theta @ d + d @ d < 0 and (cert := accept(d)) is not None:
+            found.append(cert)
+            raise StopIteration
+        if not budget.spend():
+            raise StopIteration
+
+    try:   # scipy >= 1.11 halts on StopIteration from the callback, older versions pass it on
+        res = minimize(lambda d: (2.0 * theta @ d + d @ d, 2.0 * theta + 2.0 * d), delta0, jac=True, method="SLSQP",
+                       constraints=cons, callback=iteration, options=dict(maxiter=maxiter, ftol=1e-16))
+        last[0] = res.x
+    except StopIteration:
+        pass
+    return (found[0] if found else accept(last[0])), last[0]
 
 
 def _restore(m, theta, band=1e-7):
@@ -87,35 +103,41 @@ def _verify(m, theta, cand, radius, gain_min, method, block=None):
                        method=method)
 
 
-def _search(m, theta, lam, eps, residual, rng, n_random):
-    """A certificate at radius eps whose construction also works at eps/4 and eps/16, or None; and the best
-    certificate at radius eps alone (which does not prove non-locality on its own). At each smaller radius the
-    search starts from the previous point scaled down, and, failing that, from the same construction made at that
-    radius (the papers' families are curves, not rays)."""
+def _search(m, theta, lam, eps, residual, rng, n_random, budget):
+    """A certificate at radius eps whose construction also works at eps/4 and eps/16, or None; the best certificate
+    at radius eps alone (which does not prove non-locality on its own); and the starts the budget left unfinished
+    (an empty list when the search was complete). At each smaller radius the search starts from the previous point
+    scaled down, and, failing that, from the same construction made at that radius (the papers' families are
+    curves, not rays)."""
     starts = _classn_starts if m.general else _starts
     abs_residual = residual * np.linalg.norm(theta)
     single, smaller = None, {}
-    for method, delta0 in starts(m, theta, lam, eps, rng, n_random):
-        delta = _local_min(m, theta, delta0, eps)
-        cert = _verify(m, theta, _restore(m, theta + delta), eps, _gain_min(theta, abs_residual, eps), method)
-        if cert is None:
-            continue
-        single = single or cert
-        family, d = [], delta
-        for f in _RADII[1:]:
-            r = eps * f
-            d_new = _local_min(m, theta, d * (r / max(np.linalg.norm(d), r)), r)
-            c = _verify(m, theta, _restore(m, theta + d_new), r, _gain_min(theta, abs_residual, r), method)
-            if c is None:
-                if r not in smaller:   # the deterministic constructions at radius r
-                    smaller[r] = dict(starts(m, theta, lam, r, np.random.default_rng(0), 0))
-                if method in smaller[r]:
-                    d_new = _local_min(m, theta, smaller[r][method], r)
-                    c = _verify(m, theta, _restore(m, theta + d_new), r, _gain_min(theta, abs_residual, r), method)
-            if c is None:
-                break
-            d = d_new
-            family.append(c)
-        if len(family) == len(_RADII) - 1:
-            return Certificate(**{**cert.__dict__, "family": tuple(family)}), single
-    return None, single
+
+    def local(delta0, r, method):
+        def accept(d):
+            return _verify(m, theta, _restore(m, theta + d), r, _gain_min(theta, abs_residual, r), method)
+        return _local_min(m, theta, delta0, r, accept, budget)
+
+    todo = starts(m, theta, lam, eps, rng, n_random)
+    for k, (method, delta0) in enumerate(todo):
+        cert, delta = local(delta0, eps, method)
+        if cert is not None:
+            single = single or cert
+            family, d = [], delta
+            for f in _RADII[1:]:
+                r = eps * f
+                c, d_new = local(d * (r / max(np.linalg.norm(d), r)), r, method)
+                if c is None and not budget.cut:
+                    if r not in smaller:   # the deterministic constructions at radius r
+                        smaller[r] = dict(starts(m, theta, lam, r, np.random.default_rng(0), 0))
+                    if method in smaller[r]:
+                        c, d_new = local(smaller[r][method], r, method)
+                if c is None:
+                    break
+                d = d_new
+                family.append(c)
+            if len(family) == len(_RADII) - 1:
+                return Certificate(**{**cert.__dict__, "family": tuple(family)}), single, []
+        if budget.cut:
+            return None, single, [name for name, _ in todo[k:]]
+    return None, single, []

@@ -1,29 +1,14 @@
 """Any homogeneous network of the class N other than the fully connected two-layer one (any depth, structural zeros,
 shared weights; no bias, no skip; d_out = 1), through the C++ model: margins, per-sample gradients and
-pre-activations for a given activation pattern (slopes), and their exact theta-derivatives.
+pre-activations for a given activation pattern (slopes), and the weighted Hessians of Phi (dual numbers in C++).
 
 With the slopes fixed, Phi is a homogeneous polynomial of degree L (the depth) in theta, so q_i = g_i . theta / L
-(Euler), and affine in each single parameter, so every derivative of a pattern's quantities is exact by one
-difference per parameter."""
+(Euler)."""
 from __future__ import annotations
 
 import numpy as np
 
 from .model import _clarke_subsets
-
-
-def _derivative(f, theta):
-    """d f / d theta (len(f(theta)), len(theta)) of a function affine in each single coordinate of theta (as every
-    pattern quantity is: a path crosses each layer once, and parameters are shared only within a layer): one
-    difference per column is exact up to rounding, whatever the step (||theta||)."""
-    h = max(np.linalg.norm(theta), 1e-300)
-    base = f(theta)
-    cols = []
-    for j in range(len(theta)):
-        t = theta.copy()
-        t[j] += h
-        cols.append((f(t) - base) / h)
-    return np.array(cols).T
 
 
 class _ClassN:
@@ -110,6 +95,6 @@ class _ClassN:
         rows = np.flatnonzero(lam)
         if not len(rows):
             return np.eye(self.p)
-        f = lambda t: lam[rows] @ self.grads(t, slopes, rows)   # noqa: E731
-        H = np.eye(self.p) - _derivative(f, theta)
+        H = np.eye(self.p) - self.core.hessian(theta, self.X[rows], (lam * self.y)[rows, None],
+                                               np.ascontiguousarray(slopes[rows]))
         return 0.5 * (H + H.T)

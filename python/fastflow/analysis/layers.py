@@ -66,9 +66,10 @@ def _layer1_program(m, v, J, A):
     return G, h
 
 
-def _layer_programs(m, theta, layer, global_opt):
+def _layer_programs(m, theta, layer, global_opt, local):
     """(around, everywhere, why): the (G, h) of the polyhedra around theta~ and of all of them, each a list, or None
-    beyond _MAX_LAYER_PROGRAMS (everywhere also without global_opt, for the first layer of a ReLU net)."""
+    beyond _MAX_LAYER_PROGRAMS (everywhere also without global_opt, for the first layer of a ReLU net; around also
+    without `local`, which only a KKT layer's verdict reads)."""
     W, v = m.unpack(theta)
     if layer == 2:
         one = [(m.y[:, None] * m.act(m.X @ W.T), np.ones(m.n))]
@@ -79,7 +80,7 @@ def _layer_programs(m, theta, layer, global_opt):
         return one, one, "convex: the margins are linear in W"
     zero = np.argwhere((np.abs(m.cosines(theta)[:, J]) <= _EXACT_TOL) & (m.xnorm[:, None] > 0))
     around = None
-    if 2 ** len(zero) <= _MAX_LAYER_PROGRAMS:
+    if local and 2 ** len(zero) <= _MAX_LAYER_PROGRAMS:
         around = []
         base = m.pre(theta)[:, J] > 0
         for bits in itertools.product((False, True), repeat=len(zero)):
@@ -125,7 +126,8 @@ def _layer_report(m, theta, layer, eps, kkt_tol, rtol, global_opt):
     u = theta[block]
     norm_sq = float(u @ u)
     res = _kkt_fit(m, theta, rows=block)[0]
-    around, everywhere, why = (_classn_layer_programs if m.general else _layer_programs)(m, theta, layer, global_opt)
+    around, everywhere, why = (_classn_layer_programs if m.general else _layer_programs)(m, theta, layer, global_opt,
+                                                                                         res <= kkt_tol)
     best = None if everywhere is None else _layer_min(everywhere)
     optimum = None if best is None else best[0]
     cert = None

@@ -19,6 +19,24 @@ _EXACT_TOL = 1e-9        # support / zero tolerances at a polished point (exact 
 _POLISH_TOL = 1e-10      # a polished point must have a KKT residual below this
 _MAX_RAYS = 1024         # Clarke freedom of one sample: 2^|zero pre-activations| extreme rays, at most this many
 _RADII = (1.0, 0.25, 0.0625)   # certificates are sought at eps times these radii
+# analyze's default budgets (issue #20: about a second each): Jacobian entries of polishing's Levenberg-Marquardt
+# steps (a step costs about its Jacobian's size squared), and SLSQP iterations of the certificate search
+_POLISH_BUDGET = 2_000_000
+_SEARCH_BUDGET = 1000
+
+
+class _Budget:
+    """Work left to a search, counted rather than timed so that a verdict does not depend on the machine's speed.
+    cut: the search was stopped for it."""
+
+    def __init__(self, amount):
+        self.left, self.cut = amount, False
+
+    def spend(self, amount=1):
+        """Take `amount`: False (and cut) when less is left."""
+        self.cut = self.cut or self.left < amount
+        self.left -= 0 if self.cut else amount
+        return not self.cut
 
 
 def _clarke_subsets(free):

@@ -12,7 +12,7 @@ def _ldp(G, h):
 
     With alpha the NNLS solution of [G^T; h^T] alpha ~ e_last and r its residual, ||r||^2 = -r_last = 1 - h.alpha is
     0 exactly when the constraints are infeasible, and u = -r[:-1] / r_last. Rounding near infeasibility is caught by
-    re-checking the constraints."""
+    re-checking the constraints, each to the rounding of u's scale (a row orthogonal to u sees all of u's error)."""
     E = np.vstack([G.T, h[None, :]])
     f = np.zeros(E.shape[0])
     f[-1] = 1.0
@@ -20,7 +20,7 @@ def _ldp(G, h):
     if -r[-1] < 1e-14:
         return None
     u = -r[:-1] / r[-1]
-    if np.any(h - G @ u > 1e-9 * (np.abs(G) @ np.abs(u) + np.abs(h))):
+    if np.any(h - G @ u > 1e-9 * (np.linalg.norm(G, axis=1) * np.linalg.norm(u) + np.abs(h))):
         return None
     return u
 

@@ -90,18 +90,20 @@ class _System:
         return z
 
 
-def _levenberg_marquardt(system, z, max_iter=100, stall=10):
+def _levenberg_marquardt(system, z, budget, max_iter=100, stall=10):
     """Levenberg-Marquardt with damping mu = c ||F||^2 (Yamashita & Fukushima): quadratic convergence to a zero
     of F also where the zeros form a manifold (the Jacobian is then singular on it and nearly so near it). A run
     that has not halved ||F|| in its last `stall` steps has stalled at a non-zero local minimum of ||F|| (a wrong
-    pattern): it stops there rather than at max_iter."""
+    pattern): it stops there rather than at max_iter. budget: a model._Budget, spent by the Jacobian's entries at
+    each step."""
     F, J = system.residual(z)
     nf = np.linalg.norm(F)
     history = [nf]
     c = 1.0
     eye = np.eye(len(z))
     for _ in range(max_iter):
-        if nf <= 1e-15 * max(1.0, np.linalg.norm(z)) or len(history) > stall and nf > 0.5 * history[-1 - stall]:
+        if nf <= 1e-15 * max(1.0, np.linalg.norm(z)) or len(history) > stall and nf > 0.5 * history[-1 - stall] \
+                or not budget.spend(J.size):
             break
         JtJ, g = J.T @ J, J.T @ F
         for _ in range(30):
@@ -124,11 +126,11 @@ def _levenberg_marquardt(system, z, max_iter=100, stall=10):
     return z, nf
 
 
-def _solve_pattern(m, theta_raw, support, signs, keep, max_corrections=12):
+def _solve_pattern(m, theta_raw, support, signs, keep, budget, max_corrections=12):
     """Polish for one pattern, with active-set corrections: a negative multiplier drops the sample from the
     support; mu_ij outside [0, lambda_i] moves the pair to the side it asks for; a pair that crosses its surface is
     put on it; a neuron dead on the support, or driven to zero, is removed (v_j = 0 and then w_j = 0 at any KKT
-    point). Returns (theta, number of corrections) or (None, reason)."""
+    point). budget: polishing's model._Budget. Returns (theta, number of corrections) or (None, reason)."""
     support, signs, keep = np.array(support), signs.copy(), keep.copy()
     for n_corr in range(max_corrections + 1):
         if m.relu:
@@ -136,7 +138,9 @@ def _solve_pattern(m, theta_raw, support, signs, keep, max_corrections=12):
         if len(support) == 0 or not np.any(keep):
             return None, "empty pattern"
         system = _System(m, support, signs, keep)
-        z, nf = _levenberg_marquardt(system, system.start(theta_raw))
+        z, nf = _levenberg_marquardt(system, system.start(theta_raw), budget)
+        if budget.cut:
+            return None, "budget spent"
         if not nf <= 1e-12 * max(1.0, np.linalg.norm(z)):
             return None, f"Newton residual {nf:.2g}"
         Wk, vk, lam, mu = system.split(z)
@@ -176,9 +180,10 @@ def _solve_pattern(m, theta_raw, support, signs, keep, max_corrections=12):
 _NEURON_LADDER = (0.0, 1e-6, 1e-3, 1e-2, 0.03, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 
-def _polish(m, theta_raw, radius):
+def _polish(m, theta_raw, radius, budget):
     """The KKT point closest to theta_raw among the patterns read with the thresholds of _LADDER (support and
-    zero pre-activations) and _NEURON_LADDER (zero neurons): (theta, distance, description) or None."""
+    zero pre-activations) and _NEURON_LADDER (zero neurons), in that order until polishing's budget (model._Budget)
+    is spent: ((theta, distance, description) or None, the thresholds the budget cut at or None)."""
     seen, best = set(), None
     norm = np.linalg.norm(theta_raw)
     for tau in _LADDER:
@@ -188,7 +193,9 @@ def _polish(m, theta_raw, radius):
             if key in seen:
                 continue
             seen.add(key)
-            theta, info = _solve_pattern(m, theta_raw, support, signs, keep)
+            theta, info = _solve_pattern(m, theta_raw, support, signs, keep, budget)
+            if budget.cut:
+                return best, (tau, tau_n)
             if theta is None:
                 continue
             res = _kkt_fit(m, theta)[0]
@@ -196,5 +203,5 @@ def _polish(m, theta_raw, radius):
             if res < _POLISH_TOL and dist <= radius * norm and (best is None or dist < best[1]):
                 best = (theta, dist, f"thresholds {tau:g} (support, zero pre-activations) and {tau_n:g} (zero "
                                      f"neurons), {info} active-set corrections")
-    return best
+    return best, None
 

@@ -6,12 +6,11 @@ mu_Z):
     q_i(theta; s) = 1 (i in S),    h_iu(theta; s) = 0 ((i, u) in Z),
 
 g_i = y_i dPhi_i/dtheta (slopes 0 on Z). g_i is affine in each single slope, so mu_iu in [0, lambda_i] is the Clarke
-freedom of (i, u). The theta-Jacobian is classn's exact difference."""
+freedom of (i, u). The theta-Jacobian's stationarity block is the C++ model's weighted Hessian (exact, dual numbers)."""
 from __future__ import annotations
 
 import numpy as np
 
-from .classn import _derivative
 from .kkt import _kkt_fit
 from .model import _LADDER, _POLISH_TOL
 from .optimum import _ldp
@@ -30,6 +29,15 @@ class _PatternSystem:
         self.rX, self.ry, self.rs = self.m.X[rows], self.m.y[rows, None], np.vstack([slopes[self.S], zs])
         self.zX, self.zs = self.m.X[zero[:, 0]], np.ascontiguousarray(slopes[zero[:, 0]])
         self.z_row = np.array([self.row_of[int(i)] for i in zero[:, 0]], int)
+        # Phi is affine in the slopes of one layer's units (a path crosses each layer once), so the Hessian of
+        # sum_z mu_z g_i(s + e_u) takes one row per (sample, layer) of the pairs, at s_i + sum_z mu_z (1 - s_iu) e_u,
+        # and the support rows: the C++ Hessian's cost goes with its rows
+        groups, inverse = np.unique(np.column_stack([zero[:, 0], m.unit_layer[zero[:, 1]]]).astype(int), axis=0,
+                                    return_inverse=True)
+        self.z_group, self.z_lift = inverse.ravel(), 1.0 - slopes[zero[:, 0], zero[:, 1]]
+        self.groups_of_row = np.bincount([self.row_of[int(i)] for i in groups[:, 0]], minlength=len(self.S))
+        h_rows = np.concatenate([self.S, groups[:, 0]]).astype(int)
+        self.hX, self.hy, self.hs = m.X[h_rows], m.y[h_rows], slopes[h_rows]
         self.o_l, self.o_mu = m.p, m.p + len(self.S)
         self.size = self.o_mu + len(zero)
 
@@ -55,14 +63,17 @@ class _PatternSystem:
 
     def residual(self, z):
         """F and its Jacobian: d q_i / d theta = g_i (Euler), d h_iu / d theta = the switch normal, and the
-        stationarity rows' Hessian by one difference per parameter of w @ _grads."""
+        stationarity rows' d(w @ _grads)/d theta = sum_r w_r y_r d^2 Phi_r / d theta^2 (grouped as in __init__)."""
         theta, lam, mu = self.split(z)
         F, A = self._F(theta, lam, mu)
         nS = len(self.S)
         G, D = A[:nS], A[nS:] - A[self.z_row]
-        w = self._weights(lam, mu)
+        lifted = self.hs.copy()
+        np.add.at(lifted, (len(self.S) + self.z_group, self.Z[:, 1]), mu * self.z_lift)
+        weights = np.concatenate([lam - self.groups_of_row, np.ones(len(self.hs) - len(self.S))])
         J = np.zeros((self.size, self.size))
-        J[:self.o_l, :self.o_l] = np.eye(self.o_l) - _derivative(lambda t: w @ self._grads(t), theta)
+        J[:self.o_l, :self.o_l] = np.eye(self.o_l) - self.m.core.hessian(theta, self.hX, (weights * self.hy)[:, None],
+                                                                          lifted)
         J[self.o_l:self.o_mu, :self.o_l] = G
         if len(self.Z):
             N = self.m.core.switch_normals(theta, self.zX, self.zs)
@@ -91,18 +102,26 @@ def _read(m, theta, tau):
     return support, slopes, zero
 
 
-def _solve(m, theta_raw, support, slopes, zero, max_corrections=12):
+def _solve(m, theta_raw, support, slopes, zero, solved, budget, max_corrections=12):
     """Polish one pattern with active-set corrections (as the two-layer `_solve_pattern`): a negative multiplier
     drops its sample; mu outside [0, lambda_i] moves its pair to the side it asks for; a pair that crosses its
-    surface is put on it. (theta, corrections) or (None, reason)."""
+    surface is put on it. solved: the Levenberg-Marquardt outcomes so far by (pattern, start) — the corrections
+    from different thresholds often reach the same pattern. budget: polishing's model._Budget (a run it cuts
+    is not stored). (theta, corrections) or (None, reason)."""
     slopes = slopes.copy()
     for n_corr in range(max_corrections + 1):
         if not len(support):
             return None, "empty pattern"
         zero = zero[np.isin(zero[:, 0], support)]
+        key = (support.tobytes(), slopes.tobytes(), zero.tobytes(), theta_raw.tobytes())
         system = _PatternSystem(m, support, slopes, zero)
-        with np.errstate(over="ignore", invalid="ignore"):   # a wrong pattern may send Newton off: then nf is not finite
-            z, nf = _levenberg_marquardt(system, system.start(theta_raw))
+        if key not in solved:
+            with np.errstate(over="ignore", invalid="ignore"):   # a wrong pattern may send Newton off: nf not finite
+                outcome = _levenberg_marquardt(system, system.start(theta_raw), budget)
+            if budget.cut:
+                return None, "budget spent"
+            solved[key] = outcome
+        z, nf = solved[key]
         if not nf <= 1e-12 * max(1.0, np.linalg.norm(z)):
             return None, f"Newton residual {nf:.2g}"
         theta, lam, mu = system.split(z)
@@ -150,11 +169,12 @@ def _rank_one(m, theta_raw):
     return m.net.join(mats)
 
 
-def _polish_classn(m, theta_raw, radius):
+def _polish_classn(m, theta_raw, radius, budget):
     """The KKT point closest to theta_raw among the patterns read with the thresholds of _LADDER (support, zero
-    pre-activations) and _NEURON_LADDER (units whose weights are zeroed in the start, where they then stay), and the
-    rank-one point of a fully connected linear net (exempt from `radius`): (theta, distance, description) or None."""
-    seen, best = set(), None
+    pre-activations) and _NEURON_LADDER (units whose weights are zeroed in the start, where they then stay), in that
+    order until the budget (model._Budget) is spent, and the rank-one point of a fully connected linear
+    net (exempt from `radius`): ((theta, distance, description) or None, the thresholds the budget cut at or None)."""
+    seen, solved, best = set(), {}, None
     norm = np.linalg.norm(theta_raw)
     theta = _rank_one(m, theta_raw)
     if theta is not None and _kkt_fit(m, theta)[0] < _POLISH_TOL:   # no radius: by Thm 3.1 the limit is of this form
@@ -172,11 +192,13 @@ def _polish_classn(m, theta_raw, radius):
             if key in seen:
                 continue
             seen.add(key)
-            theta, info = _solve(m, start, support, slopes, zero)
+            theta, info = _solve(m, start, support, slopes, zero, solved, budget)
+            if budget.cut:
+                return best, (tau, tau_n)
             if theta is None:
                 continue
             dist = np.linalg.norm(theta - theta_raw)
             if _kkt_fit(m, theta)[0] < _POLISH_TOL and dist <= radius * norm and (best is None or dist < best[1]):
                 best = (theta, dist, f"thresholds {tau:g} (support, zero pre-activations) and {tau_n:g} (zero "
                                      f"units), {info} active-set corrections")
-    return best
+    return best, None

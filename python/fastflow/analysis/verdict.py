@@ -10,13 +10,14 @@ from .certificates import Certificate, _search
 from .kkt import _kkt_fit
 from .layers import _layer_report
 from .local import _PD_TOL, _second_order, _thm43
-from .model import _EXACT_TOL, _normalise, _setup
+from .model import _EXACT_TOL, _POLISH_BUDGET, _SEARCH_BUDGET, _Budget, _normalise, _setup
 from .optimum import _dual_value, _global
 from .optimum_classn import _global_classn
 from .polish import _polish
 from .polish_classn import _polish_classn
 
-# "undecided" only from analyze_limit: no two horizons agreed within its budget
+# "undecided": a budget of analyze ran out (polishing's, the certificate search's), or analyze_limit's horizons did
+# not agree within its budget
 VERDICTS = ("global", "local", "not_local", "kkt_only", "not_kkt", "undecided")
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def _read_classn(m, point, lam, support, is_kkt, global_opt, lines):
 
 
 def analyze(net, data, theta, *, eps=1e-2, polish=True, rng=0, kkt_tol=1e-8, global_rtol=1e-6, global_opt=True,
-            n_random=6, polish_radius=0.5):
+            n_random=6, polish_radius=0.5, polish_budget=_POLISH_BUDGET, search_budget=_SEARCH_BUDGET):
     """Classify theta (typically `traj.theta` of a long flow) as a point of the max-margin problem (P).
 
     eps: radius of the non-local certificates (in the normalised scale, margin 1). polish: solve the KKT system of
@@ -139,7 +140,13 @@ def analyze(net, data, theta, *, eps=1e-2, polish=True, rng=0, kkt_tol=1e-8, glo
     4096). n_random: random starts of the local search (after the papers' constructions). rng: seed or numpy
     Generator of those starts. polish_radius: a polished point further than this times ||theta_raw|| from
     theta_raw is not used (except the rank-one point of a fully connected linear
-    net, where the limit lies by margin paper Thm 3.1).
+    net, where the limit lies by margin paper Thm 3.1). polish_budget: the Jacobian entries of polishing's
+    Levenberg-Marquardt steps (a step costs about that), over the patterns in the order of the thresholds; when it
+    runs out, the verdict is "undecided" (the closest KKT point so far is theta_tilde, with the per-layer reports,
+    and the evidence says from which thresholds on no pattern was tried). search_budget: SLSQP
+    iterations of the certificate search (each start runs at most 100 and stops at its first certified iterate); a
+    KKT point that neither a certificate nor a sufficient condition settles before the budget runs out is
+    "undecided", the starts not finished listed in the evidence.
 
     Returns a Report; raises ValueError outside the scope (bias or skip connection: not homogeneous; activation
     other than ReLU or linear; d_out != 1; labels not +-1) and when some margin y_i Phi(theta; x_i) is <= 0 (theta
@@ -150,15 +157,22 @@ def analyze(net, data, theta, *, eps=1e-2, polish=True, rng=0, kkt_tol=1e-8, glo
     global_rtol = real_scalar("global_rtol", global_rtol, low=0.0)
     polish_radius = real_scalar("polish_radius", polish_radius, low=0.0)
     n_random = positive_int("n_random", n_random, minimum=0)
+    polish_budget = positive_int("polish_budget", polish_budget)
+    search_budget = positive_int("search_budget", search_budget)
     m, theta = _setup(net, data, theta)
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     lines = []
 
     theta_raw = _normalise(m, theta)
     raw_res, raw_lam, raw_support, raw_exact = _kkt_fit(m, theta_raw)
-    point, polished, polish_dist = theta_raw, False, 0.0
+    point, polished, polish_dist, polish_cut = theta_raw, False, 0.0, None
     if polish:
-        best = (_polish_classn if m.general else _polish)(m, theta_raw, polish_radius)
+        best, polish_cut = (_polish_classn if m.general else _polish)(m, theta_raw, polish_radius,
+                                                                     _Budget(polish_budget))
+        if polish_cut is not None:
+            lines.append(f"polishing spent its budget of {polish_budget} Jacobian entries at the thresholds "
+                         f"{polish_cut[0]:g} (support, zero pre-activations) and {polish_cut[1]:g} (zero units): the "
+                         f"patterns read from there on were not tried")
         if best is not None:
             point, polish_dist, how = best
             polished = True
@@ -166,8 +180,8 @@ def analyze(net, data, theta, *, eps=1e-2, polish=True, rng=0, kkt_tol=1e-8, glo
                          f"{polish_dist:.3g} from theta_raw (||theta_raw||^2 = {theta_raw @ theta_raw:.10g}, raw KKT "
                          f"residual {raw_res:.3g})")
         else:
-            lines.append(f"polishing failed for every pattern read off theta (raw KKT residual {raw_res:.3g}); "
-                         f"analysing the raw normalised point")
+            lines.append(f"polishing failed for every pattern {'tried' if polish_cut else 'read off theta'} (raw KKT "
+                         f"residual {raw_res:.3g}); analysing the raw normalised point")
     if polished:
         res, lam, support, exact = _kkt_fit(m, point)
     else:
@@ -184,15 +198,19 @@ def analyze(net, data, theta, *, eps=1e-2, polish=True, rng=0, kkt_tol=1e-8, glo
     gap = None if gv is None else norm_sq / gv - 1.0
 
     is_global = lower is not None and norm_sq <= lower * (1.0 + global_rtol)
-    cert = None
-    if is_kkt and not is_global:
-        cert, single = _search(m, point, lam, eps, res, rng, n_random)
+    cert, unfinished = None, []
+    if is_kkt and not is_global and polish_cut is None:   # a cut polish decides the verdict (below)
+        cert, single, unfinished = _search(m, point, lam, eps, res, rng, n_random, _Budget(search_budget))
         if cert is None and single is not None:
             lines.append(f"a better feasible point exists at distance {single.distance:.3g} <= eps "
                          f"(gain {single.gain:.3g}, {single.method}) but not at eps/4 and eps/16: not a proof of "
                          f"non-locality")
 
-    if is_global:
+    if polish_cut is not None:   # theta~ may not be the limit's KKT point: no verdict about it is one of the limit
+        verdict = "undecided"
+        lines.append("undecided: polishing stopped before every pattern was tried, so the KKT point closest to "
+                     "theta_raw is not known" + ("" if polished else f" (theta_raw's KKT residual {res:.3g})"))
+    elif is_global:
         verdict = "global"
         lines.append(f"global: theta~ is feasible and ||theta~||^2 = {norm_sq:.12g} is within {global_rtol:g} "
                      f"(relative) of the certified lower bound {lower:.12g} on the optimum")
@@ -211,6 +229,10 @@ def analyze(net, data, theta, *, eps=1e-2, polish=True, rng=0, kkt_tol=1e-8, glo
     elif local_condition:
         verdict = "local"
         lines.append(f"local: {local_text}")
+    elif unfinished:
+        verdict = "undecided"
+        lines.append(f"undecided: KKT point; the certificate search spent its budget of {search_budget} SLSQP "
+                     f"iterations with no certificate; starts not finished: " + "; ".join(unfinished))
     else:
         verdict = "kkt_only"
         lines.append("kkt_only: KKT point, no certificate either way")
