@@ -52,6 +52,57 @@ public:
             layer_[u] = static_cast<std::size_t>(pb.model.switch_layer(u));
             layers_ = std::max(layers_, layer_[u] + 1);
         }
+        const std::size_t len = pb.model.unit_block_size();
+        std::vector<double> row(len);
+        if (len > 0) normal_norms_.resize(pb.NS);
+        for (std::size_t k = 0; k < normal_norms_.size(); ++k)
+            pb.model.switch_normal_block(nullptr, pb.X, k, row.data()), normal_norms_[k] = norm2(row.data(), len);
+    }
+
+    // block models: |n_k|, the norm of switch k's fixed normal
+    double normal_norm(std::size_t k) const { return normal_norms_[k]; }
+
+    // The switches of the units `touched` (one flag per unit) within their rounding bands at th, boosted by
+    // `boost`; a unit whose inputs are all exactly zero (scale 0) is no switch. Block models look only at those
+    // whose band can reach them: band <= 32 eps |n_k| max(boost |w_j|, max_u |w_u|) (Cauchy-Schwarz on the scales).
+    std::vector<std::size_t> in_bands(const double* th, const double* slopes, const std::vector<bool>& touched,
+                                      const std::vector<double>& boost) {
+        std::vector<std::size_t> out;
+        const std::size_t H = pb_.H, len = pb_.model.unit_block_size();
+        SwitchScales sc;
+        if (len == 0) {
+            preactivations(th, slopes);
+            scales(th, slopes, sc);
+            for (std::size_t k = 0; k < pb_.NS; ++k) {
+                const double b = sc.band(k, boost[k]);
+                if (touched[k % H] && b > 0.0 && std::abs(h_[k]) <= b) out.push_back(k);
+            }
+            return out;
+        }
+        constexpr double eps = std::numeric_limits<double>::epsilon();
+        std::vector<double> w_norm(H), n(len);
+        double w_max = 0.0;
+        for (std::size_t u = 0; u < H; ++u)
+            w_norm[u] = norm2(th + pb_.model.unit_block_offset(u), len), w_max = std::max(w_max, w_norm[u]);
+        std::vector<std::size_t> near, samples;
+        std::vector<double> h;
+        for (std::size_t i = 0; i < pb_.n; ++i)
+            for (std::size_t u = 0; u < H; ++u) {
+                const std::size_t k = i * H + u;
+                if (!touched[u]) continue;
+                pb_.model.switch_normal_block(th, pb_.X, k, n.data());
+                const double hk = dot(n.data(), th + pb_.model.unit_block_offset(u), len);
+                const double reach = 32.0 * eps * normal_norms_[k] * std::max(boost[k] * w_norm[u], w_max);
+                if (std::abs(hk) > reach * (1.0 + 1e-12)) continue;
+                near.push_back(k), h.push_back(hk);
+                if (samples.empty() || samples.back() != i) samples.push_back(i);
+            }
+        sample_scales(th, slopes, samples, sc);
+        for (std::size_t a = 0; a < near.size(); ++a) {
+            const double b = sc.band(near[a], boost[near[a]]);
+            if (b > 0.0 && std::abs(h[a]) <= b) out.push_back(near[a]);
+        }
+        return out;
     }
 
     // every pre-activation at th (slopes = nullptr: deeper layers see sigma'(h) = 1[h > 0])
@@ -73,6 +124,7 @@ public:
         const std::size_t H = pb_.H, d = pb_.model.d_in(), m = samples.size();
         out.scale.resize(pb_.NS);
         out.floor.resize(pb_.NS);
+        if (m == 0) return;
         std::vector<double> X(m * d), sl(m * H), scale(m * H);
         for (std::size_t r = 0; r < m; ++r) {
             std::copy(pb_.X + samples[r] * d, pb_.X + (samples[r] + 1) * d, &X[r * d]);
@@ -131,8 +183,8 @@ public:
         for (std::size_t k : set) {
             pb_.model.switch_normal_block(th, pb_.X, k, n.data());
             const double* w = th + pb_.model.unit_block_offset(k % pb_.H);
-            if (std::abs(dot(n.data(), w, len)) > 32.0 * std::numeric_limits<double>::epsilon() *
-                                                       norm2(n.data(), len) * norm2(w, len))
+            if (std::abs(dot(n.data(), w, len)) >
+                32.0 * std::numeric_limits<double>::epsilon() * normal_norms_[k] * norm2(w, len))
                 return false;
         }
         return true;
@@ -178,6 +230,7 @@ private:
     double* scratch_;
     std::vector<double> h_;
     std::vector<std::size_t> layer_;  // each unit's layer (the model's, looked up once)
+    std::vector<double> normal_norms_;  // block models: |n_k|
     std::size_t layers_ = 0;
 };
 

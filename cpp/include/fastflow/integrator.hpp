@@ -305,14 +305,7 @@ private:
         std::vector<std::size_t> set(fired.begin(), fired.end());
         for (std::size_t z : state_.Z)
             if (touched[z % pb_.H]) set.push_back(z);
-        const std::vector<double>& h = geometry_.preactivations(theta_.data(), slopes());
-        SwitchScales scales;
-        geometry_.scales(theta_.data(), slopes(), scales);
-        // a deeper unit whose inputs are all exactly zero (scale 0) is no switch: its slope changes nothing
-        for (std::size_t k = 0; k < pb_.NS; ++k) {
-            const double b = scales.band(k, state_.band_boost[k]);
-            if (touched[k % pb_.H] && b > 0.0 && std::abs(h[k]) <= b) set.push_back(k);
-        }
+        for (std::size_t k : geometry_.in_bands(theta_.data(), slopes(), touched, state_.band_boost)) set.push_back(k);
         std::sort(set.begin(), set.end());
         set.erase(std::unique(set.begin(), set.end()), set.end());
         std::vector<Mode> before(fired.size());

@@ -113,12 +113,6 @@ private:
     void screened_hits(const double* coef, std::vector<std::pair<double, std::size_t>>& hits) {
         constexpr int deg = dopri5::DENSE_DEGREE;
         const std::size_t H = pb_.H, p = pb_.p, len = pb_.model.unit_block_size();
-        if (normal_norms_.empty()) {
-            std::vector<double> row(len);
-            normal_norms_.resize(pb_.NS);
-            for (std::size_t k = 0; k < pb_.NS; ++k)
-                pb_.model.switch_normal_block(coef, pb_.X, k, row.data()), normal_norms_[k] = norm2(row.data(), len);
-        }
         pb_.model.preactivations(coef, pb_.X, pb_.n, st_.slopes.data(), hc_.data(), scratch_);  // at the start
         std::vector<double> reach(H, 0.0), row(len);
         for (std::size_t j = 0; j < H; ++j) {
@@ -132,7 +126,7 @@ private:
             if (st_.mode[k] == Mode::sliding) continue;
             const double sign = st_.mode[k] == Mode::active ? -1.0 : 1.0;  // g > 0 means the switch left its side
             g[0] = sign * hc_[k];
-            if (g[0] + normal_norms_[k] * reach[k % H] <= 0.0) continue;
+            if (g[0] + geo_.normal_norm(k) * reach[k % H] <= 0.0) continue;
             pb_.model.switch_normal_block(coef, pb_.X, k, row.data());
             const double* w = &coef[pb_.model.unit_block_offset(k % H)];
             double abs_sum = 0.0;
@@ -232,7 +226,6 @@ private:
     std::vector<SurfaceTurn> turns_;
     ExitNoise exit_noise_;
     std::vector<double> hc_, pc_, y_, F_, m_;
-    std::vector<double> normal_norms_;  // |n_k| of block models' switches (fixed normals)
 };
 
 }  // namespace fastflow
