@@ -221,8 +221,10 @@ def test_the_fuzz_checker_flags_a_leave_that_is_none():
 @pytest.mark.parametrize("call", ["flow", "flow_many"])
 def test_an_unknown_branch_option_is_rejected(call):
     net, X, y, theta0 = square_problem(9)
-    with pytest.raises(ValueError, match="branch"):
-        if call == "flow":
-            ff.flow(net, (X, y), theta0, loss="square", branch="foo")
-        else:
-            ff.flow_many(net, (X, y), theta0[None], loss="square", branch="foo")
+    deep = ff.fully_connected(3, [3, 3])
+    for net, theta0, branch in ((net, theta0, "foo"), (deep, ff.init.xavier(deep, 0), "leave")):
+        with pytest.raises(ValueError, match="branch"):
+            if call == "flow":
+                ff.flow(net, (X, y), theta0, loss="square", branch=branch)
+            else:
+                ff.flow_many(net, (X, y), theta0[None], loss="square", branch=branch)

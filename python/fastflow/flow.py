@@ -168,6 +168,9 @@ def _problem(net, data, loss, opts):
     core.max_events = positive_int("max_events", opts.max_events)
     core.tau_eval = np.ascontiguousarray(time.tau(t_eval)).tolist()
     core.branch = choice("branch", opts.branch, BRANCHES)
+    if core.branch == "leave" and not net.is_two_layer:
+        raise ValueError("branch='leave' needs a plain two-layer fully connected network: others are not watched "
+                         "for unstable branches")
     return data, y, time, t_eval, core
 
 
