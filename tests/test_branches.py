@@ -188,6 +188,24 @@ def test_gradient_descent_follows_the_leave_flow(problem):
     assert gap[1e-4]["stay"] > 0.01                            # the default flow stays O(1) away
 
 
+def test_a_unit_pinned_without_descent_stays_when_one_appears_later():
+    # width 2, pinned_problem's samples: neuron 0 is carried to w = 0 at t = 0.70 with no descending pattern, and
+    # sample 0's D (re-evaluated in NumPy) turns positive at t = 1.56 as neuron 1 fits. Gradient descent's copy of
+    # neuron 0 is dead by then (its tiny w in the cone where both samples are inactive, its gradient 0) and stays:
+    # so does the leave flow, O(step) from it
+    net = ff.two_layer(2, 2)
+    X, y = np.array([[1.0, 0.0], [-0.5, 1.0]]), np.array([-0.255, -0.285])
+    theta0 = np.array([0.3, 0.3, 1.535, 1.124, 1.0, 0.817])
+    grid = np.linspace(0.0, 2.0, 201)
+    run = ff.flow(net, (X, y), theta0, loss="square", t_max=2.0, t_eval=grid, branch="leave")
+    D0 = np.array([(y[0] - net.forward(th, X)[0, 0]) * th[4] for th in run.theta_at])
+    assert np.all(D0[grid > 1.6] > 0) and np.all(D0[(grid > 0.71) & (grid < 1.5)] < 0)
+    assert np.all(run.theta_at[grid > 0.71, :2] == 0.0)
+    assert [str(k) for k in run.events["kind"]].count("branch") == 1
+    gap = [np.linalg.norm(gradient_descent(net, X, y, theta0, 2.0, eta) - run.theta_at[-1]) for eta in (1e-3, 1e-4)]
+    assert gap[1] < 1e-4 and gap[1] < 0.2 * gap[0]
+
+
 def test_leave_mode_runs_pass_the_fuzz_checks_and_threads_agree():
     problems = [Problem(*square_problem(seed), "square", 300.0, options={"branch": "leave"}) for seed in (9, 36)]
     net, X, y, theta0, *_ = pinned_leave_problems()["carried"]

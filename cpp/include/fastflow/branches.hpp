@@ -85,13 +85,14 @@ public:
             // watch for the sign D does not have at the start: the flag set where it last turned decides within
             // the noise of 0 (right after a turn), the sign itself beyond. Leave mode watches for D past
             // leave_lead noise levels instead (the side is read off the slide's multiplier, 0/0 at D = 0), where
-            // the surface is left; no slide stays beyond that (a guard against finding it again at once)
+            // the surface is left. A slide already there (to rounding: one the leave rule could not take off, a
+            // duplicated sample's) is not watched again, or it would be found at once each step.
             const bool leave = pb_.opt.leave_branches;
             const bool repulsive =
                 !leave && (std::abs(g[0]) > noise ? g[0] > 0.0 : static_cast<bool>(st_.branch[z]));
             if (repulsive)
                 for (double& v : g) v = -v;
-            if (leave && (g[0] -= leave_lead * noise) > 0.0) continue;
+            if (leave && (g[0] -= leave_lead * noise) > -noise) continue;
             const double sigma = first_violation(g.data(), static_cast<int>(g_deg), noise);
             if (sigma >= 0.0) turns.push_back({sigma, z, !repulsive});
         }
