@@ -381,8 +381,8 @@ def check_branches(net, X, y, loss, traj, traj_at_events, rtol, atol, branch="st
     pair slides and D = G_i . v_j, whose sign says whether its surface attracts, is 0 within what the state's error
     moves it by; or its neuron is pinned at w_j = 0, the inputs of the samples on its surfaces spanning R^d.
     branch="leave" (the flow's option): a pair that leaves its surface there instead (slide_end, activate or
-    deactivate at t) has D >= 0 to that noise (its surface repels), and after a slide D is within LEAVE_LEAD times
-    that noise (the surface has just turned)."""
+    deactivate at t, or any side at t = 0) has D >= 0 to that noise (its surface repels), and after a slide D is
+    within LEAVE_LEAD times that noise (the surface has just turned)."""
     out = []
     te, events = traj_at_events.t_eval, traj.events
     Y = np.asarray(y, dtype=float).reshape(X.shape[0], -1)
@@ -414,7 +414,7 @@ def check_branches(net, X, y, loss, traj, traj_at_events, rtol, atol, branch="st
         if (i, j) in open_slides and abs(D) <= allowed:
             continue
         left = {str(k) for k in events["kind"][at_t & (events["sample"] == i) & (events["neuron"] == j)]}
-        if branch == "leave" and D >= -allowed and ({"activate", "deactivate"} & left
+        if branch == "leave" and D >= -allowed and ({"activate", "deactivate"} & left or t == 0.0
                                                     or ("slide_end" in left and D <= LEAVE_LEAD * allowed)):
             continue
         out.append(Violation("unexplained_branch", f"branch of pair (sample {i}, neuron {j}) at t = {t:.17g}: "
