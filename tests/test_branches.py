@@ -123,6 +123,41 @@ def test_leave_mode_leaves_a_surface_turning_repulsive(seed):
     assert np.all(np.abs(h[grid > t * (1 + 1e-2)]) > 1e-8)
 
 
+def sign_change_problem():
+    # one neuron, two samples (x0 . x1 < 0): it slides on sample 0's surface from t = 0.08 while its output weight
+    # v (-0.45 at the start) is carried through 0 at t = 1.96: D_0 = (y_0 - Phi_0) v turns positive
+    net = ff.two_layer(2, 1)
+    return net, np.array([[1.0, 0.0], [-0.5, 1.0]]), np.array([1.8, 0.5]), np.array([0.05, 0.55, -0.45])
+
+
+def test_leave_mode_leaves_where_the_output_weight_crosses_zero():
+    from scipy.integrate import solve_ivp
+    net, X, y, theta0 = sign_change_problem()
+    run = ff.flow(net, (X, y), theta0, loss="square", t_max=4.0, branch="leave")
+    assert [(str(e["kind"]), int(e["sample"])) for e in run.events] == [("slide_start", 0), ("slide_end", 0),
+                                                                         ("branch", 0)]
+    t = float(run.events["t"][-1])
+    # v re-evaluated on a dense grid of the default flow (which slides on) crosses 0 there
+    grid = np.linspace(0.1, 3.9, 381)
+    stay = ff.flow(net, (X, y), theta0, loss="square", t_max=4.0, t_eval=grid)
+    assert np.all(stay.theta_at[grid < t - 0.01, 2] < 0) and np.all(stay.theta_at[grid > t + 0.01, 2] > 0)
+    # the multiplier just before is below 1/2: the switch goes inactive; from there sample 1 alone is active, and
+    # the flow is the ODE of that pattern: w' = r v x1, v' = r (w . x1), r = y1 - v (w . x1)
+    before = ff.flow(net, (X, y), theta0, loss="square", t_max=t, t_eval=[t - 0.01])
+    assert slide_multipliers(net, X, y, "square", before.theta_at[0], {(0, 0)})[(0, 0)] < 0.4
+    after = t + np.linspace(0.0, 4.0 - t, 41)
+    dense = ff.flow(net, (X, y), theta0, loss="square", t_max=4.0, t_eval=after, branch="leave")
+
+    def pattern(_, z):
+        h = z[:2] @ X[1]
+        r = y[1] - z[2] * h
+        return [*(r * z[2] * X[1]), r * h]
+
+    ref = solve_ivp(pattern, (t, 4.0), dense.theta_at[0], t_eval=after, rtol=1e-11, atol=1e-13).y.T
+    assert np.allclose(dense.theta_at, ref, atol=1e-7)
+    assert np.all(ref[1:, :2] @ X[0] < 0) and np.all(ref[:, :2] @ X[1] > 0)   # sample 0 off its surface
+
+
 def pinned_leave_problems():
     # (a) pinned_problem with a third sample x2 (x2 . x0 < 0, x2 . x1 < 0) that wants the unit on: it stays inactive
     # while the unit is carried to w = 0 (at t_pin, v^2 = 1 - |w(0)|^2 by conservation); from there the one-sided
@@ -172,11 +207,13 @@ def gradient_descent(net, X, y, theta0, t, eta):
     return net.join([W1, W2])
 
 
-@pytest.mark.parametrize("problem", ["turn", "pinned"])
+@pytest.mark.parametrize("problem", ["turn", "sign_change", "pinned"])
 def test_gradient_descent_follows_the_leave_flow(problem):
-    # one unstable branch each, at t = 2.24 and 0.42
+    # one unstable branch each, at t = 2.24, 1.96 and 0.42
     if problem == "turn":
         (net, X, y, theta0), t = square_problem(9), 3.0
+    elif problem == "sign_change":
+        (net, X, y, theta0), t = sign_change_problem(), 3.0
     else:
         (net, X, y, theta0, *_), t = pinned_leave_problems()["carried"], 1.0
     flows = {b: ff.flow(net, (X, y), theta0, loss="square", t_max=t, branch=b).theta for b in ("stay", "leave")}
