@@ -257,9 +257,9 @@ def flow(net, data, theta0, loss="exponential", *, progress=False, **options):
     loss: "exponential" | "logistic" (y of +-1, log-space, any horizon; with d_out = K > 1 one-vs-all over
     integer class labels in [0, K)) | "square" (real targets). options: those of FlowOptions (t_max = 1e6,
     log_t_max, rtol = 1e-10, atol = 1e-12, t_eval, max_events = 100000, max_steps = 1e7, gtol, branch = "stay"
-    | "leave"). progress: a tqdm
-    bar on stderr over log(1 + t) (over t for the square loss) with steps, events and the loss, updated at most
-    every 200 ms; the result is the same either way. Ctrl-C returns the run so far with status "interrupted".
+    | "leave"). progress: a tqdm bar on stderr over log(1 + t) (over t for the square loss) with steps, events and
+    the loss, updated at most every 200 ms; the result is the same either way. Ctrl-C returns the run so far with
+    status "interrupted".
     """
     progress = boolean("progress", progress)
     opts = FlowOptions.from_kwargs("flow", options)
