@@ -336,14 +336,14 @@ private:
     // problem leaves them, classify.hpp), and a pinned unit leaves along its one-sided field of largest decrease.
     void mark_branches(double tau, const std::vector<SurfaceTurn>& turns) {
         const bool leave = pb_.opt.leave_branches;
-        bool turned = false;
+        std::vector<std::size_t> leaving;
         for (const SurfaceTurn& turn : turns) {
             if (state_.mode[turn.z] != Mode::sliding) continue;
             state_.branch[turn.z] = turn.to_repulsive;
-            turned = turned || turn.to_repulsive;
-            if (turn.to_repulsive && !leave) log_.push(tau, EventKind::branch, turn.z, Mode::unset);
+            if (turn.to_repulsive && leave) leaving.push_back(turn.z);
+            else if (turn.to_repulsive) log_.push(tau, EventKind::branch, turn.z, Mode::unset);
         }
-        if (leave && turned) handle_events(tau, {}, {});
+        if (!leaving.empty()) handle_events(tau, {}, leaving);  // their slides end here
         for (std::size_t z : branches_.newly_pinned(geometry_, theta_.data())) {
             if (leave) {
                 state_field(tau);  // the loss weights at theta_
