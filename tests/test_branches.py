@@ -237,7 +237,7 @@ def test_a_unit_pinned_without_descent_stays_when_one_appears_later():
     run = ff.flow(net, (X, y), theta0, loss="square", t_max=2.0, t_eval=grid, branch="leave")
     D0 = np.array([(y[0] - net.forward(th, X)[0, 0]) * th[4] for th in run.theta_at])
     assert np.all(D0[grid > 1.6] > 0) and np.all(D0[(grid > 0.71) & (grid < 1.5)] < 0)
-    assert np.all(run.theta_at[grid > 0.71, :2] == 0.0)
+    assert np.all(np.abs(run.theta_at[grid > 0.71, :2]) <= 1e-12)
     assert [str(k) for k in run.events["kind"]].count("branch") == 1
     gap = [np.linalg.norm(gradient_descent(net, X, y, theta0, 2.0, eta) - run.theta_at[-1]) for eta in (1e-3, 1e-4)]
     assert gap[1] < 1e-4 and gap[1] < 0.2 * gap[0]

@@ -110,8 +110,17 @@ public:
         std::vector<bool> pinned(H, false);
         std::vector<std::vector<std::size_t>>& by_unit = on_surface_;
         by_unit.assign(H, {});
-        for (std::size_t k = 0; k < pb_.NS; ++k)
-            if (std::abs(h[k]) <= scales.band(k, 1.0)) by_unit[k % H].push_back(k);
+        // a unit carried to w = 0 keeps a rounding residue (~1e-34) far beyond its own band: on a surface is also
+        // within the rounding of the state's scale
+        double size = 0.0;
+        for (std::size_t q = 0; q < pb_.p; ++q) size = std::max(size, std::abs(theta[q]));
+        const std::size_t d_in = pb_.model.d_in();
+        for (std::size_t k = 0; k < pb_.NS; ++k) {
+            double inputs = 0.0;
+            for (std::size_t l = 0; l < d_in; ++l) inputs += std::abs(pb_.X[(k / H) * d_in + l]);
+            const double floor = 32.0 * std::numeric_limits<double>::epsilon() * inputs * size;
+            if (std::abs(h[k]) <= std::max(scales.band(k, 1.0), floor)) by_unit[k % H].push_back(k);
+        }
         std::vector<double> N, gram, x;
         for (std::size_t u = 0; u < H; ++u) {
             const std::size_t k = by_unit[u].size();
