@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastflow as ff
-from fastflow.fuzz_checks import Problem, check_branches, check_problem
+from fastflow.fuzz_checks import Problem, check_branches, check_problem, slide_multipliers
 
 
 def pinned_problem():
@@ -78,3 +78,208 @@ def test_the_fuzz_checker_flags_a_branch_that_is_none():
     again = problem.run(t_eval=np.unique(traj.events["t"]))
     found = check_branches(net, X, y, "square", traj, again, problem.rtol, problem.atol)
     assert [v.kind for v in found] == ["unexplained_branch"]
+
+
+# --- branch="leave": the flow leaves where gradient descent does ------------------------------------------------
+
+def open_slides(events, t):
+    """The (sample, neuron) pairs sliding at t, from the events before it."""
+    out = set()
+    for e in events[events["t"] < t]:
+        pair = (int(e["sample"]), int(e["neuron"]))
+        if e["kind"] == "slide_start":
+            out.add(pair)
+        elif e["kind"] in ("slide_end", "activate", "deactivate"):
+            out.discard(pair)
+    return out
+
+
+@pytest.mark.parametrize("seed", [9, 36])
+def test_leave_mode_leaves_a_surface_turning_repulsive(seed):
+    net, X, y, theta0 = square_problem(seed)
+    run = ff.flow(net, (X, y), theta0, loss="square", t_max=300.0, branch="leave")
+    branches = run.events[run.events["kind"] == "branch"]
+    assert len(branches) == 1
+    i, j, t = int(branches[0]["sample"]), int(branches[0]["neuron"]), float(branches[0]["t"])
+    # the pair's slide ends there
+    pair = run.events[(run.events["sample"] == i) & (run.events["neuron"] == j)]
+    assert [str(k) for k in pair["kind"][pair["t"] == t]] == ["slide_end", "branch"]
+    later = pair["t"][pair["t"] > t]
+    t_next = float(later[0]) if len(later) else run.t
+    # at the turn: D (re-evaluated in NumPy) from attracting to barely repelling
+    around = ff.flow(net, (X, y), theta0, loss="square", t_max=1.01 * t, branch="leave",
+                     t_eval=[t * (1 - 1e-4), t])
+    before, at = (D(net, X, y, th, i, j) for th in around.theta_at)
+    assert before < -1e-7 and 0 < at < 1e-5
+    # the side: the bound its NumPy multiplier is nearer just before (where gradient descent leaves)
+    earlier = ff.flow(net, (X, y), theta0, loss="square", t_max=t, t_eval=[t * (1 - 1e-3)], branch="leave")
+    s = slide_multipliers(net, X, y, "square", earlier.theta_at[0], open_slides(run.events, t * (1 - 1e-3)))[(i, j)]
+    assert 0.05 < s < 0.95 and abs(s - 0.5) > 0.05
+    # and off the surface from then on, on that side, on a dense grid up to the pair's next event
+    grid = t + (t_next - t) * np.linspace(0.0, 1.0, 402)[1:-1] ** 2
+    dense = ff.flow(net, (X, y), theta0, loss="square", t_max=300.0, t_eval=grid, branch="leave")
+    h = np.array([X[i] @ net.split(th)[0][j] for th in dense.theta_at])
+    assert np.all(np.sign(h) == (1.0 if s >= 0.5 else -1.0))
+    assert np.all(np.abs(h[grid > t * (1 + 1e-2)]) > 1e-8)
+
+
+def sign_change_problem():
+    # one neuron, two samples (x0 . x1 < 0): it slides on sample 0's surface from t = 0.08 while its output weight
+    # v (-0.45 at the start) is carried through 0 at t = 1.96: D_0 = (y_0 - Phi_0) v turns positive
+    net = ff.two_layer(2, 1)
+    return net, np.array([[1.0, 0.0], [-0.5, 1.0]]), np.array([1.8, 0.5]), np.array([0.05, 0.55, -0.45])
+
+
+def test_leave_mode_leaves_where_the_output_weight_crosses_zero():
+    from scipy.integrate import solve_ivp
+    net, X, y, theta0 = sign_change_problem()
+    run = ff.flow(net, (X, y), theta0, loss="square", t_max=4.0, branch="leave")
+    assert [(str(e["kind"]), int(e["sample"])) for e in run.events] == [("slide_start", 0), ("slide_end", 0),
+                                                                         ("branch", 0)]
+    t = float(run.events["t"][-1])
+    # v re-evaluated on a dense grid of the default flow (which slides on) crosses 0 there
+    grid = np.linspace(0.1, 3.9, 381)
+    stay = ff.flow(net, (X, y), theta0, loss="square", t_max=4.0, t_eval=grid)
+    assert np.all(stay.theta_at[grid < t - 0.01, 2] < 0) and np.all(stay.theta_at[grid > t + 0.01, 2] > 0)
+    # the multiplier just before is below 1/2: the switch goes inactive; from there sample 1 alone is active, and
+    # the flow is the ODE of that pattern: w' = r v x1, v' = r (w . x1), r = y1 - v (w . x1)
+    before = ff.flow(net, (X, y), theta0, loss="square", t_max=t, t_eval=[t - 0.01])
+    assert slide_multipliers(net, X, y, "square", before.theta_at[0], {(0, 0)})[(0, 0)] < 0.4
+    after = t + np.linspace(0.0, 4.0 - t, 41)
+    dense = ff.flow(net, (X, y), theta0, loss="square", t_max=4.0, t_eval=after, branch="leave")
+
+    def pattern(_, z):
+        h = z[:2] @ X[1]
+        r = y[1] - z[2] * h
+        return [*(r * z[2] * X[1]), r * h]
+
+    ref = solve_ivp(pattern, (t, 4.0), dense.theta_at[0], t_eval=after, rtol=1e-11, atol=1e-13).y.T
+    assert np.allclose(dense.theta_at, ref, atol=1e-7)
+    assert np.all(ref[1:, :2] @ X[0] < 0) and np.all(ref[:, :2] @ X[1] > 0)   # sample 0 off its surface
+
+
+def pinned_leave_problems():
+    # (a) pinned_problem with a third sample x2 (x2 . x0 < 0, x2 . x1 < 0) that wants the unit on: it stays inactive
+    # while the unit is carried to w = 0 (at t_pin, v^2 = 1 - |w(0)|^2 by conservation); from there the one-sided
+    # field that activates sample 2 alone moves every sample to its side, and w = c x2 with
+    # c' = (1 - 2 c v) v, v' = (1 - 2 c v) 2 c from (0, sqrt(0.82)).
+    # (b) a unit starting at w = 0, its two samples spanning R^2, x0 . x1 < 0, sample 0 wanting it on: w = c x0
+    # with c' = (1 - c v) v, v' = (1 - c v) c from (0, 1).
+    net = ff.two_layer(2, 1)
+    X = np.array([[1.0, 0.0], [-0.5, 1.0], [-1.0, -1.0]])
+    carried = (net, X, np.array([-1.0, -1.0, 1.0]), np.array([0.3, 0.3, 1.0]), 2, np.sqrt(0.82))
+    start = (net, X[:2], np.array([1.0, -1.0]), np.array([0.0, 0.0, 1.0]), 0, 1.0)
+    return {"carried": carried, "start": start}
+
+
+@pytest.mark.parametrize("case", ["carried", "start"])
+def test_leave_mode_moves_a_pinned_unit_off_zero(case):
+    from scipy.integrate import solve_ivp
+    net, X, y, theta0, k, v_pin = pinned_leave_problems()[case]
+    stay = ff.flow(net, (X, y), theta0, loss="square", t_max=10.0, t_eval=[10.0])
+    assert np.allclose(stay.theta_at[0][:2], 0.0, atol=1e-12)
+    run = ff.flow(net, (X, y), theta0, loss="square", t_max=10.0, branch="leave")
+    branches = run.events[run.events["kind"] == "branch"]
+    assert len(branches) == 1
+    t_pin = float(branches[0]["t"])
+    grid = t_pin + np.linspace(0.0, 10.0 - t_pin, 41)
+    dense = ff.flow(net, (X, y), theta0, loss="square", t_max=10.0, t_eval=grid, branch="leave")
+    xk = X[k]
+    norm2 = xk @ xk
+    ref = solve_ivp(lambda t, z: [(1 - norm2 * z[0] * z[1]) * z[1], (1 - norm2 * z[0] * z[1]) * norm2 * z[0]],
+                    (0.0, 10.0 - t_pin), [0.0, v_pin], t_eval=grid - t_pin, rtol=1e-11, atol=1e-13).y
+    assert np.allclose(dense.theta_at[:, :2], ref[0][:, None] * xk, atol=1e-7)
+    assert np.allclose(dense.theta_at[:, 2], ref[1], atol=1e-7)
+    assert np.linalg.norm(dense.theta_at[-1, :2]) > 0.3 and run.loss < stay.loss - 0.4
+
+
+def gradient_descent(net, X, y, theta0, t, eta):
+    """Plain gradient descent on the square loss 1/2 sum |y_i - Phi(x_i)|^2 of a two-layer net (relu'(0) = 0)."""
+    W1, W2 = (a.copy() for a in net.split(theta0))
+    Y = y.reshape(len(X), -1)
+    for _ in range(int(round(t / eta))):
+        H = X @ W1.T
+        A = np.maximum(H, 0.0)
+        R = A @ W2.T - Y
+        gW1, gW2 = ((R @ W2) * (H > 0)).T @ X, R.T @ A
+        W1 -= eta * gW1
+        W2 -= eta * gW2
+    return net.join([W1, W2])
+
+
+@pytest.mark.parametrize("problem", ["turn", "sign_change", "pinned"])
+def test_gradient_descent_follows_the_leave_flow(problem):
+    # one unstable branch each, at t = 2.24, 1.96 and 0.42
+    if problem == "turn":
+        (net, X, y, theta0), t = square_problem(9), 3.0
+    elif problem == "sign_change":
+        (net, X, y, theta0), t = sign_change_problem(), 3.0
+    else:
+        (net, X, y, theta0, *_), t = pinned_leave_problems()["carried"], 1.0
+    flows = {b: ff.flow(net, (X, y), theta0, loss="square", t_max=t, branch=b).theta for b in ("stay", "leave")}
+    gap = {eta: {b: np.linalg.norm(gradient_descent(net, X, y, theta0, t, eta) - th) for b, th in flows.items()}
+           for eta in (1e-3, 1e-4)}
+    for eta in gap:
+        assert gap[eta]["leave"] < 0.1 * gap[eta]["stay"]
+    assert gap[1e-4]["leave"] < 0.2 * gap[1e-3]["leave"]     # first order in the step
+    assert gap[1e-4]["stay"] > 0.01                            # the default flow stays O(1) away
+
+
+def test_a_unit_pinned_without_descent_stays_when_one_appears_later():
+    # width 2, pinned_problem's samples: neuron 0 is carried to w = 0 at t = 0.70 with no descending pattern, and
+    # sample 0's D (re-evaluated in NumPy) turns positive at t = 1.56 as neuron 1 fits. Gradient descent's copy of
+    # neuron 0 is dead by then (its tiny w in the cone where both samples are inactive, its gradient 0) and stays:
+    # so does the leave flow, O(step) from it
+    net = ff.two_layer(2, 2)
+    X, y = np.array([[1.0, 0.0], [-0.5, 1.0]]), np.array([-0.255, -0.285])
+    theta0 = np.array([0.3, 0.3, 1.535, 1.124, 1.0, 0.817])
+    grid = np.linspace(0.0, 2.0, 201)
+    run = ff.flow(net, (X, y), theta0, loss="square", t_max=2.0, t_eval=grid, branch="leave")
+    D0 = np.array([(y[0] - net.forward(th, X)[0, 0]) * th[4] for th in run.theta_at])
+    assert np.all(D0[grid > 1.6] > 0) and np.all(D0[(grid > 0.71) & (grid < 1.5)] < 0)
+    assert np.all(np.abs(run.theta_at[grid > 0.71, :2]) <= 1e-12)
+    assert [str(k) for k in run.events["kind"]].count("branch") == 1
+    gap = [np.linalg.norm(gradient_descent(net, X, y, theta0, 2.0, eta) - run.theta_at[-1]) for eta in (1e-3, 1e-4)]
+    assert gap[1] < 1e-4 and gap[1] < 0.2 * gap[0]
+
+
+def test_leave_mode_runs_pass_the_fuzz_checks_and_threads_agree():
+    problems = [Problem(*square_problem(seed), "square", 300.0, options={"branch": "leave"}) for seed in (9, 36)]
+    net, X, y, theta0, *_ = pinned_leave_problems()["carried"]
+    problems.append(Problem(net, X, y, theta0, "square", 20.0, options={"branch": "leave"}))
+    for problem in problems:
+        traj, violations = check_problem(problem)
+        assert violations == [] and np.sum(traj.events["kind"] == "branch") == 1
+    net, X, y, _ = square_problem(9)
+    thetas = np.array([square_problem(9)[3], square_problem(9)[3] * 0.9, square_problem(9)[3] * 1.1])
+    one, two = (ff.flow_many(net, (X, y), thetas, threads=k, loss="square", t_max=50.0, branch="leave")
+                for k in (1, 2))
+    for a, b in zip(one, two):
+        assert np.array_equal(a.theta, b.theta) and np.array_equal(a.events, b.events)
+
+
+def test_the_fuzz_checker_flags_a_leave_that_is_none():
+    net, X, y, theta0 = square_problem(9)
+    problem = Problem(net, X, y, theta0, "square", 300.0, options={"branch": "leave"})
+    traj, _ = check_problem(problem)
+    events = traj.events.copy()
+    # the leave's slide_end and branch, moved to long before the surface turns
+    t = events[events["kind"] == "branch"]["t"][0]
+    fake = events[np.isin(events["kind"], ["slide_end", "branch"]) & (events["t"] == t)].copy()
+    fake["t"] = 0.5 * fake["t"]
+    traj = dataclasses.replace(traj, events=np.sort(np.concatenate([events, fake]), order="t"))
+    again = problem.run(t_eval=np.unique(traj.events["t"]))
+    found = check_branches(net, X, y, "square", traj, again, problem.rtol, problem.atol, branch="leave")
+    assert [v.kind for v in found] == ["unexplained_branch"]
+
+
+@pytest.mark.parametrize("call", ["flow", "flow_many"])
+def test_an_unknown_branch_option_is_rejected(call):
+    net, X, y, theta0 = square_problem(9)
+    deep = ff.fully_connected(3, [3, 3])
+    for net, theta0, branch in ((net, theta0, "foo"), (deep, ff.init.xavier(deep, 0), "leave")):
+        with pytest.raises(ValueError, match="branch"):
+            if call == "flow":
+                ff.flow(net, (X, y), theta0, loss="square", branch=branch)
+            else:
+                ff.flow_many(net, (X, y), theta0[None], loss="square", branch=branch)

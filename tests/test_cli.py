@@ -68,8 +68,21 @@ def test_run_then_show(tmp_path):
         assert_real_png(out / name)
 
 
+def test_run_passes_the_branch_option_to_the_flows(tmp_path):
+    out = tmp_path / "rank"
+    cli("run", "tvs-rank-2x2", "--n", 16, "--workers", 1, "--out", out, "--quiet", "--no-plots", "--branch", "leave")
+    res = json.loads((out / "results.json").read_text())
+    assert res["settings"]["flow"]["branch"] == "leave"
+    exp = experiments.get("tvs-rank-2x2")
+    default = exp.fingerprint()
+    exp.flow["branch"] = "leave"
+    assert res["settings"]["fingerprint"] == exp.fingerprint() != default     # its checkpoints are its own
+    assert res["counts"] == estimate(exp, n=16, seed=0, workers=1, progress=False).counts
+
+
 def test_errors_exit_with_code_2(tmp_path):
     for args, needle in ((("run", "no-such-experiment"), "unknown experiment"),
+                         (("run", "tvs-rank-2x2", "--branch", "foo"), "branch"),
                          (("show", tmp_path / "missing"), "neither"),
                          (("run", "tvs-rank-2x2", "--n", 0, "--out", tmp_path / "x"), "n must be"),
                          ((), "")):

@@ -105,6 +105,16 @@ def test_fuzz_log_resumed_gives_the_totals_of_one_run(tmp_path):
     assert again.returncode == 2 and "seed 4, not 5" in again.stderr
     fresh = run_fuzz("--n", "24", "--seed", "4", "--log", log)
     assert fresh.returncode == 2 and "--resume" in fresh.stderr
+    other = run_fuzz("--n", "24", "--seed", "4", "--log", log, "--resume", "--branch", "leave")
+    assert other.returncode == 2 and "branch" in other.stderr
+
+
+def test_fuzz_with_the_leave_option():
+    """--branch leave runs the flows with branch="leave" (seed 1, trajectories 0-40 hold 3 leaves)."""
+    problem = fuzz._problem(1, 3, "leave")
+    assert problem.options == {"branch": "leave"}
+    statuses, kinds, *_ = fuzz.run(40, seed=1, budget=60, branch="leave")
+    assert sum(statuses.values()) == 40 and kinds.get("any", 0) == 0
 
 
 def test_slide_exit_check_confirms_real_exits_and_flags_a_moved_one():

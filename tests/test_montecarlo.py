@@ -221,6 +221,9 @@ def test_experiment_validation():
         Experiment(**{**exp.__dict__, "labels": ["a", "a"]})
     with pytest.raises(ValueError, match="unknown options"):
         Experiment(**{**exp.__dict__, "flow": {"tmax": 1.0}})
+    with pytest.raises(ValueError, match="branch"):
+        Experiment(**{**exp.__dict__, "flow": {"branch": "foo"}})
+    Experiment(**{**exp.__dict__, "flow": {"branch": "leave"}})
     with pytest.raises(ValueError):
         estimate(exp, n=0, progress=False)
     with pytest.raises(ValueError):

@@ -122,6 +122,12 @@ void register_flow(py::module_& m) {
         .def_readwrite("max_events", &Options::max_events)
         .def_readwrite("gtol", &Options::gtol)
         .def_readwrite("settle", &Options::settle)
+        .def_property(
+            "branch", [](const Options& o) { return o.leave_branches ? "leave" : "stay"; },
+            [](Options& o, const std::string& name) {
+                if (name != "stay" && name != "leave") throw std::invalid_argument("branch must be 'stay' or 'leave'");
+                o.leave_branches = name == "leave";
+            })
         .def_readwrite("tau_eval", &Options::tau_eval);
 
     m.def("integrator_bytes", &Integrator::bytes_needed, py::arg("model"), py::arg("n"), py::arg("n_eval"));

@@ -1,7 +1,7 @@
 """The `fastflow` command: run the built-in Monte Carlo experiments.
 
     fastflow list
-    fastflow run NAME [--n N] [--seed S] [--workers W] [--dask ADDRESS] [--out DIR] [--resume]
+    fastflow run NAME [--n N] [--seed S] [--workers W] [--dask ADDRESS] [--out DIR] [--resume] [--branch B]
     fastflow show DIR
 
 `run` writes DIR/checkpoint.jsonl as chunks finish, then DIR/results.json and the figures (PNG), and prints the
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from . import experiments
+from .flow import BRANCHES
 from .montecarlo import estimate
 from .plots import draw_all
 from .results import Checkpoint, Estimate, load_checkpoint
@@ -52,6 +53,10 @@ def _parser():
                    help="samples per task (default: the experiment's, 64 for most)")
     r.add_argument("--no-plots", action="store_true", help="skip the figures")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--branch", choices=BRANCHES, default="stay",
+                   help="the flows' branch option: at unstable branches stay on the minimal-norm solution (default) "
+                        "or leave as gradient descent does (flows an outcome runs itself, e.g. the horizon rule's "
+                        "continuations, keep the default)")
     s = sub.add_parser("show", help="print the table and redraw the figures of a run")
     s.add_argument("dir", metavar="DIR")
     s.add_argument("--no-plots", action="store_true", help="skip the figures")
@@ -74,6 +79,8 @@ def _experiment(name):
 
 def _run(args):
     exp = _experiment(args.name)
+    if args.branch != "stay":  # (a default run keeps the experiment's fingerprint, so its checkpoints resume)
+        exp.flow = {**exp.flow, "branch": args.branch}
     out = Path(args.out) if args.out else Path("fastflow-results") / exp.name
     if out.exists() and not out.is_dir():
         raise CliError(f"--out {out} exists and is not a directory")

@@ -17,7 +17,7 @@ import numpy as np
 
 from ._json import jsonable
 from ._validate import choice, positive_int
-from .flow import FLOW_OPTIONS, LOSSES
+from .flow import BRANCHES, FLOW_OPTIONS, LOSSES
 from .networks import Network
 
 
@@ -70,6 +70,8 @@ class Experiment:
         unknown = set(self.flow) - set(FLOW_OPTIONS)
         if unknown:
             raise ValueError(f"Experiment.flow: unknown options {sorted(unknown)}; allowed: {', '.join(FLOW_OPTIONS)}")
+        if "branch" in self.flow:
+            choice("branch", self.flow["branch"], BRANCHES)
         self.labels = list(self.labels)
         if not self.labels or not all(isinstance(s, str) and s for s in self.labels):
             raise ValueError("Experiment.labels must be a non-empty list of non-empty strings")

@@ -21,6 +21,7 @@ MODES = _core.MODES
 # the square-loss flow converges to a point: stop there instead of resolving rounding noise until t_max
 DEFAULT_SQUARE_GTOL = 1e-10
 MEMORY_HINT = "fewer samples, a narrower network or fewer t_eval points"
+BRANCHES = ("stay", "leave")
 EVENT_DTYPE = np.dtype([("t", "f8"), ("log_t", "f8"), ("kind", f"U{max(map(len, EVENT_KINDS))}"), ("sample", "i8"),
                         ("layer", "i8"), ("neuron", "i8")])
 
@@ -33,7 +34,9 @@ class FlowOptions:
     ||grad L|| <= gtol. By default (None) the square loss stops at 1e-10, or earlier once the field is within the
     change that a state error at the tolerance (atol + rtol |theta|) makes in it: it cannot fall further at this
     tolerance. Classification losses have no gtol by default (0), but settle the same way while L >= l(0) and no
-    switch slides (data the net does not separate). t_eval: sorted times for dense samples (theta_at, loss_at)."""
+    switch slides (data the net does not separate). t_eval: sorted times for dense samples (theta_at, loss_at).
+    branch: at an unstable branch (a sliding surface turning repulsive, a unit pinned at w = 0; logged as `branch`)
+    "stay" on the minimal-norm solution, or "leave" as gradient descent does (two-layer fully connected nets)."""
 
     t_max: float = 1e6
     log_t_max: float = None
@@ -43,6 +46,7 @@ class FlowOptions:
     max_events: int = 100_000
     max_steps: int = 10_000_000
     gtol: float = None
+    branch: str = "stay"
 
     @classmethod
     def from_kwargs(cls, where, kwargs):
@@ -163,6 +167,10 @@ def _problem(net, data, loss, opts):
     core.max_steps = positive_int("max_steps", opts.max_steps)
     core.max_events = positive_int("max_events", opts.max_events)
     core.tau_eval = np.ascontiguousarray(time.tau(t_eval)).tolist()
+    core.branch = choice("branch", opts.branch, BRANCHES)
+    if core.branch == "leave" and not net.is_two_layer:
+        raise ValueError("branch='leave' needs a plain two-layer fully connected network: others are not watched "
+                         "for unstable branches")
     return data, y, time, t_eval, core
 
 
@@ -248,9 +256,10 @@ def flow(net, data, theta0, loss="exponential", *, progress=False, **options):
 
     loss: "exponential" | "logistic" (y of +-1, log-space, any horizon; with d_out = K > 1 one-vs-all over
     integer class labels in [0, K)) | "square" (real targets). options: those of FlowOptions (t_max = 1e6,
-    log_t_max, rtol = 1e-10, atol = 1e-12, t_eval, max_events = 100000, max_steps = 1e7, gtol). progress: a tqdm
-    bar on stderr over log(1 + t) (over t for the square loss) with steps, events and the loss, updated at most
-    every 200 ms; the result is the same either way. Ctrl-C returns the run so far with status "interrupted".
+    log_t_max, rtol = 1e-10, atol = 1e-12, t_eval, max_events = 100000, max_steps = 1e7, gtol, branch = "stay"
+    | "leave"). progress: a tqdm bar on stderr over log(1 + t) (over t for the square loss) with steps, events and
+    the loss, updated at most every 200 ms; the result is the same either way. Ctrl-C returns the run so far with
+    status "interrupted".
     """
     progress = boolean("progress", progress)
     opts = FlowOptions.from_kwargs("flow", options)

@@ -3,9 +3,9 @@
 Draws random two-layer problems and applies every check of fastflow.fuzz_checks to each trajectory. A run past its
 budget of CPU seconds is stopped through the Ctrl-C path and counted as a "timeout" (CPU time: a loaded machine
 must not turn a slow run into a finding). Exit status 1 if any violation is found; `--replay SEED:INDEX` prints one
-trajectory in detail. `--log FILE.jsonl` records every finished chunk (one JSON line each) and `--resume` continues
-from it: sample k depends only on (seed, k), so a run resumed any number of times reports the same totals as one
-uninterrupted run.
+trajectory in detail. `--branch leave` fuzzes the flows' branch="leave" option. `--log FILE.jsonl` records every
+finished chunk (one JSON line each) and `--resume` continues from it: sample k depends only on (seed, k), so a run
+resumed any number of times reports the same totals as one uninterrupted run.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from collections import Counter
 
 import numpy as np
 
+from .flow import BRANCHES
 from .fuzz_checks import (CONSERVATION_TOL, SENSIBLE_STATUSES, VIOLATION_KINDS, Problem, Violation, check_conservation,
                           check_crossings, check_event_sequence, check_events_on_surface, check_loss_monotone,
                           check_problem, check_status, ell0, event_sample_times, random_problem, time_grid)
@@ -62,11 +63,17 @@ def check_with_budget(problem, budget, **kwargs):
     return traj, violations
 
 
+def _problem(seed, index, branch):
+    problem = random_problem(_rng_for(seed, index))
+    problem.options["branch"] = branch
+    return problem
+
+
 def _work(args):
-    seed, start, stop, budget = args
+    seed, start, stop, budget, branch = args
     statuses, kinds, examples, slowest = Counter(), Counter(), {}, (0.0, -1)
     for index in range(start, stop):
-        problem = random_problem(_rng_for(seed, index))
+        problem = _problem(seed, index, branch)
         started = time.perf_counter()
         try:
             traj, violations = check_with_budget(problem, budget)
@@ -89,15 +96,15 @@ def _work_job(job):
     return job, _work(job)
 
 
-def _chunk_record(seed, start, stop, result):
+def _chunk_record(seed, start, stop, result, branch):
     statuses, kinds, examples, slowest = result
     return {"seed": seed, "start": start, "stop": stop, "statuses": dict(statuses), "kinds": dict(kinds),
-            "examples": examples, "slowest": list(slowest)}
+            "examples": examples, "slowest": list(slowest), "branch": branch}
 
 
-def read_log(path, seed):
+def read_log(path, seed, branch="stay"):
     """The chunk records of a --log file (a last line cut short by a kill is skipped); ValueError if a record is
-    of another seed."""
+    of another seed or branch option."""
     records = []
     with open(path) as f:
         for line in f:
@@ -107,6 +114,8 @@ def read_log(path, seed):
                 continue
             if record["seed"] != seed:
                 raise ValueError(f"{path} holds seed {record['seed']}, not {seed}")
+            if record.get("branch", "stay") != branch:
+                raise ValueError(f"{path} holds branch={record['branch']!r} runs, not {branch!r}")
             records.append(record)
     return records
 
@@ -131,21 +140,21 @@ def _totals(results):
     return statuses, kinds, examples, slowest
 
 
-def run(n, seed=0, workers=1, budget=60.0, chunk=None, log=None, resume=False):
+def run(n, seed=0, workers=1, budget=60.0, chunk=None, log=None, resume=False, branch="stay"):
     """Fuzz n random trajectories. Returns (status counts, counts of trajectories with a violation of each kind
     (and "any"), {kind: the first few (index, loss, message)}, (seconds, index) of the slowest trajectory, wall
     seconds, trajectories run now).
 
     log: a JSON-lines file, one record per finished chunk (seed, index range, status counts, violation kinds with
     examples, slowest); the totals are then those of the whole log. resume: skip the indices the log already
-    covers (without it, an existing non-empty log is an error)."""
+    covers (without it, an existing non-empty log is an error). branch: the flows' branch option."""
     chunk = chunk or max(1, min(250, n // (4 * max(workers, 1)) or 1))
     records = []
     if log is not None and os.path.exists(log) and os.path.getsize(log):
         if not resume:
             raise FileExistsError(f"{log} exists: resume from it (--resume) or choose another file")
-        records = read_log(log, seed)
-    jobs = [(seed, a, b, budget) for a, b in _uncovered(n, records, chunk)]
+        records = read_log(log, seed, branch)
+    jobs = [(seed, a, b, budget, branch) for a, b in _uncovered(n, records, chunk)]
     start = time.perf_counter()
     results = [(r["statuses"], r["kinds"], r["examples"], r["slowest"]) for r in records]
     out = open(log, "a+") if log is not None else None
@@ -162,22 +171,22 @@ def run(n, seed=0, workers=1, budget=60.0, chunk=None, log=None, resume=False):
             done = pool.imap_unordered(_work_job, jobs)
         else:
             done = map(_work_job, jobs)
-        for (_, a, b, _), result in done:
+        for (_, a, b, _, _), result in done:
             results.append(result)
             if out is not None:
-                out.write(json.dumps(_chunk_record(seed, a, b, result)) + "\n")
+                out.write(json.dumps(_chunk_record(seed, a, b, result, branch)) + "\n")
                 out.flush()
     finally:
         if out is not None:
             out.close()
         if pool is not None:
             pool.terminate()
-    return (*_totals(results), time.perf_counter() - start, sum(b - a for _, a, b, _ in jobs))
+    return (*_totals(results), time.perf_counter() - start, sum(b - a for _, a, b, _, _ in jobs))
 
 
-def replay(seed, index, budget=60.0):
+def replay(seed, index, budget=60.0, branch="stay"):
     """Print one fuzz trajectory in detail (the problem, the events and every violation)."""
-    problem = random_problem(_rng_for(seed, index))
+    problem = _problem(seed, index, branch)
     traj, violations = check_with_budget(problem, budget)
     if traj is None:
         print(*violations, sep="\n")
@@ -204,24 +213,27 @@ def main(argv=None):
     parser.add_argument("--log", metavar="FILE.jsonl",
                         help="append one JSON line per finished chunk; the totals are then the whole log's")
     parser.add_argument("--resume", action="store_true", help="skip the chunks already in --log")
+    parser.add_argument("--branch", choices=BRANCHES, default="stay",
+                        help="the flows' branch option: stay on unstable branches (default) or leave them")
     args = parser.parse_args(argv)
     if args.replay:
         seed, index = (int(v) for v in args.replay.split(":"))
-        return 1 if replay(seed, index, args.budget) else 0
+        return 1 if replay(seed, index, args.budget, args.branch) else 0
     if args.n < 0 or args.workers < 1:
         parser.error("--n must be >= 0 and --workers >= 1")
     if args.resume and not args.log:
         parser.error("--resume needs --log")
     try:
         statuses, kinds, examples, slowest, seconds, now = run(args.n, args.seed, args.workers, args.budget,
-                                                               log=args.log, resume=args.resume)
+                                                               log=args.log, resume=args.resume, branch=args.branch)
     except (FileExistsError, ValueError) as exc:
         parser.error(str(exc))
     total = sum(statuses.values())
+    also = "" if args.branch == "stay" else f" --branch {args.branch}"
     where = f" in {args.log} ({now} run now)" if args.log else ""
     print(f"{total} trajectories{where} in {seconds:.1f} s ({now / max(seconds, 1e-9):.1f} trajectories/s, "
           f"{args.workers} worker{'s' if args.workers > 1 else ''}); slowest: {slowest[0]:.2f} s "
-          f"(--replay {args.seed}:{slowest[1]})")
+          f"(--replay {args.seed}:{slowest[1]}{also})")
     # (a run stopped by --budget counts as "interrupted" here and as a "timeout" violation below)
     print("status:", ", ".join(f"{s} {statuses[s]}" for s in sorted(statuses)) or "-")
     n_viol = kinds.pop("any", 0)
@@ -229,7 +241,7 @@ def main(argv=None):
                                      + ")" if n_viol else ""))
     for kind in sorted(examples):
         for index, loss, msg in examples[kind]:
-            print(f"  --replay {args.seed}:{index} ({loss}) {msg[:300]}")
+            print(f"  --replay {args.seed}:{index}{also} ({loss}) {msg[:300]}")
     return 1 if n_viol else 0
 
 

@@ -43,6 +43,7 @@ H_BAND = 1e3
 CONSERVATION_TOL = 1e4    # relative drift of ||w_j||^2 - ||v_j||^2 over a short run, in units of rtol
 LOSS_TOL = 10.0           # relative increase of the loss between two dense samples (interpolation), in units of rtol
 SAME_T = 1e-12            # relative tolerance when matching event times with grid intervals
+LEAVE_LEAD = 64.0         # branch="leave" leaves a surface turning repulsive once D is this many noise levels past 0
 EXIT_BAND = 1e-6          # a slide ends where its multiplier reaches 0 or 1: how far inside [0, 1] it may be then
 
 
@@ -374,11 +375,14 @@ def check_slide_exits(net, X, y, loss, traj, traj_at_events, rtol, atol):
     return out
 
 
-def check_branches(net, X, y, loss, traj, traj_at_events, rtol, atol):
+def check_branches(net, X, y, loss, traj, traj_at_events, rtol, atol, branch="stay"):
     """(f) Every branch is one of the flow's unstable branching points, at its time (plain two-layer nets): the
     pair's slide starts there (entered with both one-sided fields pointing away: decided with the slide); or the
     pair slides and D = G_i . v_j, whose sign says whether its surface attracts, is 0 within what the state's error
-    moves it by; or its neuron is pinned at w_j = 0, the inputs of the samples on its surfaces spanning R^d."""
+    moves it by; or its neuron is pinned at w_j = 0, the inputs of the samples on its surfaces spanning R^d.
+    branch="leave" (the flow's option): a pair that leaves its surface there instead (slide_end, activate or
+    deactivate at t, or any side at t = 0) has D >= 0 to that noise (its surface repels), and after a slide D is
+    within LEAVE_LEAD times that noise (the surface has just turned)."""
     out = []
     te, events = traj_at_events.t_eval, traj.events
     Y = np.asarray(y, dtype=float).reshape(X.shape[0], -1)
@@ -406,7 +410,12 @@ def check_branches(net, X, y, loss, traj, traj_at_events, rtol, atol):
             noise = (np.abs(Y[i]) + terms.sum(axis=1)) @ (np.abs(W2[:, j]) + 1.0)
         else:
             D, noise = Y[i] @ W2[:, j], np.abs(W2).max()         # sign(D) = sign(y_i v_j)
-        if (i, j) in open_slides and abs(D) <= H_BAND * (rtol * noise + atol):
+        allowed = H_BAND * (rtol * noise + atol)
+        if (i, j) in open_slides and abs(D) <= allowed:
+            continue
+        left = {str(k) for k in events["kind"][at_t & (events["sample"] == i) & (events["neuron"] == j)]}
+        if branch == "leave" and D >= -allowed and ({"activate", "deactivate"} & left or t == 0.0
+                                                    or ("slide_end" in left and D <= LEAVE_LEAD * allowed)):
             continue
         out.append(Violation("unexplained_branch", f"branch of pair (sample {i}, neuron {j}) at t = {t:.17g}: "
                                                    f"D = {D:.3e}, and neuron {j} is not pinned at w = 0"))
@@ -501,5 +510,6 @@ def check_problem(problem, n_grid=400, statuses=SENSIBLE_STATUSES):
         violations += check_events_on_surface(net, X, traj, again, problem.rtol, problem.atol)
         if net.is_two_layer and not any(v.kind == "t_eval_perturbs" for v in violations):
             violations += check_slide_exits(net, X, problem.y, problem.loss, traj, again, problem.rtol, problem.atol)
-            violations += check_branches(net, X, problem.y, problem.loss, traj, again, problem.rtol, problem.atol)
+            violations += check_branches(net, X, problem.y, problem.loss, traj, again, problem.rtol, problem.atol,
+                                         problem.options.get("branch", "stay"))
     return traj, violations

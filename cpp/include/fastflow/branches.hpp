@@ -83,10 +83,16 @@ public:
                 noise += phi_noise[o] * std::abs(v) + std::abs(residual) * dv;
             }
             // watch for the sign D does not have at the start: the flag set where it last turned decides within
-            // the noise of 0 (right after a turn), the sign itself beyond
-            const bool repulsive = std::abs(g[0]) > noise ? g[0] > 0.0 : static_cast<bool>(st_.branch[z]);
+            // the noise of 0 (right after a turn), the sign itself beyond. Leave mode watches for D past
+            // leave_lead noise levels instead (the side is read off the slide's multiplier, 0/0 at D = 0), where
+            // the surface is left. A slide already there (to rounding: one the leave rule could not take off, a
+            // duplicated sample's) is not watched again, or it would be found at once each step.
+            const bool leave = pb_.opt.leave_branches;
+            const bool repulsive =
+                !leave && (std::abs(g[0]) > noise ? g[0] > 0.0 : static_cast<bool>(st_.branch[z]));
             if (repulsive)
                 for (double& v : g) v = -v;
+            if (leave && (g[0] -= leave_lead * noise) > -noise) continue;
             const double sigma = first_violation(g.data(), static_cast<int>(g_deg), noise);
             if (sigma >= 0.0) turns.push_back({sigma, z, !repulsive});
         }
@@ -102,9 +108,19 @@ public:
         SwitchScales scales;
         geometry.scales(theta, st_.slopes.data(), scales);
         std::vector<bool> pinned(H, false);
-        std::vector<std::vector<std::size_t>> by_unit(H);
-        for (std::size_t k = 0; k < pb_.NS; ++k)
-            if (std::abs(h[k]) <= scales.band(k, 1.0)) by_unit[k % H].push_back(k);
+        std::vector<std::vector<std::size_t>>& by_unit = on_surface_;
+        by_unit.assign(H, {});
+        // a unit carried to w = 0 keeps a rounding residue (~1e-34) far beyond its own band: on a surface is also
+        // within the rounding of the state's scale
+        double size = 0.0;
+        for (std::size_t q = 0; q < pb_.p; ++q) size = std::max(size, std::abs(theta[q]));
+        const std::size_t d_in = pb_.model.d_in();
+        for (std::size_t k = 0; k < pb_.NS; ++k) {
+            double inputs = 0.0;
+            for (std::size_t l = 0; l < d_in; ++l) inputs += std::abs(pb_.X[(k / H) * d_in + l]);
+            const double floor = 32.0 * std::numeric_limits<double>::epsilon() * inputs * size;
+            if (std::abs(h[k]) <= std::max(scales.band(k, 1.0), floor)) by_unit[k % H].push_back(k);
+        }
         std::vector<double> N, gram, x;
         for (std::size_t u = 0; u < H; ++u) {
             const std::size_t k = by_unit[u].size();
@@ -120,8 +136,53 @@ public:
         return out;
     }
 
+    // the switches of unit u on their surfaces at the last newly_pinned (sample-major)
+    const std::vector<std::size_t>& on_surface(std::size_t u) const { return on_surface_[u]; }
+
+    // Leave mode, a pinned unit at w = 0 with switches `on` on their surfaces: which of them leave active (none:
+    // the unit stays), at theta with the loss weights G there. On pattern A its block's field is
+    // F_A = sum_{a in A} D_a x_a (D_a x_a: switch a's slope direction), and L falls at |F_A|^2 along it; the unit
+    // can leave along F_A when every sample moves to its side (x_k . F_A > 0 exactly for k in A). Gradient
+    // descent's steps from a tiny w settle on such a pattern, A <- {k : x_k . F_A > 0}: iterated from each sample
+    // alone, the fixed point of largest |F_A| is taken, if L falls beyond what a state error at the tolerance
+    // moves the field by.
+    std::vector<bool> leave_pattern(const std::vector<std::size_t>& on, const double* theta, const double* G) const {
+        const std::size_t k = on.size(), d = pb_.model.unit_block_size();
+        std::vector<double> r(k * d), x(k * d), F(d);
+        double size = 0.0, inputs = 0.0;
+        for (std::size_t q = 0; q < pb_.p; ++q) size = std::max(size, std::abs(theta[q]));
+        for (std::size_t a = 0; a < k; ++a) {
+            pb_.model.slope_direction_block(theta, pb_.X, on[a], G, &r[a * d]);
+            pb_.model.switch_normal_block(theta, pb_.X, on[a], &x[a * d]);
+            inputs += norm2(&x[a * d], d);
+        }
+        std::vector<bool> best;
+        double best_norm = dense_error * (pb_.opt.atol + pb_.opt.rtol * size) * inputs;
+        for (std::size_t start = 0; start < k; ++start) {
+            std::vector<bool> A(k, false), next(k);
+            A[start] = true;
+            for (std::size_t iter = 0; iter <= k; ++iter) {
+                std::fill(F.begin(), F.end(), 0.0);
+                for (std::size_t a = 0; a < k; ++a)
+                    if (A[a])
+                        for (std::size_t l = 0; l < d; ++l) F[l] += r[a * d + l];
+                const double fnorm = norm2(F.data(), d);
+                for (std::size_t b = 0; b < k; ++b)
+                    next[b] = dot(&x[b * d], F.data(), d) > 1e-12 * norm2(&x[b * d], d) * fnorm;
+                if (next != A) {
+                    A = next;
+                    continue;
+                }
+                if (fnorm > best_norm) best = A, best_norm = fnorm;
+                break;
+            }
+        }
+        return best;
+    }
+
 private:
     static constexpr double dense_error = 16.0;  // the dense output's error, in units of the step's tolerance
+    static constexpr double leave_lead = 64.0;   // leave mode: D's noise levels past which a surface is left
 
     // how far a state error at the tolerance moves output o of sample i at theta (coef's first row): each term
     // W2_oj s_j h_ij by the relative error of both factors (h_ij's terms: its switch scale)
@@ -142,6 +203,7 @@ private:
     const Problem& pb_;
     const SwitchState& st_;
     std::vector<bool> pinned_;  // per unit
+    std::vector<std::vector<std::size_t>> on_surface_;  // per unit
 };
 
 }  // namespace fastflow

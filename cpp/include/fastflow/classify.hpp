@@ -66,9 +66,25 @@ public:
         keep_unproven_exits(tau, theta, set, old, exits);
         for (const auto& [i, layer] : dead) revive(theta, i, layer);
         for (std::size_t a = 0; a < set.size(); ++a) {
-            if (old[a] == Mode::sliding && st_.mode[set[a]] != Mode::sliding) ++st_.slide_ends[set[a]];
-            if (log_.record(tau, old[a], st_.mode[set[a]], set[a]) && st_.branch[set[a]])
+            const Mode mode = st_.mode[set[a]];
+            if (old[a] == Mode::sliding && mode != Mode::sliding) ++st_.slide_ends[set[a]];
+            // (leave mode: the flag marks a switch the leave rule took off its surface, for this log only)
+            const bool left = pb_.opt.leave_branches && mode != old[a] && mode != Mode::sliding;
+            if ((log_.record(tau, old[a], mode, set[a]) || left) && st_.branch[set[a]])
                 log_.push(tau, EventKind::branch, set[a], Mode::unset);
+            if (pb_.opt.leave_branches) st_.branch[set[a]] = false;
+        }
+    }
+
+    // Leave mode (branches.hpp): the switches of `set` put on the sides `up` gives (true: active), off the sliding
+    // set; records the changes
+    void put(double tau, const std::vector<std::size_t>& set, const std::vector<bool>& up) {
+        for (std::size_t a = 0; a < set.size(); ++a) {
+            const Mode old = st_.mode[set[a]];
+            if (old == Mode::sliding) ++st_.slide_ends[set[a]];
+            take_side(set[a], up[a]);
+            st_.Z.erase(std::remove(st_.Z.begin(), st_.Z.end(), set[a]), st_.Z.end());
+            log_.record(tau, old, st_.mode[set[a]], set[a]);
         }
     }
 
@@ -198,7 +214,18 @@ private:
                 const double at_bound = sliding_.exit_band(sw / pb_.H);
                 if (s[a] > at_bound && s[a] < 1.0 - at_bound) {
                     // both one-sided fields point away from the surface the minimal-norm solution keeps
-                    st_.branch[sw] = dh - s[a] * nd < -tol && dh + (1.0 - s[a]) * nd > tol;
+                    const bool away = dh - s[a] * nd < -tol && dh + (1.0 - s[a]) * nd > tol;
+                    if (!(pb_.opt.leave_branches && (away || st_.branch[sw]))) {
+                        st_.branch[sw] = away;
+                        continue;
+                    }
+                    // leave mode (also a slide whose turn to repulsive was found, flagged by the integrator): to
+                    // the bound s is nearer, as at a tangential exit (leaves_up). Gradient descent leaves there:
+                    // chattering across an attracting surface it spends a fraction s of its steps on the active
+                    // side, whose field returns it at (1 - s) |nd| against s |nd| on the other, and near the turn it
+                    // is caught on the slower side, whose field then points away at min(s, 1 - s) nd.
+                    st_.branch[sw] = true;
+                    side[a] = s[a] >= 0.5 ? 1 : 0;
                     continue;
                 }
                 side[a] = leaves_up(tau, sw, s[a], dh, nd, tol);

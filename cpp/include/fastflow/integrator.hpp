@@ -85,6 +85,7 @@ public:
         next_settle_check_ = INFINITY;
         hovering_ = 0;
         initial_modes();
+        if (opt.leave_branches) mark_branches(tau, {});  // a unit may start pinned
         double log_loss = state_field(tau);  // log L at theta_, as k_[0] is its field
         samples_.emit(res, tau, nullptr, step_, theta_.data(), slopes());
         double h = step_control::initial_step(velocity_, tau, theta_.data(), k_[0].data(), y1_.data(), ytmp_.data(),
@@ -330,15 +331,28 @@ private:
     }
 
     // Unstable branches (branches.hpp) are logged as `branch`, and the flow stays on its minimal-norm solution:
-    // sliding surfaces that turn repulsive (sign changes of D found by the locator), and units just pinned at w = 0
+    // sliding surfaces that turn repulsive (sign changes of D found by the locator), and units just pinned at w = 0.
+    // Leave mode leaves them as gradient descent does: the turned slides are flagged and decided again (the box
+    // problem leaves them, classify.hpp), and a pinned unit leaves along its one-sided field of largest decrease.
     void mark_branches(double tau, const std::vector<SurfaceTurn>& turns) {
+        const bool leave = pb_.opt.leave_branches;
+        std::vector<std::size_t> leaving;
         for (const SurfaceTurn& turn : turns) {
             if (state_.mode[turn.z] != Mode::sliding) continue;
             state_.branch[turn.z] = turn.to_repulsive;
-            if (turn.to_repulsive) log_.push(tau, EventKind::branch, turn.z, Mode::unset);
+            if (turn.to_repulsive && leave) leaving.push_back(turn.z);
+            else if (turn.to_repulsive) log_.push(tau, EventKind::branch, turn.z, Mode::unset);
         }
-        for (std::size_t z : branches_.newly_pinned(geometry_, theta_.data()))
+        if (!leaving.empty()) handle_events(tau, {}, leaving);  // their slides end here
+        for (std::size_t z : branches_.newly_pinned(geometry_, theta_.data())) {
+            if (leave) {
+                state_field(tau);  // the loss weights at theta_
+                const std::vector<std::size_t>& on = branches_.on_surface(z % pb_.H);
+                const std::vector<bool> up = branches_.leave_pattern(on, theta_.data(), field_.weights());
+                if (!up.empty()) classifier_.put(tau, on, up);
+            }
             log_.push(tau, EventKind::branch, z, Mode::unset);
+        }
     }
 
     const Problem pb_;

@@ -39,6 +39,7 @@ struct Options {
     std::size_t max_events = 100'000;
     double gtol = 0.0;              // stop ("converged") once ||grad L|| <= gtol
     bool settle = false;            // stop ("converged") once the field is within its own noise (a finite limit)
+    bool leave_branches = false;    // at unstable branches (branches.hpp) leave as gradient descent does, not stay
     std::vector<double> tau_eval;   // sorted; dense samples
 };
 
