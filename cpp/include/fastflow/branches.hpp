@@ -40,7 +40,7 @@ public:
                (pb_.opt.loss == Loss::square || pb_.c == 1);
     }
 
-    void reset() { pinned_.assign(pb_.H, false); }
+    void reset() { pinned_.assign(pb_.H, false), on_surface_.assign(pb_.H, {}); }
 
     // every sliding switch whose D changes sign within the step (dense output coef of degree deg)
     void find(const double* coef, int deg, std::vector<SurfaceTurn>& turns) {
@@ -99,40 +99,67 @@ public:
     }
 
     // The units just pinned at w = 0 (the inputs of their samples whose switches are on their surfaces span the
-    // input space), for nets whose switches of a unit touch only its own block: one of those switches per unit
-    std::vector<std::size_t> newly_pinned(SwitchGeometry& geometry, const double* theta) {
-        const std::size_t H = pb_.H, d = pb_.model.unit_block_size();
+    // input space), for nets whose switches of a unit touch only its own block: one of those switches per unit.
+    // Looked at again: the units `touched` by the event, and those with weights at the rounding of 0 (a unit
+    // carried there brings its switches to their surfaces without an event of its own).
+    std::vector<std::size_t> newly_pinned(const SwitchGeometry& geometry, const double* theta,
+                                          const std::vector<bool>& touched) {
+        const std::size_t H = pb_.H, d = pb_.model.unit_block_size(), d_in = pb_.model.d_in();
         std::vector<std::size_t> out;
         if (d == 0 || !pb_.model.linear_switches()) return out;
-        const std::vector<double>& h = geometry.preactivations(theta, st_.slopes.data());
-        SwitchScales scales;
-        geometry.scales(theta, st_.slopes.data(), scales);
-        std::vector<bool> pinned(H, false);
-        std::vector<std::vector<std::size_t>>& by_unit = on_surface_;
-        by_unit.assign(H, {});
+        constexpr double eps = std::numeric_limits<double>::epsilon();
         // a unit carried to w = 0 keeps a rounding residue (~1e-34) far beyond its own band: on a surface is also
         // within the rounding of the state's scale
         double size = 0.0;
         for (std::size_t q = 0; q < pb_.p; ++q) size = std::max(size, std::abs(theta[q]));
-        const std::size_t d_in = pb_.model.d_in();
-        for (std::size_t k = 0; k < pb_.NS; ++k) {
-            double inputs = 0.0;
-            for (std::size_t l = 0; l < d_in; ++l) inputs += std::abs(pb_.X[(k / H) * d_in + l]);
-            const double floor = 32.0 * std::numeric_limits<double>::epsilon() * inputs * size;
-            if (std::abs(h[k]) <= std::max(scales.band(k, 1.0), floor)) by_unit[k % H].push_back(k);
+        std::vector<double> inputs(pb_.n, 0.0), w_norm(H), n(d);
+        for (std::size_t i = 0; i < pb_.n; ++i)
+            for (std::size_t l = 0; l < d_in; ++l) inputs[i] += std::abs(pb_.X[i * d_in + l]);
+        double w_max = 0.0;
+        std::vector<bool> look(touched);
+        for (std::size_t u = 0; u < H; ++u) {
+            w_norm[u] = norm2(theta + pb_.model.unit_block_offset(u), d), w_max = std::max(w_max, w_norm[u]);
+            if (w_norm[u] <= 32.0 * eps * static_cast<double>(d) * size) look[u] = true;
+        }
+        // candidates: the band is at most 32 eps |x_i| max(|w_u|, max |w|) (Cauchy-Schwarz on the scales)
+        std::vector<std::size_t> near, samples;
+        std::vector<double> h;
+        for (std::size_t i = 0; i < pb_.n; ++i)
+            for (std::size_t u = 0; u < H; ++u) {
+                if (!look[u]) continue;
+                const std::size_t k = i * H + u;
+                pb_.model.switch_normal_block(theta, pb_.X, k, n.data());
+                const double hk = dot(n.data(), theta + pb_.model.unit_block_offset(u), d);
+                const double reach =
+                    32.0 * eps * std::max(geometry.normal_norm(k) * std::max(w_norm[u], w_max), inputs[i] * size);
+                if (std::abs(hk) > reach * (1.0 + 1e-12)) continue;
+                near.push_back(k), h.push_back(hk);
+                if (samples.empty() || samples.back() != i) samples.push_back(i);
+            }
+        SwitchScales scales;
+        geometry.sample_scales(theta, st_.slopes.data(), samples, scales);
+        for (std::size_t u = 0; u < H; ++u)
+            if (look[u]) on_surface_[u].clear();
+        for (std::size_t a = 0; a < near.size(); ++a) {
+            const std::size_t k = near[a];
+            const double floor = 32.0 * eps * inputs[k / H] * size;
+            if (std::abs(h[a]) <= std::max(scales.band(k, 1.0), floor)) on_surface_[k % H].push_back(k);
         }
         std::vector<double> N, gram, x;
         for (std::size_t u = 0; u < H; ++u) {
-            const std::size_t k = by_unit[u].size();
-            if (k < d) continue;
-            N.resize(k * d);
-            for (std::size_t a = 0; a < k; ++a) pb_.model.switch_normal_block(theta, pb_.X, by_unit[u][a], &N[a * d]);
-            gram_matrix(N.data(), k, d, gram);
-            pinned[u] = solve_psd(gram, std::vector<double>(k, 0.0), k, x) == d;
+            if (!look[u]) continue;
+            const std::vector<std::size_t>& on = on_surface_[u];
+            const std::size_t k = on.size();
+            bool pinned = false;
+            if (k >= d) {
+                N.resize(k * d);
+                for (std::size_t a = 0; a < k; ++a) pb_.model.switch_normal_block(theta, pb_.X, on[a], &N[a * d]);
+                gram_matrix(N.data(), k, d, gram);
+                pinned = solve_psd(gram, std::vector<double>(k, 0.0), k, x) == d;
+            }
+            if (pinned && !pinned_[u]) out.push_back(on.front());
+            pinned_[u] = pinned;
         }
-        for (std::size_t u = 0; u < H; ++u)
-            if (pinned[u] && !pinned_[u]) out.push_back(by_unit[u].front());
-        pinned_ = std::move(pinned);
         return out;
     }
 

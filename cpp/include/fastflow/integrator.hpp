@@ -85,6 +85,7 @@ public:
         next_settle_check_ = INFINITY;
         hovering_ = 0;
         initial_modes();
+        touched_.assign(pb_.H, true);
         if (opt.leave_branches) mark_branches(tau, {});  // a unit may start pinned
         double log_loss = state_field(tau);  // log L at theta_, as k_[0] is its field
         samples_.emit(res, tau, nullptr, step_, theta_.data(), slopes());
@@ -159,6 +160,7 @@ public:
                 samples_.emit(res, tau_event, coef_.data(), step_, theta_.data(), slopes());
                 dopri5::dense_eval(coef_.data(), p, sigma_event, theta_.data());
                 tau = tau_event;
+                touched_.assign(pb_.H, false);
                 if (fired.empty() && locator_.slide_exits().empty())
                     geometry_.project(theta_.data(), slopes(), state_.Z);  // a surface turn alone: the modes stay
                 else
@@ -303,6 +305,7 @@ private:
         std::vector<bool> touched(pb_.H, pb_.model.unit_block_size() == 0);
         for (std::size_t sw : fired) touched[sw % pb_.H] = true;
         for (std::size_t sw : exits) touched[sw % pb_.H] = true;
+        for (std::size_t u = 0; u < pb_.H; ++u) touched_[u] = touched_[u] || touched[u];
         std::vector<std::size_t> set(fired.begin(), fired.end());
         for (std::size_t z : state_.Z)
             if (touched[z % pb_.H]) set.push_back(z);
@@ -344,7 +347,7 @@ private:
             else if (turn.to_repulsive) log_.push(tau, EventKind::branch, turn.z, Mode::unset);
         }
         if (!leaving.empty()) handle_events(tau, {}, leaving);  // their slides end here
-        for (std::size_t z : branches_.newly_pinned(geometry_, theta_.data())) {
+        for (std::size_t z : branches_.newly_pinned(geometry_, theta_.data(), touched_)) {
             if (leave) {
                 state_field(tau);  // the loss weights at theta_
                 const std::vector<std::size_t>& on = branches_.on_surface(z % pb_.H);
@@ -374,6 +377,7 @@ private:
     std::vector<double> k_[dopri5::STAGES];         // the stage fields; k_[0] is the field at theta_
     double next_settle_check_ = INFINITY;           // settled() looks again once the field's norm is below this
     std::size_t hovering_ = 0;                      // settled()'s checks in a row with the field near its noise
+    std::vector<bool> touched_;                     // the units whose switches the current event decided again
     StepMap step_;                                   // the current step's time map
 };
 
