@@ -27,8 +27,9 @@ public:
           scratch_(scratch),
           exit_noise_(pb, state, sliding, velocity), hc_((dopri5::DENSE_DEGREE + 1) * pb.NS), y_(pb.p), F_(pb.p) {}
 
-    // the switch scales at the start of the next step are those at the end of this one (no event, no slide)
-    void carry_end_scales() { std::swap(start_, end_), start_known_ = true; }  // (samples computed so far)
+    // the switch scales at the start of the next step are those at the end of this one, for the samples computed
+    // so far (no event, no slide)
+    void carry_end_scales() { std::swap(start_, end_), start_known_ = true; }
     void forget_start_scales() { start_known_ = false; }
     // the sliding switches whose exit (proven beyond the state's noise) is the last event found
     const std::vector<std::size_t>& slide_exits() const { return exits_; }
