@@ -102,49 +102,29 @@ public:
     // input space), for nets whose switches of a unit touch only its own block: one of those switches per unit.
     // Looked at again: the units `touched` by the event, and those with weights at the rounding of 0 (a unit
     // carried there brings its switches to their surfaces without an event of its own).
-    std::vector<std::size_t> newly_pinned(const SwitchGeometry& geometry, const double* theta,
+    std::vector<std::size_t> newly_pinned(SwitchGeometry& geometry, const double* theta,
                                           const std::vector<bool>& touched) {
         const std::size_t H = pb_.H, d = pb_.model.unit_block_size(), d_in = pb_.model.d_in();
         std::vector<std::size_t> out;
         if (d == 0 || !pb_.model.linear_switches()) return out;
         constexpr double eps = std::numeric_limits<double>::epsilon();
         // a unit carried to w = 0 keeps a rounding residue (~1e-34) far beyond its own band: on a surface is also
-        // within the rounding of the state's scale
+        // within the rounding of the state's scale, 32 eps |x_i|_1 max |theta|
         double size = 0.0;
         for (std::size_t q = 0; q < pb_.p; ++q) size = std::max(size, std::abs(theta[q]));
-        std::vector<double> inputs(pb_.n, 0.0), w_norm(H), n(d);
-        for (std::size_t i = 0; i < pb_.n; ++i)
-            for (std::size_t l = 0; l < d_in; ++l) inputs[i] += std::abs(pb_.X[i * d_in + l]);
-        double w_max = 0.0;
-        std::vector<bool> look(touched);
-        for (std::size_t u = 0; u < H; ++u) {
-            w_norm[u] = norm2(theta + pb_.model.unit_block_offset(u), d), w_max = std::max(w_max, w_norm[u]);
-            if (w_norm[u] <= 32.0 * eps * static_cast<double>(d) * size) look[u] = true;
+        std::vector<double> floor(pb_.n, 0.0);
+        for (std::size_t i = 0; i < pb_.n; ++i) {
+            for (std::size_t l = 0; l < d_in; ++l) floor[i] += std::abs(pb_.X[i * d_in + l]);
+            floor[i] *= 32.0 * eps * size;
         }
-        // candidates: the band is at most 32 eps |x_i| max(|w_u|, max |w|) (Cauchy-Schwarz on the scales)
-        std::vector<std::size_t> near, samples;
-        std::vector<double> h;
-        for (std::size_t i = 0; i < pb_.n; ++i)
-            for (std::size_t u = 0; u < H; ++u) {
-                if (!look[u]) continue;
-                const std::size_t k = i * H + u;
-                pb_.model.switch_normal_block(theta, pb_.X, k, n.data());
-                const double hk = dot(n.data(), theta + pb_.model.unit_block_offset(u), d);
-                const double reach =
-                    32.0 * eps * std::max(geometry.normal_norm(k) * std::max(w_norm[u], w_max), inputs[i] * size);
-                if (std::abs(hk) > reach * (1.0 + 1e-12)) continue;
-                near.push_back(k), h.push_back(hk);
-                if (samples.empty() || samples.back() != i) samples.push_back(i);
-            }
-        SwitchScales scales;
-        geometry.sample_scales(theta, st_.slopes.data(), samples, scales);
+        std::vector<bool> look(touched);
+        for (std::size_t u = 0; u < H; ++u)
+            if (norm2(theta + pb_.model.unit_block_offset(u), d) <= 32.0 * eps * static_cast<double>(d) * size)
+                look[u] = true;
         for (std::size_t u = 0; u < H; ++u)
             if (look[u]) on_surface_[u].clear();
-        for (std::size_t a = 0; a < near.size(); ++a) {
-            const std::size_t k = near[a];
-            const double floor = 32.0 * eps * inputs[k / H] * size;
-            if (std::abs(h[a]) <= std::max(scales.band(k, 1.0), floor)) on_surface_[k % H].push_back(k);
-        }
+        for (std::size_t k : geometry.in_bands(theta, st_.slopes.data(), look, {}, floor))
+            on_surface_[k % H].push_back(k);
         std::vector<double> N, gram, x;
         for (std::size_t u = 0; u < H; ++u) {
             if (!look[u]) continue;

@@ -63,20 +63,26 @@ public:
     double normal_norm(std::size_t k) const { return normal_norms_[k]; }
 
     // The switches of the units `touched` (one flag per unit) within their rounding bands at th, boosted by
-    // `boost`; a unit whose inputs are all exactly zero (scale 0) is no switch. Block models look only at those
-    // whose band can reach them: band <= 32 eps |n_k| max(boost |w_j|, max_u |w_u|) (Cauchy-Schwarz on the scales).
+    // `boost` (empty: 1); a unit whose inputs are all exactly zero (scale 0) is no switch. `sample_floor` (empty:
+    // none) also takes every switch of sample i with |h| <= sample_floor[i]. Block models look only at those whose
+    // band can reach them: band <= 32 eps |n_k| max(boost |w_j|, max_u |w_u|) (Cauchy-Schwarz on the scales).
     std::vector<std::size_t> in_bands(const double* th, const double* slopes, const std::vector<bool>& touched,
-                                      const std::vector<double>& boost) {
-        std::vector<std::size_t> out;
+                                      const std::vector<double>& boost,
+                                      const std::vector<double>& sample_floor = {}) {
         const std::size_t H = pb_.H, len = pb_.model.unit_block_size();
+        auto boost_of = [&](std::size_t k) { return boost.empty() ? 1.0 : boost[k]; };
+        auto floor_of = [&](std::size_t k) { return sample_floor.empty() ? -1.0 : sample_floor[k / H]; };
+        std::vector<std::size_t> out;
         SwitchScales sc;
+        auto accept = [&](std::size_t k, double hk) {
+            const double b = sc.band(k, boost_of(k));
+            if ((b > 0.0 && std::abs(hk) <= b) || std::abs(hk) <= floor_of(k)) out.push_back(k);
+        };
         if (len == 0) {
             preactivations(th, slopes);
             scales(th, slopes, sc);
-            for (std::size_t k = 0; k < pb_.NS; ++k) {
-                const double b = sc.band(k, boost[k]);
-                if (touched[k % H] && b > 0.0 && std::abs(h_[k]) <= b) out.push_back(k);
-            }
+            for (std::size_t k = 0; k < pb_.NS; ++k)
+                if (touched[k % H]) accept(k, h_[k]);
             return out;
         }
         constexpr double eps = std::numeric_limits<double>::epsilon();
@@ -92,16 +98,14 @@ public:
                 if (!touched[u]) continue;
                 pb_.model.switch_normal_block(th, pb_.X, k, n.data());
                 const double hk = dot(n.data(), th + pb_.model.unit_block_offset(u), len);
-                const double reach = 32.0 * eps * normal_norms_[k] * std::max(boost[k] * w_norm[u], w_max);
+                const double reach =
+                    std::max(32.0 * eps * normal_norms_[k] * std::max(boost_of(k) * w_norm[u], w_max), floor_of(k));
                 if (std::abs(hk) > reach * (1.0 + 1e-12)) continue;
                 near.push_back(k), h.push_back(hk);
                 if (samples.empty() || samples.back() != i) samples.push_back(i);
             }
         sample_scales(th, slopes, samples, sc);
-        for (std::size_t a = 0; a < near.size(); ++a) {
-            const double b = sc.band(near[a], boost[near[a]]);
-            if (b > 0.0 && std::abs(h[a]) <= b) out.push_back(near[a]);
-        }
+        for (std::size_t a = 0; a < near.size(); ++a) accept(near[a], h[a]);
         return out;
     }
 
