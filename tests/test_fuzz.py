@@ -80,6 +80,15 @@ def test_fuzz_seed_0_regressions(index, defect):
     check_fuzz_case(0, index, defect)
 
 
+@pytest.mark.parametrize("index, defect", [
+    (89911, "a slide's exit was located by the least margin of every slide: just after another surface's turn, "
+            "whose multiplier is a ratio of two vanishing terms there, it was put at the step's start, decided to "
+            "slide on and found again 1000 times (false Zeno)"),
+])
+def test_fuzz_seed_8_regressions(index, defect):
+    check_fuzz_case(8, index, defect)
+
+
 def check_fuzz_case(seed, index, defect):
     problem = fuzz.random_problem(fuzz._rng_for(seed, index))
     traj, violations = fuzz.check_with_budget(problem, 60.0)

@@ -184,12 +184,20 @@ private:
 
     // first step fraction <= sigma_stop where a sliding multiplier s provably leaves (0,1), or -1; exits_ <- the
     // switches that leave. Looked for at the hints (in order; one at the start looks a little later, and one past
-    // sigma_stop at sigma_stop), and located between the last hint where s was inside and the first where it left.
+    // sigma_stop at sigma_stop), and located between the last hint where s was inside and the first where it left:
+    // by the margins of the leaving switches alone (another slide's margin may be noise out of its bounds, e.g. at
+    // a surface's turn, where its multiplier is a ratio of two vanishing terms).
     double slide_exit(const double* coef, const StepMap& step, double sigma_stop, std::vector<double> hints) {
+        std::vector<bool> leaving;  // in st_.Z's order: the exits found so far
         auto exit_margin = [&](double sigma, bool banded) {
             dopri5::dense_eval(coef, pb_.p, sigma, y_.data());
             const SlideSolution sol = velocity_(step.tau(sigma), y_.data(), F_.data());
-            return sliding_.margins(sol, st_.Z, y_.data(), st_.slopes.data(), F_.data(), banded, m_);
+            const double least = sliding_.margins(sol, st_.Z, y_.data(), st_.slopes.data(), F_.data(), banded, m_);
+            if (leaving.empty()) return least;
+            double out = INFINITY;
+            for (std::size_t a = 0; a < m_.size(); ++a)
+                if (leaving[a]) out = std::min(out, m_[a]);
+            return out;
         };
         constexpr double first_look = 1.0 / 8.0;  // of sigma_stop
         for (double& hint : hints) hint = hint > 0.0 ? std::min(hint, sigma_stop) : first_look * sigma_stop;
@@ -201,6 +209,7 @@ private:
                 const std::vector<bool> proven = exit_noise_.proven(step.tau(hi), y_.data());
                 for (std::size_t a = 0; a < proven.size(); ++a)
                     if (proven[a]) exits_.push_back(st_.Z[a]);
+                if (!exits_.empty()) leaving = proven;
             }
             if (!exits_.empty()) {
                 // located where s left [0,1] (beyond rounding), and where it left exactly if inside the bracket
