@@ -189,15 +189,20 @@ private:
     // a surface's turn, where its multiplier is a ratio of two vanishing terms).
     double slide_exit(const double* coef, const StepMap& step, double sigma_stop, std::vector<double> hints) {
         std::vector<bool> leaving;  // in st_.Z's order: the exits found so far
-        auto exit_margin = [&](double sigma, bool banded) {
+        // the least margin (of the leaving switches, once known) at sigma: exact and beyond rounding, from one field
+        auto exit_margins = [&](double sigma) {
             dopri5::dense_eval(coef, pb_.p, sigma, y_.data());
             const SlideSolution sol = velocity_(step.tau(sigma), y_.data(), F_.data());
-            const double least = sliding_.margins(sol, st_.Z, y_.data(), st_.slopes.data(), F_.data(), banded, m_);
-            if (leaving.empty()) return least;
-            double out = INFINITY;
-            for (std::size_t a = 0; a < m_.size(); ++a)
-                if (leaving[a]) out = std::min(out, m_[a]);
-            return out;
+            std::pair<double, double> least;
+            for (bool banded : {false, true}) {
+                double& out = banded ? least.second : least.first;
+                out = sliding_.margins(sol, st_.Z, y_.data(), st_.slopes.data(), F_.data(), banded, m_);
+                if (leaving.empty()) continue;
+                out = INFINITY;
+                for (std::size_t a = 0; a < m_.size(); ++a)
+                    if (leaving[a]) out = std::min(out, m_[a]);
+            }
+            return least;
         };
         constexpr double first_look = 1.0 / 8.0;  // of sigma_stop
         for (double& hint : hints) hint = hint > 0.0 ? std::min(hint, sigma_stop) : first_look * sigma_stop;
@@ -205,18 +210,26 @@ private:
         hints.erase(std::unique(hints.begin(), hints.end()), hints.end());
         double lo = 0.0;
         for (double hi : hints) {
-            if (exit_margin(hi, true) < 0.0) {
+            if (exit_margins(hi).second < 0.0) {
                 const std::vector<bool> proven = exit_noise_.proven(step.tau(hi), y_.data());
                 for (std::size_t a = 0; a < proven.size(); ++a)
                     if (proven[a]) exits_.push_back(st_.Z[a]);
                 if (!exits_.empty()) leaving = proven;
             }
             if (!exits_.empty()) {
-                // located where s left [0,1] (beyond rounding), and where it left exactly if inside the bracket
-                const double out = secant_crossing([&](double x) { return -exit_margin(x, true); }, lo, hi);
-                if (exit_margin(lo, false) >= 0.0 && exit_margin(out, false) < 0.0)
-                    return secant_crossing([&](double x) { return -exit_margin(x, false); }, lo, out);
-                return out;
+                // Where s left [0,1]: exactly if it was inside at lo, else where it left beyond rounding. The dense
+                // output holds the state to the tolerance only, so the step fraction is sought to rtol, on the side
+                // where s has left (there the box problem puts it at its bound). The field is continuous at an exit,
+                // so an error in its time moves the state by the square of it.
+                const auto [exact_lo, banded_lo] = exit_margins(lo);
+                const bool exact = exact_lo >= 0.0;
+                const auto [exact_hi, banded_hi] = exit_margins(hi);
+                auto outside = [&](double x) {
+                    const auto [exact_x, banded_x] = exit_margins(x);
+                    return -(exact ? exact_x : banded_x);
+                };
+                return secant_crossing(outside, lo, -(exact ? exact_lo : banded_lo), hi,
+                                       -(exact ? exact_hi : banded_hi), pb_.opt.rtol);
             }
             lo = hi;
         }

@@ -28,20 +28,20 @@ double bisect_crossing(F&& g, double lo, double hi) {
 
 // The same crossing, for a g that is costly and smooth but for kinks (a sliding multiplier along the dense output):
 // the Illinois variant of regula falsi converges superlinearly; a bisection step whenever three secant steps have
-// not halved the bracket keeps its worst case that of bisection.
+// not halved the bracket keeps its worst case that of bisection. g_lo, g_hi: g at the ends. Stops once the bracket
+// is at most `width` wide and returns its crossed end hi.
 template <class F>
-double secant_crossing(F&& g, double lo, double hi) {
-    double g_lo = g(lo), g_hi = g(hi);
+double secant_crossing(F&& g, double lo, double g_lo, double hi, double g_hi, double width) {
     if (!(g_lo <= 0.0 && g_hi > 0.0)) return bisect_crossing(g, lo, hi);
     int side = 0, steps = 0;  // side: which end the last step moved (-1 lo, +1 hi)
-    double width = hi - lo;
-    for (int it = 0; it < 200; ++it) {
+    double last = hi - lo;
+    for (int it = 0; it < 200 && hi - lo > width; ++it) {
         const double mid = 0.5 * (lo + hi);
         if (mid <= lo || mid >= hi) break;
         double x = lo - g_lo * (hi - lo) / (g_hi - g_lo);
         if (++steps == 3) {
-            if (hi - lo > 0.5 * width) x = mid;
-            steps = 0, width = hi - lo;
+            if (hi - lo > 0.5 * last) x = mid;
+            steps = 0, last = hi - lo;
         }
         if (!(x > lo && x < hi)) x = mid;
         const double gx = g(x);
@@ -55,7 +55,7 @@ double secant_crossing(F&& g, double lo, double hi) {
             side = -1;
         }
     }
-    return 0.5 * (lo + hi);
+    return hi;
 }
 
 // sorted real roots of the polynomial in the open interval (a, b)
