@@ -18,11 +18,12 @@ public:
         : pb_(pb), out_(pb.n * pb.c), G_(pb.n * pb.c), logl_(pb.n * pb.c), scratch_(pb.model.scratch_size()) {}
 
     // An event's decisions and the restart after it ask again for the field they last evaluated (the same state
-    // and slopes): it is kept, and given back without a new evaluation.
+    // and slopes): it is kept, and given back without a new evaluation. So is a change of slopes of switches
+    // declared on their surfaces at this state (see on_surfaces).
     void evaluate(double tau, const double* th, const double* slopes, double* F) {
         const std::size_t p = pb_.p, ns = pb_.NS;
         if (kept_ && tau == kept_tau_ && std::equal(th, th + p, kept_theta_.begin()) &&
-            std::equal(slopes, slopes + ns, kept_slopes_.begin())) {
+            (std::equal(slopes, slopes + ns, kept_slopes_.begin()) || reslope(th, slopes))) {
             std::copy(kept_F_.begin(), kept_F_.end(), F);
             return;
         }
@@ -34,6 +35,17 @@ public:
         kept_theta_.assign(th, th + p);
         kept_slopes_.assign(slopes, slopes + ns);
         kept_F_.assign(F, F + p);
+    }
+
+    // The switches `set` are on their surfaces (h = 0) at th. Models whose switches' slopes touch only their unit's
+    // block (two-layer nets): a slope there changes no output, hence no loss weight, and the field is affine in it,
+    // F(s) = F(0) + s D (D: the switch's slope direction), so an event's decisions re-slope the kept field instead
+    // of evaluating the net again. Holds until the next call.
+    void on_surfaces(const double* th, const std::vector<std::size_t>& set) {
+        if (pb_.model.unit_block_size() == 0) return;
+        surface_.assign(pb_.NS, false);
+        for (std::size_t k : set) surface_[k] = true;
+        surface_theta_.assign(th, th + pb_.p);
     }
 
     // log L at th, with the outputs and weights there (not counted: no gradient)
@@ -53,6 +65,25 @@ public:
     void reset_count() { evaluations_ = 0, kept_ = false; }  // a new run
 
 private:
+    // the kept field moved to `slopes` at the kept state, if they differ from its own only at switches on their
+    // surfaces there (on_surfaces)
+    bool reslope(const double* th, const double* slopes) {
+        if (surface_.empty() || !std::equal(th, th + pb_.p, surface_theta_.begin())) return false;
+        for (std::size_t k = 0; k < pb_.NS; ++k)
+            if (slopes[k] != kept_slopes_[k] && !surface_[k]) return false;
+        const std::size_t len = pb_.model.unit_block_size();
+        direction_.resize(len);
+        for (std::size_t k = 0; k < pb_.NS; ++k) {
+            if (slopes[k] == kept_slopes_[k]) continue;
+            pb_.model.slope_direction_block(th, pb_.X, k, G_.data(), direction_.data());
+            double* block = kept_F_.data() + pb_.model.unit_block_offset(k % pb_.H);
+            const double change = slopes[k] - kept_slopes_[k];
+            for (std::size_t q = 0; q < len; ++q) block[q] += change * direction_[q];
+            kept_slopes_[k] = slopes[k];
+        }
+        return true;
+    }
+
     // G = -(dt/dtau) dL/dPhi, computed in log space; also log L
     void weigh(double tau) {
         const std::size_t m = pb_.n * pb_.c;
@@ -81,6 +112,8 @@ private:
     bool kept_ = false;  // the last evaluation, given back when asked for again
     double kept_tau_ = 0.0;
     std::vector<double> kept_theta_, kept_slopes_, kept_F_;
+    std::vector<bool> surface_;  // switches on their surfaces at surface_theta_ (on_surfaces)
+    std::vector<double> surface_theta_, direction_;
     std::size_t evaluations_ = 0;
 };
 

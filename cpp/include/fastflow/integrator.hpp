@@ -295,6 +295,7 @@ private:
         }
         if (!on_surface.empty()) {
             geometry_.project(theta_.data(), slopes(), on_surface);
+            field_.on_surfaces(theta_.data(), on_surface);
             classifier_.classify(0.0, theta_.data(), on_surface);
         }
     }
@@ -321,6 +322,7 @@ private:
             state_.refires[sw] = same_time(state_.last_fired_tau[sw], tau) ? state_.refires[sw] + 1 : 0;
             state_.last_fired_tau[sw] = tau;
         }
+        field_.on_surfaces(theta_.data(), set);
         classifier_.classify(tau, theta_.data(), set, exits);
         // A switch found again and left on its side, or found again at the very same t whatever side it was
         // given, is grazing its surface within rounding: widen its band so that rounding does not cut every
