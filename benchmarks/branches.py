@@ -61,7 +61,7 @@ def gradient_descent(problems, eta, snapshots):
         square[p] = pr["loss"] == "square"
 
     def theta(p):
-        n, d = problems[p]["X"].shape
+        d = problems[p]["X"].shape[1]
         return problems[p]["net"].join([W[p, :problems[p]["width"], :d], v[p, None, :problems[p]["width"]]])
 
     out = {}
@@ -93,10 +93,9 @@ def slope(steps, dist):
 
 
 def run(n, seed, t):
-    kept, drawn, abnormal = [], 0, []
+    kept, abnormal = [], []
     for k in range(n):
         net, X, y, theta0, loss, labels = draw(seed, k)
-        drawn += 1
         stay = ff.flow(net, (X, y), theta0, loss=loss, t_max=t)
         branches = stay.events[stay.events["kind"] == "branch"]
         if not len(branches):
@@ -115,7 +114,7 @@ def run(n, seed, t):
                      "flows": flows, "leave_vs_stay": rel(flows["leave"].theta, flows["stay"].theta)})
     for pr in kept:
         pr["dist"] = {"leave": [], "stay": [], "pre": []}
-    for eta in STEPS:
+    for eta in STEPS if kept else ():
         final = int(round(t / eta))
         snaps = {final: list(range(len(kept)))}
         for p, pr in enumerate(kept):
@@ -127,7 +126,7 @@ def run(n, seed, t):
                 pr["dist"][b].append(rel(gd[final, p], pr["flows"][b].theta))
             pr["dist"]["pre"].append(rel(gd[int(round(pr["t_pre"] / eta)), p], pr["flows"]["stay"].theta_at[0])
                                      if pr["t_pre"] > 0 else float("nan"))
-    return drawn, kept, abnormal
+    return kept, abnormal
 
 
 def table(drawn, kept, abnormal, t):
@@ -179,12 +178,14 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.n < 1:
         p.error("--n must be >= 1")
-    if not args.t >= STEPS[0]:
-        p.error(f"--t must be >= {STEPS[0]:g}")
+    if args.seed < 0:
+        p.error("--seed must be >= 0")
+    if not (args.t >= STEPS[0] and abs(args.t / STEPS[0] - round(args.t / STEPS[0])) < 1e-9):
+        p.error(f"--t must be a positive multiple of {STEPS[0]:g} (every step's descent ends at t)")
     start = time.perf_counter()
-    drawn, kept, abnormal = run(args.n, args.seed, args.t)
+    kept, abnormal = run(args.n, args.seed, args.t)
     print(f"python benchmarks/branches.py --n {args.n} --seed {args.seed} --t {args.t:g}")
-    print(table(drawn, kept, abnormal, args.t))
+    print(table(args.n, kept, abnormal, args.t))
     print(f"\nwall time {time.perf_counter() - start:.1f} s")
     if args.out:
         rows = [{"k": pr["k"], "loss": pr["loss"], "labels": pr["labels"], "d": pr["X"].shape[1],
@@ -193,7 +194,7 @@ def main(argv=None):
                  "statuses": {b: f.status for b, f in pr["flows"].items()}, "steps": list(STEPS), **{
                      f"dist_{b}": pr["dist"][b] for b in ("leave", "stay", "pre")}} for pr in kept]
         with open(args.out, "w") as f:
-            json.dump({"n": args.n, "seed": args.seed, "t": args.t, "drawn": drawn, "abnormal": abnormal,
+            json.dump({"n": args.n, "seed": args.seed, "t": args.t, "abnormal": abnormal,
                        "problems": rows}, f, indent=1)
 
 
