@@ -70,14 +70,21 @@ def test_run_then_show(tmp_path):
 
 def test_run_passes_the_branch_option_to_the_flows(tmp_path):
     out = tmp_path / "rank"
-    cli("run", "tvs-rank-2x2", "--n", 16, "--workers", 1, "--out", out, "--quiet", "--no-plots", "--branch", "leave")
+    proc = cli("run", "tvs-rank-2x2", "--n", 16, "--workers", 1, "--out", out, "--quiet", "--no-plots",
+               "--branch", "leave")
     res = json.loads((out / "results.json").read_text())
     assert res["settings"]["flow"]["branch"] == "leave"
     exp = experiments.get("tvs-rank-2x2")
     default = exp.fingerprint()
     exp.flow["branch"] = "leave"
     assert res["settings"]["fingerprint"] == exp.fingerprint() != default     # its checkpoints are its own
-    assert res["counts"] == estimate(exp, n=16, seed=0, workers=1, progress=False).counts
+    direct = estimate(exp, n=16, seed=0, workers=1, progress=False)
+    assert res["counts"] == direct.counts
+    # every run records whether it met a branch, and the table gives the fraction
+    branched = res["samples"]["records"]["branched"]
+    assert len(branched) == 16 and set(branched) <= {0.0, 1.0}
+    assert branched == direct.records["branched"].tolist()
+    assert f"  runs with a branch event: {int(sum(branched))}/16 = " in proc.stdout
 
 
 def test_errors_exit_with_code_2(tmp_path):

@@ -3,6 +3,7 @@ experiments."""
 import json
 import math
 import pickle
+import re
 import subprocess
 import sys
 from functools import partial
@@ -12,8 +13,9 @@ import numpy as np
 import pytest
 from scipy.stats import beta
 
+import fastflow as ff
 from fastflow import experiments
-from fastflow.experiment import Experiment, sample_rng
+from fastflow.experiment import Experiment, draw, sample_rng
 from fastflow.montecarlo import estimate
 from fastflow.networks import Network, conv_disjoint, diagonal, fully_connected, two_layer
 from fastflow.results import Checkpoint, Estimate, load_checkpoint
@@ -294,6 +296,70 @@ def test_builtins_listed_picklable_and_runnable():
         n = 3 if name.startswith("random-sweep") or name in ("class-n-sweep", "deep-sweep") else 16
         est = estimate(clone, n=n, seed=0, workers=1, progress=False)
         assert est.n == n and sum(est.counts.values()) == n
+        assert "  runs with a branch event: " in est.table()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# every sample records whether its flow met an unstable branch, and the table gives the fraction
+
+
+def branch_line_numbers(table):
+    """(k, m, lo, hi) of the table's "runs with a branch event: k/m = p [lo, hi]" line."""
+    (line,) = [s for s in table.splitlines() if s.startswith("  runs with a branch event: ")]
+    k, m, _, lo, hi = re.search(r": (\d+)/(\d+) = ([\d.]+) \[([\d.]+), ([\d.]+)\]", line).groups()
+    return int(k), int(m), float(lo), float(hi)
+
+
+@pytest.mark.parametrize("branch", ["stay", "leave"])
+def test_a_builtin_reports_the_fraction_of_runs_with_a_branch_event(branch):
+    exp = experiments.get("vss-thm3.2")
+    exp.flow["branch"] = branch
+    n = 48
+    est = estimate(exp, n=n, seed=0, workers=1, progress=False, chunk_size=16)
+    # each sample's flow rerun on its own, its events counted here
+    again = [ff.flow(net, data, theta0, loss=exp.loss, **exp.flow) for net, data, theta0 in
+             (draw(exp, 0, k) for k in range(n))]
+    branched = np.array([np.any(tr.events["kind"] == "branch") for tr in again])
+    np.testing.assert_array_equal(est.records["branched"], branched.astype(float))
+    k = int(branched.sum())
+    assert k >= 1                                       # seed 0 meets one: the count is not vacuously 0
+    k2, m, lo, hi = branch_line_numbers(est.table())
+    assert (k2, m) == (k, n)
+    np.testing.assert_allclose([lo, hi], wilson_formula(k, n, 0.95), atol=5e-6)
+
+
+def test_the_branch_record_of_nets_not_watched_and_of_old_checkpoints(tmp_path):
+    deep = region_experiment()
+    deep.net, deep.init = fully_connected(2, [2, 2], d_out=2), ff.init.xavier   # deeper nets are not watched
+    est = estimate(deep, n=8, seed=0, workers=1, progress=False)
+    assert np.all(np.isnan(est.records["branched"])) and "branch event: not recorded" in est.table()
+    # a checkpoint written before samples recorded "branched": read, and resumed with the record in new chunks
+    exp = experiments.get("vss-thm3.2")
+    path = tmp_path / "ck.jsonl"
+    full = estimate(exp, n=48, seed=0, workers=1, progress=False, chunk_size=16, checkpoint=path)
+    lines = [json.loads(s) for s in path.read_text().splitlines()]
+    for rec in lines[1:]:
+        del rec["records"]["branched"]
+    path.write_text("".join(json.dumps(rec) + "\n" for rec in lines[:3]))    # the header and chunks 0, 1
+    old = load_checkpoint(path, exp)
+    assert old.n == 32 and "branch event: not recorded" in old.table()
+    resumed = estimate(exp, n=48, seed=0, workers=1, progress=False, chunk_size=16, checkpoint=path)
+    assert resumed.settings["resumed_chunks"] == 2 and resumed.counts == full.counts
+    k = int(np.sum(full.records["branched"][32:] == 1))
+    assert branch_line_numbers(resumed.table())[:2] == (k, 16)
+    assert "(the 16 of 48 runs that record it" in resumed.table()
+
+
+def test_an_outcome_may_not_record_a_reserved_name():
+    exp = region_experiment()
+    for name in ("branched", "flow_seconds"):
+        bad = Experiment(**{**exp.__dict__, "outcome": partial(recording_outcome, name=name)})
+        with pytest.raises(ValueError, match=name):
+            estimate(bad, n=4, workers=1, progress=False)
+
+
+def recording_outcome(traj, net, data, name):
+    return init_region(traj, net, data), {name: 1.0}
 
 
 def test_thm32_probability_closed_form():

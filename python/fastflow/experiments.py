@@ -32,7 +32,7 @@ from . import plots, sweep_classn
 from .experiment import Experiment
 from .networks import two_layer
 from .rank import rank, stable_rank
-from .stats import angle, interval
+from .stats import angle, fraction_line
 from .sweep import random_sweep
 from .sweep_deep import deep_sweep
 from .sweep_large import random_sweep_large
@@ -62,14 +62,6 @@ def directions_figure(exp, est, out_dir):
     path = Path(out_dir) / "directions.png"
     plots.label_directions(exp, est, path)
     return [path]
-
-
-def _fraction_line(name, k, n, exact=None, confidence=0.95):
-    lo, hi = interval(k, n, confidence)
-    s = f"{name}: {k}/{n} = {k / n:.5f} [{lo:.5f}, {hi:.5f}]"
-    if exact is not None:
-        s += f"; exact {exact:.5f} ({'inside' if lo <= exact <= hi else 'OUTSIDE'} the interval)"
-    return s
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -136,7 +128,7 @@ def vss_report(est, p_hyp):
     lo, hi = est.ci["not_local"]
     m = est.records["margin"][est.mask("not_local")]
     g = est.records["margin"][est.mask("global_candidate")]
-    lines = [_fraction_line("Thm 3.2 hypothesis at init", k, n, p_hyp, est.confidence),
+    lines = [fraction_line("Thm 3.2 hypothesis at init", k, n, p_hyp, est.confidence),
              f"of those, ended not_local: {ended}/{k} (the theorem: all)",
              f"P(not_local) >= {p_hyp:.5f}: {'consistent' if hi >= p_hyp else 'CONTRADICTED'} "
              f"(upper end {hi:.5f})"]
@@ -202,7 +194,7 @@ def rank_outcome(traj, net, data):
 def rank_report(est):
     zero = est.mask(*ZERO_LOSS_LABELS)
     k, n = int(zero.sum()), est.n
-    lines = [_fraction_line("zero loss (any rank)", k, n, None, est.confidence)
+    lines = [fraction_line("zero loss (any rank)", k, n, None, est.confidence)
              + "; exact-flow reference 0.22 (44 of 200 runs), paper's GD 79/288 = 0.274",
              f"zero-loss runs of rank 1: {est.counts['zero_loss_rank1']} (Thm 2: none)"]
     if k:
@@ -293,7 +285,7 @@ def thm3_report(est, bound):
     s = est.records["init_in_S"] == 1
     k, n = int(s.sum()), est.n
     lo, hi = est.ci["E"]
-    return [_fraction_line("init in S1 x S2 or S2 x S1", k, n, bound, est.confidence),
+    return [fraction_line("init in S1 x S2 or S2 x S1", k, n, bound, est.confidence),
             f"of those, ended in E: {int(np.sum(s & est.mask('E')))}/{k} (the theorem: all)",
             f"P(E) >= {bound:.4f}: {'consistent' if hi >= bound else 'CONTRADICTED'} (upper end {hi:.4f})"]
 

@@ -23,14 +23,15 @@ from ._json import jsonable
 from ._validate import boolean, choice, positive_int, real_scalar
 from .experiment import Experiment, draw
 from .flow import flow_many
-from .results import CHECKPOINT_FORMAT, Checkpoint, make_estimate, versions
+from .results import CHECKPOINT_FORMAT, RESERVED_RECORDS, Checkpoint, make_estimate, versions
 from .stats import METHODS, interval
 
 
 def run_samples(exp, seed, indices, threads=1):
     """Labels (list of str) and records ({name: list of float or None}) of the samples `indices`, in that order.
     Every sample also records "flow_seconds": the wall time of its flow (samples on one network and dataset run in
-    one flow_many call and share its time equally)."""
+    one flow_many call and share its time equally), and "branched": 1 if its flow logged a `branch` event, else 0
+    (None on networks whose flows are not watched for branches: all but plain two-layer ones)."""
     drawn = [draw(exp, seed, k) for k in indices]
     groups = {}   # samples on the same network and dataset run in one flow_many call
     for pos, (net, (X, y), _) in enumerate(drawn):
@@ -54,11 +55,17 @@ def run_samples(exp, seed, indices, threads=1):
         if label not in exp.labels:
             raise ValueError(f"experiment {exp.name!r}: outcome returned {label!r}, which is not one of its labels "
                              f"{exp.labels}")
+        reserved = sorted(set(rec or {}) & set(RESERVED_RECORDS))
+        if reserved:
+            raise ValueError(f"experiment {exp.name!r}: outcome records {reserved}, names every sample records "
+                             "itself")
         labels.append(label)
         rows.append(rec or {})
     names = sorted({name for rec in rows for name in rec})
     records = {name: [_float_or_none(rec.get(name)) for rec in rows] for name in names}
     records["flow_seconds"] = seconds
+    records["branched"] = [float(np.any(tr.events["kind"] == "branch")) if net.is_two_layer else None
+                           for (net, _, _), tr in zip(drawn, trajs)]
     return labels, records
 
 

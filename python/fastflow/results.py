@@ -19,9 +19,11 @@ import scipy
 from ._json import jsonable
 from ._version import __version__
 from .plots import probability_bars
-from .stats import interval
+from .stats import fraction_line, interval
 
 CHECKPOINT_FORMAT = "fastflow-montecarlo-checkpoint"
+# the records every sample has (montecarlo.run_samples), whatever its experiment's outcome records
+RESERVED_RECORDS = ("flow_seconds", "branched")
 
 
 def versions():
@@ -109,12 +111,30 @@ class Estimate:
                 if np.isfinite(seconds).any():
                     parts += f"; {np.nanmean(seconds):.3g} s/sample"
                 lines.append(f"    {cell} (n={int(sel.sum())}): {parts}")
+        if self.n:
+            lines.append(f"  {self.branch_line()}")
         if self.prediction:
             lines.append(f"  prediction: {self.prediction}")
         lines += [f"  {s}" for s in self.notes]
         if math.isfinite(self.wall_time):
             lines.append(f"  wall time {self.wall_time:.2f} s")
         return "\n".join(lines)
+
+    def branch_line(self):
+        """The fraction of runs whose flow logged a `branch` event (an unstable branch), with its interval, over the
+        runs that record it."""
+        branched = self.records.get("branched", np.full(self.n, np.nan))
+        recorded = np.isfinite(branched)
+        m = int(recorded.sum())
+        if m == 0:
+            return ("runs with a branch event: not recorded (flows are watched for branches on plain two-layer nets "
+                    "only, and results written before fastflow recorded them have none)")
+        line = fraction_line("runs with a branch event", int(np.sum(branched[recorded] == 1)), m, None,
+                             self.confidence, self.method)
+        if m < self.n:
+            line += (f" (the {m} of {self.n} runs that record it: on plain two-layer nets, in chunks written since "
+                     "fastflow records it)")
+        return line
 
     def __str__(self):
         return self.table()

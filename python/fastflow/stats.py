@@ -20,6 +20,15 @@ def interval(count, n, confidence=0.95, method="wilson"):
     return (0.0 if count == 0 else float(ci.low), 1.0 if count == n else float(ci.high))
 
 
+def fraction_line(name, k, n, exact=None, confidence=0.95, method="wilson"):
+    """"name: k/n = p [lo, hi]" with the interval of k/n, and whether `exact` (a predicted probability) is inside."""
+    lo, hi = interval(k, n, confidence, method)
+    s = f"{name}: {k}/{n} = {k / n:.5f} [{lo:.5f}, {hi:.5f}]"
+    if exact is not None:
+        s += f"; exact {exact:.5f} ({'inside' if lo <= exact <= hi else 'OUTSIDE'} the interval)"
+    return s
+
+
 def angle(a, b):
     """The angle between vectors a and b, in radians."""
     return float(np.arccos(np.clip(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), -1.0, 1.0)))
