@@ -240,21 +240,30 @@ public:
     ExitNoise(const Problem& pb, const SwitchState& state, Sliding& sliding, Velocity& velocity)
         : pb_(pb), st_(state), sliding_(sliding), velocity_(velocity), y_(pb.p), F_(pb.p) {}
 
-    // the switches of st_.Z (in its order) whose exit is proven at th (margins(): their margins there)
+    // the switches of st_.Z (in its order) whose exit is proven at th (margins(): their margins there). The sum of
+    // squared changes only grows with each pattern, so once the partial sums already put every negative margin
+    // within its threshold, no exit can be proven and the remaining patterns are not evaluated.
     std::vector<bool> proven(double tau, const double* th) {
         constexpr std::uint64_t patterns = 4;
         margins(tau, th, m_);
         std::vector<bool> out(m_.size(), false);
-        if (!std::any_of(m_.begin(), m_.end(), [](double v) { return v < 0.0; })) return out;
         std::vector<double> sum(m_.size(), 0.0);
-        for (std::uint64_t pattern = 1; pattern <= patterns; ++pattern) {
+        auto provable = [&](std::size_t a) {
+            const double times = multiple * std::pow(repeat, static_cast<double>(
+                                                                 std::min<std::size_t>(st_.slide_ends[st_.Z[a]], 20)));
+            return m_[a] < 0.0 && m_[a] < -times * std::sqrt(sum[a] / static_cast<double>(patterns));
+        };
+        auto any_provable = [&] {
+            for (std::size_t a = 0; a < m_.size(); ++a)
+                if (provable(a)) return true;
+            return false;
+        };
+        for (std::uint64_t pattern = 1; pattern <= patterns && any_provable(); ++pattern) {
             step_control::perturb_by_tolerance(th, pb_.p, pb_.opt.rtol, pb_.opt.atol, pattern, y_.data());
             margins(tau, y_.data(), mp_);
             for (std::size_t a = 0; a < m_.size(); ++a) sum[a] += (mp_[a] - m_[a]) * (mp_[a] - m_[a]);
         }
-        for (std::size_t a = 0; a < m_.size(); ++a)
-            out[a] = m_[a] < 0.0 && m_[a] < -multiple * std::pow(repeat, static_cast<double>(std::min<std::size_t>(st_.slide_ends[st_.Z[a]], 20))) *
-                                                  std::sqrt(sum[a] / static_cast<double>(patterns));
+        for (std::size_t a = 0; a < m_.size(); ++a) out[a] = provable(a);
         return out;
     }
 
