@@ -30,6 +30,22 @@ public:
         }
     }
 
+    // The same for rows a = scale[a] n_a: Q = diag(scale) N diag(scale), where normals(rows) gives the Gram matrix
+    // N of the normals of one label's rows (in increasing row order, as members_)
+    template <class Normals>
+    void assign_scaled(std::size_t k, const std::size_t* labels, const double* scale, Normals&& normals) {
+        group(k, labels);
+        for (std::size_t g = 0; g < members_.size(); ++g) {
+            const std::vector<std::size_t>& rows = members_[g];
+            const std::size_t m = rows.size();
+            const std::vector<double>& N = normals(rows);
+            std::vector<double>& Q = blocks_[g];
+            Q.resize(m * m);
+            for (std::size_t a = 0; a < m; ++a)
+                for (std::size_t b = 0; b < m; ++b) Q[a * m + b] = scale[rows[a]] * scale[rows[b]] * N[a * m + b];
+        }
+    }
+
     // the blocks of a dense k x k matrix Q (row-major) that is zero between rows of different labels
     void assign_dense(const std::vector<double>& Q, std::size_t k, const std::size_t* labels) {
         group(k, labels);

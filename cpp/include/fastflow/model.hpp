@@ -61,6 +61,8 @@ public:
     virtual std::size_t unit_block_offset(std::size_t) const { return 0; }
     virtual void slope_direction_block(const double*, const double*, std::size_t, const double*, double*) const {}
     virtual void switch_normal_block(const double*, const double*, std::size_t, double*) const {}
+    // ... and the slope direction block is this multiple of the normal block (G: the loss weights)
+    virtual double slope_direction_scale(const double*, std::size_t, const double*) const { return 0.0; }
     // Depth-2 nets, for their unstable branches (branches.hpp): the parameter that carries hidden unit `unit`'s
     // activation to output c (npos: no such single weight, as in deeper nets), and out (d_out x (2 deg + 1)) the
     // outputs of the sample x along theta(sigma) = sum_m coef_m sigma^m (degree deg) with its slopes
@@ -225,11 +227,16 @@ public:
     std::size_t unit_block_offset(std::size_t unit) const override { return unit * d_; }
     void slope_direction_block(const double* theta, const double* X, std::size_t k, const double* G,
                                double* out) const override {
+        const double back = slope_direction_scale(theta, k, G);
+        for (std::size_t l = 0; l < d_; ++l) out[l] = back * X[(k / m_) * d_ + l];
+    }
+
+    double slope_direction_scale(const double* theta, std::size_t k, const double* G) const override {
         const std::size_t i = k / m_, j = k % m_;
         const double* W2 = theta + m_ * d_;
         double back = 0.0;
         for (std::size_t c = 0; c < c_; ++c) back += G[i * c_ + c] * W2[c * m_ + j];
-        for (std::size_t l = 0; l < d_; ++l) out[l] = back * X[i * d_ + l];
+        return back;
     }
 
     void switch_normal_block(const double*, const double* X, std::size_t k, double* out) const override {

@@ -32,7 +32,8 @@ class Sliding {
 public:
     static constexpr std::size_t max_hull_units = 12;  // 2^12 corner fields per sample and field evaluation
 
-    Sliding(const Problem& pb, Field& field) : pb_(pb), field_(field), block_(pb.model.unit_block_size()) {}
+    Sliding(const Problem& pb, Field& field)
+        : pb_(pb), field_(field), block_(pb.model.unit_block_size()), normals_(block_ > 0 ? pb.H : 0) {}
 
     // rows D_a = dF/ds_a for the switches of `set`, and their Gram matrix (as directions(), gram())
     void slope_directions(const std::vector<std::size_t>& set, const double* th, const double* slopes) {
@@ -41,7 +42,7 @@ public:
         for (std::size_t a = 0; a < k; ++a)
             pb_.model.slope_direction(th, pb_.X, slopes, set[a], field_.weights(), &D_[a * p]);
         if (block_ == 0) return gram_.assign(k, p, nullptr, [&](std::size_t a) { return &D_[a * p]; });
-        block_gram(set, [&](std::size_t a) { return &D_[a * p + pb_.model.unit_block_offset(set[a] % pb_.H)]; });
+        block_gram(set, th);
     }
     const std::vector<double>& directions() const { return D_; }
 
@@ -78,7 +79,7 @@ public:
                 offset[a] = pb_.model.unit_block_offset(Z[a] % pb_.H);
                 pb_.model.slope_direction_block(th, pb_.X, Z[a], field_.weights(), &B_[a * len]);
             }
-            block_gram(Z, [&](std::size_t a) { return &B_[a * len]; });
+            block_gram(Z, th);
         } else {
             slope_directions(Z, th, slopes);
         }
@@ -124,11 +125,34 @@ public:
 private:
     // gram_ <- the Gram matrix of rows that touch only their unit's block (row(a): its block): rows of different
     // units are orthogonal, those of one unit meet on its block only
-    template <class Row>
-    void block_gram(const std::vector<std::size_t>& set, Row&& row) {
+    // Their directions are multiples of their fixed normals, D_a = c_a n_a, so each unit's block is
+    // diag(c) N diag(c) with N the Gram matrix of its switches' normals: N is kept per unit while that unit's
+    // switches in `set` stay the same, and only the multiples are new at each evaluation.
+    void block_gram(const std::vector<std::size_t>& set, const double* th) {
         labels_.resize(set.size());
-        for (std::size_t a = 0; a < set.size(); ++a) labels_[a] = set[a] % pb_.H;
-        gram_.assign(set.size(), block_, labels_.data(), row);
+        scales_.resize(set.size());
+        for (std::size_t a = 0; a < set.size(); ++a) {
+            labels_[a] = set[a] % pb_.H;
+            scales_[a] = pb_.model.slope_direction_scale(th, set[a], field_.weights());
+        }
+        gram_.assign_scaled(set.size(), labels_.data(), scales_.data(), [&](const std::vector<std::size_t>& rows) {
+            UnitNormals& kept = normals_[labels_[rows.front()]];
+            const std::size_t m = rows.size();
+            bool same = kept.switches.size() == m;
+            for (std::size_t a = 0; a < m && same; ++a) same = kept.switches[a] == set[rows[a]];
+            if (same) return kept.gram;
+            kept.switches.resize(m);
+            std::vector<double> n(m * block_);
+            for (std::size_t a = 0; a < m; ++a) {
+                kept.switches[a] = set[rows[a]];
+                pb_.model.switch_normal_block(th, pb_.X, set[rows[a]], &n[a * block_]);
+            }
+            kept.gram.resize(m * m);
+            for (std::size_t a = 0; a < m; ++a)
+                for (std::size_t b = 0; b <= a; ++b)
+                    kept.gram[a * m + b] = kept.gram[b * m + a] = dot(&n[a * block_], &n[b * block_], block_);
+            return kept.gram;
+        });
     }
 
     // Deeper networks: the one-sided fields are multilinear, not affine, in the slopes of units on one sample's
@@ -192,6 +216,12 @@ private:
     std::vector<double> D_, B_;        // full and block-restricted slope directions
     BlockGram gram_;                   // their Gram matrix
     std::vector<std::size_t> labels_;  // the unit of each row
+    std::vector<double> scales_;       // block models: each row's multiple of its switch's normal
+    struct UnitNormals {
+        std::vector<std::size_t> switches;
+        std::vector<double> gram;
+    };
+    std::vector<UnitNormals> normals_;  // block models, per unit: its last switches' normals' Gram matrix
     HullFace face_;
 };
 
