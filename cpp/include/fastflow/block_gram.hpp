@@ -59,8 +59,6 @@ public:
     }
 
     std::size_t size() const { return k_; }
-    // the rows of each label, in increasing row order (blocks in increasing label order)
-    const std::vector<std::vector<std::size_t>>& groups() const { return members_; }
 
     // x with Q x = b, block by block (solve_psd: least squares where a block is singular); returns the rank
     std::size_t solve(const std::vector<double>& b, std::vector<double>& x, double rel_tol = 1e-13) const {

@@ -87,7 +87,7 @@ public:
         std::vector<double> b(k);
         for (std::size_t a = 0; a < k; ++a) b[a] = -dot(&rows[a * len], F + offset[a], len);
         SlideSolution sol;
-        sol.degenerate = (block_ > 0 ? solve_blocks(b, sol.s) : gram_.solve(b, sol.s)) < k;
+        sol.degenerate = gram_.solve(b, sol.s) < k;
         if (sol.degenerate) {
             for (double& v : b) v = -v;
             sol.s = gram_.box(b, norm2(F, p));
@@ -151,31 +151,8 @@ private:
             for (std::size_t a = 0; a < m; ++a)
                 for (std::size_t b = 0; b <= a; ++b)
                     kept.gram[a * m + b] = kept.gram[b * m + a] = dot(&n[a * block_], &n[b * block_], block_);
-            kept.factored = false;
             return kept.gram;
         });
-    }
-
-    // x with Q x = b for the blocks of the last block_gram, Q = diag(c) N diag(c) per unit: x = c^-1 N^+ c^-1 b
-    // with N's factor kept while its switches stay (the same pivots and rank as Q's: scaled to unit diagonal, the
-    // two differ by signs only). A unit with a zero multiple (a loss weight or output weight at 0) is solved as is.
-    // Returns the rank.
-    std::size_t solve_blocks(const std::vector<double>& b, std::vector<double>& x) {
-        for (std::size_t r = 0; r < b.size(); ++r)
-            if (scales_[r] == 0.0) return gram_.solve(b, x);
-        x.assign(b.size(), 0.0);
-        std::size_t rank = 0;
-        std::vector<double> bb, xb;
-        for (const std::vector<std::size_t>& rows : gram_.groups()) {
-            UnitNormals& kept = normals_[labels_[rows.front()]];
-            if (!kept.factored) kept.factor.factor(kept.gram, rows.size()), kept.factored = true;
-            bb.resize(rows.size());
-            for (std::size_t a = 0; a < rows.size(); ++a) bb[a] = b[rows[a]] / scales_[rows[a]];
-            kept.factor.solve(bb, xb);
-            for (std::size_t a = 0; a < rows.size(); ++a) x[rows[a]] = xb[a] / scales_[rows[a]];
-            rank += kept.factor.rank;
-        }
-        return rank;
     }
 
     // Deeper networks: the one-sided fields are multilinear, not affine, in the slopes of units on one sample's
@@ -243,8 +220,6 @@ private:
     struct UnitNormals {
         std::vector<std::size_t> switches;
         std::vector<double> gram;
-        PsdFactor factor;  // of gram, once asked for
-        bool factored = false;
     };
     std::vector<UnitNormals> normals_;  // block models, per unit: its last switches' normals' Gram matrix
     HullFace face_;
