@@ -503,7 +503,9 @@ def test_t_eval_at_event_times_gives_the_state_at_the_event(seed, loss):
 
 
 SIGINT_CHILD = """
-    import sys, time, numpy as np, fastflow as ff
+    import signal, sys, time, numpy as np, fastflow as ff
+    # Python's own Ctrl-C handling, whatever the parent passed down (a shell's background job ignores SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(120, 6)); y = np.where(rng.random(120) < 0.5, -1.0, 1.0)
     net = ff.two_layer(6, 24)
