@@ -89,6 +89,14 @@ def test_fuzz_seed_8_regressions(index, defect):
     check_fuzz_case(8, index, defect)
 
 
+@pytest.mark.parametrize("index, defect", [
+    (18105, "sampling at the event times changed the run by 5.6e-16: a sample's loss overwrote the kept field's "
+            "weights, so an event's decisions evaluated the net again instead of re-sloping the kept field"),
+])
+def test_fuzz_seed_10_regressions(index, defect):
+    check_fuzz_case(10, index, defect)
+
+
 def check_fuzz_case(seed, index, defect):
     problem = fuzz.random_problem(fuzz._rng_for(seed, index))
     traj, violations = fuzz.check_with_budget(problem, 60.0)

@@ -41,7 +41,7 @@ public:
             if (coef) dopri5::dense_eval(coef, pb_.p, std::clamp(step.sigma(te), 0.0, 1.0), y_.data());
             else std::copy(theta, theta + pb_.p, y_.begin());
             res.theta_eval.insert(res.theta_eval.end(), y_.begin(), y_.end());
-            res.log_loss_eval.push_back(field_.log_loss_at(te, y_.data(), slopes));
+            res.log_loss_eval.push_back(field_.sample_log_loss(te, y_.data(), slopes));
         }
     }
 

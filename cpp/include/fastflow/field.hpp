@@ -15,7 +15,8 @@ namespace fastflow {
 class Field {
 public:
     explicit Field(const Problem& pb)
-        : pb_(pb), out_(pb.n * pb.c), G_(pb.n * pb.c), logl_(pb.n * pb.c), scratch_(pb.model.scratch_size()) {}
+        : pb_(pb), out_(pb.n * pb.c), G_(pb.n * pb.c), logl_(pb.n * pb.c), sample_out_(pb.n * pb.c),
+          sample_G_(pb.n * pb.c), sample_logl_(pb.n * pb.c), scratch_(pb.model.scratch_size()) {}
 
     // An event's decisions and the restart after it ask again for the field they last evaluated (the same state
     // and slopes): it is kept, and given back without a new evaluation. So is a change of slopes of switches
@@ -48,9 +49,20 @@ public:
         surface_theta_.assign(th, th + pb_.p);
     }
 
+    // log L at th for an evaluation time (t_eval), not counted: the kept field and its outputs and weights stay as
+    // they are, so that asking for samples never changes the run
+    double sample_log_loss(double tau, const double* th, const double* slopes) {
+        std::swap(out_, sample_out_), std::swap(G_, sample_G_), std::swap(logl_, sample_logl_);
+        const double kept_log_loss = logL_;
+        const double out = log_loss_at(tau, th, slopes, false);
+        std::swap(out_, sample_out_), std::swap(G_, sample_G_), std::swap(logl_, sample_logl_);
+        logL_ = kept_log_loss;
+        return out;
+    }
+
     // log L at th, with the outputs and weights there (not counted: no gradient)
-    double log_loss_at(double tau, const double* th, const double* slopes) {
-        kept_ = false;  // the outputs and weights are no longer the kept field's
+    double log_loss_at(double tau, const double* th, const double* slopes, bool replaces_kept = true) {
+        if (replaces_kept) kept_ = false;  // the outputs and weights are no longer the kept field's
         pb_.model.forward(th, pb_.X, pb_.n, slopes, out_.data(), scratch_.data());
         weigh(tau);
         return logL_;
@@ -107,7 +119,7 @@ private:
     }
 
     const Problem& pb_;
-    std::vector<double> out_, G_, logl_, scratch_;
+    std::vector<double> out_, G_, logl_, sample_out_, sample_G_, sample_logl_, scratch_;
     double logL_ = 0.0;
     bool kept_ = false;  // the last evaluation, given back when asked for again
     double kept_tau_ = 0.0;
