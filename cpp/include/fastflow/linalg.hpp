@@ -7,72 +7,58 @@
 
 namespace fastflow {
 
-// A symmetric positive semi-definite k x k matrix Q (row-major), scaled to unit diagonal (switches of very
-// different sizes are treated alike) and factored by Cholesky with symmetric pivoting. Directions with a scaled
-// pivot below rel_tol are dropped (x = 0 there), which gives a least-squares solution when duplicated surfaces make
-// Q singular; rank: the numerical rank. (Block-diagonal systems: BlockGram.)
-struct PsdFactor {
-    std::size_t k = 0, rank = 0;
-    std::vector<std::size_t> perm;
-    std::vector<double> L, scale;  // L: the factor in the leading rank columns (row-major k x k)
-
-    void factor(std::vector<double> Q, std::size_t size, double rel_tol = 1e-13) {
-        k = size, rank = 0;
-        perm.resize(k);
-        scale.resize(k);
-        for (std::size_t i = 0; i < k; ++i) {
-            perm[i] = i;
-            scale[i] = Q[i * k + i] > 0.0 ? 1.0 / std::sqrt(Q[i * k + i]) : 0.0;
-        }
-        for (std::size_t i = 0; i < k; ++i)
-            for (std::size_t j = 0; j < k; ++j) Q[i * k + j] *= scale[i] * scale[j];
-        for (; rank < k; ++rank) {
-            std::size_t best = rank;
-            for (std::size_t i = rank + 1; i < k; ++i)
-                if (Q[i * k + i] > Q[best * k + best]) best = i;
-            if (Q[best * k + best] <= rel_tol) break;
-            if (best != rank) {
-                for (std::size_t c = 0; c < k; ++c) std::swap(Q[rank * k + c], Q[best * k + c]);
-                for (std::size_t r = 0; r < k; ++r) std::swap(Q[r * k + rank], Q[r * k + best]);
-                std::swap(perm[rank], perm[best]);
-            }
-            const double piv = std::sqrt(Q[rank * k + rank]);
-            Q[rank * k + rank] = piv;
-            for (std::size_t i = rank + 1; i < k; ++i) Q[i * k + rank] /= piv;
-            // the whole trailing block, both triangles: a later pivot swap reads rows and columns alike
-            for (std::size_t i = rank + 1; i < k; ++i)
-                for (std::size_t c = rank + 1; c < k; ++c) Q[i * k + c] -= Q[i * k + rank] * Q[c * k + rank];
-            for (std::size_t i = rank + 1; i < k; ++i) Q[rank * k + i] = Q[i * k + rank];
-        }
-        L = std::move(Q);
+// Solves Q x = b for a symmetric positive semi-definite k x k matrix (row-major) by Cholesky with
+// symmetric pivoting, after scaling Q to unit diagonal (switches of very different sizes are treated alike).
+// Directions with a scaled pivot below rel_tol are dropped (x = 0 there), which gives a least-squares solution
+// when duplicated surfaces make Q singular. Returns the numerical rank. (Block-diagonal systems: BlockGram.)
+inline std::size_t solve_psd(std::vector<double> Q, std::vector<double> b, std::size_t k, std::vector<double>& x,
+                             double rel_tol = 1e-13) {
+    std::vector<std::size_t> perm(k);
+    std::vector<double> scale(k);
+    for (std::size_t i = 0; i < k; ++i) {
+        perm[i] = i;
+        scale[i] = Q[i * k + i] > 0.0 ? 1.0 / std::sqrt(Q[i * k + i]) : 0.0;
     }
-
-    // x with Q x = b (least squares on the dropped directions)
-    void solve(const std::vector<double>& b, std::vector<double>& x) const {
-        x.assign(k, 0.0);
-        // forward then backward substitution on the leading rank x rank factor
-        std::vector<double> z(rank);
-        for (std::size_t i = 0; i < rank; ++i) {
-            double s = b[perm[i]] * scale[perm[i]];
-            for (std::size_t c = 0; c < i; ++c) s -= L[i * k + c] * z[c];
-            z[i] = s / L[i * k + i];
-        }
-        for (std::size_t ii = rank; ii-- > 0;) {
-            double s = z[ii];
-            for (std::size_t c = ii + 1; c < rank; ++c) s -= L[c * k + ii] * z[c];
-            z[ii] = s / L[ii * k + ii];
-        }
-        for (std::size_t i = 0; i < rank; ++i) x[perm[i]] = z[i] * scale[perm[i]];
+    for (std::size_t i = 0; i < k; ++i) {
+        b[i] *= scale[i];
+        for (std::size_t j = 0; j < k; ++j) Q[i * k + j] *= scale[i] * scale[j];
     }
-};
-
-// Solves Q x = b (PsdFactor); returns the numerical rank
-inline std::size_t solve_psd(std::vector<double> Q, const std::vector<double>& b, std::size_t k,
-                             std::vector<double>& x, double rel_tol = 1e-13) {
-    PsdFactor f;
-    f.factor(std::move(Q), k, rel_tol);
-    f.solve(b, x);
-    return f.rank;
+    x.assign(k, 0.0);
+    if (k == 0) return 0;
+    std::size_t rank = 0;
+    for (; rank < k; ++rank) {
+        std::size_t best = rank;
+        for (std::size_t i = rank + 1; i < k; ++i)
+            if (Q[i * k + i] > Q[best * k + best]) best = i;
+        if (Q[best * k + best] <= rel_tol) break;
+        if (best != rank) {
+            for (std::size_t c = 0; c < k; ++c) std::swap(Q[rank * k + c], Q[best * k + c]);
+            for (std::size_t r = 0; r < k; ++r) std::swap(Q[r * k + rank], Q[r * k + best]);
+            std::swap(b[rank], b[best]);
+            std::swap(perm[rank], perm[best]);
+        }
+        const double piv = std::sqrt(Q[rank * k + rank]);
+        Q[rank * k + rank] = piv;
+        for (std::size_t i = rank + 1; i < k; ++i) Q[i * k + rank] /= piv;
+        // the whole trailing block, both triangles: a later pivot swap reads rows and columns alike
+        for (std::size_t i = rank + 1; i < k; ++i)
+            for (std::size_t c = rank + 1; c < k; ++c) Q[i * k + c] -= Q[i * k + rank] * Q[c * k + rank];
+        for (std::size_t i = rank + 1; i < k; ++i) Q[rank * k + i] = Q[i * k + rank];
+    }
+    // forward then backward substitution on the leading rank x rank factor
+    std::vector<double> z(rank);
+    for (std::size_t i = 0; i < rank; ++i) {
+        double s = b[i];
+        for (std::size_t c = 0; c < i; ++c) s -= Q[i * k + c] * z[c];
+        z[i] = s / Q[i * k + i];
+    }
+    for (std::size_t ii = rank; ii-- > 0;) {
+        double s = z[ii];
+        for (std::size_t c = ii + 1; c < rank; ++c) s -= Q[c * k + ii] * z[c];
+        z[ii] = s / Q[ii * k + ii];
+    }
+    for (std::size_t i = 0; i < rank; ++i) x[perm[i]] = z[i] * scale[perm[i]];
+    return rank;
 }
 
 inline double dot(const double* a, const double* b, std::size_t n) {
