@@ -169,21 +169,30 @@ private:
         const std::vector<std::size_t> all = undecided;
         for (std::size_t pass = 0; pass <= all.size(); ++pass) {
             box_rounds(tau, theta, undecided, rest);
-            st_.Z = rest;
-            st_.Z.insert(st_.Z.end(), undecided.begin(), undecided.end());
-            velocity_(tau, theta, F_.data());
-            const double fnorm = norm2(F_.data(), pb_.p);
-            std::vector<std::size_t> turned;
-            for (std::size_t sw : all) {
-                if (std::find(undecided.begin(), undecided.end(), sw) != undecided.end()) continue;
-                double tol;
-                const double dh =
-                    geo_.normal_velocity(theta, st_.slopes.data(), sw, F_.data(), fnorm, normal_.data(), tol);
-                if (st_.mode[sw] == Mode::active ? dh < -tol : dh > tol) turned.push_back(sw);
-            }
+            const std::vector<std::size_t> turned = sent_back(tau, theta, all, undecided, rest);
             if (turned.empty()) return;
             for (std::size_t sw : turned) st_.slopes[sw] = 0.0, undecided.push_back(sw);
         }
+    }
+
+    // The switches of `all` decided to a side (not in `undecided`) that the final field, with `rest` and
+    // `undecided` sliding, sends back across their surfaces
+    std::vector<std::size_t> sent_back(double tau, const double* theta, const std::vector<std::size_t>& all,
+                                       const std::vector<std::size_t>& undecided,
+                                       const std::vector<std::size_t>& rest) {
+        st_.Z = rest;
+        st_.Z.insert(st_.Z.end(), undecided.begin(), undecided.end());
+        if (!pb_.model.linear_switches()) std::sort(st_.Z.begin(), st_.Z.end());  // the hull groups Z by sample
+        velocity_(tau, theta, F_.data());
+        const double fnorm = norm2(F_.data(), pb_.p);
+        std::vector<std::size_t> turned;
+        for (std::size_t sw : all) {
+            if (std::find(undecided.begin(), undecided.end(), sw) != undecided.end()) continue;
+            double tol;
+            const double dh = geo_.normal_velocity(theta, st_.slopes.data(), sw, F_.data(), fnorm, normal_.data(), tol);
+            if (st_.mode[sw] == Mode::active ? dh < -tol : dh > tol) turned.push_back(sw);
+        }
+        return turned;
     }
 
     void box_rounds(double tau, const double* theta, std::vector<std::size_t>& undecided,
@@ -274,15 +283,31 @@ private:
     }
 
     // Deep networks: the minimal-norm element of the hull over the undecided (and sliding) switches; a switch it
-    // moves off its surface leaves to that side, the one moving fastest first (its slope changes the hull), until
-    // the rest stay: they slide.
+    // moves off its surface beyond that element's error leaves to that side, the one moving fastest first (its slope
+    // changes the hull), until the rest stay: they slide. (Corner fields far larger than the element leave Wolfe's
+    // answer off by percents; read as exits, those errors re-fire the switch at one t, each side sending it back.)
+    // As for two-layer nets, every side is then checked against the final field, and a switch it sends back across
+    // is decided again with the others fixed: a side read off the hull before later leaves sent switches straight
+    // back, and the locator fired them again at one t until the Zeno guard.
     void decide_by_hull(double tau, const double* theta, std::vector<std::size_t>& undecided,
                         const std::vector<std::size_t>& rest) {
+        const std::vector<std::size_t> all = undecided;
+        for (std::size_t pass = 0; pass <= all.size(); ++pass) {
+            hull_rounds(tau, theta, undecided, rest);
+            const std::vector<std::size_t> turned = sent_back(tau, theta, all, undecided, rest);
+            if (turned.empty()) return;
+            for (std::size_t sw : turned) st_.slopes[sw] = 0.0, undecided.push_back(sw);
+        }
+    }
+
+    // decide_by_hull's leaves, one at a time
+    void hull_rounds(double tau, const double* theta, std::vector<std::size_t>& undecided,
+                     const std::vector<std::size_t>& rest) {
         while (!undecided.empty()) {
             st_.Z = rest;
             st_.Z.insert(st_.Z.end(), undecided.begin(), undecided.end());
             std::sort(st_.Z.begin(), st_.Z.end());
-            velocity_(tau, theta, F_.data());
+            const double error = velocity_(tau, theta, F_.data()).error;
             const double fnorm = norm2(F_.data(), pb_.p);
             std::size_t leaving = undecided.size();
             double fastest = 0.0, leaving_rate = 0.0;
@@ -290,7 +315,7 @@ private:
                 geo_.normal(theta, st_.slopes.data(), undecided[a], normal_.data());
                 const double nn = norm2(normal_.data(), pb_.p);
                 const double rate = nn > 0.0 ? dot(normal_.data(), F_.data(), pb_.p) / nn : 0.0;
-                if (std::abs(rate) > std::max(fastest, 1e-9 * fnorm))
+                if (std::abs(rate) > std::max({fastest, 1e-9 * fnorm, error}))
                     fastest = std::abs(rate), leaving = a, leaving_rate = rate;
             }
             if (leaving == undecided.size()) return;

@@ -70,11 +70,13 @@ inline void affine_minimiser(const std::vector<double>& S, std::size_t k, std::s
 
 // The final corral: the points whose convex combination with these weights is the minimal-norm point, and the tags
 // the oracle gave them (which corner each is), so a caller can differentiate the point with its face held fixed.
-// Empty after an overflow.
+// Empty after an overflow. gap: the duality gap <x, x - v> at the point, which bounds |x - x*|^2 (x* the exact
+// point: <x*, y - x*> >= 0 on the hull).
 template <class Tag>
 struct Corral {
     std::vector<Tag> tags;
     std::vector<double> weights, points;  // points: one row of length p per tag
+    double gap = INFINITY;
 };
 
 // lmo(x, v) writes into v (length p) a vertex of the polytope minimising <x, v> and returns its tag. Returns the
@@ -89,7 +91,7 @@ auto min_norm_point(std::size_t p, Lmo&& lmo, double* x, std::size_t max_iter = 
     };
     std::vector<double> S, lambda, v(p), alpha, beta;
     std::vector<Tag> tags;
-    auto corral = [&] { return Corral<Tag>{tags, lambda, S}; };
+    auto corral = [&](double gap) { return Corral<Tag>{tags, lambda, S, std::max(gap, 0.0)}; };
     // a vertex that overflows (the field at a trial state of a step too long) makes the answer non-finite: the
     // step is rejected, instead of a corral that never sheds a point
     auto overflows = [&] {
@@ -108,10 +110,10 @@ auto min_norm_point(std::size_t p, Lmo&& lmo, double* x, std::size_t max_iter = 
         Tag tag = lmo(x, v.data());
         if (overflows()) return Corral<Tag>{};
         scale = std::max(scale, dot_p(v.data(), v.data()));
-        const double xx = dot_p(x, x);
+        const double xx = dot_p(x, x), gap = xx - dot_p(x, v.data());
         // duality gap <x, x - v> bounds |x - x*|^2: stop at rounding, or once rounding stops |x| from decreasing
         // (it decreases at every iteration in exact arithmetic)
-        if (xx - dot_p(x, v.data()) <= 1e-15 * scale || !(xx < last_xx)) return corral();
+        if (gap <= 1e-15 * scale || !(xx < last_xx)) return corral(gap);
         last_xx = xx;
         S.insert(S.end(), v.begin(), v.end());
         lambda.push_back(0.0);
@@ -155,7 +157,9 @@ auto min_norm_point(std::size_t p, Lmo&& lmo, double* x, std::size_t max_iter = 
         for (std::size_t a = 0; a < lambda.size(); ++a)
             for (std::size_t q = 0; q < p; ++q) x[q] += lambda[a] * S[a * p + q];
     }
-    return corral();
+    lmo(x, v.data());
+    if (overflows()) return Corral<Tag>{};
+    return corral(dot_p(x, x) - dot_p(x, v.data()));
 }
 
 }  // namespace fastflow

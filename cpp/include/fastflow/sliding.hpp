@@ -22,10 +22,12 @@
 namespace fastflow {
 
 // The multipliers s of the sliding switches (two-layer networks), or degenerate: the surfaces are dependent, or
-// the network is deeper (no multipliers), and exits are read off the normal velocities.
+// the network is deeper (no multipliers), and exits are read off the normal velocities. error: a bound on the
+// distance of the velocity from the exact minimal-norm element (the hull's Wolfe duality gap, square-rooted).
 struct SlideSolution {
     std::vector<double> s;
     bool degenerate = false;
+    double error = 0.0;
 };
 
 class Sliding {
@@ -112,11 +114,12 @@ public:
             for (std::size_t a = 0; a < Z.size(); ++a)
                 out[a] = std::min(sol.s[a], 1.0 - sol.s[a]) + (banded ? exit_band(Z[a] / pb_.H) : 0.0);
         } else {
-            const double fnorm = norm2(F, pb_.p);
+            // a normal velocity within the velocity's own error is no exit
+            const double tol = std::max(1e-9 * norm2(F, pb_.p), sol.error);
             std::vector<double> n(pb_.p);
             for (std::size_t a = 0; a < Z.size(); ++a) {
                 pb_.model.switch_normal(th, pb_.X, slopes, Z[a], n.data());
-                out[a] = 1e-9 * norm2(n.data(), pb_.p) * fnorm - std::abs(dot(n.data(), F, pb_.p));
+                out[a] = tol * norm2(n.data(), pb_.p) - std::abs(dot(n.data(), F, pb_.p));
             }
         }
         return out.empty() ? INFINITY : *std::min_element(out.begin(), out.end());
@@ -207,7 +210,7 @@ private:
             return choice;
         };
         face_.corral = min_norm_point(p, lmo, F);
-        return {{}, true};
+        return {{}, true, std::sqrt(face_.corral.gap)};
     }
 
     const Problem& pb_;
