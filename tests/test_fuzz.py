@@ -2,12 +2,13 @@
 import re
 import subprocess
 import sys
+from decimal import Decimal, getcontext
 
 import numpy as np
 import pytest
 
 import fastflow as ff
-from fastflow import fuzz
+from fastflow import fuzz, fuzz_checks
 
 
 def run_fuzz(*args, timeout=900):
@@ -95,6 +96,24 @@ def test_fuzz_seed_8_regressions(index, defect):
 ])
 def test_fuzz_seed_10_regressions(index, defect):
     check_fuzz_case(10, index, defect)
+
+
+@pytest.mark.parametrize("index, defect", [
+    (231272, "the checker's logistic weights, 0.5 (1 - tanh(q / 2)), were 1.3e-4 off at q = 29.8: a slide_end where "
+             "the flow's multiplier was 1 + 7e-13 read as 0.99987"),
+])
+def test_fuzz_seed_11_regressions(index, defect):
+    check_fuzz_case(11, index, defect)
+
+
+def test_checker_weights_match_high_precision_arithmetic():
+    """The checker's loss weights -l'(q), in 50-digit decimal arithmetic, down to weights of 1e-300."""
+    getcontext().prec = 50
+    q = np.array([-40.0, -3.0, 0.0, 2.5, 29.76, 200.0, 690.0])
+    for loss, weight in (("logistic", lambda m: 1 / (1 + m.exp())), ("exponential", lambda m: (-m).exp())):
+        got = fuzz_checks.sample_weights(loss, q[:, None], np.ones(len(q)))[:, 0]
+        want = np.array([float(weight(Decimal(repr(float(m))))) for m in q])
+        np.testing.assert_allclose(got, want, rtol=1e-14, atol=0.0)
 
 
 def check_fuzz_case(seed, index, defect):

@@ -319,7 +319,8 @@ def sample_weights(loss, out, y):
         return y.reshape(out.shape) - out
     y = y.reshape(out.shape)
     q = y * out
-    return y * (np.exp(-q) if loss == "exponential" else 0.5 * (1.0 - np.tanh(0.5 * q)))
+    # logistic: 1 / (1 + e^q) in log space (1 - tanh(q / 2) loses every digit of a weight below 1e-16)
+    return y * np.exp(-q if loss == "exponential" else -np.logaddexp(0.0, q))
 
 
 def slide_multipliers(net, X, y, loss, theta, sliding):
