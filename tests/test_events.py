@@ -38,7 +38,7 @@ LOSSES = ("exponential", "logistic", "square")
 # builds (sanitizers, README) run several times slower and raise it
 BUDGET = float(os.environ.get("FASTFLOW_TEST_BUDGET", "30"))
 # the slowest deep example (2-3-3-3-1, stiff phase with hull sliding and the balance check of deep nets) took its two
-# runs past 30 CPU s on a loaded machine (idle: the 25 examples take 14 s in all): a crawl detector at three times
+# runs past 30 CPU s on a loaded machine (the 60 examples take 15 s in all, loaded): a crawl detector at three times
 DEEP_BUDGET = 3 * BUDGET
 MAX_STEPS = 200_000  # far beyond what these short runs need (a few thousand steps)
 # derandomized (the same examples on every run), no shrinking (a failure prints its drawn parameters, which
