@@ -47,8 +47,7 @@ public:
         for (std::size_t z : st_.Z)
             if (std::find(set.begin(), set.end(), z) == set.end()) rest.push_back(z);
         std::vector<std::size_t> undecided = set;
-        if (pb_.model.linear_switches()) decide_by_box(tau, theta, undecided, rest);
-        else decide_by_hull(tau, theta, undecided, rest);
+        decide(tau, theta, undecided, rest);
         std::vector<std::size_t>& Z = st_.Z;
         Z = rest;
         Z.insert(Z.end(), undecided.begin(), undecided.end());
@@ -160,15 +159,18 @@ private:
         st_.slopes[sw] = up ? 1.0 : 0.0;
     }
 
-    // Two-layer networks: the box problem over the undecided switches, solved again after each leave (see
-    // classify); those left undecided slide. A side taken in an early round reads the field before later leaves
-    // (e.g. two samples of one neuron, each turning the other's velocity around): every side is checked against
-    // the final field, and a switch that it sends back across is decided again with the others fixed.
-    void decide_by_box(double tau, const double* theta, std::vector<std::size_t>& undecided,
-                       const std::vector<std::size_t>& rest) {
+    // The undecided switches' modes, by rounds of leaves: two-layer networks solve the box problem again after
+    // each leave (box_rounds), deeper ones let the switch the hull's point moves fastest leave first (hull_rounds);
+    // those left undecided slide (see classify). A side taken in an early round reads the field before later leaves
+    // (e.g. two samples of one neuron, each turning the other's velocity around; in a deeper net it sent switches
+    // straight back, and the locator fired them again at one t until the Zeno guard): every side is checked
+    // against the final field, and a switch that it sends back across is decided again with the others fixed.
+    void decide(double tau, const double* theta, std::vector<std::size_t>& undecided,
+                const std::vector<std::size_t>& rest) {
         const std::vector<std::size_t> all = undecided;
         for (std::size_t pass = 0; pass <= all.size(); ++pass) {
-            box_rounds(tau, theta, undecided, rest);
+            if (pb_.model.linear_switches()) box_rounds(tau, theta, undecided, rest);
+            else hull_rounds(tau, theta, undecided, rest);
             const std::vector<std::size_t> turned = sent_back(tau, theta, all, undecided, rest);
             if (turned.empty()) return;
             for (std::size_t sw : turned) st_.slopes[sw] = 0.0, undecided.push_back(sw);
@@ -284,23 +286,8 @@ private:
 
     // Deep networks: the minimal-norm element of the hull over the undecided (and sliding) switches; a switch it
     // moves off its surface beyond that element's error leaves to that side, the one moving fastest first (its slope
-    // changes the hull), until the rest stay: they slide. (Corner fields far larger than the element leave Wolfe's
-    // answer off by percents; read as exits, those errors re-fire the switch at one t, each side sending it back.)
-    // As for two-layer nets, every side is then checked against the final field, and a switch it sends back across
-    // is decided again with the others fixed: a side read off the hull before later leaves sent switches straight
-    // back, and the locator fired them again at one t until the Zeno guard.
-    void decide_by_hull(double tau, const double* theta, std::vector<std::size_t>& undecided,
-                        const std::vector<std::size_t>& rest) {
-        const std::vector<std::size_t> all = undecided;
-        for (std::size_t pass = 0; pass <= all.size(); ++pass) {
-            hull_rounds(tau, theta, undecided, rest);
-            const std::vector<std::size_t> turned = sent_back(tau, theta, all, undecided, rest);
-            if (turned.empty()) return;
-            for (std::size_t sw : turned) st_.slopes[sw] = 0.0, undecided.push_back(sw);
-        }
-    }
-
-    // decide_by_hull's leaves, one at a time
+    // changes the hull), until the rest stay. (Corner fields far larger than the element leave Wolfe's answer off
+    // by percents; read as exits, those errors re-fire the switch at one t, each side sending it back.)
     void hull_rounds(double tau, const double* theta, std::vector<std::size_t>& undecided,
                      const std::vector<std::size_t>& rest) {
         while (!undecided.empty()) {
