@@ -72,6 +72,14 @@ public:
     const double* outputs() const { return out_.data(); }
     const double* weights() const { return G_.data(); }  // G = -(dt/dtau) dL/dPhi, per sample and output
     double* scratch() { return scratch_.data(); }     // the model's workspace, for callers evaluating it directly
+    // A power of two that brings the weights to order one where all of them are far below float64's normal range
+    // (margins of hundreds: e^-500). Products of two field-sized terms (Gram matrices, squared norms) underflow
+    // there, and scaled by it they do not, exactly. 1 elsewhere.
+    double weight_unit() const {
+        double largest = 0.0;
+        for (double g : G_) largest = std::max(largest, std::abs(g));
+        return largest > 0.0 && largest < 0x1p-256 ? std::ldexp(1.0, -std::ilogb(largest)) : 1.0;
+    }
     std::size_t evaluations() const { return evaluations_; }
     void count_evaluation(std::size_t count = 1) { evaluations_ += count; }
     void reset_count() { evaluations_ = 0, kept_ = false; }  // a new run

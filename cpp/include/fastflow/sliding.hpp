@@ -37,16 +37,21 @@ public:
     Sliding(const Problem& pb, Field& field)
         : pb_(pb), field_(field), block_(pb.model.unit_block_size()), normals_(block_ > 0 ? pb.H : 0) {}
 
-    // rows D_a = dF/ds_a for the switches of `set`, and their Gram matrix (as directions(), gram())
+    // rows D_a = dF/ds_a for the switches of `set`, and their Gram matrix (as directions(), gram()), both in
+    // unit(): times the field's weight unit
     void slope_directions(const std::vector<std::size_t>& set, const double* th, const double* slopes) {
         const std::size_t k = set.size(), p = pb_.p;
         D_.resize(k * p);
+        unit_ = field_.weight_unit();
         for (std::size_t a = 0; a < k; ++a)
             pb_.model.slope_direction(th, pb_.X, slopes, set[a], field_.weights(), &D_[a * p]);
+        if (unit_ != 1.0)
+            for (double& v : D_) v *= unit_;
         if (block_ == 0) return gram_.assign(k, p, nullptr, [&](std::size_t a) { return &D_[a * p]; });
         block_gram(set, th);
     }
     const std::vector<double>& directions() const { return D_; }
+    double unit() const { return unit_; }
 
     // A deeper net's last hull (from add()): per sliding sample its units, and the corral of its minimal-norm point,
     // each point tagged with the corner taken in every sample (bit a: the slope of units[a])
@@ -77,25 +82,28 @@ public:
         std::vector<std::size_t> offset(k, 0);
         if (block_ > 0) {
             B_.resize(k * len);
+            unit_ = field_.weight_unit();
             for (std::size_t a = 0; a < k; ++a) {
                 offset[a] = pb_.model.unit_block_offset(Z[a] % pb_.H);
                 pb_.model.slope_direction_block(th, pb_.X, Z[a], field_.weights(), &B_[a * len]);
             }
+            if (unit_ != 1.0)
+                for (double& v : B_) v *= unit_;
             block_gram(Z, th);
         } else {
             slope_directions(Z, th, slopes);
         }
         const std::vector<double>& rows = block_ > 0 ? B_ : D_;
         std::vector<double> b(k);
-        for (std::size_t a = 0; a < k; ++a) b[a] = -dot(&rows[a * len], F + offset[a], len);
+        for (std::size_t a = 0; a < k; ++a) b[a] = -dot(&rows[a * len], F + offset[a], len) * unit_;
         SlideSolution sol;
         sol.degenerate = gram_.solve(b, sol.s) < k;
         if (sol.degenerate) {
             for (double& v : b) v = -v;
-            sol.s = gram_.box(b, norm2(F, p));
+            sol.s = gram_.box(b, norm2(F, p) * unit_);
         }
         for (std::size_t a = 0; a < k; ++a)
-            for (std::size_t q = 0; q < len; ++q) F[offset[a] + q] += sol.s[a] * rows[a * len + q];
+            for (std::size_t q = 0; q < len; ++q) F[offset[a] + q] += sol.s[a] * rows[a * len + q] / unit_;
         return sol;
     }
 
@@ -136,7 +144,7 @@ private:
         scales_.resize(set.size());
         for (std::size_t a = 0; a < set.size(); ++a) {
             labels_[a] = set[a] % pb_.H;
-            scales_[a] = pb_.model.slope_direction_scale(th, set[a], field_.weights());
+            scales_[a] = pb_.model.slope_direction_scale(th, set[a], field_.weights()) * unit_;
         }
         gram_.assign_scaled(set.size(), labels_.data(), scales_.data(), [&](const std::vector<std::size_t>& rows) {
             UnitNormals& kept = normals_[labels_[rows.front()]];
@@ -164,6 +172,7 @@ private:
     // sliding units, and its linear minimisation picks each sample's best corner.
     SlideSolution hull(const std::vector<std::size_t>& Z, const double* th, const double* slopes, double* F) {
         const std::size_t p = pb_.p, H = pb_.H, c = pb_.c;
+        unit_ = field_.weight_unit();
         std::vector<std::size_t>& samples = face_.samples;
         samples.clear();
         for (std::size_t z : Z)
@@ -189,8 +198,10 @@ private:
             }
             // relative to the all-inactive corner, which F already holds
             for (std::size_t k = count; k-- > 0;)
-                for (std::size_t q = 0; q < p; ++q) corners[g][k * p + q] -= corners[g][q];
+                for (std::size_t q = 0; q < p; ++q)
+                    corners[g][k * p + q] = (corners[g][k * p + q] - corners[g][q]) * unit_;
         }
+        for (std::size_t q = 0; q < p; ++q) F[q] *= unit_;
         std::copy(F, F + p, base.begin());
         auto lmo = [&](const double* x, double* v) {
             std::copy(base.begin(), base.end(), v);
@@ -209,8 +220,14 @@ private:
             }
             return choice;
         };
-        face_.corral = min_norm_point(p, lmo, F);
-        return {{}, true, std::sqrt(face_.corral.gap)};
+        Corral<std::vector<std::size_t>>& corral = face_.corral = min_norm_point(p, lmo, F);
+        const double error = std::sqrt(corral.gap) / unit_;
+        if (unit_ != 1.0) {
+            for (std::size_t q = 0; q < p; ++q) F[q] /= unit_;
+            for (double& v : corral.points) v /= unit_;
+            corral.gap /= unit_ * unit_;
+        }
+        return {{}, true, error};
     }
 
     const Problem& pb_;
@@ -226,6 +243,7 @@ private:
     };
     std::vector<UnitNormals> normals_;  // block models, per unit: its last switches' normals' Gram matrix
     HullFace face_;
+    double unit_ = 1.0;  // the field's weight unit at the last solve (directions and Gram matrix are scaled by it)
 };
 
 // The velocity of the flow with the current modes: the smooth field, made tangent on the sliding set.

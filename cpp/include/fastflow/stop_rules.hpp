@@ -3,6 +3,7 @@
 #pragma once
 #include <cmath>
 #include <cstddef>
+#include <limits>
 #include <optional>
 
 #include "linalg.hpp"
@@ -54,7 +55,12 @@ public:
             log_loss >= log_ell(opt_.loss, 0.0))
             return Stop{Status::stalled, "the loss never fell below l(0) and the gradient vanished: stuck"};
         const double log_grad = std::log(fnorm) - log_time_factor(opt_.loss, tau);
-        if (fnorm == 0.0 || (opt_.gtol > 0.0 && log_grad <= std::log(opt_.gtol)))
+        // Every loss weight e^tau (-l'(q)) <= e^tau L below float64 (all margins beyond ~745 at tau = 0, e.g. a
+        // late point of another run): F = 0 there is no stationary point. The flow crawls at e^(tau - q) until tau
+        // nears q; the steps go on (F = 0 lets them grow) instead of stopping.
+        const bool weights_underflow =
+            classification && tau + log_loss < std::log(std::numeric_limits<double>::min());
+        if ((fnorm == 0.0 && !weights_underflow) || (opt_.gtol > 0.0 && log_grad <= std::log(opt_.gtol)))
             return Stop{Status::converged, "the (sub)gradient vanished: a stationary point"};
         return std::nullopt;
     }
