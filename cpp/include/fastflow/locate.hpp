@@ -189,20 +189,30 @@ private:
     // a surface's turn, where its multiplier is a ratio of two vanishing terms).
     double slide_exit(const double* coef, const StepMap& step, double sigma_stop, std::vector<double> hints) {
         std::vector<bool> leaving;  // in st_.Z's order: the exits found so far
-        // the least margin (of the leaving switches, once known) at sigma: exact and beyond rounding, from one field
-        auto exit_margins = [&](double sigma) {
+        // every slide's exact and banded margins at sigma, from one field (kept: a hint is looked at again as a
+        // bracket end, and its exact margins start the exit's proof)
+        std::vector<SlideMargins> seen;
+        auto margins_at = [&](double sigma) -> const SlideMargins& {
+            for (const SlideMargins& m : seen)
+                if (m.sigma == sigma) return m;
             dopri5::dense_eval(coef, pb_.p, sigma, y_.data());
             const SlideSolution sol = velocity_(step.tau(sigma), y_.data(), F_.data());
-            std::pair<double, double> least;
-            for (bool banded : {false, true}) {
-                double& out = banded ? least.second : least.first;
-                out = sliding_.margins(sol, st_.Z, y_.data(), st_.slopes.data(), F_.data(), banded, m_);
-                if (leaving.empty()) continue;
-                out = INFINITY;
-                for (std::size_t a = 0; a < m_.size(); ++a)
-                    if (leaving[a]) out = std::min(out, m_[a]);
-            }
-            return least;
+            SlideMargins m{sigma, {}, {}};
+            sliding_.margins(sol, st_.Z, y_.data(), st_.slopes.data(), F_.data(), false, m.exact);
+            sliding_.margins(sol, st_.Z, y_.data(), st_.slopes.data(), F_.data(), true, m.banded);
+            seen.push_back(std::move(m));
+            return seen.back();
+        };
+        // the least exact and banded margin (of the leaving switches, once known) at sigma
+        auto exit_margins = [&](double sigma) {
+            const SlideMargins& m = margins_at(sigma);
+            auto least = [&](const std::vector<double>& margins) {
+                double out = INFINITY;
+                for (std::size_t a = 0; a < margins.size(); ++a)
+                    if (leaving.empty() || leaving[a]) out = std::min(out, margins[a]);
+                return out;
+            };
+            return std::make_pair(least(m.exact), least(m.banded));
         };
         constexpr double first_look = 1.0 / 8.0;  // of sigma_stop
         for (double& hint : hints) hint = hint > 0.0 ? std::min(hint, sigma_stop) : first_look * sigma_stop;
@@ -211,7 +221,8 @@ private:
         double lo = 0.0;
         for (double hi : hints) {
             if (exit_margins(hi).second < 0.0) {
-                const std::vector<bool> proven = exit_noise_.proven(step.tau(hi), y_.data());
+                dopri5::dense_eval(coef, pb_.p, hi, y_.data());
+                const std::vector<bool> proven = exit_noise_.proven(step.tau(hi), y_.data(), margins_at(hi).exact);
                 for (std::size_t a = 0; a < proven.size(); ++a)
                     if (proven[a]) exits_.push_back(st_.Z[a]);
                 if (!exits_.empty()) leaving = proven;
@@ -236,6 +247,11 @@ private:
         return -1.0;
     }
 
+    struct SlideMargins {
+        double sigma;
+        std::vector<double> exact, banded;
+    };
+
     const Problem& pb_;
     const SwitchState& st_;
     SwitchGeometry& geo_;
@@ -248,7 +264,7 @@ private:
     std::vector<std::size_t> exits_;
     std::vector<SurfaceTurn> turns_;
     ExitNoise exit_noise_;
-    std::vector<double> hc_, pc_, y_, F_, m_;
+    std::vector<double> hc_, pc_, y_, F_;
 };
 
 }  // namespace fastflow

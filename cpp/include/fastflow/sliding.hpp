@@ -295,8 +295,20 @@ public:
     // squared changes only grows with each pattern, so once the partial sums already put every negative margin
     // within its threshold, no exit can be proven and the remaining patterns are not evaluated.
     std::vector<bool> proven(double tau, const double* th) {
-        constexpr std::uint64_t patterns = 4;
         margins(tau, th, m_);
+        return prove(tau, th);
+    }
+    // as proven(), given the exact margins at th (those of the velocity there)
+    std::vector<bool> proven(double tau, const double* th, const std::vector<double>& margins_at_th) {
+        m_ = margins_at_th;
+        return prove(tau, th);
+    }
+
+    const std::vector<double>& margins() const { return m_; }
+
+private:
+    std::vector<bool> prove(double tau, const double* th) {
+        constexpr std::uint64_t patterns = 4;
         std::vector<bool> out(m_.size(), false);
         std::vector<double> sum(m_.size(), 0.0);
         auto provable = [&](std::size_t a) {
@@ -318,9 +330,6 @@ public:
         return out;
     }
 
-    const std::vector<double>& margins() const { return m_; }
-
-private:
     void margins(double tau, const double* th, std::vector<double>& out) {
         const SlideSolution sol = velocity_(tau, th, F_.data());
         sliding_.margins(sol, st_.Z, th, st_.slopes.data(), F_.data(), false, out);
