@@ -32,7 +32,10 @@ double bisect_crossing(F&& g, double lo, double hi) {
 // is at most `width` wide and returns its crossed end hi.
 template <class F>
 double secant_crossing(F&& g, double lo, double g_lo, double hi, double g_hi, double width) {
-    if (!(g_lo <= 0.0 && g_hi > 0.0)) return bisect_crossing(g, lo, hi);
+    // g already past 0 at lo, or not yet at hi: the crossing is that end, to its rounding (a bisection would
+    // take up to 200 evaluations to get there)
+    if (!(g_lo <= 0.0)) return std::nextafter(lo, hi);
+    if (!(g_hi > 0.0)) return hi;
     int side = 0, steps = 0;  // side: which end the last step moved (-1 lo, +1 hi)
     double last = hi - lo;
     for (int it = 0; it < 200 && hi - lo > width; ++it) {
