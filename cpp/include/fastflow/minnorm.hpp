@@ -16,41 +16,51 @@ namespace fastflow {
 // triangular, by modified Gram-Schmidt (twice is enough, Kahan-Parlett). Dependent differences are not kept (their
 // row of Q and column of R are zero).
 struct DifferenceQR {
-    std::size_t m;
+    std::size_t m = 0;
     std::vector<double> Q, R;  // m x p, m x m
     std::vector<bool> kept;
 };
-inline DifferenceQR difference_qr(const std::vector<double>& S, std::size_t k, std::size_t p) {
-    const std::size_t m = k - 1;
-    DifferenceQR f{m, std::vector<double>(m * p), std::vector<double>(m * m, 0.0), std::vector<bool>(m, false)};
-    for (std::size_t a = 0; a < m; ++a) {
-        double* q = &f.Q[a * p];
-        for (std::size_t i = 0; i < p; ++i) q[i] = S[(a + 1) * p + i] - S[i];
-        const double original = norm2(q, p);
-        for (int pass = 0; pass < 2; ++pass)
-            for (std::size_t b = 0; b < a; ++b) {
-                if (!f.kept[b]) continue;
-                const double c = dot(&f.Q[b * p], q, p);
-                f.R[b * m + a] += c;
-                for (std::size_t i = 0; i < p; ++i) q[i] -= c * f.Q[b * p + i];
-            }
-        const double len = norm2(q, p);
-        if (!(len > 1e-12 * original)) {
-            std::fill(q, q + p, 0.0);
-            continue;
+// f <- f with the difference s - s0 appended (s0: the first point of those f holds); the first m columns are those
+// of the shorter QR, so appending point by point gives the QR of all of them
+inline void append_difference(DifferenceQR& f, const double* s0, const double* s, std::size_t p) {
+    const std::size_t a = f.m, m = a + 1;
+    std::vector<double> R(m * m, 0.0);
+    for (std::size_t b = 0; b < a; ++b)
+        for (std::size_t c = 0; c < a; ++c) R[b * m + c] = f.R[b * a + c];
+    f.R.swap(R);
+    f.m = m;
+    f.Q.resize(m * p);
+    f.kept.push_back(false);
+    double* q = &f.Q[a * p];
+    for (std::size_t i = 0; i < p; ++i) q[i] = s[i] - s0[i];
+    const double original = norm2(q, p);
+    for (int pass = 0; pass < 2; ++pass)
+        for (std::size_t b = 0; b < a; ++b) {
+            if (!f.kept[b]) continue;
+            const double c = dot(&f.Q[b * p], q, p);
+            f.R[b * m + a] += c;
+            for (std::size_t i = 0; i < p; ++i) q[i] -= c * f.Q[b * p + i];
         }
-        f.kept[a] = true;
-        f.R[a * m + a] = len;
-        for (std::size_t i = 0; i < p; ++i) q[i] /= len;
+    const double len = norm2(q, p);
+    if (!(len > 1e-12 * original)) {
+        std::fill(q, q + p, 0.0);
+        return;
     }
+    f.kept[a] = true;
+    f.R[a * m + a] = len;
+    for (std::size_t i = 0; i < p; ++i) q[i] /= len;
+}
+inline DifferenceQR difference_qr(const std::vector<double>& S, std::size_t k, std::size_t p) {
+    DifferenceQR f;
+    for (std::size_t a = 1; a < k; ++a) append_difference(f, S.data(), &S[a * p], p);
     return f;
 }
 
 // beta (k - 1) minimising |s_0 + sum_j beta_j (s_j - s_0)| over the k points S (k x p, row-major), on the
-// differences' Q R: the normal equations would square their conditioning, and corner fields can be 1e5 times the
-// minimal-norm point (large loss weights whose slopes nearly cancel). Dependent differences get 0.
-inline void affine_minimiser(const std::vector<double>& S, std::size_t k, std::size_t p, std::vector<double>& beta) {
-    const DifferenceQR f = difference_qr(S, k, p);
+// differences' Q R f (difference_qr): the normal equations would square their conditioning, and corner fields can
+// be 1e5 times the minimal-norm point (large loss weights whose slopes nearly cancel). Dependent differences get 0.
+inline void affine_minimiser(const DifferenceQR& f, const std::vector<double>& S, std::size_t p,
+                             std::vector<double>& beta) {
     const std::size_t m = f.m;
     // R beta = -Q^T s_0 on the kept columns (the residual r = s_0 is orthogonalised like the columns)
     std::vector<double> c(m, 0.0), r(S.begin(), S.begin() + static_cast<std::ptrdiff_t>(p));
@@ -103,6 +113,7 @@ auto min_norm_point(std::size_t p, Lmo&& lmo, double* x, std::size_t max_iter = 
     tags.assign(1, lmo(x, v.data()));
     if (overflows()) return Corral<Tag>{};
     S.assign(v.begin(), v.end());
+    DifferenceQR f;  // of the corral's points, extended as points join and rebuilt when some leave
     lambda.assign(1, 1.0);
     std::copy(v.begin(), v.end(), x);
     double scale = dot_p(v.data(), v.data()), last_xx = INFINITY;
@@ -116,13 +127,14 @@ auto min_norm_point(std::size_t p, Lmo&& lmo, double* x, std::size_t max_iter = 
         if (gap <= 1e-15 * scale || !(xx < last_xx)) return corral(gap);
         last_xx = xx;
         S.insert(S.end(), v.begin(), v.end());
+        append_difference(f, S.data(), &S[S.size() - p], p);
         lambda.push_back(0.0);
         tags.push_back(std::move(tag));
         while (true) {
             // the affine minimiser of the corral, y = s_0 + sum_j beta_j (s_j - s_0): least squares in beta, which
             // stays well posed when the corral is affinely dependent or its minimiser is the origin
             const std::size_t k = lambda.size();
-            affine_minimiser(S, k, p, beta);
+            affine_minimiser(f, S, p, beta);
             alpha.assign(k, 0.0);
             alpha[0] = 1.0;
             for (std::size_t a = 1; a < k; ++a) alpha[a] = beta[a - 1], alpha[0] -= beta[a - 1];
@@ -149,6 +161,7 @@ auto min_norm_point(std::size_t p, Lmo&& lmo, double* x, std::size_t max_iter = 
             }
             if (keptL.empty()) break;  // rounding: keep the last corral
             S.swap(keptS), lambda.swap(keptL), tags.swap(keptT);
+            f = difference_qr(S, lambda.size(), p);
             double sum = 0.0;
             for (double w : lambda) sum += w;
             for (double& w : lambda) w /= sum;
