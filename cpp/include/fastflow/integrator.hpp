@@ -80,6 +80,7 @@ public:
         field_.reset_count();
         samples_.restart();
         locator_.forget_start_scales();
+        sliding_.forget_hull();
         branches_.reset();
         phases_.reset();
         next_settle_check_ = INFINITY;

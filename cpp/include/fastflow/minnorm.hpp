@@ -90,10 +90,12 @@ struct Corral {
 };
 
 // lmo(x, v) writes into v (length p) a vertex of the polytope minimising <x, v> and returns its tag. Returns the
-// minimal-norm point in x, and its corral.
-template <class Lmo>
-auto min_norm_point(std::size_t p, Lmo&& lmo, double* x, std::size_t max_iter = 500) {
-    using Tag = decltype(lmo(x, x));
+// minimal-norm point in x, and its corral. start: tags of vertices to begin from, with convex weights (none: the
+// oracle's vertex at 0), their vertices written by vertex(tag, v): the corral of a nearby polytope (a velocity's
+// hull at the last state) starts it near its answer.
+template <class Lmo, class Tag, class Vertex>
+Corral<Tag> min_norm_point(std::size_t p, Lmo&& lmo, double* x, const std::vector<Tag>& start,
+                           const std::vector<double>& start_weights, Vertex&& vertex, std::size_t max_iter = 500) {
     auto dot_p = [p](const double* a, const double* b) {
         double s = 0.0;
         for (std::size_t q = 0; q < p; ++q) s += a[q] * b[q];
@@ -109,27 +111,10 @@ auto min_norm_point(std::size_t p, Lmo&& lmo, double* x, std::size_t max_iter = 
         std::copy(v.begin(), v.end(), x);
         return true;
     };
-    std::fill(x, x + p, 0.0);
-    tags.assign(1, lmo(x, v.data()));
-    if (overflows()) return Corral<Tag>{};
-    S.assign(v.begin(), v.end());
     DifferenceQR f;  // of the corral's points, extended as points join and rebuilt when some leave
-    lambda.assign(1, 1.0);
-    std::copy(v.begin(), v.end(), x);
-    double scale = dot_p(v.data(), v.data()), last_xx = INFINITY;
-    for (std::size_t iter = 0; iter < max_iter; ++iter) {
-        Tag tag = lmo(x, v.data());
-        if (overflows()) return Corral<Tag>{};
-        scale = std::max(scale, dot_p(v.data(), v.data()));
-        const double xx = dot_p(x, x), gap = xx - dot_p(x, v.data());
-        // duality gap <x, x - v> bounds |x - x*|^2: stop at rounding, or once rounding stops |x| from decreasing
-        // (it decreases at every iteration in exact arithmetic)
-        if (gap <= 1e-15 * scale || !(xx < last_xx)) return corral(gap);
-        last_xx = xx;
-        S.insert(S.end(), v.begin(), v.end());
-        append_difference(f, S.data(), &S[S.size() - p], p);
-        lambda.push_back(0.0);
-        tags.push_back(std::move(tag));
+    // the minor cycle: from the corral's convex weights towards its affine minimiser, dropping the points whose
+    // weights reach 0 on the way, until it lies inside; x <- the point
+    auto settle = [&] {
         while (true) {
             // the affine minimiser of the corral, y = s_0 + sum_j beta_j (s_j - s_0): least squares in beta, which
             // stays well posed when the corral is affinely dependent or its minimiser is the origin
@@ -169,10 +154,68 @@ auto min_norm_point(std::size_t p, Lmo&& lmo, double* x, std::size_t max_iter = 
         std::fill(x, x + p, 0.0);
         for (std::size_t a = 0; a < lambda.size(); ++a)
             for (std::size_t q = 0; q < p; ++q) x[q] += lambda[a] * S[a * p + q];
+    };
+    std::fill(x, x + p, 0.0);
+    double scale = 0.0, last_xx = INFINITY;
+    constexpr double rescue_gap = 1e-12;  // of scale: a stall with a gap above it is no rounding
+    constexpr std::size_t max_rescues = 8;
+    std::size_t rescues = 0;
+    if (start.empty()) {
+        tags.assign(1, lmo(x, v.data()));
+        if (overflows()) return Corral<Tag>{};
+        S.assign(v.begin(), v.end());
+        lambda.assign(1, 1.0);
+        std::copy(v.begin(), v.end(), x);
+        scale = dot_p(v.data(), v.data());
+    } else {
+        for (const Tag& tag : start) {
+            vertex(tag, v.data());
+            if (overflows()) return Corral<Tag>{};
+            S.insert(S.end(), v.begin(), v.end());
+            scale = std::max(scale, dot_p(v.data(), v.data()));
+        }
+        tags = start, lambda = start_weights;
+        f = difference_qr(S, tags.size(), p);
+        settle();
+    }
+    for (std::size_t iter = 0; iter < max_iter; ++iter) {
+        Tag tag = lmo(x, v.data());
+        if (overflows()) return Corral<Tag>{};
+        scale = std::max(scale, dot_p(v.data(), v.data()));
+        const double xx = dot_p(x, x), gap = xx - dot_p(x, v.data());
+        // duality gap <x, x - v> bounds |x - x*|^2: stop at rounding, or once rounding stops |x| from decreasing
+        // (it decreases at every iteration in exact arithmetic)
+        if (gap <= 1e-15 * scale) return corral(gap);
+        const bool stalled = !(xx < last_xx);
+        if (stalled && (gap <= rescue_gap * scale || rescues++ == max_rescues)) return corral(gap);
+        last_xx = xx;
+        S.insert(S.end(), v.begin(), v.end());
+        append_difference(f, S.data(), &S[S.size() - p], p);
+        tags.push_back(std::move(tag));
+        if (!stalled) {
+            lambda.push_back(0.0);
+            settle();
+            continue;
+        }
+        // A minor cycle that made no progress with the gap far above rounding (it can drop the new vertex again
+        // in a degenerate corral, leaving the answer off by percents): a Frank-Wolfe step towards v decreases |x|
+        // whenever the gap is positive.
+        double dd = 0.0;
+        for (std::size_t q = 0; q < p; ++q) dd += (v[q] - x[q]) * (v[q] - x[q]);
+        const double gamma = std::min(1.0, gap / dd);
+        for (double& w : lambda) w *= 1.0 - gamma;
+        lambda.push_back(gamma);
+        for (std::size_t q = 0; q < p; ++q) x[q] += gamma * (v[q] - x[q]);
     }
     lmo(x, v.data());
     if (overflows()) return Corral<Tag>{};
     return corral(dot_p(x, x) - dot_p(x, v.data()));
+}
+
+template <class Lmo>
+auto min_norm_point(std::size_t p, Lmo&& lmo, double* x, std::size_t max_iter = 500) {
+    using Tag = decltype(lmo(x, x));
+    return min_norm_point(p, lmo, x, std::vector<Tag>{}, {}, [](const Tag&, double*) {}, max_iter);
 }
 
 }  // namespace fastflow

@@ -69,6 +69,8 @@ public:
                 out[face_.samples[g] * pb_.H + face_.units[g][a]] = (face_.corral.tags[j][g] >> a) & 1U ? 1.0 : 0.0;
     }
     const BlockGram& gram() const { return gram_; }
+    // a new trajectory: no hull to start Wolfe from (see hull())
+    void forget_hull() { hull_Z_.clear(); }
 
     // F (the smooth field at th) <- its minimal-norm Clarke combination over the sliding set Z.
     // Two-layer networks: s minimises |F0 + D s| without bounds, which makes F tangent to every surface in Z.
@@ -220,7 +222,20 @@ private:
             }
             return choice;
         };
-        Corral<std::vector<std::size_t>>& corral = face_.corral = min_norm_point(p, lmo, F);
+        // the last hull's corral over the same sliding set (its corner choices) starts Wolfe near its answer: the
+        // velocity is asked for at nearby states, a step's stages and the checks around them
+        const bool warm = Z == hull_Z_;
+        hull_Z_ = Z;
+        auto vertex = [&](const std::vector<std::size_t>& choice, double* v) {
+            std::copy(base.begin(), base.end(), v);
+            for (std::size_t g = 0; g < corners.size(); ++g)
+                for (std::size_t q = 0; q < p; ++q) v[q] += corners[g][choice[g] * p + q];
+        };
+        static const std::vector<std::vector<std::size_t>> cold;
+        static const std::vector<double> no_weights;
+        Corral<std::vector<std::size_t>>& corral = face_.corral =
+            min_norm_point(p, lmo, F, warm ? face_.corral.tags : cold, warm ? face_.corral.weights : no_weights,
+                           vertex);
         const double error = std::sqrt(corral.gap) / unit_;
         if (unit_ != 1.0) {
             for (std::size_t q = 0; q < p; ++q) F[q] /= unit_;
@@ -243,6 +258,7 @@ private:
     };
     std::vector<UnitNormals> normals_;  // block models, per unit: its last switches' normals' Gram matrix
     HullFace face_;
+    std::vector<std::size_t> hull_Z_;  // the sliding set of face_
     double unit_ = 1.0;  // the field's weight unit at the last solve (directions and Gram matrix are scaled by it)
 };
 
