@@ -175,3 +175,23 @@ def test_deep_hull_with_an_overflowing_trial_field_does_not_hang():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split()[-1] in ("stalled", "t_max", "max_steps"), proc.stdout
+
+
+def test_flow_many_of_deep_nets_with_slides_equals_single_flows():
+    # a worker runs many trajectories with one integrator, whose hull solver keeps a corral to start Wolfe from:
+    # every trajectory must still be the one a single run gives
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(10, 3))
+    y = np.where(X[:, 0] + 0.3 * X[:, 1] > 0, 1.0, -1.0)
+    net = ff.fully_connected(3, [6, 6])
+    kw = dict(loss="logistic", log_t_max=12.0)
+    first = ff.flow(net, (X, y), ff.init.xavier(net, np.random.default_rng(1)), **kw)
+    thetas = np.stack([ff.init.xavier(net, np.random.default_rng(1)), first.theta,
+                       ff.init.xavier(net, np.random.default_rng(2)), first.theta])
+    singles = [ff.flow(net, (X, y), theta, **kw) for theta in thetas]
+    assert sum(int(np.sum(t.events["kind"] == "slide_start")) for t in singles) >= 2
+    for threads in (1, 2):
+        for many, single in zip(ff.flow_many(net, (X, y), thetas, threads=threads, **kw), singles):
+            assert many.n_rhs == single.n_rhs
+            np.testing.assert_array_equal(many.theta, single.theta)
+            np.testing.assert_array_equal(many.events, single.events)
