@@ -205,37 +205,32 @@ private:
         }
         for (std::size_t q = 0; q < p; ++q) F[q] *= unit_;
         std::copy(F, F + p, base.begin());
-        auto lmo = [&](const double* x, double* v) {
-            std::copy(base.begin(), base.end(), v);
-            std::vector<std::size_t> choice(corners.size());
-            for (std::size_t g = 0; g < corners.size(); ++g) {
-                const std::vector<double>& group = corners[g];
-                const std::size_t count = group.size() / p;
-                std::size_t best = 0;
-                double best_value = INFINITY;
-                for (std::size_t k = 0; k < count; ++k) {
-                    const double value = dot(x, &group[k * p], p);
-                    if (value < best_value) best_value = value, best = k;
-                }
-                for (std::size_t q = 0; q < p; ++q) v[q] += group[best * p + q];
-                choice[g] = best;
-            }
-            return choice;
-        };
-        // the last hull's corral over the same sliding set (its corner choices) starts Wolfe near its answer: the
-        // velocity is asked for at nearby states, a step's stages and the checks around them
-        const bool warm = Z == hull_Z_;
-        hull_Z_ = Z;
+        // the hull's vertex that takes corner choice[g] in every sample g
         auto vertex = [&](const std::vector<std::size_t>& choice, double* v) {
             std::copy(base.begin(), base.end(), v);
             for (std::size_t g = 0; g < corners.size(); ++g)
                 for (std::size_t q = 0; q < p; ++q) v[q] += corners[g][choice[g] * p + q];
         };
-        static const std::vector<std::vector<std::size_t>> cold;
-        static const std::vector<double> no_weights;
-        Corral<std::vector<std::size_t>>& corral = face_.corral =
-            min_norm_point(p, lmo, F, warm ? face_.corral.tags : cold, warm ? face_.corral.weights : no_weights,
-                           vertex);
+        auto lmo = [&](const double* x, double* v) {
+            std::vector<std::size_t> choice(corners.size());
+            for (std::size_t g = 0; g < corners.size(); ++g) {
+                const std::vector<double>& group = corners[g];
+                const std::size_t count = group.size() / p;
+                double best_value = INFINITY;
+                for (std::size_t k = 0; k < count; ++k) {
+                    const double value = dot(x, &group[k * p], p);
+                    if (value < best_value) best_value = value, choice[g] = k;
+                }
+            }
+            vertex(choice, v);
+            return choice;
+        };
+        // the last hull's corral over the same sliding set (its corner choices) starts Wolfe near its answer: the
+        // velocity is asked for at nearby states, a step's stages and the checks around them
+        using HullCorral = Corral<std::vector<std::size_t>>;
+        const HullCorral last = Z == hull_Z_ ? std::move(face_.corral) : HullCorral{};
+        hull_Z_ = Z;
+        HullCorral& corral = face_.corral = min_norm_point(p, lmo, F, last.tags, last.weights, vertex);
         const double error = std::sqrt(corral.gap) / unit_;
         if (unit_ != 1.0) {
             for (std::size_t q = 0; q < p; ++q) F[q] /= unit_;
