@@ -106,6 +106,15 @@ def test_fuzz_seed_11_regressions(index, defect):
     check_fuzz_case(11, index, defect)
 
 
+@pytest.mark.parametrize("index, defect", [
+    (944694, "a square-loss switch reached its surface with vanishing speed and turned back up: the step's start, "
+             "inside the band on the wrong side by rounding, was read as the crossing; the decision there (first "
+             "order: down) kept its side, and it was found again 1000 times (false Zeno)"),
+])
+def test_fuzz_seed_14_regressions(index, defect):
+    check_fuzz_case(14, index, defect)
+
+
 def test_checker_weights_match_high_precision_arithmetic():
     """The checker's loss weights -l'(q), in 50-digit decimal arithmetic, down to weights of 1e-300."""
     getcontext().prec = 50

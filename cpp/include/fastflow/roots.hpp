@@ -2,6 +2,7 @@
 // split [0,1] into monotone pieces, each of which holds at most one root, so a sign that leaves and returns
 // inside one step is never missed.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -91,11 +92,16 @@ inline void real_roots(const double* c, int deg, double a, double b, std::vector
 
 // The first sigma in [0,1] where g (a polynomial) crosses from <= 0 to > 0 and then exceeds `band` before
 // returning to <= 0; -1 when there is none. Excursions inside the rounding band are not switches, which is also
-// what keeps the event just handled (g = 0 at sigma = 0, moving away) from being detected again.
-inline double first_violation(const double* g, int deg, double band) {
+// what keeps the event just handled (g = 0 at sigma = 0, moving away) from being detected again. A start inside the
+// band is on the surface: its offset is rounding, and a switch that leaves it and turns back across at once (its
+// speed at the surface vanishing, its acceleration not) crosses where it turns back, not at the start.
+inline double first_violation(const double* g_in, int deg, double band) {
     double abs_sum = 0.0;
-    for (int m = 1; m <= deg; ++m) abs_sum += std::abs(g[m]);
-    if (g[0] + abs_sum <= band) return -1.0;  // cheap exclusion: max over [0,1] cannot exceed the band
+    for (int m = 1; m <= deg; ++m) abs_sum += std::abs(g_in[m]);
+    if (g_in[0] + abs_sum <= band) return -1.0;  // cheap exclusion: max over [0,1] cannot exceed the band
+    double g[max_poly_degree + 1] = {};
+    std::copy(g_in, g_in + deg + 1, g);
+    if (g[0] > 0.0 && g[0] <= band) g[0] = 0.0;
     double dg[max_poly_degree];
     for (int m = 1; m <= deg; ++m) dg[m - 1] = m * g[m];
     std::vector<double> crit;
