@@ -49,3 +49,12 @@ def test_deep_sweep_samples_that_stopped_in_the_zeno_guard_end_sensibly(index):
     net, data, theta0 = draw(exp, 0, index)
     flow = {k: v for k, v in exp.flow.items() if k != "t_eval"}
     _checked(net, data, theta0, exp.loss, flow.pop("log_t_max"), **flow)
+
+
+# deep-sweep at seed 0: samples that stopped in the Zeno guard where a unit revived a dead path while another unit of
+# its layer stayed on its surface. The decision read the path's sides from the sliding units, the flow from the
+# revived one: a slide kept by the one was found leaving by the other at once, at one t. (2 also had a slide kept by
+# Wolfe's error bound at rounding against an exit the locator had proven.)
+@pytest.mark.parametrize("index", [2, 7, 11, 21, 27])
+def test_deep_sweep_samples_stopped_by_revived_paths_end_sensibly(index):
+    test_deep_sweep_samples_that_stopped_in_the_zeno_guard_end_sensibly(index)

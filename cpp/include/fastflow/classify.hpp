@@ -41,13 +41,20 @@ public:
         });
         std::vector<Mode> old(set.size());
         for (std::size_t a = 0; a < set.size(); ++a) old[a] = st_.mode[set[a]], st_.slopes[set[a]] = 0.0;
-        std::vector<std::pair<std::size_t, int>> dead;  // (sample, first dead layer) with every undecided at s = 0
-        if (!pb_.model.linear_switches()) drop_dead_paths(theta, set, old, dead);
+        dead_paths_.clear(), revived_.clear();
+        if (!pb_.model.linear_switches()) drop_dead_paths(theta, set, old);
         std::vector<std::size_t> rest;
         for (std::size_t z : st_.Z)
             if (std::find(set.begin(), set.end(), z) == set.end()) rest.push_back(z);
         std::vector<std::size_t> undecided = set;
-        decide(tau, theta, undecided, rest);
+        decide(tau, theta, undecided, rest, exits);
+        // A dead path that a unit below it revives (decided active) is a layer of switches on their surfaces, each
+        // free to slide or take a side: decided again, all together (their slopes change the field below them).
+        while (revive_paths(set, old, undecided, rest)) {
+            for (std::size_t sw : set) st_.slopes[sw] = 0.0;
+            undecided = set;
+            decide(tau, theta, undecided, rest, exits);
+        }
         std::vector<std::size_t>& Z = st_.Z;
         Z = rest;
         Z.insert(Z.end(), undecided.begin(), undecided.end());
@@ -62,14 +69,18 @@ public:
         }
         for (std::size_t sw : undecided) st_.mode[sw] = Mode::sliding, st_.slopes[sw] = 0.0;
         std::sort(Z.begin(), Z.end());
+        path_sides(theta);
         keep_unproven_exits(tau, theta, set, old, exits);
-        for (const auto& [i, layer] : dead) revive(theta, i, layer);
+        path_sides(theta);
         for (std::size_t a = 0; a < set.size(); ++a) {
             const Mode mode = st_.mode[set[a]];
             if (old[a] == Mode::sliding && mode != Mode::sliding) ++st_.slide_ends[set[a]];
             // (leave mode: the flag marks a switch the leave rule took off its surface, for this log only)
             const bool left = pb_.opt.leave_branches && mode != old[a] && mode != Mode::sliding;
-            if ((log_.record(tau, old[a], mode, set[a]) || left) && st_.branch[set[a]])
+            Mode logged = old[a];
+            for (const auto& [sw, before] : revived_)
+                if (sw == set[a]) logged = before;
+            if ((log_.record(tau, logged, mode, set[a]) || left) && st_.branch[set[a]])
                 log_.push(tau, EventKind::branch, set[a], Mode::unset);
             if (pb_.opt.leave_branches) st_.branch[set[a]] = false;
         }
@@ -88,10 +99,9 @@ public:
     }
 
 private:
-    // Switches on dead signal paths (dead_paths.hpp) leave `set` (with their old modes) and the sliding set; they
-    // take the sides that the units below them on their surfaces would give them.
-    void drop_dead_paths(const double* theta, std::vector<std::size_t>& set, std::vector<Mode>& old,
-                         std::vector<std::pair<std::size_t, int>>& dead) {
+    // Switches on dead signal paths (dead_paths.hpp) leave `set` (with their old modes) and the sliding set
+    // (dead_paths_ <- the paths)
+    void drop_dead_paths(const double* theta, std::vector<std::size_t>& set, std::vector<Mode>& old) {
         std::vector<std::size_t> samples;
         for (std::size_t sw : set) samples.push_back(sw / pb_.H);
         for (std::size_t sw : st_.Z) samples.push_back(sw / pb_.H);
@@ -99,10 +109,10 @@ private:
         samples.erase(std::unique(samples.begin(), samples.end()), samples.end());
         for (std::size_t i : samples) {
             const int layer = dead_.layer(theta, i);
-            if (layer != std::numeric_limits<int>::max()) dead.emplace_back(i, layer);
+            if (layer != std::numeric_limits<int>::max()) dead_paths_.emplace_back(i, layer);
         }
         auto is_dead = [&](std::size_t sw) {
-            for (const auto& [i, layer] : dead)
+            for (const auto& [i, layer] : dead_paths_)
                 if (sw / pb_.H == i && dead_.above(sw, layer)) return true;
             return false;
         };
@@ -111,22 +121,62 @@ private:
             if (!is_dead(set[a])) set[kept] = set[a], old[kept++] = old[a];
         set.resize(kept), old.resize(kept);
         st_.Z.erase(std::remove_if(st_.Z.begin(), st_.Z.end(), is_dead), st_.Z.end());
-        for (const auto& [i, layer] : dead) {
-            std::vector<std::size_t> seeds;
-            for (std::size_t sw : set)
-                if (sw / pb_.H == i && pb_.model.switch_layer(sw % pb_.H) == layer - 1) seeds.push_back(sw % pb_.H);
-            for (std::size_t u : dead_.units(i, layer - 1, Mode::sliding))
-                if (std::find(seeds.begin(), seeds.end(), u) == seeds.end()) seeds.push_back(u);
-            dead_.take_sides(theta, i, layer, seeds);
-        }
     }
 
-    // After the decision: a unit below a dead path that went active revives it (the path takes the sides that unit
-    // gives); otherwise the path holds the sides its sliding units below give.
-    void revive(const double* theta, std::size_t i, int layer) {
-        std::vector<std::size_t> seeds = dead_.units(i, layer - 1, Mode::active);
-        if (seeds.empty()) seeds = dead_.units(i, layer - 1, Mode::sliding);
-        dead_.take_sides(theta, i, layer, seeds);
+    // The paths of dead_paths_ that a unit below decided active revives while another unit there stays on its
+    // surface: their first layer's units join `set`, and the layers above stay dead. Whether any did. (One unit
+    // growing alone from its surface gives the layer above pre-activations proportional to it: path_sides gives
+    // their sides exactly. With several on their surfaces the sides depend on how fast each grows, and the layer's
+    // slopes change the field of those units: they are decided together.) The sides a dead path held were never
+    // logged: a revived switch's old mode is the one last logged.
+    bool revive_paths(std::vector<std::size_t>& set, std::vector<Mode>& old, const std::vector<std::size_t>& undecided,
+                      const std::vector<std::size_t>& rest) {
+        auto holds = [](const std::vector<std::size_t>& v, std::size_t sw) {
+            return std::find(v.begin(), v.end(), sw) != v.end();
+        };
+        bool revived_any = false;
+        std::vector<std::pair<std::size_t, int>> still;
+        for (const auto& [i, layer] : dead_paths_) {
+            bool revived = false, above = false;
+            std::size_t on_surfaces = 0;
+            for (std::size_t u = 0; u < pb_.H; ++u) {
+                const std::size_t sw = i * pb_.H + u;
+                if (pb_.model.switch_layer(u) == layer - 1) {
+                    revived = revived || st_.slopes[sw] == 1.0;
+                    on_surfaces += st_.slopes[sw] == 1.0 || holds(undecided, sw) || holds(rest, sw);
+                }
+                above = above || pb_.model.switch_layer(u) == layer + 1;
+            }
+            if (!revived || on_surfaces < 2) {
+                still.emplace_back(i, layer);
+                continue;
+            }
+            revived_any = true;
+            for (std::size_t u = 0; u < pb_.H; ++u)
+                if (pb_.model.switch_layer(u) == layer) {
+                    const std::size_t sw = i * pb_.H + u;
+                    set.push_back(sw), old.push_back(st_.mode[sw]), revived_.emplace_back(sw, log_.last_logged(sw));
+                }
+            if (above) still.emplace_back(i, layer + 1);
+        }
+        dead_paths_ = still;
+        return revived_any;
+    }
+
+    // The dead paths' sides, from the slopes in force below them (every velocity of the decision sees the sides the
+    // flow will take): those that the units below on their surfaces give when they grow from zero, the ones decided
+    // active if any (they revive the path), else the sliding ones.
+    void path_sides(const double* theta) {
+        for (const auto& [i, layer] : dead_paths_) {
+            std::vector<std::size_t> up, level;
+            for (std::size_t u = 0; u < pb_.H; ++u) {
+                const std::size_t sw = i * pb_.H + u;
+                if (pb_.model.switch_layer(u) != layer - 1) continue;
+                if (st_.slopes[sw] == 1.0) up.push_back(u);
+                else if (std::find(st_.Z.begin(), st_.Z.end(), sw) != st_.Z.end()) level.push_back(u);
+            }
+            dead_.take_sides(theta, i, layer, up.empty() ? level : up);
+        }
     }
 
     // The slides of `set` that the decision ended, other than `exits`, go on while their multipliers with them
@@ -166,11 +216,11 @@ private:
     // straight back, and the locator fired them again at one t until the Zeno guard): every side is checked
     // against the final field, and a switch that it sends back across is decided again with the others fixed.
     void decide(double tau, const double* theta, std::vector<std::size_t>& undecided,
-                const std::vector<std::size_t>& rest) {
+                const std::vector<std::size_t>& rest, const std::vector<std::size_t>& exits) {
         const std::vector<std::size_t> all = undecided;
         for (std::size_t pass = 0; pass <= all.size(); ++pass) {
             if (pb_.model.linear_switches()) box_rounds(tau, theta, undecided, rest);
-            else hull_rounds(tau, theta, undecided, rest);
+            else hull_rounds(tau, theta, undecided, rest, exits);
             const std::vector<std::size_t> turned = sent_back(tau, theta, all, undecided, rest);
             if (turned.empty()) return;
             for (std::size_t sw : turned) st_.slopes[sw] = 0.0, undecided.push_back(sw);
@@ -185,6 +235,7 @@ private:
         st_.Z = rest;
         st_.Z.insert(st_.Z.end(), undecided.begin(), undecided.end());
         if (!pb_.model.linear_switches()) std::sort(st_.Z.begin(), st_.Z.end());  // the hull groups Z by sample
+        path_sides(theta);
         velocity_(tau, theta, F_.data());
         const double fnorm = norm2(F_.data(), pb_.p);
         std::vector<std::size_t> turned;
@@ -288,13 +339,17 @@ private:
     // Deep networks: the minimal-norm element of the hull over the undecided (and sliding) switches; a switch it
     // moves off its surface beyond that element's error leaves to that side, the one moving fastest first (its slope
     // changes the hull), until the rest stay. (Corner fields far larger than the element leave Wolfe's answer off
-    // by percents; read as exits, those errors re-fire the switch at one t, each side sending it back.)
+    // by percents; read as exits, those errors re-fire the switch at one t, each side sending it back.) A slide
+    // whose exit the locator proved (`exits`) leaves beyond 1e-9 of the field whatever that error: at rounding it is
+    // the square root of a duality gap of order eps, ~1e-8 of the field, there one solve and not the next, and a
+    // slide kept by it was found leaving again at once, at one t.
     void hull_rounds(double tau, const double* theta, std::vector<std::size_t>& undecided,
-                     const std::vector<std::size_t>& rest) {
+                     const std::vector<std::size_t>& rest, const std::vector<std::size_t>& exits) {
         while (!undecided.empty()) {
             st_.Z = rest;
             st_.Z.insert(st_.Z.end(), undecided.begin(), undecided.end());
             std::sort(st_.Z.begin(), st_.Z.end());
+            path_sides(theta);
             const double error = velocity_(tau, theta, F_.data()).error;
             const double fnorm = norm2(F_.data(), pb_.p);
             std::size_t leaving = undecided.size();
@@ -303,7 +358,8 @@ private:
                 geo_.normal(theta, st_.slopes.data(), undecided[a], normal_.data());
                 const double nn = norm2(normal_.data(), pb_.p);
                 const double rate = nn > 0.0 ? dot(normal_.data(), F_.data(), pb_.p) / nn : 0.0;
-                if (std::abs(rate) > std::max({fastest, 1e-9 * fnorm, error}))
+                const bool exit = std::find(exits.begin(), exits.end(), undecided[a]) != exits.end();
+                if (std::abs(rate) > std::max({fastest, 1e-9 * fnorm, exit ? 0.0 : error}))
                     fastest = std::abs(rate), leaving = a, leaving_rate = rate;
             }
             if (leaving == undecided.size()) return;
@@ -320,6 +376,8 @@ private:
     EventLog& log_;
     ExitNoise exit_noise_;
     DeadPaths dead_;
+    std::vector<std::pair<std::size_t, int>> dead_paths_;  // (sample, first dead layer) of the decision
+    std::vector<std::pair<std::size_t, Mode>> revived_;     // the switches of revived paths, and their logged modes
     std::vector<double> F_, normal_;  // the field and a normal at theta, within one decision
 };
 

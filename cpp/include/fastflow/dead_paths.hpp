@@ -2,7 +2,9 @@
 // the layer below inactive or on its surface; no bias) has every pre-activation of that layer and of those above
 // exactly zero, whatever their slopes. They are no switches: no events, no sliding, no hull corners. They hold the
 // sides they take when the units on surfaces below them grow from zero (the slopes the hull's corners that revive
-// those units need), and come back on those sides, with no events of their own, when such a unit revives.
+// those units need). A unit below that revives alone brings them back on those sides, with no events of their own;
+// one that revives while another below stays on its surface brings the first layer back as switches on their
+// surfaces, decided with it (classify.hpp).
 #pragma once
 #include <cstddef>
 #include <vector>
@@ -21,14 +23,6 @@ public:
         return pb_.model.first_dead_layer(theta, pb_.X + i * pb_.model.d_in(), st_.slopes.data() + i * pb_.H);
     }
     bool above(std::size_t sw, int layer) const { return pb_.model.switch_layer(sw % pb_.H) >= layer; }
-
-    // sample i's units of hidden layer `layer` in the given mode
-    std::vector<std::size_t> units(std::size_t i, int layer, Mode mode) const {
-        std::vector<std::size_t> out;
-        for (std::size_t u = 0; u < pb_.H; ++u)
-            if (pb_.model.switch_layer(u) == layer && st_.mode[i * pb_.H + u] == mode) out.push_back(u);
-        return out;
-    }
 
     // Sample i's units of hidden layers >= layer take the sides their pre-activations take when `seeds` (units of
     // the layer below) grow from 0 (no nonzero sign: inactive); with no seeds they keep their sides.

@@ -24,17 +24,24 @@ public:
             entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(e));
         }
         if (before == after) return false;
-        if (after == Mode::sliding) push(tau, EventKind::slide_start, sw, before);
-        else if (before == Mode::sliding) push(tau, EventKind::slide_end, sw, before);
+        if (after == Mode::sliding) push(tau, EventKind::slide_start, sw, before, after);
+        else if (before == Mode::sliding) push(tau, EventKind::slide_end, sw, before, after);
         else if (before != Mode::unset)
-            push(tau, after == Mode::active ? EventKind::activate : EventKind::deactivate, sw, before);
+            push(tau, after == Mode::active ? EventKind::activate : EventKind::deactivate, sw, before, after);
         return after == Mode::sliding;
     }
 
-    void push(double tau, EventKind kind, std::size_t sw, Mode before) {
+    void push(double tau, EventKind kind, std::size_t sw, Mode before, Mode after = Mode::unset) {
         const std::size_t unit = sw % pb_.H;
         entries_.push_back({{tau, kind, sw / pb_.H, pb_.model.switch_layer(unit), pb_.model.switch_neuron(unit)},
-                            sw, before});
+                            sw, before, after});
+    }
+
+    // the mode switch sw was last logged to take (unset: none logged)
+    Mode last_logged(std::size_t sw) const {
+        for (std::size_t e = entries_.size(); e-- > 0;)
+            if (entries_[e].sw == sw && entries_[e].event.kind != EventKind::branch) return entries_[e].after;
+        return Mode::unset;
     }
 
     std::vector<Event> events() const {
@@ -47,8 +54,8 @@ public:
 private:
     struct Entry {
         Event event;
-        std::size_t sw;  // the switch, and its mode before the change
-        Mode before;
+        std::size_t sw;  // the switch, and its modes before and after the change
+        Mode before, after;
     };
     const Problem& pb_;
     std::vector<Entry> entries_;
