@@ -182,10 +182,27 @@ def _units(net):
     return [(layer, r) for layer, width in enumerate(net.hidden_widths) for r in range(width)]
 
 
-def check_crossings(net, X, traj, rtol, atol):
+def dead_inputs(net, S):
+    """(m, n, units) of the significant signs S: True where the unit's layer input is zero to rounding, every unit
+    of the layer below off or on its surface (a dead signal path, no bias). Such a pre-activation is 0, and when
+    the path revives its side is set without an event of its own."""
+    dead = np.zeros(S.shape, dtype=bool)
+    if net.bias:
+        return dead
+    ends = np.cumsum(net.hidden_widths)
+    for below, (lo, hi) in enumerate(zip(ends[:-1], ends[1:])):
+        start = ends[below] - net.hidden_widths[below]
+        dead[:, :, lo:hi] = np.all(S[:, :, start:lo] <= 0, axis=2)[:, :, None]
+    return dead
+
+
+def check_crossings(net, X, traj, rtol, atol, at_events=None):
     """(a) Every significant sign change of every pre-activation between two consecutive (finite) dense samples
     must be matched by an event of that pair inside the interval; and between its events each pair must keep its
-    mode's sign (active h >= -band, inactive h <= band, sliding |h| <= band)."""
+    mode's sign (active h >= -band, inactive h <= band, sliding |h| <= band). A pair on a dead signal path
+    (dead_inputs) may change sides without an event: its side is unknown after the path revives. The path may be
+    dead for an instant only, at an event (units of the layer below reaching 0 together): at_events, the run
+    sampled at its event times, shows those instants."""
     ok = np.all(np.isfinite(traj.theta_at), axis=1)
     t, thetas = traj.t_eval[ok], traj.theta_at[ok]
     if len(t) < 2 or net.hidden_widths == [] or net.activation != "relu":
@@ -193,6 +210,16 @@ def check_crossings(net, X, traj, rtol, atol):
     H = preactivations_many(net, thetas, X)
     B = h_bands(net, thetas, X, rtol, atol)
     S = np.where(H > B, 1, np.where(H < -B, -1, 0))  # significant signs
+    dead = dead_inputs(net, S)
+    dead_t = np.empty(0)
+    dead_at_events = np.zeros((0,) + S.shape[1:], dtype=bool)
+    if at_events is not None:
+        fine = np.all(np.isfinite(at_events.theta_at), axis=1)
+        dead_t = at_events.t_eval[fine]
+        if dead_t.size:
+            He = preactivations_many(net, at_events.theta_at[fine], X)
+            Be = h_bands(net, at_events.theta_at[fine], X, rtol, atol)
+            dead_at_events = dead_inputs(net, np.where(He > Be, 1, np.where(He < -Be, -1, 0)))
     by_pair = _pair_events(traj.events)
     units_of = _units(net)
     out = []
@@ -207,6 +234,8 @@ def check_crossings(net, X, traj, rtol, atol):
             nxt = sig[1:][S[sig[:-1], i, j] != S[sig[1:], i, j]]
             for a, b in zip(flips, nxt):
                 lo, hi = t[a], t[b]
+                if dead[a:b + 1, i, j].any() or np.any(dead_at_events[(dead_t >= lo) & (dead_t <= hi), i, j]):
+                    continue
                 if not np.any((ev_t >= lo - SAME_T * max(1.0, lo)) & (ev_t <= hi + SAME_T * max(1.0, hi))):
                     out.append(Violation("missed_crossing",
                                          f"pair (sample {i}, neuron {j}): h = {H[a, i, j]:.3e} at t = {lo:.17g}, "
@@ -228,6 +257,13 @@ def check_crossings(net, X, traj, rtol, atol):
                 lo, hi = bounds[k], bounds[k + 1]
                 after = t > lo + SAME_T * max(1.0, lo) if kind is not None else t >= 0.0
                 inside = np.flatnonzero(after & (t < hi - SAME_T * max(1.0, hi)))
+                # after a dead stretch the side is unknown again: only what follows the last one is checked
+                was_dead = np.flatnonzero(dead[inside, i, j])
+                if was_dead.size:
+                    inside, mode = inside[was_dead[-1] + 1:], None
+                dead_inside = dead_t[dead_at_events[:, i, j] & (dead_t >= lo) & (dead_t < hi)]
+                if dead_inside.size:
+                    inside, mode = inside[t[inside] > dead_inside[-1]], None
                 if inside.size == 0:
                     continue
                 s = S[inside, i, j]
@@ -500,14 +536,14 @@ def check_problem(problem, n_grid=400, statuses=SENSIBLE_STATUSES):
     violations = check_status(traj, problem.loss, X.shape[0], statuses, horizon)
     if traj.status == "interrupted":  # Ctrl-C or the fuzzer's time budget: nothing more to check
         return traj, violations
+    again = problem.run(t_eval=event_sample_times(traj)) if traj.n_events else None
     violations += check_event_sequence(traj)
-    violations += check_crossings(net, X, traj, problem.rtol, problem.atol)
+    violations += check_crossings(net, X, traj, problem.rtol, problem.atol, again)
     if net.depth == 2 and net.is_homogeneous:
         violations += check_conservation(net, traj, problem.rtol)
     violations += check_loss_monotone(traj, problem.rtol, problem.atol,
                                       problem.y if problem.loss == "square" else None)
     if traj.n_events:
-        again = problem.run(t_eval=event_sample_times(traj))
         violations += check_events_on_surface(net, X, traj, again, problem.rtol, problem.atol)
         if net.is_two_layer and not any(v.kind == "t_eval_perturbs" for v in violations):
             violations += check_slide_exits(net, X, problem.y, problem.loss, traj, again, problem.rtol, problem.atol)
