@@ -131,6 +131,32 @@ def check_fuzz_case(seed, index, defect):
     assert not violations, f"{defect}: {violations}"
 
 
+def test_fuzz_draws_deep_nets():
+    """--nets deep: random deep nets (2-3 hidden layers of width 2-8) under every check. A Zeno stop is the one
+    finding allowed here: about 2% of deep draws still end in the guard (README, known limits)."""
+    problem = fuzz.random_deep_problem(fuzz._rng_for(1, 0))
+    assert problem.net.depth in (3, 4) and set(problem.net.hidden_widths) <= set(range(2, 9))
+    statuses, kinds, examples, *_ = fuzz.run(30, seed=1, workers=2, budget=60, nets="deep")
+    assert sum(statuses.values()) == 30
+    assert set(kinds) - {"any"} <= {"status"}, examples
+    assert all("max_events" in message for _, _, message in examples.get("status", [])), examples
+
+
+def test_fuzz_deep_nets_on_the_command_line(tmp_path):
+    """--nets deep is logged with each chunk: a log of deep draws does not resume two-layer ones; --replay takes it;
+    branch="leave" needs two-layer nets."""
+    log = str(tmp_path / "deep.jsonl")
+    first = run_fuzz("--nets", "deep", "--n", "2", "--seed", "3", "--log", log)
+    assert first.stdout.startswith(f"2 trajectories in {log}"), first.stdout + first.stderr[-2000:]
+    assert "--replay 3:" in first.stdout and "--nets deep" in first.stdout
+    mixed = run_fuzz("--n", "4", "--seed", "3", "--log", log, "--resume")
+    assert mixed.returncode == 2 and "holds deep nets, not two-layer" in mixed.stderr
+    replay = run_fuzz("--replay", "3:1", "--nets", "deep")
+    assert re.search(r"^net Network\(\d+ -> (\d+) -> \1( -> \1)? -> 1, relu", replay.stdout, re.M), replay.stdout
+    leave = run_fuzz("--nets", "deep", "--branch", "leave", "--n", "1")
+    assert leave.returncode == 2 and "--branch leave needs two-layer nets" in leave.stderr
+
+
 def test_fuzz_log_resumed_gives_the_totals_of_one_run(tmp_path):
     """--log then --resume with a larger --n (after a kill cut the log's last line short) reports the totals of
     one uninterrupted run; every index is logged exactly once."""

@@ -1,6 +1,7 @@
 """Randomised end-to-end checks of the event-driven flow: `python -m fastflow.fuzz --n 100000 --seed 0`.
 
-Draws random two-layer problems and applies every check of fastflow.fuzz_checks to each trajectory. A run past its
+Draws random two-layer problems (`--nets deep`: deep nets of 2-3 hidden layers of width 2-8) and applies every check
+of fastflow.fuzz_checks to each trajectory. A run past its
 budget of CPU seconds is stopped through the Ctrl-C path and counted as a "timeout" (CPU time: a loaded machine
 must not turn a slow run into a finding). Exit status 1 if any violation is found; `--replay SEED:INDEX` prints one
 trajectory in detail. `--branch leave` fuzzes the flows' branch="leave" option. `--log FILE.jsonl` records every
@@ -22,12 +23,15 @@ import numpy as np
 from .flow import BRANCHES
 from .fuzz_checks import (CONSERVATION_TOL, SENSIBLE_STATUSES, VIOLATION_KINDS, Problem, Violation, check_conservation,
                           check_crossings, check_event_sequence, check_events_on_surface, check_loss_monotone,
-                          check_problem, check_status, ell0, event_sample_times, random_problem, time_grid)
+                          check_problem, check_status, ell0, event_sample_times, random_deep_problem, random_problem,
+                          time_grid)
 
 __all__ = ["CONSERVATION_TOL", "SENSIBLE_STATUSES", "VIOLATION_KINDS", "Problem", "Violation", "check_conservation",
            "check_crossings", "check_event_sequence", "check_events_on_surface", "check_loss_monotone",
            "check_problem", "check_status", "check_with_budget", "ell0", "event_sample_times", "main",
-           "random_problem", "read_log", "replay", "run", "time_grid"]
+           "random_deep_problem", "random_problem", "read_log", "replay", "run", "time_grid"]
+
+NETS = {"two-layer": random_problem, "deep": random_deep_problem}
 
 def _rng_for(seed, index):
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
@@ -63,17 +67,17 @@ def check_with_budget(problem, budget, **kwargs):
     return traj, violations
 
 
-def _problem(seed, index, branch):
-    problem = random_problem(_rng_for(seed, index))
+def _problem(seed, index, branch, nets="two-layer"):
+    problem = NETS[nets](_rng_for(seed, index))
     problem.options["branch"] = branch
     return problem
 
 
 def _work(args):
-    seed, start, stop, budget, branch = args
+    seed, start, stop, budget, branch, nets = args
     statuses, kinds, examples, slowest = Counter(), Counter(), {}, (0.0, -1)
     for index in range(start, stop):
-        problem = _problem(seed, index, branch)
+        problem = _problem(seed, index, branch, nets)
         started = time.perf_counter()
         try:
             traj, violations = check_with_budget(problem, budget)
@@ -96,15 +100,15 @@ def _work_job(job):
     return job, _work(job)
 
 
-def _chunk_record(seed, start, stop, result, branch):
+def _chunk_record(seed, start, stop, result, branch, nets):
     statuses, kinds, examples, slowest = result
     return {"seed": seed, "start": start, "stop": stop, "statuses": dict(statuses), "kinds": dict(kinds),
-            "examples": examples, "slowest": list(slowest), "branch": branch}
+            "examples": examples, "slowest": list(slowest), "branch": branch, "nets": nets}
 
 
-def read_log(path, seed, branch="stay"):
+def read_log(path, seed, branch="stay", nets="two-layer"):
     """The chunk records of a --log file (a last line cut short by a kill is skipped); ValueError if a record is
-    of another seed or branch option."""
+    of another seed, branch option or family of nets."""
     records = []
     with open(path) as f:
         for line in f:
@@ -116,6 +120,8 @@ def read_log(path, seed, branch="stay"):
                 raise ValueError(f"{path} holds seed {record['seed']}, not {seed}")
             if record.get("branch", "stay") != branch:
                 raise ValueError(f"{path} holds branch={record['branch']!r} runs, not {branch!r}")
+            if record.get("nets", "two-layer") != nets:
+                raise ValueError(f"{path} holds {record['nets']} nets, not {nets}")
             records.append(record)
     return records
 
@@ -140,21 +146,22 @@ def _totals(results):
     return statuses, kinds, examples, slowest
 
 
-def run(n, seed=0, workers=1, budget=60.0, chunk=None, log=None, resume=False, branch="stay"):
+def run(n, seed=0, workers=1, budget=60.0, chunk=None, log=None, resume=False, branch="stay", nets="two-layer"):
     """Fuzz n random trajectories. Returns (status counts, counts of trajectories with a violation of each kind
     (and "any"), {kind: the first few (index, loss, message)}, (seconds, index) of the slowest trajectory, wall
     seconds, trajectories run now).
 
     log: a JSON-lines file, one record per finished chunk (seed, index range, status counts, violation kinds with
     examples, slowest); the totals are then those of the whole log. resume: skip the indices the log already
-    covers (without it, an existing non-empty log is an error). branch: the flows' branch option."""
+    covers (without it, an existing non-empty log is an error). branch: the flows' branch option. nets: "two-layer"
+    or "deep" (the problems drawn)."""
     chunk = chunk or max(1, min(250, n // (4 * max(workers, 1)) or 1))
     records = []
     if log is not None and os.path.exists(log) and os.path.getsize(log):
         if not resume:
             raise FileExistsError(f"{log} exists: resume from it (--resume) or choose another file")
-        records = read_log(log, seed, branch)
-    jobs = [(seed, a, b, budget, branch) for a, b in _uncovered(n, records, chunk)]
+        records = read_log(log, seed, branch, nets)
+    jobs = [(seed, a, b, budget, branch, nets) for a, b in _uncovered(n, records, chunk)]
     start = time.perf_counter()
     results = [(r["statuses"], r["kinds"], r["examples"], r["slowest"]) for r in records]
     out = open(log, "a+") if log is not None else None
@@ -171,22 +178,22 @@ def run(n, seed=0, workers=1, budget=60.0, chunk=None, log=None, resume=False, b
             done = pool.imap_unordered(_work_job, jobs)
         else:
             done = map(_work_job, jobs)
-        for (_, a, b, _, _), result in done:
+        for (_, a, b, *_), result in done:
             results.append(result)
             if out is not None:
-                out.write(json.dumps(_chunk_record(seed, a, b, result, branch)) + "\n")
+                out.write(json.dumps(_chunk_record(seed, a, b, result, branch, nets)) + "\n")
                 out.flush()
     finally:
         if out is not None:
             out.close()
         if pool is not None:
             pool.terminate()
-    return (*_totals(results), time.perf_counter() - start, sum(b - a for _, a, b, _, _ in jobs))
+    return (*_totals(results), time.perf_counter() - start, sum(b - a for _, a, b, *_ in jobs))
 
 
-def replay(seed, index, budget=60.0, branch="stay"):
+def replay(seed, index, budget=60.0, branch="stay", nets="two-layer"):
     """Print one fuzz trajectory in detail (the problem, the events and every violation)."""
-    problem = _problem(seed, index, branch)
+    problem = _problem(seed, index, branch, nets)
     traj, violations = check_with_budget(problem, budget)
     if traj is None:
         print(*violations, sep="\n")
@@ -196,7 +203,7 @@ def replay(seed, index, budget=60.0, branch="stay"):
     print(f"X = np.{problem.X!r}\ny = np.{problem.y!r}\ntheta0 = np.{problem.theta0!r}")
     print(f"status {traj.status} ({traj.message}), {traj.n_steps} steps, {traj.n_events} events")
     for e in traj.events:
-        print(f"  t = {e['t']:.17g} {e['kind']:<11} sample {e['sample']} neuron {e['neuron']}")
+        print(f"  t = {e['t']:.17g} {e['kind']:<11} sample {e['sample']} layer {e['layer']} neuron {e['neuron']}")
     for v in violations:
         print(v)
     return violations
@@ -215,21 +222,27 @@ def main(argv=None):
     parser.add_argument("--resume", action="store_true", help="skip the chunks already in --log")
     parser.add_argument("--branch", choices=BRANCHES, default="stay",
                         help="the flows' branch option: stay on unstable branches (default) or leave them")
+    parser.add_argument("--nets", choices=tuple(NETS), default="two-layer",
+                        help="the problems drawn: two-layer nets (default) or deep ones (2-3 hidden layers)")
     args = parser.parse_args(argv)
+    if args.nets == "deep" and args.branch == "leave":
+        parser.error("--branch leave needs two-layer nets")
     if args.replay:
         seed, index = (int(v) for v in args.replay.split(":"))
-        return 1 if replay(seed, index, args.budget, args.branch) else 0
+        return 1 if replay(seed, index, args.budget, args.branch, args.nets) else 0
     if args.n < 0 or args.workers < 1:
         parser.error("--n must be >= 0 and --workers >= 1")
     if args.resume and not args.log:
         parser.error("--resume needs --log")
     try:
         statuses, kinds, examples, slowest, seconds, now = run(args.n, args.seed, args.workers, args.budget,
-                                                               log=args.log, resume=args.resume, branch=args.branch)
+                                                               log=args.log, resume=args.resume, branch=args.branch,
+                                                               nets=args.nets)
     except (FileExistsError, ValueError) as exc:
         parser.error(str(exc))
     total = sum(statuses.values())
-    also = "" if args.branch == "stay" else f" --branch {args.branch}"
+    also = ("" if args.branch == "stay" else f" --branch {args.branch}") + (
+        "" if args.nets == "two-layer" else f" --nets {args.nets}")
     where = f" in {args.log} ({now} run now)" if args.log else ""
     print(f"{total} trajectories{where} in {seconds:.1f} s ({now / max(seconds, 1e-9):.1f} trajectories/s, "
           f"{args.workers} worker{'s' if args.workers > 1 else ''}); slowest: {slowest[0]:.2f} s "

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .flow import flow
-from .networks import two_layer
+from .networks import fully_connected, two_layer
 
 SENSIBLE_STATUSES = ("converged", "t_max", "stalled")
 VIOLATION_KINDS = ("missed_crossing", "wrong_side", "off_surface_while_sliding", "spurious_event", "duplicate_event",
@@ -49,7 +49,7 @@ EXIT_BAND = 1e-6          # a slide ends where its multiplier reaches 0 or 1: ho
 
 @dataclass
 class Problem:
-    """A two-layer ReLU problem: net, data, initial point, loss, horizon and the flow options."""
+    """A ReLU problem: net, data, initial point, loss, horizon and the flow options."""
 
     net: object
     X: np.ndarray
@@ -101,6 +101,20 @@ def random_problem(rng, n=(2, 8), d=(2, 4), width=(2, 5), losses=("exponential",
     std = 10.0 ** rng.uniform(-1.5, 0.5)
     theta0 = rng.normal(0.0, std if scale is None else scale, net.n_params)
     return Problem(net, X, y, theta0, loss, horizon if t_max is None else float(t_max))
+
+
+def random_deep_problem(rng, depth=(3, 4), width=(2, 8), n=(3, 10), d=(2, 4), losses=("exponential", "logistic")):
+    """A random small deep ReLU problem: depth - 1 hidden layers of one width (depth, width, n, d drawn uniformly
+    from the inclusive ranges), gaussian inputs, labels +-1, a gaussian init of std 0.5, 1 or 1.5 and a horizon up
+    to t = 1e3."""
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    depth, width, n, d = (int(rng.integers(lo, hi + 1)) for lo, hi in (depth, width, n, d))
+    loss = str(rng.choice(losses))
+    net = fully_connected(d, [width] * (depth - 1))
+    X = rng.normal(size=(n, d))
+    y = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    theta0 = rng.normal(0.0, float(rng.choice([0.5, 1.0, 1.5])), net.n_params)
+    return Problem(net, X, y, theta0, loss, float(np.exp(rng.uniform(0.0, np.log(1e3)))))
 
 
 def time_grid(loss, t_max, n_grid=400):
