@@ -60,59 +60,33 @@ def test_fuzz_budget_stops_a_crawl():
     assert [v.kind for v in violations] == ["timeout"]
 
 
-@pytest.mark.parametrize("index, defect", [
-    (45111, "a sample whose loss weight underflows left its slope's multiplier arbitrary: kept on the wrong side"),
-    (52332, "two samples of one neuron, each deciding the other's side: an early side contradicted the final field"),
-    (53379, "a re-fire count left from an earlier t forced a slide whose multiplier was out of [0, 1]"),
-    (81948, "a stiff step off its sliding surfaces was accepted and projected back, breaking ||w||^2 - ||v||^2"),
-    (35868, "sampling at the event times changed the run (a trial refinement of the stiff dense output)"),
-])
-def test_fuzz_seed_7_regressions(index, defect):
-    """Trajectories of the 10^5 runs at seed 7 that once failed (false Zeno guard, conservation, t_eval invariance)."""
-    check_fuzz_case(7, index, defect)
+# Trajectories of the fuzz target that once failed, by seed: (seed, index, what was wrong)
+_REGRESSIONS = [
+    # the 10^5 runs at seed 7 (false Zeno guard, conservation, t_eval invariance), then later seeds
+    (7, 45111, "a sample whose loss weight underflows left its slope's multiplier arbitrary: kept on the wrong side"),
+    (7, 52332, "two samples of one neuron, each deciding the other's side: an early side contradicted the final field"),
+    (7, 53379, "a re-fire count left from an earlier t forced a slide whose multiplier was out of [0, 1]"),
+    (7, 81948, "a stiff step off its sliding surfaces was accepted and projected back, breaking ||w||^2 - ||v||^2"),
+    (7, 35868, "sampling at the event times changed the run (a trial refinement of the stiff dense output)"),
+    (0, 40278, "stiff steps (early stiff switch, t ~ 360) accepted by the extrapolation error estimate with errors of "
+               "1e4 rtol: ||w||^2 - ||v||^2 drifted by 1.9e-6"),
+    (0, 5345, "a crawl (390k steps at t ~ 350) under a trial quartic dense output of the stiff phase"),
+    (8, 89911, "a slide's exit was located by the least margin of every slide: just after another surface's turn, "
+               "whose multiplier is a ratio of two vanishing terms there, it was put at the step's start, decided to "
+               "slide on and found again 1000 times (false Zeno)"),
+    (10, 18105, "sampling at the event times changed the run by 5.6e-16: a sample's loss overwrote the kept field's "
+                "weights, so an event's decisions evaluated the net again instead of re-sloping the kept field"),
+    (11, 231272, "the checker's logistic weights, 0.5 (1 - tanh(q / 2)), were 1.3e-4 off at q = 29.8: a slide_end "
+                 "where the flow's multiplier was 1 + 7e-13 read as 0.99987"),
+    (14, 944694, "a square-loss switch reached its surface with vanishing speed and turned back up: the step's "
+                 "start, inside the band on the wrong side by rounding, was read as the crossing; the decision there "
+                 "(first order: down) kept its side, and it was found again 1000 times (false Zeno)"),
+]
 
 
-@pytest.mark.parametrize("index, defect", [
-    (40278, "stiff steps (early stiff switch, t ~ 360) accepted by the extrapolation error estimate with errors of "
-            "1e4 rtol: ||w||^2 - ||v||^2 drifted by 1.9e-6"),
-    (5345, "a crawl (390k steps at t ~ 350) under a trial quartic dense output of the stiff phase"),
-])
-def test_fuzz_seed_0_regressions(index, defect):
-    check_fuzz_case(0, index, defect)
-
-
-@pytest.mark.parametrize("index, defect", [
-    (89911, "a slide's exit was located by the least margin of every slide: just after another surface's turn, "
-            "whose multiplier is a ratio of two vanishing terms there, it was put at the step's start, decided to "
-            "slide on and found again 1000 times (false Zeno)"),
-])
-def test_fuzz_seed_8_regressions(index, defect):
-    check_fuzz_case(8, index, defect)
-
-
-@pytest.mark.parametrize("index, defect", [
-    (18105, "sampling at the event times changed the run by 5.6e-16: a sample's loss overwrote the kept field's "
-            "weights, so an event's decisions evaluated the net again instead of re-sloping the kept field"),
-])
-def test_fuzz_seed_10_regressions(index, defect):
-    check_fuzz_case(10, index, defect)
-
-
-@pytest.mark.parametrize("index, defect", [
-    (231272, "the checker's logistic weights, 0.5 (1 - tanh(q / 2)), were 1.3e-4 off at q = 29.8: a slide_end where "
-             "the flow's multiplier was 1 + 7e-13 read as 0.99987"),
-])
-def test_fuzz_seed_11_regressions(index, defect):
-    check_fuzz_case(11, index, defect)
-
-
-@pytest.mark.parametrize("index, defect", [
-    (944694, "a square-loss switch reached its surface with vanishing speed and turned back up: the step's start, "
-             "inside the band on the wrong side by rounding, was read as the crossing; the decision there (first "
-             "order: down) kept its side, and it was found again 1000 times (false Zeno)"),
-])
-def test_fuzz_seed_14_regressions(index, defect):
-    check_fuzz_case(14, index, defect)
+@pytest.mark.parametrize("seed, index, defect", _REGRESSIONS)
+def test_fuzz_regressions(seed, index, defect):
+    check_fuzz_case(seed, index, defect)
 
 
 def test_checker_weights_match_high_precision_arithmetic():
