@@ -139,15 +139,19 @@ private:
         for (const auto& [i, layer] : dead_paths_) {
             bool revived = false, above = false;
             std::size_t on_surfaces = 0;
+            std::vector<std::size_t> hull_units;  // the sample's, with the layer back
             for (std::size_t u = 0; u < pb_.H; ++u) {
                 const std::size_t sw = i * pb_.H + u;
-                if (pb_.model.switch_layer(u) == layer - 1) {
+                const int l = pb_.model.switch_layer(u);
+                if (l == layer - 1) {
                     revived = revived || st_.slopes[sw] == 1.0;
                     on_surfaces += st_.slopes[sw] == 1.0 || holds(undecided, sw) || holds(rest, sw);
                 }
-                above = above || pb_.model.switch_layer(u) == layer + 1;
+                if (l == layer || holds(set, sw) || holds(rest, sw)) hull_units.push_back(u);
+                above = above || l == layer + 1;
             }
-            if (!revived || on_surfaces < 2) {
+            // (past the hull's limits the sides stand for the layer)
+            if (!revived || on_surfaces < 2 || !sliding_.hull_fits(hull_units)) {
                 still.emplace_back(i, layer);
                 continue;
             }

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "block_gram.hpp"
@@ -32,7 +34,30 @@ struct SlideSolution {
 
 class Sliding {
 public:
-    static constexpr std::size_t max_hull_units = 12;  // 2^12 corner fields per sample and field evaluation
+    // a sample's hull units outside its largest layer, whose 2^k choices its linear minimisation goes through
+    static constexpr std::size_t max_hull_enumeration = 12;
+
+    // (bits of the units in the largest layer, bits of the others) of a sample's hull units (by position); throws
+    // past max_hull_enumeration, or past 64 units
+    std::pair<std::uint64_t, std::uint64_t> split_by_layer(const std::vector<std::size_t>& units) const {
+        if (!hull_fits(units))
+            throw std::runtime_error("more than " + std::to_string(max_hull_enumeration) +
+                                     " units of one sample outside its largest layer (or 64 in all) slide at once "
+                                     "in a deep network");
+        const int largest = largest_layer(units);
+        std::uint64_t free = 0;
+        for (std::size_t a = 0; a < units.size(); ++a)
+            if (pb_.model.switch_layer(units[a]) == largest) free |= std::uint64_t{1} << a;
+        const std::uint64_t all = units.size() == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << units.size()) - 1;
+        return {free, all & ~free};
+    }
+    // whether a sample's hull over these units is within the limits above
+    bool hull_fits(const std::vector<std::size_t>& units) const {
+        const int largest = largest_layer(units);
+        const auto in_largest = static_cast<std::size_t>(std::count_if(
+            units.begin(), units.end(), [&](std::size_t u) { return pb_.model.switch_layer(u) == largest; }));
+        return units.size() <= 64 && units.size() - in_largest <= max_hull_enumeration;
+    }
 
     Sliding(const Problem& pb, Field& field)
         : pb_(pb), field_(field), block_(pb.model.unit_block_size()), normals_(block_ > 0 ? pb.H : 0) {}
@@ -136,6 +161,17 @@ public:
     }
 
 private:
+    // the layer holding most of these units (the lowest such)
+    int largest_layer(const std::vector<std::size_t>& units) const {
+        std::vector<std::size_t> count;
+        for (std::size_t u : units) {
+            const auto l = static_cast<std::size_t>(pb_.model.switch_layer(u));
+            if (count.size() <= l) count.resize(l + 1, 0);
+            ++count[l];
+        }
+        return static_cast<int>(std::max_element(count.begin(), count.end()) - count.begin());
+    }
+
     // gram_ <- the Gram matrix of rows that touch only their unit's block (row(a): its block): rows of different
     // units are orthogonal, those of one unit meet on its block only
     // Their directions are multiples of their fixed normals, D_a = c_a n_a, so each unit's block is
@@ -171,7 +207,10 @@ private:
     // Deeper networks: the one-sided fields are multilinear, not affine, in the slopes of units on one sample's
     // path, so the Clarke set is the convex hull of the fields at the corners of the slope box: F <- its
     // minimal-norm point (Wolfe). Samples are independent: the hull is a Minkowski sum over the samples that have
-    // sliding units, and its linear minimisation picks each sample's best corner.
+    // sliding units, and its linear minimisation picks each sample's best corner. Every path crosses each layer
+    // once, so a sample's field is affine in the slopes of any one layer: its best corner is found by sign in its
+    // largest layer, for each choice of its other units (2^k corner fields would be 2^12 at k = 12). Corner fields
+    // are computed when first asked for and kept for the solve.
     SlideSolution hull(const std::vector<std::size_t>& Z, const double* th, const double* slopes, double* F) {
         const std::size_t p = pb_.p, H = pb_.H, c = pb_.c;
         unit_ = field_.weight_unit();
@@ -179,47 +218,64 @@ private:
         samples.clear();
         for (std::size_t z : Z)
             if (samples.empty() || samples.back() != z / H) samples.push_back(z / H);
-        std::vector<std::vector<double>> corners(samples.size());
         face_.units.assign(samples.size(), {});
-        std::vector<double> sl(H), base(p);
+        std::vector<std::uint64_t> free_bits(samples.size()), other_bits(samples.size());
         for (std::size_t g = 0; g < samples.size(); ++g) {
-            const std::size_t i = samples[g];
             std::vector<std::size_t>& units = face_.units[g];
             for (std::size_t z : Z)
-                if (z / H == i) units.push_back(z % H);
-            if (units.size() > max_hull_units)
-                throw std::runtime_error("more than " + std::to_string(max_hull_units) +
-                                         " units of one sample slide at once in a deep network");
-            const std::size_t count = std::size_t{1} << units.size();
-            corners[g].resize(count * p);
-            for (std::size_t k = 0; k < count; ++k) {
-                std::copy(slopes + i * H, slopes + (i + 1) * H, sl.begin());
-                for (std::size_t a = 0; a < units.size(); ++a) sl[units[a]] = (k >> a) & 1U ? 1.0 : 0.0;
-                pb_.model.vjp(th, pb_.X + i * pb_.model.d_in(), 1, sl.data(), field_.weights() + i * c,
-                              &corners[g][k * p], field_.scratch());
-            }
-            // relative to the all-inactive corner, which F already holds
-            for (std::size_t k = count; k-- > 0;)
-                for (std::size_t q = 0; q < p; ++q)
-                    corners[g][k * p + q] = (corners[g][k * p + q] - corners[g][q]) * unit_;
+                if (z / H == samples[g]) units.push_back(z % H);
+            std::tie(free_bits[g], other_bits[g]) = split_by_layer(units);
         }
+        std::vector<double> sl(H), base(p);
+        // corner fields of each sample, relative to its all-inactive corner (which F already holds), by corner bits
+        std::vector<std::vector<std::pair<std::uint64_t, std::vector<double>>>> kept(samples.size());
+        std::vector<std::vector<double>> zeros(samples.size());  // each sample's all-inactive corner field
+        auto corner = [&](std::size_t g, std::uint64_t bits) -> const std::vector<double>& {
+            for (const auto& [b, v] : kept[g])
+                if (b == bits) return v;
+            const std::size_t i = samples[g];
+            const std::vector<std::size_t>& units = face_.units[g];
+            auto field_at = [&](std::uint64_t at, double* out) {
+                std::copy(slopes + i * H, slopes + (i + 1) * H, sl.begin());
+                for (std::size_t a = 0; a < units.size(); ++a) sl[units[a]] = (at >> a) & 1U ? 1.0 : 0.0;
+                pb_.model.vjp(th, pb_.X + i * pb_.model.d_in(), 1, sl.data(), field_.weights() + i * c, out,
+                              field_.scratch());
+            };
+            if (zeros[g].empty()) zeros[g].resize(p), field_at(0, zeros[g].data());
+            std::vector<double> v(p, 0.0);
+            if (bits != 0) {
+                field_at(bits, v.data());
+                for (std::size_t q = 0; q < p; ++q) v[q] = (v[q] - zeros[g][q]) * unit_;
+            }
+            kept[g].emplace_back(bits, std::move(v));
+            return kept[g].back().second;
+        };
         for (std::size_t q = 0; q < p; ++q) F[q] *= unit_;
         std::copy(F, F + p, base.begin());
         // the hull's vertex that takes corner choice[g] in every sample g
         auto vertex = [&](const std::vector<std::size_t>& choice, double* v) {
             std::copy(base.begin(), base.end(), v);
-            for (std::size_t g = 0; g < corners.size(); ++g)
-                for (std::size_t q = 0; q < p; ++q) v[q] += corners[g][choice[g] * p + q];
+            for (std::size_t g = 0; g < samples.size(); ++g) {
+                const std::vector<double>& add = corner(g, choice[g]);
+                for (std::size_t q = 0; q < p; ++q) v[q] += add[q];
+            }
         };
         auto lmo = [&](const double* x, double* v) {
-            std::vector<std::size_t> choice(corners.size());
-            for (std::size_t g = 0; g < corners.size(); ++g) {
-                const std::vector<double>& group = corners[g];
-                const std::size_t count = group.size() / p;
+            std::vector<std::size_t> choice(samples.size());
+            for (std::size_t g = 0; g < samples.size(); ++g) {
                 double best_value = INFINITY;
-                for (std::size_t k = 0; k < count; ++k) {
-                    const double value = dot(x, &group[k * p], p);
-                    if (value < best_value) best_value = value, choice[g] = k;
+                // every choice of the other units (the subsets of other_bits), then the free layer by sign
+                for (std::uint64_t other = 0;; other = (other - other_bits[g]) & other_bits[g]) {
+                    const double at_other = dot(x, corner(g, other).data(), p);
+                    double value = at_other;
+                    std::uint64_t bits = other;
+                    for (std::uint64_t rest = free_bits[g]; rest != 0; rest &= rest - 1) {
+                        const std::uint64_t bit = rest & (~rest + 1);
+                        const double change = dot(x, corner(g, other | bit).data(), p) - at_other;
+                        if (change < 0.0) value += change, bits |= bit;
+                    }
+                    if (value < best_value) best_value = value, choice[g] = bits;
+                    if (((other - other_bits[g]) & other_bits[g]) == 0) break;
                 }
             }
             vertex(choice, v);
