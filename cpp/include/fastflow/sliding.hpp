@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -209,8 +210,8 @@ private:
     // minimal-norm point (Wolfe). Samples are independent: the hull is a Minkowski sum over the samples that have
     // sliding units, and its linear minimisation picks each sample's best corner. Every path crosses each layer
     // once, so a sample's field is affine in the slopes of any one layer: its best corner is found by sign in its
-    // largest layer, for each choice of its other units (2^k corner fields would be 2^12 at k = 12). Corner fields
-    // are computed when first asked for and kept for the solve.
+    // largest layer, for each choice of its other units: 2^(k - k0) (k0 + 1) corner fields at most, not 2^k (k0 of
+    // its k units in that layer). Corner fields are computed when first asked for and kept for the solve.
     SlideSolution hull(const std::vector<std::size_t>& Z, const double* th, const double* slopes, double* F) {
         const std::size_t p = pb_.p, H = pb_.H, c = pb_.c;
         unit_ = field_.weight_unit();
@@ -228,11 +229,10 @@ private:
         }
         std::vector<double> sl(H), base(p);
         // corner fields of each sample, relative to its all-inactive corner (which F already holds), by corner bits
-        std::vector<std::vector<std::pair<std::uint64_t, std::vector<double>>>> kept(samples.size());
+        std::vector<std::unordered_map<std::uint64_t, std::vector<double>>> kept(samples.size());
         std::vector<std::vector<double>> zeros(samples.size());  // each sample's all-inactive corner field
         auto corner = [&](std::size_t g, std::uint64_t bits) -> const std::vector<double>& {
-            for (const auto& [b, v] : kept[g])
-                if (b == bits) return v;
+            if (const auto at = kept[g].find(bits); at != kept[g].end()) return at->second;
             const std::size_t i = samples[g];
             const std::vector<std::size_t>& units = face_.units[g];
             auto field_at = [&](std::uint64_t at, double* out) {
@@ -247,8 +247,7 @@ private:
                 field_at(bits, v.data());
                 for (std::size_t q = 0; q < p; ++q) v[q] = (v[q] - zeros[g][q]) * unit_;
             }
-            kept[g].emplace_back(bits, std::move(v));
-            return kept[g].back().second;
+            return kept[g].emplace(bits, std::move(v)).first->second;
         };
         for (std::size_t q = 0; q < p; ++q) F[q] *= unit_;
         std::copy(F, F + p, base.begin());
