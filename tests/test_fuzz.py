@@ -89,6 +89,24 @@ def test_fuzz_regressions(seed, index, defect):
     check_fuzz_case(seed, index, defect)
 
 
+# Findings not fixed yet (README, known limits): strict, so a fix shows up as a failure here until it moves above
+_OPEN_FINDINGS = [
+    (15, 133676, "three samples of one neuron leave their slides tangentially (|dh| below tolerance, curvature up): "
+                 "each is put at its box bound's side (inactive), the curvature sends it straight across, and the "
+                 "re-fire rule turns them over one pair at a time, each changing the others' fields: t advances by "
+                 "1e-7 relative per round until the Zeno guard"),
+    (15, 70000, "a pair whose slope barely moves the field (a vanishing residual, its multiplier a ratio of vanishing "
+                "terms) is left active and back on the sliding set at the next event, where its exit is proven again "
+                "at the bracket's lower end: the Zeno guard"),
+]
+
+
+@pytest.mark.xfail(strict=True, reason="square-loss false Zeno stops, about 1 in 10^5 fuzz draws")
+@pytest.mark.parametrize("seed, index, defect", _OPEN_FINDINGS)
+def test_fuzz_open_findings(seed, index, defect):
+    check_fuzz_case(seed, index, defect)
+
+
 def test_checker_weights_match_high_precision_arithmetic():
     """The checker's loss weights -l'(q), in 50-digit decimal arithmetic, down to weights of 1e-300."""
     getcontext().prec = 50
