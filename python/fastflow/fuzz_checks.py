@@ -196,6 +196,13 @@ def _units(net):
     return [(layer, r) for layer, width in enumerate(net.hidden_widths) for r in range(width)]
 
 
+def _significant_signs(net, thetas, X, rtol, atol):
+    """(pre-activations, their bands, their signs beyond the bands: +-1 or 0), each (m, n, units)."""
+    H = preactivations_many(net, thetas, X)
+    B = h_bands(net, thetas, X, rtol, atol)
+    return H, B, np.where(H > B, 1, np.where(H < -B, -1, 0))
+
+
 def dead_inputs(net, S):
     """(m, n, units) of the significant signs S: True where the unit's layer input is zero to rounding, every unit
     of the layer below off or on its surface (a dead signal path, no bias). Such a pre-activation is 0, and when
@@ -221,19 +228,15 @@ def check_crossings(net, X, traj, rtol, atol, at_events=None):
     t, thetas = traj.t_eval[ok], traj.theta_at[ok]
     if len(t) < 2 or net.hidden_widths == [] or net.activation != "relu":
         return []
-    H = preactivations_many(net, thetas, X)
-    B = h_bands(net, thetas, X, rtol, atol)
-    S = np.where(H > B, 1, np.where(H < -B, -1, 0))  # significant signs
+    H, B, S = _significant_signs(net, thetas, X, rtol, atol)
     dead = dead_inputs(net, S)
     dead_t = np.empty(0)
     dead_at_events = np.zeros((0,) + S.shape[1:], dtype=bool)
-    if at_events is not None:
+    if at_events is not None and len(net.hidden_widths) > 1:  # one hidden layer: no dead paths
         fine = np.all(np.isfinite(at_events.theta_at), axis=1)
         dead_t = at_events.t_eval[fine]
         if dead_t.size:
-            He = preactivations_many(net, at_events.theta_at[fine], X)
-            Be = h_bands(net, at_events.theta_at[fine], X, rtol, atol)
-            dead_at_events = dead_inputs(net, np.where(He > Be, 1, np.where(He < -Be, -1, 0)))
+            dead_at_events = dead_inputs(net, _significant_signs(net, at_events.theta_at[fine], X, rtol, atol)[2])
     by_pair = _pair_events(traj.events)
     units_of = _units(net)
     out = []

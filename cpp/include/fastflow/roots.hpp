@@ -99,9 +99,13 @@ inline double first_violation(const double* g_in, int deg, double band) {
     double abs_sum = 0.0;
     for (int m = 1; m <= deg; ++m) abs_sum += std::abs(g_in[m]);
     if (g_in[0] + abs_sum <= band) return -1.0;  // cheap exclusion: max over [0,1] cannot exceed the band
-    double g[max_poly_degree + 1] = {};
-    std::copy(g_in, g_in + deg + 1, g);
-    if (g[0] > 0.0 && g[0] <= band) g[0] = 0.0;
+    double on_surface[max_poly_degree + 1];
+    const double* g = g_in;
+    if (g_in[0] > 0.0 && g_in[0] <= band) {
+        std::copy(g_in, g_in + deg + 1, on_surface);
+        on_surface[0] = 0.0;
+        g = on_surface;
+    }
     double dg[max_poly_degree];
     for (int m = 1; m <= deg; ++m) dg[m - 1] = m * g[m];
     std::vector<double> crit;

@@ -264,7 +264,8 @@ private:
             for (std::size_t g = 0; g < samples.size(); ++g) {
                 double best_value = INFINITY;
                 // every choice of the other units (the subsets of other_bits), then the free layer by sign
-                for (std::uint64_t other = 0;; other = (other - other_bits[g]) & other_bits[g]) {
+                std::uint64_t other = 0;
+                do {
                     const double at_other = dot(x, corner(g, other).data(), p);
                     double value = at_other;
                     std::uint64_t bits = other;
@@ -274,8 +275,8 @@ private:
                         if (change < 0.0) value += change, bits |= bit;
                     }
                     if (value < best_value) best_value = value, choice[g] = bits;
-                    if (((other - other_bits[g]) & other_bits[g]) == 0) break;
-                }
+                    other = (other - other_bits[g]) & other_bits[g];
+                } while (other != 0);
             }
             vertex(choice, v);
             return choice;
