@@ -81,29 +81,16 @@ _REGRESSIONS = [
     (14, 944694, "a square-loss switch reached its surface with vanishing speed and turned back up: the step's "
                  "start, inside the band on the wrong side by rounding, was read as the crossing; the decision there "
                  "(first order: down) kept its side, and it was found again 1000 times (false Zeno)"),
+    (15, 133676, "a slide whose multiplier (4.8e-11) lay within the exit band of 0 was put on the inactive side, "
+                 "whose field sends it straight back up (130x the tangency tolerance); the other samples of its "
+                 "neuron, decided against the banded field, were sent back too, and the slide's exit was found "
+                 "again at one t until the Zeno guard"),
+    (15, 70000, "the same with a multiplier of 7e-12: its sample's residual nearly vanishes on the slide"),
 ]
 
 
 @pytest.mark.parametrize("seed, index, defect", _REGRESSIONS)
 def test_fuzz_regressions(seed, index, defect):
-    check_fuzz_case(seed, index, defect)
-
-
-# Findings not fixed yet (README, known limits): strict, so a fix shows up as a failure here until it moves above
-_OPEN_FINDINGS = [
-    (15, 133676, "three samples of one neuron leave their slides tangentially (|dh| below tolerance, curvature up): "
-                 "each is put at its box bound's side (inactive), the curvature sends it straight across, and the "
-                 "re-fire rule turns them over one pair at a time, each changing the others' fields: t advances by "
-                 "1e-7 relative per round until the Zeno guard"),
-    (15, 70000, "a pair whose slope barely moves the field (a vanishing residual, its multiplier a ratio of vanishing "
-                "terms) is left active and back on the sliding set at the next event, where its exit is proven again "
-                "at the bracket's lower end: the Zeno guard"),
-]
-
-
-@pytest.mark.xfail(strict=True, reason="square-loss false Zeno stops, about 1 in 10^5 fuzz draws")
-@pytest.mark.parametrize("seed, index, defect", _OPEN_FINDINGS)
-def test_fuzz_open_findings(seed, index, defect):
     check_fuzz_case(seed, index, defect)
 
 

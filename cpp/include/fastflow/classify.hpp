@@ -323,9 +323,12 @@ private:
     // element), unless it was put there at this very t already and the dense output went straight across: then
     // the curvature decides, and it goes across; and if it comes straight back from there too, it slides.
     // Both one-sided normal velocities of one sign: it crosses, whatever s the box solver left (its slope may
-    // barely move the field, e.g. a sample whose loss weight underflows: s is then arbitrary).
+    // barely move the field, e.g. a sample whose loss weight underflows: s is then arbitrary). Both sending it back
+    // across, it slides: an s within the exit band of a bound (a slide whose sample's residual nearly vanishes)
+    // still holds it on its surface, and the bound's side would be left at once, at one t, again and again.
     int leaves_up(double tau, std::size_t sw, double s, double dh, double nd, double tol) const {
         const double v_inactive = dh - s * nd, v_active = dh + (1.0 - s) * nd;
+        if (v_inactive > tol && v_active < -tol) return -1;
         bool up;
         if (std::abs(dh) <= tol) {
             // (a count left from an earlier t is stale: a slide may end here without its switch firing)
