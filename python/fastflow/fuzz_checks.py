@@ -400,9 +400,20 @@ def slide_multipliers(net, X, y, loss, theta, sliding):
     return out
 
 
+def multiplier_noise(net, X, y, loss, theta, sliding, pair, s, rtol, atol, patterns=4):
+    """How far an error of the state at the tolerance (rtol |theta| + atol, in fixed sign patterns) moves the
+    multiplier s of `pair`: near a minimum of the square loss s is a ratio of vanishing residuals, and an exit
+    within that noise neither confirms nor refutes the flow's."""
+    signs = np.random.default_rng(0).choice([-1.0, 1.0], size=(patterns, theta.size))
+    moved = [slide_multipliers(net, X, y, loss, theta + sign * (rtol * np.abs(theta) + atol), sliding).get(pair, s)
+             for sign in signs]
+    return float(np.max(np.abs(np.subtract(moved, s))))
+
+
 def check_slide_exits(net, X, y, loss, traj, traj_at_events, rtol, atol):
     """(e) Every slide_end alone at its time is a real exit: the NumPy multiplier of the pair over the slides open
-    then is at 0 or 1 (within EXIT_BAND), not inside, where the flow would go on sliding (plain two-layer nets).
+    then is at 0 or 1 (within EXIT_BAND, or within what the state's error moves it by), not inside, where the flow
+    would go on sliding (plain two-layer nets).
     A slide_end beside other events at one time, or beside a pair that reached its surface there and kept its
     side (no event), is decided over the switches those bring as well: not checked."""
     out = []
@@ -418,7 +429,9 @@ def check_slide_exits(net, X, y, loss, traj, traj_at_events, rtol, atol):
             on_surface = np.abs(preactivations_many(net, theta, X)[0]) <= h_bands(net, theta, X, rtol, atol)[0]
             unlogged = any((int(i), int(j)) not in open_slides for i, j in zip(*np.nonzero(on_surface)))
             s = None if unlogged else slide_multipliers(net, X, y, loss, theta, open_slides).get(pair)
-            if s is not None and EXIT_BAND < s < 1.0 - EXIT_BAND:
+            band = EXIT_BAND if s is None else max(EXIT_BAND, multiplier_noise(net, X, y, loss, theta, open_slides,
+                                                                              pair, s, rtol, atol))
+            if s is not None and band < s < 1.0 - band:
                 out.append(Violation("unconfirmed_exit",
                                      f"slide_end of pair (sample {pair[0]}, neuron {pair[1]}) at t = {e['t']:.17g}: "
                                      f"its multiplier is {s:.3e} there, inside (0, 1)"))
