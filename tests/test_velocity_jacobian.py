@@ -70,10 +70,13 @@ def test_jacobian_matches_differences_of_the_velocity_off_the_surfaces(make):
     np.testing.assert_allclose(J, differences, rtol=0, atol=1e-7 * np.abs(differences).max())
 
 
-def test_velocity_jacobian_rejects_bad_modes():
+@pytest.mark.parametrize("evaluate", [_core.velocity, _core.velocity_jacobian])
+def test_velocity_jacobian_rejects_bad_modes(evaluate):
     net = ff.fully_connected(2, [3, 3])
     data, Y, _, _, core = _problem(net, (np.eye(2), np.ones(2)), "exponential", FlowOptions.from_kwargs("flow", {}))
     with pytest.raises(ValueError, match="modes must"):
-        _core.velocity_jacobian(net._core, data.X, Y, core, np.ones(net.n_params), 0.0, np.zeros(5, np.int32))
+        evaluate(net._core, data.X, Y, core, np.ones(net.n_params), 0.0, np.zeros(5, np.int32))
     with pytest.raises(ValueError, match="modes must be in MODES"):
-        _core.velocity_jacobian(net._core, data.X, Y, core, np.ones(net.n_params), 0.0, np.full(12, 7, np.int32))
+        evaluate(net._core, data.X, Y, core, np.ones(net.n_params), 0.0, np.full(12, 7, np.int32))
+    with pytest.raises(ValueError, match="theta must"):
+        evaluate(net._core, data.X, Y, core, np.ones(3), 0.0, np.zeros(12, np.int32))

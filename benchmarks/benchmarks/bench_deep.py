@@ -69,3 +69,27 @@ class DeepBatches:
 
     track_median_seconds.unit = track_worst_seconds.unit = "seconds"
     track_sensible_runs.unit = "runs"
+
+
+class HullSliding:
+    """The cost of one sliding velocity of a deep net against k, the units of one sample on their surfaces (a
+    depth-3 net, d = 3, one sample, logistic loss): "one-layer" slides k first-layer units (the hull's corner by
+    sign), "two-layers" k/2 in each hidden layer (the other layer's 2^(k/2) slope choices searched exactly)."""
+    params = (["one-layer", "two-layers"], [4, 8, 16, 24])
+    param_names = ["layout", "k"]
+
+    def setup(self, layout, k):
+        from fastflow import _core
+        from fastflow.flow import FlowOptions, _problem
+        widths = [k, 4] if layout == "one-layer" else [k // 2, k // 2]
+        self.net = ff.fully_connected(3, widths)
+        rng = np.random.default_rng(k)
+        data, self.Y, _, _, self.options = _problem(self.net, (rng.normal(size=(1, 3)), np.ones(1)), "logistic",
+                                                    FlowOptions.from_kwargs("flow", {}))
+        self.X, self.theta = data.X, ff.init.xavier(self.net, rng)
+        self.modes = np.where(self.net._core.preactivations(self.theta, self.X) > 0, 1, 0).astype(np.int32).ravel()
+        self.modes[:k] = _core.MODES.index("sliding")  # the first k units: all of the sliding layers
+        self.velocity = _core.velocity
+
+    def time_velocity(self, layout, k):
+        self.velocity(self.net._core, self.X, self.Y, self.options, self.theta, 0.5, self.modes)

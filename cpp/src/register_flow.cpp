@@ -156,24 +156,47 @@ void register_flow(py::module_& m) {
         py::arg("model"), py::arg("X"), py::arg("Y"), py::arg("theta0"), py::arg("options"),
         py::arg("progress") = py::none());
 
+    using imodes = py::array_t<int, py::array::c_style | py::array::forcecast>;
+    // the modes of velocity and velocity_jacobian, checked against the data
+    auto read_modes = [](const Model& model, const farray& X, const farray& Y, const farray& theta,
+                         const imodes& modes) {
+        check_data(model, X, Y);
+        if (theta.ndim() != 1 || static_cast<std::size_t>(theta.shape(0)) != model.n_params())
+            throw std::invalid_argument("theta must be 1-D of length n_params");
+        if (static_cast<std::size_t>(modes.size()) != static_cast<std::size_t>(X.shape(0)) * model.n_hidden())
+            throw std::invalid_argument("modes must hold n x n_hidden entries");
+        std::vector<Mode> m(static_cast<std::size_t>(modes.size()));
+        std::transform(modes.data(), modes.data() + modes.size(), m.begin(), [](int v) {
+            if (v < 0 || v > static_cast<int>(Mode::sliding)) throw std::invalid_argument("modes must be in MODES");
+            return static_cast<Mode>(v);
+        });
+        return m;
+    };
+
+    m.def(
+        "velocity",
+        [read_modes](const Model& model, const farray& X, const farray& Y, const Options& options,
+                     const farray& theta, double tau, const imodes& modes) {
+            const std::vector<Mode> m = read_modes(model, X, Y, theta, modes);
+            py::array_t<double> V(static_cast<py::ssize_t>(model.n_params()));
+            Integrator integ(model, X.data(), Y.data(), static_cast<std::size_t>(X.shape(0)), options);
+            integ.velocity(tau, theta.data(), m, V.mutable_data());
+            return V;
+        },
+        py::arg("model"), py::arg("X"), py::arg("Y"), py::arg("options"), py::arg("theta"), py::arg("tau"),
+        py::arg("modes"),
+        "the velocity at theta, time tau of the integrator, with the given modes (indices into MODES): on the "
+        "sliding switches the minimal-norm element of their Clarke set");
+
     m.def(
         "velocity_jacobian",
-        [](const Model& model, const farray& X, const farray& Y, const Options& options, const farray& theta,
-           double tau, const py::array_t<int, py::array::c_style | py::array::forcecast>& modes) {
-            check_data(model, X, Y);
-            const std::size_t p = model.n_params(), n = static_cast<std::size_t>(X.shape(0));
-            if (theta.ndim() != 1 || static_cast<std::size_t>(theta.shape(0)) != p)
-                throw std::invalid_argument("theta must be 1-D of length n_params");
-            if (static_cast<std::size_t>(modes.size()) != n * model.n_hidden())
-                throw std::invalid_argument("modes must hold n x n_hidden entries");
-            std::vector<Mode> m(static_cast<std::size_t>(modes.size()));
-            std::transform(modes.data(), modes.data() + modes.size(), m.begin(), [](int v) {
-                if (v < 0 || v > static_cast<int>(Mode::sliding)) throw std::invalid_argument("modes must be in MODES");
-                return static_cast<Mode>(v);
-            });
-            py::array_t<double> V(static_cast<py::ssize_t>(p));
-            py::array_t<double> J({static_cast<py::ssize_t>(p), static_cast<py::ssize_t>(p)});
-            Integrator integ(model, X.data(), Y.data(), n, options);
+        [read_modes](const Model& model, const farray& X, const farray& Y, const Options& options,
+                     const farray& theta, double tau, const imodes& modes) {
+            const std::vector<Mode> m = read_modes(model, X, Y, theta, modes);
+            const auto p = static_cast<py::ssize_t>(model.n_params());
+            py::array_t<double> V(p);
+            py::array_t<double> J({p, p});
+            Integrator integ(model, X.data(), Y.data(), static_cast<std::size_t>(X.shape(0)), options);
             integ.velocity_jacobian(tau, theta.data(), m, V.mutable_data(), J.mutable_data());
             return py::make_tuple(V, J);
         },

@@ -210,9 +210,9 @@ public:
         return res;
     }
 
-    // The velocity V and its Jacobian J (p x p) at (tau, theta) with the given modes (n x n_hidden): what the
-    // implicit steps use, open to a test against differences of V
-    void velocity_jacobian(double tau, const double* theta, const std::vector<Mode>& modes, double* V, double* J) {
+    // The velocity V at (tau, theta) with the given modes (n x n_hidden), as a step's stages evaluate it: open to
+    // tests of the sliding solutions and to benchmarks of their cost
+    void velocity(double tau, const double* theta, const std::vector<Mode>& modes, double* V) {
         state_.reset(pb_.NS);
         for (std::size_t k = 0; k < pb_.NS; ++k) {
             state_.mode[k] = modes[k];
@@ -220,6 +220,11 @@ public:
             if (modes[k] == Mode::sliding) state_.Z.push_back(k);
         }
         velocity_(tau, theta, V);
+    }
+
+    // ... and its Jacobian J (p x p): what the implicit steps use, open to a test against differences of V
+    void velocity_jacobian(double tau, const double* theta, const std::vector<Mode>& modes, double* V, double* J) {
+        velocity(tau, theta, modes, V);
         jacobian_(tau, theta, J);
     }
 
