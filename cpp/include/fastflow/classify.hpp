@@ -60,10 +60,14 @@ public:
         Z.insert(Z.end(), undecided.begin(), undecided.end());
         // A switch decided at a bound whose surface contains the sliding set's intersection (its normal lies in
         // their span: a duplicated or parallel sample) stays on its surface as long as they slide: it slides too.
+        // Deeper nets: not a slide whose exit the locator proved (curved surfaces: the span holds to first order,
+        // and the hull's rates to its error; kept, the same exit was found again at one t until the Zeno guard).
         if (!Z.empty()) {
             const Normals nm = geo_.normals(theta, st_.slopes.data(), Z);  // companions add nothing to the span
+            const bool hull = !pb_.model.linear_switches();
             for (std::size_t sw : set)
                 if (std::find(undecided.begin(), undecided.end(), sw) == undecided.end() &&
+                    !(hull && std::find(exits.begin(), exits.end(), sw) != exits.end()) &&
                     geo_.in_span(theta, st_.slopes.data(), sw, nm))
                     undecided.push_back(sw), Z.push_back(sw);
         }
