@@ -1019,19 +1019,21 @@ def test_arrangement_memory_error_states_the_estimate(monkeypatch):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self")
-def test_memory_estimate_matches_what_a_flow_allocates():
+@pytest.mark.parametrize("n, d, width", [(4000, 3, 500), (1000, 50, 128)])
+def test_memory_estimate_matches_what_a_flow_allocates(n, d, width):
     """integrator_bytes is what the guard trusts: within a factor 2 of the peak resident memory a run adds (n=4000,
-    width 500: about 2*10^6 switches), measured in a fresh interpreter (Linux /proc)."""
-    out = run_isolated("""
+    width 500: about 2*10^6 switches; d=50, width 128: 6,528 parameters, too many for the implicit phase, whose
+    p x p matrices took 680 MB there), measured in a fresh interpreter (Linux /proc)."""
+    out = run_isolated(f"""
         import numpy as np
         import fastflow as ff
         from fastflow import _core
         rng = np.random.default_rng(0)
-        X = rng.standard_normal((4000, 3))
-        y = np.where(rng.random(4000) < 0.5, -1.0, 1.0)
-        net = ff.two_layer(3, 500)
+        X = rng.standard_normal(({n}, {d}))
+        y = np.where(rng.random({n}) < 0.5, -1.0, 1.0)
+        net = ff.two_layer({d}, {width})
         theta0 = ff.init.gaussian(net, 0.5, rng=1)
-        ff.flow(ff.two_layer(3, 2), (X[:4], y[:4]), np.zeros(8) + 0.1, t_max=1e-3)  # warm up imports
+        ff.flow(ff.two_layer({d}, 2), (X[:4], y[:4]), np.zeros(2 * {d} + 2) + 0.1, t_max=1e-3)  # warm up imports
         def kib(field):
             with open("/proc/self/status") as f:
                 return next(int(line.split()[1]) for line in f if line.startswith(field))
@@ -1039,7 +1041,7 @@ def test_memory_estimate_matches_what_a_flow_allocates():
             f.write("5")  # reset the peak (VmHWM) to the current resident size: earlier peaks do not count
         before = kib("VmRSS:")
         ff.flow(net, (X, y), theta0, t_max=1e-3, max_steps=3)
-        print(_core.integrator_bytes(net._core, 4000, 0), (kib("VmHWM:") - before) * 1024)
+        print(_core.integrator_bytes(net._core, {n}, 0), (kib("VmHWM:") - before) * 1024)
     """)
     estimate, measured = map(float, out.split())
     assert 0.5 * estimate <= measured <= 2.0 * estimate, (estimate, measured)
