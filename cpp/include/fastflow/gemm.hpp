@@ -1,6 +1,7 @@
 // Dense products for the network kernels, bit for bit equal to the plain triple loop: every entry is summed over k
 // in order with a multiply and an add per term, and vectors run across columns only, never across k. So results do
-// not depend on the vector width (AVX2 when the CPU has it, chosen at run time) or on how the rows are blocked.
+// not depend on the vector width (AVX-512 or AVX2 when the CPU has it, chosen at run time) or on how the rows are
+// blocked.
 #pragma once
 #include <cstddef>
 #include <cstring>
@@ -13,6 +14,7 @@ namespace gemm_detail {
 #define FASTFLOW_ALWAYS_INLINE inline __attribute__((always_inline))
 typedef double vec2 __attribute__((vector_size(16)));
 typedef double vec4 __attribute__((vector_size(32)));
+typedef double vec8 __attribute__((vector_size(64)));
 #else
 #define FASTFLOW_ALWAYS_INLINE inline
 using vec2 = double;
@@ -68,11 +70,16 @@ FASTFLOW_ALWAYS_INLINE void dispatch_add(bool add, std::size_t rows, std::size_t
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-// AVX2 without FMA: a fused multiply-add would round differently from the portable code
+// AVX2 and AVX-512 without FMA: a fused multiply-add would round differently from the portable code
 __attribute__((target("avx2"))) inline void avx2(bool add, std::size_t rows, std::size_t cols, std::size_t K,
                                                  const double* A, std::size_t a_row, std::size_t a_k, const double* B,
                                                  std::size_t ldb, double* C, std::size_t ldc) {
     dispatch_add<vec4>(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
+}
+__attribute__((target("avx512f"))) inline void avx512(bool add, std::size_t rows, std::size_t cols, std::size_t K,
+                                                      const double* A, std::size_t a_row, std::size_t a_k,
+                                                      const double* B, std::size_t ldb, double* C, std::size_t ldc) {
+    dispatch_add<vec8>(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
 }
 #endif
 
@@ -83,7 +90,8 @@ __attribute__((target("avx2"))) inline void avx2(bool add, std::size_t rows, std
 inline void gemm(bool add, std::size_t rows, std::size_t cols, std::size_t K, const double* A, std::size_t a_row,
                  std::size_t a_k, const double* B, std::size_t ldb, double* C, std::size_t ldc) {
 #if defined(__x86_64__) && defined(__GNUC__)
-    static const bool has_avx2 = __builtin_cpu_supports("avx2");
+    static const bool has_avx512 = __builtin_cpu_supports("avx512f"), has_avx2 = __builtin_cpu_supports("avx2");
+    if (has_avx512) return gemm_detail::avx512(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
     if (has_avx2) return gemm_detail::avx2(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
 #endif
     gemm_detail::dispatch_add<gemm_detail::vec2>(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
