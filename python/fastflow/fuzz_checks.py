@@ -429,9 +429,12 @@ def check_slide_exits(net, X, y, loss, traj, traj_at_events, rtol, atol):
             on_surface = np.abs(preactivations_many(net, theta, X)[0]) <= h_bands(net, theta, X, rtol, atol)[0]
             unlogged = any((int(i), int(j)) not in open_slides for i, j in zip(*np.nonzero(on_surface)))
             s = None if unlogged else slide_multipliers(net, X, y, loss, theta, open_slides).get(pair)
-            band = EXIT_BAND if s is None else max(EXIT_BAND, multiplier_noise(net, X, y, loss, theta, open_slides,
-                                                                              pair, s, rtol, atol))
-            if s is not None and band < s < 1.0 - band:
+            # (the noise is measured only for an s inside the fixed band: it can only widen that band)
+            inside = s is not None and EXIT_BAND < s < 1.0 - EXIT_BAND
+            if inside:
+                noise = multiplier_noise(net, X, y, loss, theta, open_slides, pair, s, rtol, atol)
+                inside = noise < s < 1.0 - noise
+            if inside:
                 out.append(Violation("unconfirmed_exit",
                                      f"slide_end of pair (sample {pair[0]}, neuron {pair[1]}) at t = {e['t']:.17g}: "
                                      f"its multiplier is {s:.3e} there, inside (0, 1)"))

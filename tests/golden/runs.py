@@ -10,9 +10,6 @@ import platform
 import sys
 from pathlib import Path
 
-# NumPy and OpenBLAS pick their SIMD kernels by CPU, and the AVX-512 ones round differently from the AVX2 ones (inputs
-# built with NumPy differ in the last bit on such a machine, and so does every run). The runs pin the AVX2 kernels,
-# so that the hashes are those of any x86-64 machine with AVX2; they must be set before NumPy loads.
 def _has_avx2():
     try:
         with open("/proc/cpuinfo") as f:
@@ -21,7 +18,10 @@ def _has_avx2():
         return False
 
 
-# (OpenBLAS's Haswell kernels would crash a CPU without AVX2: there nothing is pinned)
+# NumPy and OpenBLAS pick their SIMD kernels by CPU, and the AVX-512 ones round differently from the AVX2 ones (inputs
+# built with NumPy differ in the last bit on such a machine, and so does every run). The runs pin the AVX2 kernels,
+# so that the hashes are those of any x86-64 machine with AVX2; they must be set before NumPy loads. (OpenBLAS's
+# Haswell kernels would crash a CPU without AVX2: there nothing is pinned.)
 PINNED_ENV = ({"OPENBLAS_CORETYPE": "Haswell", "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR"}
               if platform.machine() in ("x86_64", "AMD64") and _has_avx2() else {})
 if __name__ == "__main__" and any(os.environ.get(k) != v for k, v in PINNED_ENV.items()):

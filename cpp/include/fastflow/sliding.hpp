@@ -45,19 +45,15 @@ public:
             throw std::runtime_error("more than " + std::to_string(max_hull_enumeration) +
                                      " units of one sample outside its largest layer (or 64 in all) slide at once "
                                      "in a deep network");
-        const int largest = largest_layer(units);
-        std::uint64_t free = 0;
-        for (std::size_t a = 0; a < units.size(); ++a)
-            if (pb_.model.switch_layer(units[a]) == largest) free |= std::uint64_t{1} << a;
-        const std::uint64_t all = units.size() == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << units.size()) - 1;
-        return {free, all & ~free};
+        return layer_bits(units);
     }
     // whether a sample's hull over these units is within the limits above
     bool hull_fits(const std::vector<std::size_t>& units) const {
-        const int largest = largest_layer(units);
-        const auto in_largest = static_cast<std::size_t>(std::count_if(
-            units.begin(), units.end(), [&](std::size_t u) { return pb_.model.switch_layer(u) == largest; }));
-        return units.size() <= 64 && units.size() - in_largest <= max_hull_enumeration;
+        if (units.size() > 64) return false;
+        std::uint64_t others = layer_bits(units).second;
+        std::size_t count = 0;
+        for (; others != 0; others &= others - 1) ++count;
+        return count <= max_hull_enumeration;
     }
 
     Sliding(const Problem& pb, Field& field)
@@ -162,15 +158,20 @@ public:
     }
 
 private:
-    // the layer holding most of these units (the lowest such)
-    int largest_layer(const std::vector<std::size_t>& units) const {
+    // (bits of the units in the layer holding most of them (the lowest such), bits of the others); at most 64 units
+    std::pair<std::uint64_t, std::uint64_t> layer_bits(const std::vector<std::size_t>& units) const {
         std::vector<std::size_t> count;
         for (std::size_t u : units) {
             const auto l = static_cast<std::size_t>(pb_.model.switch_layer(u));
             if (count.size() <= l) count.resize(l + 1, 0);
             ++count[l];
         }
-        return static_cast<int>(std::max_element(count.begin(), count.end()) - count.begin());
+        const auto largest = static_cast<int>(std::max_element(count.begin(), count.end()) - count.begin());
+        std::uint64_t free = 0;
+        for (std::size_t a = 0; a < units.size(); ++a)
+            if (pb_.model.switch_layer(units[a]) == largest) free |= std::uint64_t{1} << a;
+        const std::uint64_t all = units.size() == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << units.size()) - 1;
+        return {free, all & ~free};
     }
 
     // gram_ <- the Gram matrix of rows that touch only their unit's block (row(a): its block): rows of different
