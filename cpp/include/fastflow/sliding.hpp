@@ -41,19 +41,16 @@ public:
     // (bits of the units in the largest layer, bits of the others) of a sample's hull units (by position); throws
     // past max_hull_enumeration, or past 64 units
     std::pair<std::uint64_t, std::uint64_t> split_by_layer(const std::vector<std::size_t>& units) const {
-        if (!hull_fits(units))
+        const auto bits = units.size() <= 64 ? layer_bits(units) : std::pair<std::uint64_t, std::uint64_t>{};
+        if (units.size() > 64 || !enumerable(bits.second))
             throw std::runtime_error("more than " + std::to_string(max_hull_enumeration) +
                                      " units of one sample outside its largest layer (or 64 in all) slide at once "
                                      "in a deep network");
-        return layer_bits(units);
+        return bits;
     }
     // whether a sample's hull over these units is within the limits above
     bool hull_fits(const std::vector<std::size_t>& units) const {
-        if (units.size() > 64) return false;
-        std::uint64_t others = layer_bits(units).second;
-        std::size_t count = 0;
-        for (; others != 0; others &= others - 1) ++count;
-        return count <= max_hull_enumeration;
+        return units.size() <= 64 && enumerable(layer_bits(units).second);
     }
 
     Sliding(const Problem& pb, Field& field)
@@ -158,6 +155,12 @@ public:
     }
 
 private:
+    static bool enumerable(std::uint64_t others) {
+        std::size_t count = 0;
+        for (; others != 0; others &= others - 1) ++count;
+        return count <= max_hull_enumeration;
+    }
+
     // (bits of the units in the layer holding most of them (the lowest such), bits of the others); at most 64 units
     std::pair<std::uint64_t, std::uint64_t> layer_bits(const std::vector<std::size_t>& units) const {
         std::vector<std::size_t> count;
