@@ -41,7 +41,7 @@ public:
         });
         std::vector<Mode> old(set.size());
         for (std::size_t a = 0; a < set.size(); ++a) old[a] = st_.mode[set[a]], st_.slopes[set[a]] = 0.0;
-        dead_paths_.clear(), revived_.clear();
+        dead_paths_.clear();
         if (!pb_.model.linear_switches()) drop_dead_paths(theta, set, old);
         std::vector<std::size_t> rest;
         for (std::size_t z : st_.Z)
@@ -81,9 +81,8 @@ public:
             if (old[a] == Mode::sliding && mode != Mode::sliding) ++st_.slide_ends[set[a]];
             // (leave mode: the flag marks a switch the leave rule took off its surface, for this log only)
             const bool left = pb_.opt.leave_branches && mode != old[a] && mode != Mode::sliding;
-            Mode logged = old[a];
-            for (const auto& [sw, before] : revived_)
-                if (sw == set[a]) logged = before;
+            // logged from the mode the log last gave it: a pair on a dead path changed sides unlogged
+            const Mode last = log_.last_logged(set[a]), logged = last == Mode::unset ? old[a] : last;
             if ((log_.record(tau, logged, mode, set[a]) || left) && st_.branch[set[a]])
                 log_.push(tau, EventKind::branch, set[a], Mode::unset);
             if (pb_.opt.leave_branches) st_.branch[set[a]] = false;
@@ -131,8 +130,7 @@ private:
     // surface: their first layer's units join `set`, and the layers above stay dead. Whether any did. (One unit
     // growing alone from its surface gives the layer above pre-activations proportional to it: path_sides gives
     // their sides exactly. With several on their surfaces the sides depend on how fast each grows, and the layer's
-    // slopes change the field of those units: they are decided together.) The sides a dead path held were never
-    // logged: a revived switch's old mode is the one last logged.
+    // slopes change the field of those units: they are decided together.)
     bool revive_paths(std::vector<std::size_t>& set, std::vector<Mode>& old, const std::vector<std::size_t>& undecided,
                       const std::vector<std::size_t>& rest) {
         auto holds = [](const std::vector<std::size_t>& v, std::size_t sw) {
@@ -163,7 +161,7 @@ private:
             for (std::size_t u = 0; u < pb_.H; ++u)
                 if (pb_.model.switch_layer(u) == layer) {
                     const std::size_t sw = i * pb_.H + u;
-                    set.push_back(sw), old.push_back(st_.mode[sw]), revived_.emplace_back(sw, log_.last_logged(sw));
+                    set.push_back(sw), old.push_back(st_.mode[sw]);
                 }
             if (above) still.emplace_back(i, layer + 1);
         }
@@ -388,7 +386,6 @@ private:
     ExitNoise exit_noise_;
     DeadPaths dead_;
     std::vector<std::pair<std::size_t, int>> dead_paths_;  // (sample, first dead layer) of the decision
-    std::vector<std::pair<std::size_t, Mode>> revived_;     // the switches of revived paths, and their logged modes
     std::vector<double> F_, normal_;  // the field and a normal at theta, within one decision
 };
 

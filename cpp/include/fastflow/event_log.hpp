@@ -11,9 +11,9 @@ namespace fastflow {
 
 class EventLog {
 public:
-    explicit EventLog(const Problem& pb) : pb_(pb) {}
+    explicit EventLog(const Problem& pb) : pb_(pb), last_(pb.NS, Mode::unset) {}
 
-    void clear() { entries_.clear(); }
+    void clear() { entries_.clear(), last_.assign(pb_.NS, Mode::unset); }
     std::size_t size() const { return entries_.size(); }
 
     // Logs the mode change of switch sw; returns whether it started a slide.
@@ -23,7 +23,10 @@ public:
             if (entries_[e].event.kind != EventKind::branch) before = entries_[e].before;
             entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(e));
         }
-        if (before == after) return false;
+        if (before == after) {
+            if (before != Mode::unset) last_[sw] = after;
+            return false;
+        }
         if (after == Mode::sliding) push(tau, EventKind::slide_start, sw, before, after);
         else if (before == Mode::sliding) push(tau, EventKind::slide_end, sw, before, after);
         else if (before != Mode::unset)
@@ -35,14 +38,11 @@ public:
         const std::size_t unit = sw % pb_.H;
         entries_.push_back({{tau, kind, sw / pb_.H, pb_.model.switch_layer(unit), pb_.model.switch_neuron(unit)},
                             sw, before, after});
+        if (kind != EventKind::branch) last_[sw] = after;
     }
 
     // the mode switch sw was last logged to take (unset: none logged)
-    Mode last_logged(std::size_t sw) const {
-        for (std::size_t e = entries_.size(); e-- > 0;)
-            if (entries_[e].sw == sw && entries_[e].event.kind != EventKind::branch) return entries_[e].after;
-        return Mode::unset;
-    }
+    Mode last_logged(std::size_t sw) const { return last_[sw]; }
 
     std::vector<Event> events() const {
         std::vector<Event> out;
@@ -59,6 +59,7 @@ private:
     };
     const Problem& pb_;
     std::vector<Entry> entries_;
+    std::vector<Mode> last_;  // per switch: the mode it was last logged to take (unset: none)
 };
 
 }  // namespace fastflow
