@@ -96,10 +96,15 @@ def test_fuzz_regressions(seed, index, defect):
     check_fuzz_case(seed, index, defect)
 
 
-def test_deep_fuzz_regression():
-    check_fuzz_case(0, 51, "a slide whose exit the locator proved (its hull rate 7e-9 of the field) was kept sliding "
-                           "as a companion of its sample's other slides (its normal in their span to 1e-9): the same "
-                           "exit was found again at one t until the Zeno guard", nets="deep")
+@pytest.mark.parametrize("seed, index, defect", [
+    (0, 51, "a slide whose exit the locator proved (its hull rate 7e-9 of the field) was kept sliding as a companion "
+            "of its sample's other slides (its normal in their span to 1e-9): the same exit was found again at one t "
+            "until the Zeno guard"),
+    (0, 25, "two units on their surfaces below a dead layer: the hull took one piece of the dead path for all its "
+            "corners, its point left a surface that every region's field returns to, until the Zeno guard"),
+])
+def test_deep_fuzz_regressions(seed, index, defect):
+    check_fuzz_case(seed, index, defect, nets="deep")
 
 
 def test_checker_weights_match_high_precision_arithmetic():

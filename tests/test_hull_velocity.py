@@ -69,3 +69,44 @@ def test_sliding_velocity_is_the_minimal_norm_point_of_the_corner_fields(widths,
     want = min_norm_in_hull(corners)
     got = velocity(net, data.X, Y, core, theta, on_surface)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * np.abs(corners).max())
+
+
+def test_a_dead_path_above_two_sliding_units_takes_every_piece_they_open():
+    """Sample 0's first layer is inactive but for two units on their surfaces, so the layer above gets no input: as
+    the two grow from 0 in any ratio it takes that ratio's piece of the path. The Clarke set is the hull of the
+    fields of every region around the point; the reference samples them on a fine circle in the plane of the two
+    units' normals (each region's field computed with the slopes its pre-activations have there). Its minimal-norm
+    point is the velocity, whatever sides the dead path holds."""
+    rng = np.random.default_rng(7)
+    net = ff.fully_connected(3, [4, 5])
+    X, y = rng.normal(size=(4, 3)), np.array([1.0, -1.0, 1.0, -1.0])
+    data, Y, _, _, core = _problem(net, (X, y), "logistic", FlowOptions.from_kwargs("flow", {}))
+    W1, W2, W3 = net.split(ff.init.xavier(net, rng))
+    x = data.X[0]
+    for u, target in ((0, 0.0), (1, 0.0), (2, -1.0), (3, -0.5)):
+        W1[u] += (target - W1[u] @ x) / (x @ x) * x
+    W2[:, :2] = [[1.0, -0.4], [-0.3, 1.0], [0.8, 0.7], [-0.6, -0.9], [0.5, -0.2]]  # sign changes along the ratio
+    theta = net.join([W1, W2, W3])
+    h = net._core.preactivations(theta, data.X).reshape(len(X), -1)
+    others = np.delete(h, 0, axis=0)
+    assert np.all(h[0, 4:] == 0.0) and np.all((np.abs(others) > 1e-3) | (others == 0.0))
+    normals = []
+    for u in (0, 1):
+        n = np.zeros_like(W1)
+        n[u] = x
+        normals.append(net.join([n, np.zeros_like(W2), np.zeros_like(W3)]))
+    fields = {}
+    for angle in np.linspace(0.0, 2.0 * np.pi, 4001):
+        near = theta + 1e-9 * (np.cos(angle) * normals[0] + np.sin(angle) * normals[1])
+        modes = np.where(net._core.preactivations(near, data.X) > 0, ACTIVE, INACTIVE).reshape(len(X), -1)
+        fields.setdefault(modes.tobytes(), velocity(net, data.X, Y, core, near, modes))
+    corners = np.array(list(fields.values()))
+    assert len(corners) > 4  # more pieces than the four corners of the two units' slopes
+    want = min_norm_in_hull(corners)
+    base = np.where(h > 0, ACTIVE, INACTIVE)
+    base[0, :2] = SLIDING
+    for sides in (INACTIVE, ACTIVE):  # the dead path's own modes do not matter
+        modes = base.copy()
+        modes[0, 4:] = sides
+        got = velocity(net, data.X, Y, core, theta, modes)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * np.abs(corners).max())

@@ -88,6 +88,9 @@ public:
         return std::numeric_limits<int>::max();
     }
     virtual void dead_path_signs(const double*, std::size_t, const std::vector<std::size_t>&, double*) const {}
+    // dead_path_pieces: the slopes of those units on each linear piece of the path as the seeds grow in every ratio
+    virtual void dead_path_pieces(const double*, std::size_t, const std::vector<std::size_t>&,
+                                  std::vector<std::vector<double>>&) const {}
     // J (n_params x n_params, row-major) += sum_i G_i . d^2 Phi_i / dtheta^2 with the given slopes
     virtual void add_weighted_hessian(const double* theta, const double* X, std::size_t n, const double* slopes,
                                       const double* G, double* J) const = 0;

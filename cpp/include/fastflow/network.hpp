@@ -217,6 +217,21 @@ public:
             }
     }
 
+    // The linear pieces of a dead path (its units' slopes, one n_hidden row per piece: 1 or 0 for the units of
+    // layers >= layer, the rest 0) as the seeds' outputs grow from 0 in every ratio: its Clarke corners. The path's
+    // output is then a positively homogeneous piecewise-linear function of the seeds' outputs. One seed: one piece.
+    // Two: the pieces met along a = (1 - s, s), s in [0, 1], on which every pre-activation is piecewise linear in s,
+    // swept from kink to kink. More: the union over pairs of seeds (the pieces that meet the cone's 2-faces; a
+    // piece strictly inside it is missed).
+    void dead_path_pieces(const double* theta, std::size_t layer, const std::vector<std::size_t>& seeds,
+                          std::vector<std::vector<double>>& pieces) const override {
+        pieces.clear();
+        if (layer == 0 || seeds.empty()) return;
+        if (seeds.size() == 1) return sweep_pieces(theta, layer, seeds[0], seeds[0], pieces);
+        for (std::size_t a = 0; a < seeds.size(); ++a)
+            for (std::size_t b = a + 1; b < seeds.size(); ++b) sweep_pieces(theta, layer, seeds[a], seeds[b], pieces);
+    }
+
     // p passes on dual numbers (about 3 real operations each) over n samples, each pass about 6 p real ones
     double hessian_flops(std::size_t n) const override {
         return 18.0 * static_cast<double>(n) * static_cast<double>(n_params_) * static_cast<double>(n_params_);
@@ -261,6 +276,38 @@ public:
     }
 
 private:
+    // pieces += the dead path's pieces along a = (1 - s, s) on seeds (a, b) (a == b: that seed alone), new ones only
+    void sweep_pieces(const double* theta, std::size_t layer, std::size_t a, std::size_t b,
+                      std::vector<std::vector<double>>& pieces) const {
+        constexpr int max_kinks = 256;
+        constexpr double rounding = 64.0 * std::numeric_limits<double>::epsilon();
+        std::vector<double> v(hidden_total_), dv(hidden_total_), slope(hidden_total_);
+        double s = 0.0;
+        for (int kink = 0; kink <= max_kinks && s < 1.0; ++kink) {
+            std::fill(v.begin(), v.end(), 0.0), std::fill(dv.begin(), dv.end(), 0.0);
+            std::fill(slope.begin(), slope.end(), 0.0);
+            v[a] += 1.0 - s, dv[a] -= 1.0, v[b] += s, dv[b] += 1.0;
+            double next = 1.0;
+            for (std::size_t hl = layer; hl + 1 < depth(); ++hl)
+                for (std::size_t r = 0; r < sizes_[hl + 1]; ++r) {
+                    double g = 0.0, dg = 0.0, size = 0.0;
+                    for (std::size_t c = 0; c < sizes_[hl]; ++c) {
+                        const double w = weight(theta, hl, r, c);
+                        const std::size_t in = unit_offset_[hl - 1] + c;
+                        g += w * v[in], dg += w * dv[in], size += std::abs(w) * (std::abs(v[in]) + std::abs(dv[in]));
+                    }
+                    // at a kink (g zero to rounding of the terms along the segment: a weight from a seed at the
+                    // rounding of 0 is 0) the side is the one g takes just after s
+                    const bool zero = std::abs(g) <= rounding * size, up = zero ? dg > 0.0 : g > 0.0;
+                    const std::size_t u = unit_offset_[hl] + r;
+                    slope[u] = up ? 1.0 : 0.0, v[u] = up ? g : 0.0, dv[u] = up ? dg : 0.0;
+                    if (!zero && dg != 0.0 && (g > 0.0) != (dg > 0.0)) next = std::min(next, s + std::abs(g / dg));
+                }
+            if (std::find(pieces.begin(), pieces.end(), slope) == pieces.end()) pieces.push_back(slope);
+            s = next;
+        }
+    }
+
     std::size_t widest() const {
         std::size_t w = 0;
         for (std::size_t s : sizes_) w = std::max(w, s);

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -72,11 +73,20 @@ public:
     const std::vector<double>& directions() const { return D_; }
     double unit() const { return unit_; }
 
+    // A sample's dead path above sliding units (dead_paths.hpp): its slopes are not the sides it holds but those of
+    // the piece of the path that the corner's active seeds (its sliding units in the layer below) open
+    struct DeadFan {
+        std::uint64_t seeds = 0;  // bits of the sample's hull units that feed the path (0: no such path)
+        int layer = 0;
+        std::unordered_map<std::uint64_t, std::vector<std::vector<double>>> pieces;  // by active seed bits
+    };
     // A deeper net's last hull (from add()): per sliding sample its units, and the corral of its minimal-norm point,
-    // each point tagged with the corner taken in every sample (bit a: the slope of units[a])
+    // each point tagged with the corner taken in every sample (bits 0-31, bit a: the slope of units[a]; above: the
+    // dead path's piece)
     struct HullFace {
         std::vector<std::size_t> samples;
         std::vector<std::vector<std::size_t>> units;
+        std::vector<DeadFan> fans;  // per sample
         Corral<std::vector<std::size_t>> corral;
     };
     const HullFace& last_hull() const { return face_; }
@@ -84,8 +94,7 @@ public:
     void corner_slopes(std::size_t j, const double* slopes, std::vector<double>& out) const {
         out.assign(slopes, slopes + pb_.n * pb_.H);
         for (std::size_t g = 0; g < face_.samples.size(); ++g)
-            for (std::size_t a = 0; a < face_.units[g].size(); ++a)
-                out[face_.samples[g] * pb_.H + face_.units[g][a]] = (face_.corral.tags[j][g] >> a) & 1U ? 1.0 : 0.0;
+            sample_corner_slopes(g, face_.corral.tags[j][g], &out[face_.samples[g] * pb_.H]);
     }
     const BlockGram& gram() const { return gram_; }
     // a new trajectory: no hull to start Wolfe from (see hull())
@@ -155,6 +164,34 @@ public:
     }
 
 private:
+    static constexpr unsigned piece_shift = 32;
+
+    // sample g's slopes (n_hidden, from the ones in force) <- those of its corner `tag`
+    void sample_corner_slopes(std::size_t g, std::uint64_t tag, double* sl) const {
+        const std::vector<std::size_t>& units = face_.units[g];
+        for (std::size_t a = 0; a < units.size(); ++a) sl[units[a]] = (tag >> a) & 1U ? 1.0 : 0.0;
+        const DeadFan& fan = face_.fans[g];
+        const std::uint64_t open = tag & fan.seeds;
+        if (open == 0) return;  // no input reaches the path: its slopes do not matter
+        const std::vector<std::vector<double>>& pieces = fan.pieces.at(open);
+        const std::vector<double>& piece = pieces[(tag >> piece_shift) % pieces.size()];
+        for (std::size_t u = 0; u < pb_.H; ++u)
+            if (pb_.model.switch_layer(u) >= fan.layer) sl[u] = piece[u];
+    }
+
+    // the pieces of sample g's dead path opened by the active seed bits `open` (computed once per hull)
+    const std::vector<std::vector<double>>& fan_pieces(std::size_t g, const double* th, std::uint64_t open) {
+        DeadFan& fan = face_.fans[g];
+        auto at = fan.pieces.find(open);
+        if (at != fan.pieces.end()) return at->second;
+        std::vector<std::size_t> seeds;
+        for (std::size_t a = 0; a < face_.units[g].size(); ++a)
+            if ((open >> a) & 1U) seeds.push_back(face_.units[g][a]);
+        std::vector<std::vector<double>> pieces;
+        pb_.model.dead_path_pieces(th, static_cast<std::size_t>(fan.layer), seeds, pieces);
+        return fan.pieces.emplace(open, std::move(pieces)).first->second;
+    }
+
     static bool enumerable(std::uint64_t others) {
         std::size_t count = 0;
         for (; others != 0; others &= others - 1) ++count;
@@ -224,12 +261,33 @@ private:
         for (std::size_t z : Z)
             if (samples.empty() || samples.back() != z / H) samples.push_back(z / H);
         face_.units.assign(samples.size(), {});
+        face_.fans.assign(samples.size(), {});
         std::vector<std::uint64_t> free_bits(samples.size()), other_bits(samples.size());
         for (std::size_t g = 0; g < samples.size(); ++g) {
             std::vector<std::size_t>& units = face_.units[g];
             for (std::size_t z : Z)
                 if (z / H == samples[g]) units.push_back(z % H);
             std::tie(free_bits[g], other_bits[g]) = split_by_layer(units);
+            // a dead path above some of its units: the path's piece depends on which of them are active, so the
+            // field is no longer affine in their layer's slopes: every corner is enumerated. Not for a path revived
+            // as switches on their surfaces (classify.hpp: they have their own slopes in the hull), nor for one
+            // that a unit below decided active at 0 revives at once, on the sides it gives (DeadPaths).
+            const std::size_t i = samples[g];
+            const int dead = pb_.model.first_dead_layer(th, pb_.X + i * pb_.model.d_in(), slopes + i * H);
+            if (dead == std::numeric_limits<int>::max() || dead == 0 || units.size() > max_hull_enumeration) continue;
+            DeadFan& fan = face_.fans[g];
+            bool revived = false;
+            for (std::size_t a = 0; a < units.size(); ++a) {
+                const int layer = pb_.model.switch_layer(units[a]);
+                if (layer == dead - 1) fan.seeds |= std::uint64_t{1} << a;
+                revived = revived || layer >= dead;
+            }
+            for (std::size_t u = 0; u < H; ++u)
+                revived = revived || (pb_.model.switch_layer(u) == dead - 1 && slopes[i * H + u] == 1.0);
+            if (revived) fan.seeds = 0;
+            if (fan.seeds == 0) continue;
+            fan.layer = dead;
+            other_bits[g] |= free_bits[g], free_bits[g] = 0;
         }
         std::vector<double> sl(H), base(p);
         // corner fields of each sample, relative to its all-inactive corner (which F already holds), by corner bits
@@ -238,10 +296,10 @@ private:
         auto corner = [&](std::size_t g, std::uint64_t bits) -> const std::vector<double>& {
             if (const auto at = kept[g].find(bits); at != kept[g].end()) return at->second;
             const std::size_t i = samples[g];
-            const std::vector<std::size_t>& units = face_.units[g];
             auto field_at = [&](std::uint64_t at, double* out) {
                 std::copy(slopes + i * H, slopes + (i + 1) * H, sl.begin());
-                for (std::size_t a = 0; a < units.size(); ++a) sl[units[a]] = (at >> a) & 1U ? 1.0 : 0.0;
+                if (const std::uint64_t open = at & face_.fans[g].seeds) fan_pieces(g, th, open);
+                sample_corner_slopes(g, at, sl.data());
                 pb_.model.vjp(th, pb_.X + i * pb_.model.d_in(), 1, sl.data(), field_.weights() + i * c, out,
                               field_.scratch());
             };
@@ -270,15 +328,20 @@ private:
                 // every choice of the other units (the subsets of other_bits), then the free layer by sign
                 std::uint64_t other = 0;
                 do {
-                    const double at_other = dot(x, corner(g, other).data(), p);
-                    double value = at_other;
-                    std::uint64_t bits = other;
-                    for (std::uint64_t rest = free_bits[g]; rest != 0; rest &= rest - 1) {
-                        const std::uint64_t bit = rest & (~rest + 1);
-                        const double change = dot(x, corner(g, other | bit).data(), p) - at_other;
-                        if (change < 0.0) value += change, bits |= bit;
+                    const std::uint64_t open = other & face_.fans[g].seeds;
+                    const std::uint64_t n_pieces = open == 0 ? 1 : fan_pieces(g, th, open).size();
+                    for (std::uint64_t piece = 0; piece < n_pieces; ++piece) {
+                        const std::uint64_t tag = other | piece << piece_shift;
+                        const double at_other = dot(x, corner(g, tag).data(), p);
+                        double value = at_other;
+                        std::uint64_t bits = tag;
+                        for (std::uint64_t rest = free_bits[g]; rest != 0; rest &= rest - 1) {
+                            const std::uint64_t bit = rest & (~rest + 1);
+                            const double change = dot(x, corner(g, other | bit).data(), p) - at_other;
+                            if (change < 0.0) value += change, bits |= bit;
+                        }
+                        if (value < best_value) best_value = value, choice[g] = bits;
                     }
-                    if (value < best_value) best_value = value, choice[g] = bits;
                     other = (other - other_bits[g]) & other_bits[g];
                 } while (other != 0);
             }
