@@ -283,3 +283,61 @@ def test_an_unknown_branch_option_is_rejected(call):
                 ff.flow(net, (X, y), theta0, loss="square", branch=branch)
             else:
                 ff.flow_many(net, (X, y), theta0[None], loss="square", branch=branch)
+
+
+# --- several outputs: no turn, a multiplier's pole -----------------------------------------------------------------
+
+def pole_problem():
+    # two outputs (one-vs-all, logistic), width 2, small init: sample 3 slides on both units from t = 0.05 and 0.16,
+    # and D_30 turns positive at t = 1.2801
+    X = np.array([[0.41809885, -0.56776961], [-0.45264929, -0.21559716], [-2.01998613, -0.23193238],
+                  [-0.86521308, 3.32299952], [0.22578661, -0.35263079], [-0.28128742, -0.66804635],
+                  [-1.05515055, -0.39080098]])
+    labels = np.array([1, 0, 0, 1, 1, 1, 1])
+    theta0 = np.array([0.04921974, 0.01735644, -0.01608675, -0.00582169, 0.0172106, 0.06161421, -0.00858485,
+                       -0.00775504])
+    return ff.two_layer(2, 2, d_out=2), X, labels, theta0
+
+
+def one_vs_all_descent(net, X, labels, theta0, t, eta):
+    """Plain gradient descent on the one-vs-all logistic loss sum_ik log(1 + e^-y_ik Phi_ik) (relu'(0) = 0)."""
+    Y = np.where(labels[:, None] == np.arange(net.d_out)[None, :], 1.0, -1.0)
+    W1, W2 = (a.copy() for a in net.split(theta0))
+    for _ in range(int(round(t / eta))):
+        H = X @ W1.T
+        A = np.maximum(H, 0.0)
+        G = Y * np.exp(-np.logaddexp(0.0, Y * (A @ W2.T)))   # -dL/dPhi
+        W1 += eta * ((G @ W2) * (H > 0)).T @ X
+        W2 += eta * G.T @ A
+    return net.join([W1, W2])
+
+
+@pytest.mark.xfail(strict=True, reason="the flow misses a slide's exit at its multiplier's pole (several outputs)")
+def test_a_slide_ends_at_its_multipliers_pole_with_several_outputs():
+    """With one output D_kj = G_k v_j, so unit j's slide field and D_ij vanish together with v_j and a surface can
+    turn repulsive. With several outputs D_ij = sum_c G_ic W2_cj does not factor: where D_ij = 0 the inactive
+    side's normal speed b = x_i . F0 (the field with the slide's slope at 0) is not 0, the multiplier
+    s = -b / (D_ij |x_i|^2) has a pole there, and the slide ends where s passes 1 (b > 0: both one-sided fields then
+    point up): an ordinary exit, not a branch. Gradient descent converges to it; the flow slides on."""
+    net, X, labels, theta0 = pole_problem()
+    Y = np.where(labels[:, None] == np.arange(2)[None, :], 1.0, -1.0)
+    grid = np.linspace(1.2795, 1.2805, 1001)
+    run = ff.flow(net, (X, labels), theta0, loss="logistic", t_max=2.0, t_eval=grid)
+    b, D = [], []
+    for theta in run.theta_at:
+        W1, W2 = net.split(theta)
+        H = X @ W1.T
+        S = (H > 0).astype(float)
+        S[3] = 0.0                                           # sample 3 slides on both units
+        back = (Y * np.exp(-np.logaddexp(0.0, Y * ((H * S) @ W2.T)))) @ W2
+        b.append(X[3] @ ((back * S).T @ X)[0])
+        D.append(back[3, 0])
+    b, D = np.array(b), np.array(D)
+    k = int(np.argmax(D > 0))
+    assert D[0] < 0 < D[-1] and np.all(D[k:] > 0) and b[k] > 1e-7
+    s = -b / (D * (X[3] @ X[3]))
+    assert 0.3 < s[0] < 0.35 and s[:k].max() > 1.0          # s leaves [0, 1] before D reaches 0
+    descent = one_vs_all_descent(net, X, labels, theta0, 2.0, 3e-5)
+    assert X[3] @ net.split(descent)[0][0] > 1e-2           # gradient descent left to the active side
+    flow = ff.flow(net, (X, labels), theta0, loss="logistic", t_max=2.0)
+    assert np.linalg.norm(descent - flow.theta) < 1e-4

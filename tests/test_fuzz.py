@@ -96,6 +96,19 @@ def test_fuzz_regressions(seed, index, defect):
     check_fuzz_case(seed, index, defect)
 
 
+# The same, for the flows' branch="leave" option
+_LEAVE_REGRESSIONS = [
+    (16, 56597, "the checker bounded a leave's D by the output weights' scale (max|W2| = 0.06), the flow's noise by "
+                "the whole state's (max|theta| = 7.5): a slide left at D = 64 noise levels = 7.7e-7 was flagged"),
+]
+
+
+@pytest.mark.parametrize("seed, index, defect", _LEAVE_REGRESSIONS)
+def test_fuzz_leave_regressions(seed, index, defect):
+    traj = check_fuzz_case(seed, index, defect, branch="leave")
+    assert "branch" in traj.events["kind"], "the case no longer meets a branch"
+
+
 @pytest.mark.parametrize("seed, index, defect", [
     (0, 51, "a slide whose exit the locator proved (its hull rate 7e-9 of the field) was kept sliding as a companion "
             "of its sample's other slides (its normal in their span to 1e-9): the same exit was found again at one t "
@@ -117,15 +130,15 @@ def test_checker_weights_match_high_precision_arithmetic():
         np.testing.assert_allclose(got, want, rtol=1e-14, atol=0.0)
 
 
-def check_fuzz_case(seed, index, defect, nets="two-layer"):
-    problem = fuzz.NETS[nets](fuzz._rng_for(seed, index))
-    traj, violations = fuzz.check_with_budget(problem, 60.0)
+def check_fuzz_case(seed, index, defect, nets="two-layer", branch="stay"):
+    traj, violations = fuzz.check_with_budget(fuzz._problem(seed, index, branch, nets), 60.0)
     assert not violations, f"{defect}: {violations}"
+    return traj
 
 
 def test_fuzz_draws_deep_nets():
     """--nets deep: random deep nets (2-3 hidden layers of width 2-8) under every check. A Zeno stop is the one
-    finding allowed here: about 2% of deep draws still end in the guard (README, known limits)."""
+    finding allowed here: about 0.6% of deep draws still end in the guard (README, known limits)."""
     problem = fuzz.random_deep_problem(fuzz._rng_for(1, 0))
     assert problem.net.depth in (3, 4) and set(problem.net.hidden_widths) <= set(range(2, 9))
     statuses, kinds, examples, *_ = fuzz.run(30, seed=1, workers=2, budget=60, nets="deep")
@@ -202,3 +215,28 @@ def test_slide_exit_check_confirms_real_exits_and_flags_a_moved_one():
     moved = problem.run(t_eval=np.unique(events["t"]))
     found = fc.check_slide_exits(*args, SimpleNamespace(events=events), moved, *tols)
     assert [v.kind for v in found] == ["unconfirmed_exit"], found
+
+
+def test_leave_check_flags_a_late_leave():
+    """A leave after a slide moved later, where D has grown past the flow's leave lead, is flagged; the run's own
+    leave (fuzz seed 16, trajectory 56597 with branch="leave": D = y_i v_j at 64 noise levels) is not."""
+    from types import SimpleNamespace
+
+    from fastflow import fuzz_checks as fc
+    problem = fuzz._problem(16, 56597, "leave")
+    traj = problem.run()
+    again = problem.run(t_eval=fc.event_sample_times(traj))
+    args = (problem.net, problem.X, problem.y, problem.loss)
+    tols = (problem.rtol, problem.atol)
+    assert fc.check_branches(*args, traj, again, *tols, branch="leave") == []
+    events = traj.events.copy()
+    kinds = events["kind"]
+    last = max(k for k in range(len(events)) if kinds[k] == "branch")
+    moved_pair = (events["t"] == events["t"][last]) & (events["neuron"] == events["neuron"][last])
+    assert sorted(kinds[moved_pair]) == ["branch", "slide_end"]
+    later = next(t for t in events["t"] if t > events["t"][last])
+    events["t"][moved_pair] = 0.5 * (events["t"][last] + later)
+    events = events[np.argsort(events["t"], kind="stable")]
+    moved = problem.run(t_eval=np.unique(events["t"]))
+    found = fc.check_branches(*args, SimpleNamespace(events=events), moved, *tols, branch="leave")
+    assert [v.kind for v in found] == ["unexplained_branch"], found

@@ -44,6 +44,7 @@ CONSERVATION_TOL = 1e4    # relative drift of ||w_j||^2 - ||v_j||^2 over a short
 LOSS_TOL = 10.0           # relative increase of the loss between two dense samples (interpolation), in units of rtol
 SAME_T = 1e-12            # relative tolerance when matching event times with grid intervals
 LEAVE_LEAD = 64.0         # branch="leave" leaves a surface turning repulsive once D is this many noise levels past 0
+DENSE_ERROR = 16.0        # ... its noise: a dense-output weight's error, in units of atol + rtol max|theta| (branches.hpp)
 EXIT_BAND = 1e-6          # a slide ends where its multiplier reaches 0 or 1: how far inside [0, 1] it may be then
 
 
@@ -452,7 +453,7 @@ def check_branches(net, X, y, loss, traj, traj_at_events, rtol, atol, branch="st
     moves it by; or its neuron is pinned at w_j = 0, the inputs of the samples on its surfaces spanning R^d.
     branch="leave" (the flow's option): a pair that leaves its surface there instead (slide_end, activate or
     deactivate at t, or any side at t = 0) has D >= 0 to that noise (its surface repels), and after a slide D is
-    within LEAVE_LEAD times that noise (the surface has just turned)."""
+    within LEAVE_LEAD times the flow's noise of D, of the whole state's scale (the surface has just turned)."""
     out = []
     te, events = traj_at_events.t_eval, traj.events
     Y = np.asarray(y, dtype=float).reshape(X.shape[0], -1)
@@ -475,17 +476,24 @@ def check_branches(net, X, y, loss, traj, traj_at_events, rtol, atol, branch="st
             continue
         W1, W2 = (b[0] for b in _two_layer_blocks(net, theta))
         if loss == "square":
-            D = (Y[i] - (H[i] * (H[i] > 0)) @ W2.T) @ W2[:, j]
+            G = Y[i] - (H[i] * (H[i] > 0)) @ W2.T
             terms = np.abs(W2) * (np.abs(W1) @ np.abs(X[i]))    # |W2_cj'| * (h_ij' terms)
             noise = (np.abs(Y[i]) + terms.sum(axis=1)) @ (np.abs(W2[:, j]) + 1.0)
         else:
-            D, noise = Y[i] @ W2[:, j], np.abs(W2).max()         # sign(D) = sign(y_i v_j)
+            G, noise = Y[i], np.abs(W2).max()                  # sign(D) = sign(y_i v_j)
+        D = G @ W2[:, j]
         allowed = H_BAND * (rtol * noise + atol)
         if (i, j) in open_slides and abs(D) <= allowed:
             continue
+        # the leave lead is counted in the flow's noise of D: each output weight's error scales with the whole
+        # state (other components' errors flow into it), DENSE_ERROR (atol + rtol max|theta|) per unit of |G|, plus
+        # for the square loss the outputs' error (within `allowed`). The flow measures max|theta| at its step's
+        # start: a factor 2 for its change over the step.
+        state = 2.0 * DENSE_ERROR * (atol + (rtol + 64 * EPS) * np.abs(theta).max()) * np.abs(G).sum()
+        lead = LEAVE_LEAD * ((allowed if loss == "square" else 0.0) + state)
         left = {str(k) for k in events["kind"][at_t & (events["sample"] == i) & (events["neuron"] == j)]}
         if branch == "leave" and D >= -allowed and ({"activate", "deactivate"} & left or t == 0.0
-                                                    or ("slide_end" in left and D <= LEAVE_LEAD * allowed)):
+                                                    or ("slide_end" in left and D <= lead)):
             continue
         out.append(Violation("unexplained_branch", f"branch of pair (sample {i}, neuron {j}) at t = {t:.17g}: "
                                                    f"D = {D:.3e}, and neuron {j} is not pinned at w = 0"))
