@@ -58,3 +58,9 @@ def test_deep_sweep_samples_that_stopped_in_the_zeno_guard_end_sensibly(index):
 @pytest.mark.parametrize("index", [2, 7, 11, 21, 27])
 def test_deep_sweep_samples_stopped_by_revived_paths_end_sensibly(index):
     test_deep_sweep_samples_that_stopped_in_the_zeno_guard_end_sensibly(index)
+
+
+# deep-sweep at seed 0, sample 52: units of two layers of one sample on their surfaces, and the decision let an upper
+# one leave first, its rate read with the lower one's slope at 0 (its surface's normal holds the slopes below it)
+def test_deep_sweep_sample_decided_from_the_bottom_layer_ends_sensibly():
+    test_deep_sweep_samples_that_stopped_in_the_zeno_guard_end_sensibly(52)

@@ -115,6 +115,9 @@ def test_fuzz_leave_regressions(seed, index, defect):
             "until the Zeno guard"),
     (0, 25, "two units on their surfaces below a dead layer: the hull took one piece of the dead path for all its "
             "corners, its point left a surface that every region's field returns to, until the Zeno guard"),
+    (1, 133, "a unit of layer 0 and two of layer 1 of one sample at their surfaces: the decision let a layer-1 unit "
+             "leave first, its rate read with the layer-0 unit's slope at 0; the one consistent choice has the layer-0 "
+             "unit active and the two sliding. Repeated at one t until the Zeno guard"),
 ])
 def test_deep_fuzz_regressions(seed, index, defect):
     check_fuzz_case(seed, index, defect, nets="deep")

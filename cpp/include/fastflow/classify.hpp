@@ -347,7 +347,7 @@ private:
 
     // Deep networks: the minimal-norm element of the hull over the undecided (and sliding) switches; a switch it
     // moves off its surface beyond that element's error leaves to that side, the one moving fastest first (its slope
-    // changes the hull), until the rest stay. (Corner fields far larger than the element leave Wolfe's answer off
+    // changes the hull) among those with none of their sample's leaving below them, until the rest stay. (Corner fields far larger than the element leave Wolfe's answer off
     // by percents; read as exits, those errors re-fire the switch at one t, each side sending it back.) A slide
     // whose exit the locator proved (`exits`) leaves beyond 1e-9 of the field whatever that error: at rounding it is
     // the square root of a duality gap of order eps, ~1e-8 of the field, there one solve and not the next, and a
@@ -361,17 +361,29 @@ private:
             path_sides(theta);
             const double error = velocity_(tau, theta, F_.data()).error;
             const double fnorm = norm2(F_.data(), pb_.p);
-            std::size_t leaving = undecided.size();
-            double fastest = 0.0, leaving_rate = 0.0;
+            std::vector<double> rate(undecided.size(), 0.0);
             for (std::size_t a = 0; a < undecided.size(); ++a) {
                 geo_.normal(theta, st_.slopes.data(), undecided[a], normal_.data());
                 const double nn = norm2(normal_.data(), pb_.p);
-                const double rate = nn > 0.0 ? dot(normal_.data(), F_.data(), pb_.p) / nn : 0.0;
                 const bool exit = std::find(exits.begin(), exits.end(), undecided[a]) != exits.end();
-                if (std::abs(rate) > std::max({fastest, 1e-9 * fnorm, exit ? 0.0 : error}))
-                    fastest = std::abs(rate), leaving = a, leaving_rate = rate;
+                if (nn > 0.0) rate[a] = dot(normal_.data(), F_.data(), pb_.p) / nn;
+                if (std::abs(rate[a]) <= std::max(1e-9 * fnorm, exit ? 0.0 : error)) rate[a] = 0.0;
             }
+            // A unit's normal holds the slopes of its sample's units below it: while one of those leaves, read at
+            // its surface (slope 0), the rate of the unit above is not the one it will have
+            auto below_leaves = [&](std::size_t a) {
+                for (std::size_t b = 0; b < undecided.size(); ++b)
+                    if (rate[b] != 0.0 && undecided[b] / pb_.H == undecided[a] / pb_.H &&
+                        pb_.model.switch_layer(undecided[b] % pb_.H) < pb_.model.switch_layer(undecided[a] % pb_.H))
+                        return true;
+                return false;
+            };
+            std::size_t leaving = undecided.size();
+            double fastest = 0.0;
+            for (std::size_t a = 0; a < undecided.size(); ++a)
+                if (std::abs(rate[a]) > fastest && !below_leaves(a)) fastest = std::abs(rate[a]), leaving = a;
             if (leaving == undecided.size()) return;
+            const double leaving_rate = rate[leaving];
             take_side(undecided[leaving], leaving_rate > 0.0);
             undecided.erase(undecided.begin() + static_cast<std::ptrdiff_t>(leaving));
         }
