@@ -99,10 +99,11 @@ def test_dense_check_of_events(problem):
 def test_dense_check_of_events_on_deep_networks(problem):
     """Deeper pre-activations are polynomials of higher degree along the dense output, isolated exactly: no missed,
     spurious or duplicated event; sliding takes the minimal-norm point of the hull of the corner fields (Wolfe).
-    Known limit: a few runs still end in the Zeno guard where units of several layers meet their surfaces at once
-    (in a fresh environment's draw, 1 of these 60, a 3-3-3-3-1 net with bias); that status is allowed here,
-    nothing else is."""
-    traj, violations = fuzz.check_with_budget(problem, DEEP_BUDGET, statuses=fuzz.SENSIBLE_STATUSES + ("max_events",))
+    The Zeno guard is allowed for nets with bias only: another Hypothesis version's draw once had a 3-3-3-3-1 net
+    with bias end there (units of several layers at their surfaces at once); 2 of 1,800 bias-free random deep draws
+    of the fuzz target do (README, known limits), none of these examples."""
+    allowed = fuzz.SENSIBLE_STATUSES + (("max_events",) if problem.net.bias else ())
+    traj, violations = fuzz.check_with_budget(problem, DEEP_BUDGET, statuses=allowed)
     assert not violations, describe(problem, violations)
 
 

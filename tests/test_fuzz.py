@@ -140,14 +140,12 @@ def check_fuzz_case(seed, index, defect, nets="two-layer", branch="stay"):
 
 
 def test_fuzz_draws_deep_nets():
-    """--nets deep: random deep nets (2-3 hidden layers of width 2-8) under every check. A Zeno stop is the one
-    finding allowed here: about 0.6% of deep draws still end in the guard (README, known limits)."""
+    """--nets deep: random deep nets (2-3 hidden layers of width 2-8) under every check, with nothing found."""
     problem = fuzz.random_deep_problem(fuzz._rng_for(1, 0))
     assert problem.net.depth in (3, 4) and set(problem.net.hidden_widths) <= set(range(2, 9))
     statuses, kinds, examples, *_ = fuzz.run(30, seed=1, workers=2, budget=60, nets="deep")
     assert sum(statuses.values()) == 30
-    assert set(kinds) - {"any"} <= {"status"}, examples
-    assert all("max_events" in message for _, _, message in examples.get("status", [])), examples
+    assert not set(kinds) - {"any"}, examples
 
 
 def test_fuzz_deep_nets_on_the_command_line(tmp_path):
