@@ -347,11 +347,12 @@ private:
 
     // Deep networks: the minimal-norm element of the hull over the undecided (and sliding) switches; a switch it
     // moves off its surface beyond that element's error leaves to that side, the one moving fastest first (its slope
-    // changes the hull) among those with none of their sample's leaving below them, until the rest stay. (Corner fields far larger than the element leave Wolfe's answer off
-    // by percents; read as exits, those errors re-fire the switch at one t, each side sending it back.) A slide
-    // whose exit the locator proved (`exits`) leaves beyond 1e-9 of the field whatever that error: at rounding it is
-    // the square root of a duality gap of order eps, ~1e-8 of the field, there one solve and not the next, and a
-    // slide kept by it was found leaving again at once, at one t.
+    // changes the hull) among those with none of their sample's leaving below them, until the rest stay. (Corner
+    // fields far larger than the element leave Wolfe's answer off by percents; read as exits, those errors re-fire
+    // the switch at one t, each side sending it back.) A slide whose exit the locator proved (`exits`) leaves beyond
+    // 1e-9 of the field whatever that error: at rounding it is the square root of a duality gap of order eps, ~1e-8
+    // of the field, there one solve and not the next, and a slide kept by it was found leaving again at once, at one
+    // t.
     void hull_rounds(double tau, const double* theta, std::vector<std::size_t>& undecided,
                      const std::vector<std::size_t>& rest, const std::vector<std::size_t>& exits) {
         while (!undecided.empty()) {

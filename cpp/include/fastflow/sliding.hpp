@@ -81,8 +81,8 @@ public:
         std::unordered_map<std::uint64_t, std::vector<std::vector<double>>> pieces;  // by active seed bits
     };
     // A deeper net's last hull (from add()): per sliding sample its units, and the corral of its minimal-norm point,
-    // each point tagged with the corner taken in every sample (bits 0-31, bit a: the slope of units[a]; above: the
-    // dead path's piece)
+    // each point tagged with the corner taken in every sample (bit a: the slope of units[a]; from bit 32, in a
+    // sample below a dead path (at most 12 units), the path's piece)
     struct HullFace {
         std::vector<std::size_t> samples;
         std::vector<std::vector<std::size_t>> units;
