@@ -485,16 +485,16 @@ def check_branches(net, X, y, loss, traj, traj_at_events, rtol, atol, branch="st
         allowed = H_BAND * (rtol * noise + atol)
         if (i, j) in open_slides and abs(D) <= allowed:
             continue
-        # the leave lead is counted in the flow's noise of D: each output weight's error scales with the whole
-        # state (other components' errors flow into it), DENSE_ERROR (atol + rtol max|theta|) per unit of |G|, plus
-        # for the square loss the outputs' error (within `allowed`). The flow measures max|theta| at its step's
-        # start: a factor 2 for its change over the step.
-        state = 2.0 * DENSE_ERROR * (atol + (rtol + 64 * EPS) * np.abs(theta).max()) * np.abs(G).sum()
-        lead = LEAVE_LEAD * ((allowed if loss == "square" else 0.0) + state)
-        left = {str(k) for k in events["kind"][at_t & (events["sample"] == i) & (events["neuron"] == j)]}
-        if branch == "leave" and D >= -allowed and ({"activate", "deactivate"} & left or t == 0.0
-                                                    or ("slide_end" in left and D <= lead)):
-            continue
+        if branch == "leave" and D >= -allowed:
+            # the leave lead is counted in the flow's noise of D: each output weight's error scales with the whole
+            # state (other components' errors flow into it), DENSE_ERROR (atol + rtol max|theta|) per unit of |G|,
+            # plus for the square loss the outputs' error (within `allowed`). The flow measures max|theta| at its
+            # step's start: a factor 2 for its change over the step.
+            state = 2.0 * DENSE_ERROR * (atol + (rtol + 64 * EPS) * np.abs(theta).max()) * np.abs(G).sum()
+            lead = LEAVE_LEAD * ((allowed if loss == "square" else 0.0) + state)
+            left = {str(k) for k in events["kind"][at_t & (events["sample"] == i) & (events["neuron"] == j)]}
+            if {"activate", "deactivate"} & left or t == 0.0 or ("slide_end" in left and D <= lead):
+                continue
         out.append(Violation("unexplained_branch", f"branch of pair (sample {i}, neuron {j}) at t = {t:.17g}: "
                                                    f"D = {D:.3e}, and neuron {j} is not pinned at w = 0"))
     return out

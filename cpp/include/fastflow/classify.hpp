@@ -384,8 +384,7 @@ private:
             for (std::size_t a = 0; a < undecided.size(); ++a)
                 if (std::abs(rate[a]) > fastest && !below_leaves(a)) fastest = std::abs(rate[a]), leaving = a;
             if (leaving == undecided.size()) return;
-            const double leaving_rate = rate[leaving];
-            take_side(undecided[leaving], leaving_rate > 0.0);
+            take_side(undecided[leaving], rate[leaving] > 0.0);
             undecided.erase(undecided.begin() + static_cast<std::ptrdiff_t>(leaving));
         }
     }
