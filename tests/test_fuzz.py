@@ -118,6 +118,11 @@ def test_fuzz_leave_regressions(seed, index, defect):
     (1, 133, "a unit of layer 0 and two of layer 1 of one sample at their surfaces: the decision let a layer-1 unit "
              "leave first, its rate read with the layer-0 unit's slope at 0; the one consistent choice has the layer-0 "
              "unit active and the two sliding. Repeated at one t until the Zeno guard"),
+    (4, 359, "a second unit below a dead layer left its surface upwards on the hull's rate, read as if the path took "
+             "the sides of the first unit alone; with both growing the path's field sent both back, at one t, until "
+             "the Zeno guard"),
+    (4, 152, "a path revived by a unit below took new sides unlogged: a unit of it that crossed back later was "
+             "logged as never having left the side it had when the path died (missed crossing, wrong side)"),
 ])
 def test_deep_fuzz_regressions(seed, index, defect):
     check_fuzz_case(seed, index, defect, nets="deep")

@@ -87,6 +87,13 @@ public:
                 log_.push(tau, EventKind::branch, set[a], Mode::unset);
             if (pb_.opt.leave_branches) st_.branch[set[a]] = false;
         }
+        // a path that a unit below holds active is revived: its sides hold from here on, so they are logged (a unit
+        // of it that later crosses back was otherwise logged as never having left its side before the path died)
+        for (const auto& [i, layer] : dead_paths_)
+            if (active_below(i, layer))
+                for (std::size_t u = 0; u < pb_.H; ++u)
+                    if (pb_.model.switch_layer(u) >= layer)
+                        log_.record(tau, log_.last_logged(i * pb_.H + u), st_.mode[i * pb_.H + u], i * pb_.H + u);
     }
 
     // Leave mode (branches.hpp): the switches of `set` put on the sides `up` gives (true: active), off the sliding
@@ -226,7 +233,7 @@ private:
         const std::vector<std::size_t> all = undecided;
         for (std::size_t pass = 0; pass <= all.size(); ++pass) {
             if (pb_.model.linear_switches()) box_rounds(tau, theta, undecided, rest);
-            else hull_rounds(tau, theta, undecided, rest, exits);
+            else if (hull_rounds(tau, theta, undecided, rest, exits)) return;  // revive_paths decides again
             const std::vector<std::size_t> turned = sent_back(tau, theta, all, undecided, rest);
             if (turned.empty()) return;
             for (std::size_t sw : turned) st_.slopes[sw] = 0.0, undecided.push_back(sw);
@@ -347,13 +354,15 @@ private:
 
     // Deep networks: the minimal-norm element of the hull over the undecided (and sliding) switches; a switch it
     // moves off its surface beyond that element's error leaves to that side, the one moving fastest first (its slope
-    // changes the hull) among those with none of their sample's leaving below them, until the rest stay. (Corner
+    // changes the hull) among those with none of their sample's leaving below them, until the rest stay, or until
+    // the next to leave would be a dead path's second seed: then it stays on its surface, and the rounds end
+    // (true) for the path to be revived and decided again (second_seed). (Corner
     // fields far larger than the element leave Wolfe's answer off by percents; read as exits, those errors re-fire
     // the switch at one t, each side sending it back.) A slide whose exit the locator proved (`exits`) leaves beyond
     // 1e-9 of the field whatever that error: at rounding it is the square root of a duality gap of order eps, ~1e-8
     // of the field, there one solve and not the next, and a slide kept by it was found leaving again at once, at one
     // t.
-    void hull_rounds(double tau, const double* theta, std::vector<std::size_t>& undecided,
+    bool hull_rounds(double tau, const double* theta, std::vector<std::size_t>& undecided,
                      const std::vector<std::size_t>& rest, const std::vector<std::size_t>& exits) {
         while (!undecided.empty()) {
             st_.Z = rest;
@@ -383,10 +392,29 @@ private:
             double fastest = 0.0;
             for (std::size_t a = 0; a < undecided.size(); ++a)
                 if (std::abs(rate[a]) > fastest && !below_leaves(a)) fastest = std::abs(rate[a]), leaving = a;
-            if (leaving == undecided.size()) return;
+            if (leaving == undecided.size()) return false;
+            if (rate[leaving] > 0.0 && second_seed(undecided[leaving])) return true;
             take_side(undecided[leaving], rate[leaving] > 0.0);
             undecided.erase(undecided.begin() + static_cast<std::ptrdiff_t>(leaving));
         }
+        return false;
+    }
+
+    // Whether switch sw, leaving up, would be the second unit active at 0 below one of dead_paths_. The hull gives
+    // its active corner the sides the first alone gives the path; with both growing they depend on how fast each
+    // does, and read as the first's they sent both straight back, at one t, until the Zeno guard. With the first
+    // active and sw on its surface, revive_paths decides them again with the path's first layer as switches.
+    bool second_seed(std::size_t sw) const {
+        for (const auto& [i, layer] : dead_paths_)
+            if (i == sw / pb_.H && pb_.model.switch_layer(sw % pb_.H) == layer - 1 && active_below(i, layer)) return true;
+        return false;
+    }
+
+    // whether a unit of sample i's layer below `layer` is active (below a dead path: at 0, reviving it)
+    bool active_below(std::size_t i, int layer) const {
+        for (std::size_t u = 0; u < pb_.H; ++u)
+            if (pb_.model.switch_layer(u) == layer - 1 && st_.slopes[i * pb_.H + u] == 1.0) return true;
+        return false;
     }
 
     const Problem& pb_;

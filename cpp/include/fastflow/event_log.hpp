@@ -14,6 +14,8 @@ public:
     explicit EventLog(const Problem& pb) : pb_(pb), last_(pb.NS, Mode::unset) {}
 
     void clear() { entries_.clear(), last_.assign(pb_.NS, Mode::unset); }
+    // the modes the run starts from: what the log gives a switch until its first entry
+    void start(const std::vector<Mode>& modes) { last_ = modes; }
     std::size_t size() const { return entries_.size(); }
 
     // Logs the mode change of switch sw; returns whether it started a slide.

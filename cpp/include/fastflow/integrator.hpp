@@ -304,6 +304,7 @@ private:
             field_.on_surfaces(theta_.data(), on_surface);
             classifier_.classify(0.0, theta_.data(), on_surface);
         }
+        log_.start(state_.mode);
     }
 
     void handle_events(double tau, const std::vector<std::size_t>& fired, const std::vector<std::size_t>& exits) {
