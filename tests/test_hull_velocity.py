@@ -71,13 +71,10 @@ def test_sliding_velocity_is_the_minimal_norm_point_of_the_corner_fields(widths,
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * np.abs(corners).max())
 
 
-def test_a_dead_path_above_two_sliding_units_takes_every_piece_they_open():
-    """Sample 0's first layer is inactive but for two units on their surfaces, so the layer above gets no input: as
-    the two grow from 0 in any ratio it takes that ratio's piece of the path. The Clarke set is the hull of the
-    fields of every region around the point; the reference samples them on a fine circle in the plane of the two
-    units' normals (each region's field computed with the slopes its pre-activations have there). Its minimal-norm
-    point is the velocity, whatever sides the dead path holds."""
-    rng = np.random.default_rng(7)
+def dead_path_problem(flat=None, seed=7):
+    """Sample 0's first layer is inactive but for units 0 and 1 on their surfaces, so the layer above gets no input;
+    flat = (r, c): unit r of the layer above has weight exactly 0 from unit c."""
+    rng = np.random.default_rng(seed)
     net = ff.fully_connected(3, [4, 5])
     X, y = rng.normal(size=(4, 3)), np.array([1.0, -1.0, 1.0, -1.0])
     data, Y, _, _, core = _problem(net, (X, y), "logistic", FlowOptions.from_kwargs("flow", {}))
@@ -86,27 +83,72 @@ def test_a_dead_path_above_two_sliding_units_takes_every_piece_they_open():
     for u, target in ((0, 0.0), (1, 0.0), (2, -1.0), (3, -0.5)):
         W1[u] += (target - W1[u] @ x) / (x @ x) * x
     W2[:, :2] = [[1.0, -0.4], [-0.3, 1.0], [0.8, 0.7], [-0.6, -0.9], [0.5, -0.2]]  # sign changes along the ratio
+    if flat:
+        W2[flat] = 0.0
     theta = net.join([W1, W2, W3])
     h = net._core.preactivations(theta, data.X).reshape(len(X), -1)
     others = np.delete(h, 0, axis=0)
     assert np.all(h[0, 4:] == 0.0) and np.all((np.abs(others) > 1e-3) | (others == 0.0))
+    return net, data.X, Y, core, theta, h
+
+
+def region_fields(net, X, Y, core, theta, radius=1e-9):
+    """The fields at theta of every region met on a circle around it in the plane of sample 0's units 0 and 1's
+    normals: each with the slopes the pre-activations have there (the limits of the gradients in that region)."""
     normals = []
     for u in (0, 1):
-        n = np.zeros_like(W1)
-        n[u] = x
-        normals.append(net.join([n, np.zeros_like(W2), np.zeros_like(W3)]))
+        n = [np.zeros_like(m) for m in net.split(theta)]
+        n[0][u] = X[0]
+        normals.append(net.join(n))
+    # (also close to each axis: a kink next to one leaves its region a sliver of angle)
+    near_axes = np.add.outer(np.arange(4) * np.pi / 2, np.concatenate([-np.logspace(-10, -2, 81), np.logspace(-10, -2, 81)]))
     fields = {}
-    for angle in np.linspace(0.0, 2.0 * np.pi, 4001):
-        near = theta + 1e-9 * (np.cos(angle) * normals[0] + np.sin(angle) * normals[1])
-        modes = np.where(net._core.preactivations(near, data.X) > 0, ACTIVE, INACTIVE).reshape(len(X), -1)
-        fields.setdefault(modes.tobytes(), velocity(net, data.X, Y, core, near, modes))
-    corners = np.array(list(fields.values()))
-    assert len(corners) > 4  # more pieces than the four corners of the two units' slopes
-    want = min_norm_in_hull(corners)
+    for angle in np.concatenate([np.linspace(0.0, 2.0 * np.pi, 4001), near_axes.ravel()]):
+        near = theta + radius * (np.cos(angle) * normals[0] + np.sin(angle) * normals[1])
+        modes = np.where(net._core.preactivations(near, X) > 0, ACTIVE, INACTIVE).reshape(len(X), -1)
+        fields.setdefault(modes.tobytes(), velocity(net, X, Y, core, theta, modes))
+    return list(fields.values())
+
+
+def sliding_velocities(net, X, Y, core, theta, h):
+    """The kernel's velocity with sample 0's units 0 and 1 sliding, for either side the dead path holds (they must
+    not matter)"""
     base = np.where(h > 0, ACTIVE, INACTIVE)
     base[0, :2] = SLIDING
-    for sides in (INACTIVE, ACTIVE):  # the dead path's own modes do not matter
+    for sides in (INACTIVE, ACTIVE):
         modes = base.copy()
         modes[0, 4:] = sides
-        got = velocity(net, data.X, Y, core, theta, modes)
+        yield velocity(net, X, Y, core, theta, modes)
+
+
+def test_a_dead_path_above_two_sliding_units_takes_every_piece_they_open():
+    """As the two units grow from 0 in any ratio the layer above takes that ratio's piece of the path. The Clarke
+    set is the hull of the fields of every region around the point (sampled on a circle); its minimal-norm point is
+    the velocity, whatever sides the dead path holds."""
+    net, X, Y, core, theta, h = dead_path_problem()
+    corners = np.array(region_fields(net, X, Y, core, theta))
+    assert len(corners) > 4  # more pieces than the four corners of the two units' slopes
+    want = min_norm_in_hull(corners)
+    for got in sliding_velocities(net, X, Y, core, theta, h):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * np.abs(corners).max())
+
+
+def test_a_unit_of_a_dead_path_at_zero_along_a_seed_takes_both_sides():
+    """Unit 1 above has weight exactly 0 from unit 0: while unit 0 grows alone it stays at 0, on its surface, and
+    while both grow its kink sits at the end of their ratios where unit 0 is alone. The Clarke set holds the regions
+    on both sides of it: those met around the point once that weight is +-1e-8 (the point's neighbourhood in
+    parameter space), one of them a sliver of angle next to unit 0's axis. Taking the side of growing ratios alone
+    left a minimal-norm point 1e-2 off."""
+    net, X, Y, core, theta, h = dead_path_problem(flat=(1, 0))
+    mats = net.split(theta)
+    corners = []
+    for nudge in (1e-8, -1e-8):
+        mats[1][1, 0] = nudge
+        nudged = net.join(mats)
+        others = np.delete(net._core.preactivations(nudged, X).reshape(len(X), -1), 0, axis=0)
+        assert np.array_equal(others > 0, np.delete(h, 0, axis=0) > 0)  # no other sample's region changes
+        corners += region_fields(net, X, Y, core, nudged, radius=1e-6)
+    corners = np.array(corners)
+    want = min_norm_in_hull(corners)
+    for got in sliding_velocities(net, X, Y, core, theta, h):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * np.abs(corners).max())

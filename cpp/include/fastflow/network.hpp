@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -222,7 +223,8 @@ public:
     // output is then a positively homogeneous piecewise-linear function of the seeds' outputs. One seed: one piece.
     // Two: the pieces met along a = (1 - s, s), s in [0, 1], on which every pre-activation is piecewise linear in s,
     // swept from kink to kink. More: the union over pairs of seeds (the pieces that meet the cone's 2-faces; a
-    // piece strictly inside it is missed).
+    // piece strictly inside it is missed). A unit held at 0 (its weights from the growing units exactly 0) is on its
+    // surface: both its sides are pieces.
     void dead_path_pieces(const double* theta, std::size_t layer, const std::vector<std::size_t>& seeds,
                           std::vector<std::vector<double>>& pieces) const override {
         pieces.clear();
@@ -276,36 +278,53 @@ public:
     }
 
 private:
-    // pieces += the dead path's pieces along a = (1 - s, s) on seeds (a, b) (a == b: that seed alone), new ones only
+    // pieces += the dead path's pieces along a = (1 - s, s) on seeds (a, b) (a == b: that seed alone), new ones only.
+    // A unit at 0 at an end of the segment (its weight from the other seed exactly 0) has pieces on both sides
+    // there: a perturbation of that weight moves its kink inside. So the sweep starts just before s = 0 and ends
+    // just after s = 1.
     void sweep_pieces(const double* theta, std::size_t layer, std::size_t a, std::size_t b,
                       std::vector<std::vector<double>>& pieces) const {
         constexpr int max_kinks = 256;
-        constexpr double rounding = 64.0 * std::numeric_limits<double>::epsilon();
-        std::vector<double> v(hidden_total_), dv(hidden_total_), slope(hidden_total_);
+        add_piece(theta, layer, a, b, 0.0, false, pieces);
         double s = 0.0;
-        for (int kink = 0; kink <= max_kinks && s < 1.0; ++kink) {
-            std::fill(v.begin(), v.end(), 0.0), std::fill(dv.begin(), dv.end(), 0.0);
-            std::fill(slope.begin(), slope.end(), 0.0);
-            v[a] += 1.0 - s, dv[a] -= 1.0, v[b] += s, dv[b] += 1.0;
-            double next = 1.0;
-            for (std::size_t hl = layer; hl + 1 < depth(); ++hl)
-                for (std::size_t r = 0; r < sizes_[hl + 1]; ++r) {
-                    double g = 0.0, dg = 0.0, size = 0.0;
-                    for (std::size_t c = 0; c < sizes_[hl]; ++c) {
-                        const double w = weight(theta, hl, r, c);
-                        const std::size_t in = unit_offset_[hl - 1] + c;
-                        g += w * v[in], dg += w * dv[in], size += std::abs(w) * (std::abs(v[in]) + std::abs(dv[in]));
-                    }
-                    // at a kink (g zero to rounding of the terms along the segment: a weight from a seed at the
-                    // rounding of 0 is 0) the side is the one g takes just after s
-                    const bool zero = std::abs(g) <= rounding * size, up = zero ? dg > 0.0 : g > 0.0;
-                    const std::size_t u = unit_offset_[hl] + r;
-                    slope[u] = up ? 1.0 : 0.0, v[u] = up ? g : 0.0, dv[u] = up ? dg : 0.0;
-                    if (!zero && dg != 0.0 && (g > 0.0) != (dg > 0.0)) next = std::min(next, s + std::abs(g / dg));
+        for (int kink = 0; kink <= max_kinks && s < 1.0; ++kink) s = add_piece(theta, layer, a, b, s, true, pieces);
+        add_piece(theta, layer, a, b, 1.0, true, pieces);
+    }
+
+    // pieces += the piece at s of the sweep on seeds (a, b): a unit at its kink there takes the side g takes just
+    // after s (`after`) or just before, and a unit at 0 along the segment there (flat: g and its slope in s zero to
+    // rounding) either side. Returns the next kink after s (1: none).
+    double add_piece(const double* theta, std::size_t layer, std::size_t a, std::size_t b, double s, bool after,
+                     std::vector<std::vector<double>>& pieces) const {
+        constexpr std::size_t max_flat = 6;  // flat units whose sides are enumerated
+        constexpr double rounding = 64.0 * std::numeric_limits<double>::epsilon();
+        std::vector<double> v(hidden_total_, 0.0), dv(hidden_total_, 0.0), slope(hidden_total_, 0.0);
+        std::vector<std::size_t> flat;
+        v[a] += 1.0 - s, dv[a] -= 1.0, v[b] += s, dv[b] += 1.0;
+        double next = 1.0;
+        for (std::size_t hl = layer; hl + 1 < depth(); ++hl)
+            for (std::size_t r = 0; r < sizes_[hl + 1]; ++r) {
+                double g = 0.0, dg = 0.0, size = 0.0;
+                for (std::size_t c = 0; c < sizes_[hl]; ++c) {
+                    const double w = weight(theta, hl, r, c);
+                    const std::size_t in = unit_offset_[hl - 1] + c;
+                    g += w * v[in], dg += w * dv[in], size += std::abs(w) * (std::abs(v[in]) + std::abs(dv[in]));
                 }
+                // zero to rounding of the terms along the segment (a weight from a seed at the rounding of 0 is 0)
+                const bool zero = std::abs(g) <= rounding * size, level = zero && std::abs(dg) <= rounding * size;
+                const bool up = level ? false : zero ? (dg > 0.0) == after : g > 0.0;
+                const std::size_t u = unit_offset_[hl] + r;
+                if (level) flat.push_back(u);
+                slope[u] = up ? 1.0 : 0.0, v[u] = up ? g : 0.0, dv[u] = up ? dg : 0.0;
+                if (!zero && dg != 0.0 && (g > 0.0) != (dg > 0.0)) next = std::min(next, s + std::abs(g / dg));
+            }
+        // a flat unit passes on nothing whatever its side: every choice of their sides is a piece
+        if (flat.size() > max_flat) flat.clear();
+        for (std::uint64_t sides = 0; sides < (std::uint64_t{1} << flat.size()); ++sides) {
+            for (std::size_t k = 0; k < flat.size(); ++k) slope[flat[k]] = (sides >> k) & 1U ? 1.0 : 0.0;
             if (std::find(pieces.begin(), pieces.end(), slope) == pieces.end()) pieces.push_back(slope);
-            s = next;
         }
+        return next;
     }
 
     std::size_t widest() const {
