@@ -62,11 +62,13 @@ double initial_step(Field&& f, double t, const double* y, const double* f0, doub
 }
 
 // y <- th moved by its error tolerance atol + rtol |th| along fixed sign pattern number `pattern` (>= 1): a state
-// error of the size the step control lets through, to measure what it does to a quantity read off the state
+// error of the size the step control lets through, to measure what it does to a quantity read off the state. A
+// parameter exactly 0 stays: zeros come from the draw and stay while the flow holds them (no step moves them), and
+// moved by atol a weight held at 0 takes the hull of a deep net's dead path from both sides of a unit to one.
 inline void perturb_by_tolerance(const double* th, std::size_t p, double rtol, double atol, std::uint64_t pattern,
                                  double* y) {
     for (std::size_t q = 0; q < p; ++q) {
-        const double tol = atol + rtol * std::abs(th[q]);
+        const double tol = th[q] == 0.0 ? 0.0 : atol + rtol * std::abs(th[q]);
         const bool flip = ((q + 1) * 0x9E3779B97F4A7C15ULL * pattern) >> 63;
         y[q] = th[q] + (flip ? -tol : tol);
     }
