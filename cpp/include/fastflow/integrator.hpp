@@ -3,6 +3,7 @@
 // -> handle the event (classify the switches) -> advance.
 #pragma once
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstddef>
@@ -267,16 +268,15 @@ private:
         constexpr std::size_t hovering_checks = 16;
         const double fnorm = norm2(k_[0].data(), pb_.p);
         if (fnorm > next_settle_check_) return false;
-        double sum = 0.0;
+        std::array<double, patterns> changes{};
         for (std::uint64_t pattern = 1; pattern <= patterns; ++pattern) {
             step_control::perturb_by_tolerance(theta_.data(), pb_.p, pb_.opt.rtol, pb_.opt.atol, pattern,
                                                ytmp_.data());
             velocity_(tau, ytmp_.data(), k_[1].data());
             for (std::size_t q = 0; q < pb_.p; ++q) k_[1][q] -= k_[0][q];
-            const double change = norm2(k_[1].data(), pb_.p);
-            sum += change * change;
+            changes[pattern - 1] = norm2(k_[1].data(), pb_.p);
         }
-        const double noise = std::sqrt(sum / static_cast<double>(patterns));
+        const double noise = norm2(changes.data(), patterns) / std::sqrt(static_cast<double>(patterns));  // their rms
         next_settle_check_ = std::max(0.5 * fnorm, 2.0 * noise);
         hovering_ = fnorm <= 2.0 * noise ? hovering_ + 1 : 0;
         return fnorm <= noise || hovering_ >= hovering_checks;

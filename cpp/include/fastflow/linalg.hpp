@@ -68,13 +68,14 @@ inline double dot(const double* a, const double* b, std::size_t n) {
 }
 
 // Euclidean norm; a sum of squares that underflows (entries below ~1e-154, e.g. a field whose loss weights are
-// e^-600) is summed again scaled by the largest entry, so that only an all-zero vector has norm 0
+// e^-600) or overflows (above ~1e154, e.g. weights e^530 of an initialisation's margins of -530) is summed again
+// scaled by the largest entry, so that only an all-zero vector has norm 0 and only an infinite one norm inf
 inline double norm2(const double* a, std::size_t n) {
     const double sum = dot(a, a, n);
-    if (sum > 0.0 || n == 0) return std::sqrt(sum);
+    if ((sum > 0.0 && sum < INFINITY) || n == 0) return std::sqrt(sum);
     double largest = 0.0;
     for (std::size_t i = 0; i < n; ++i) largest = std::max(largest, std::abs(a[i]));
-    if (largest == 0.0) return 0.0;
+    if (largest == 0.0 || !(largest < INFINITY)) return largest;
     double scaled = 0.0;
     for (std::size_t i = 0; i < n; ++i) scaled += (a[i] / largest) * (a[i] / largest);
     return largest * std::sqrt(scaled);
