@@ -98,6 +98,50 @@ public:
         }
     }
 
+    // Classification with several outputs: D_ij = sum_o y_io w(y_io Phi_io) W2_oj does not factor, and where it
+    // crosses 0 while the slide's inactive-side speed b does not, its multiplier s = -b / (D_ij |x_i|^2) has a pole:
+    // s left [0,1] just before it (past 1 for b > 0, an exit up). The window can be far shorter than a step, whose
+    // stages then never see it. hints += step fractions closing in on every crossing of D in the step, where
+    // Locator::slide_exit looks for the exit.
+    void pole_hints(const double* coef, int deg, std::vector<double>& hints) const {
+        if (pb_.c == 1 || !is_classification(pb_.opt.loss) || !pb_.model.linear_switches() ||
+            pb_.model.output_weight(0, 0) == Model::npos)
+            return;
+        constexpr int bisections = 60, approaches = 40;
+        const std::size_t p = pb_.p, c = pb_.c, H = pb_.H, d = pb_.model.d_in(), stride = 2 * deg + 1;
+        std::vector<double> phi(c * stride), log_w(c);
+        auto at = [](const double* a, std::size_t step, int degree, double sigma) {
+            double v = 0.0;
+            for (int m = degree; m >= 0; --m) v = v * sigma + a[static_cast<std::size_t>(m) * step];
+            return v;
+        };
+        for (std::size_t z : st_.Z) {
+            const std::size_t i = z / H, unit = z % H;
+            pb_.model.output_polynomials(coef, deg, pb_.X + i * d, st_.slopes.data() + i * H, phi.data());
+            // D's sign, its weights scaled by the largest (they under- and overflow alone)
+            auto D = [&](double sigma) {
+                double largest = -INFINITY, sum = 0.0;
+                for (std::size_t o = 0; o < c; ++o) {
+                    const double y = pb_.Y[i * c + o];
+                    log_w[o] = log_neg_dell(pb_.opt.loss, y * at(&phi[o * stride], 1, 2 * deg, sigma));
+                    largest = std::max(largest, log_w[o]);
+                }
+                for (std::size_t o = 0; o < c; ++o)
+                    sum += pb_.Y[i * c + o] * std::exp(log_w[o] - largest) *
+                           at(coef + pb_.model.output_weight(unit, o), p, deg, sigma);
+                return sum;
+            };
+            double lo = 0.0, hi = 1.0;
+            const bool start_positive = D(lo) > 0.0;
+            if ((D(hi) > 0.0) == start_positive) continue;
+            for (int k = 0; k < bisections; ++k) {
+                const double mid = 0.5 * (lo + hi);
+                ((D(mid) > 0.0) == start_positive ? lo : hi) = mid;
+            }
+            for (int m = 1; m <= approaches; ++m) hints.push_back(lo * (1.0 - std::ldexp(1.0, -m)));
+        }
+    }
+
     // The units just pinned at w = 0 (the inputs of their samples whose switches are on their surfaces span the
     // input space), for nets whose switches of a unit touch only its own block: one of those switches per unit.
     // Looked at again: the units `touched` by the event, and those with weights at the rounding of 0 (a unit

@@ -54,7 +54,10 @@ public:
         if (pb_.model.unit_block_size() > 0) screened_hits(coef, hits);
         else if (pb_.model.linear_switches()) polynomial_hits(coef, hits);
         else layered_hits(coef, hits);
-        if (!st_.Z.empty()) branch_watch_.find(coef, dopri5::DENSE_DEGREE, turns);
+        if (!st_.Z.empty()) {
+            branch_watch_.find(coef, dopri5::DENSE_DEGREE, turns);
+            branch_watch_.pole_hints(coef, dopri5::DENSE_DEGREE, exit_hints);
+        }
         double sigma_min = 2.0;
         for (auto& hk : hits) sigma_min = std::min(sigma_min, hk.first);
         for (const SurfaceTurn& turn : turns) sigma_min = std::min(sigma_min, turn.sigma);
