@@ -115,9 +115,12 @@ public:
             for (int m = degree; m >= 0; --m) v = v * sigma + a[static_cast<std::size_t>(m) * step];
             return v;
         };
+        std::size_t sample = pb_.n;  // whose outputs phi holds: Z is sorted, so a sample's switches come together
         for (std::size_t z : st_.Z) {
             const std::size_t i = z / H, unit = z % H;
-            pb_.model.output_polynomials(coef, deg, pb_.X + i * d, st_.slopes.data() + i * H, phi.data());
+            if (i != sample)
+                pb_.model.output_polynomials(coef, deg, pb_.X + i * d, st_.slopes.data() + i * H, phi.data());
+            sample = i;
             // D's sign, its weights scaled by the largest (they under- and overflow alone)
             auto D = [&](double sigma) {
                 double largest = -INFINITY, sum = 0.0;
