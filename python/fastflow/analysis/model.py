@@ -19,10 +19,11 @@ _EXACT_TOL = 1e-9        # support / zero tolerances at a polished point (exact 
 _POLISH_TOL = 1e-10      # a polished point must have a KKT residual below this
 _MAX_RAYS = 1024         # Clarke freedom of one sample: 2^|zero pre-activations| extreme rays, at most this many
 _RADII = (1.0, 0.25, 0.0625)   # certificates are sought at eps times these radii
-# analyze's default budgets (issue #20: about a second each): Jacobian entries of polishing's Levenberg-Marquardt
-# steps (a step costs about its Jacobian's size squared), and SLSQP iterations of the certificate search
-_POLISH_BUDGET = 2_000_000
-_SEARCH_BUDGET = 1000
+# analyze's default budgets, together under issue #20's 2 s: Jacobian entries of polishing's Levenberg-Marquardt
+# steps (a step costs about its Jacobian's size squared; ~8e-8 s of CPU per entry on one BLAS thread, so about 1 s),
+# and SLSQP iterations of the certificate search (~0.4 ms each on deep FC nets, about 0.6 s)
+_POLISH_BUDGET = 12_000_000
+_SEARCH_BUDGET = 1500
 
 
 class _Budget:
