@@ -123,9 +123,9 @@ def test_fuzz_leave_regressions(seed, index, defect):
              "the Zeno guard"),
     (4, 152, "a path revived by a unit below took new sides unlogged: a unit of it that crossed back later was "
              "logged as never having left the side it had when the path died (missed crossing, wrong side)"),
-    (4, 303, "initial margins of -530 (exponential loss): the field's entries of ~1e233 are finite, but its norm squared "
-             "them to inf, and the run stopped at once as 'error' (with that mended, the settling test's noise did the "
-             "same and stopped it as 'converged')"),
+    (4, 303, "initial margins of -530 (exponential loss): the field's entries of ~1e233 are finite, but its norm "
+             "squared them to inf, and the run stopped at once as 'error' (with that mended, the settling test's noise "
+             "did the same and stopped it as 'converged')"),
 ])
 def test_deep_fuzz_regressions(seed, index, defect):
     check_fuzz_case(seed, index, defect, nets="deep")

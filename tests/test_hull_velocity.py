@@ -101,7 +101,8 @@ def region_fields(net, X, Y, core, theta, radius=1e-9):
         n[0][u] = X[0]
         normals.append(net.join(n))
     # (also close to each axis: a kink next to one leaves its region a sliver of angle)
-    near_axes = np.add.outer(np.arange(4) * np.pi / 2, np.concatenate([-np.logspace(-10, -2, 81), np.logspace(-10, -2, 81)]))
+    offsets = np.logspace(-10, -2, 81)
+    near_axes = np.add.outer(np.arange(4) * np.pi / 2, np.concatenate([-offsets, offsets]))
     fields = {}
     for angle in np.concatenate([np.linspace(0.0, 2.0 * np.pi, 4001), near_axes.ravel()]):
         near = theta + radius * (np.cos(angle) * normals[0] + np.sin(angle) * normals[1])

@@ -109,29 +109,26 @@ public:
             return;
         constexpr int bisections = 60, approaches = 40;
         const std::size_t p = pb_.p, c = pb_.c, H = pb_.H, d = pb_.model.d_in(), stride = 2 * deg + 1;
-        std::vector<double> phi(c * stride), log_w(c);
-        auto at = [](const double* a, std::size_t step, int degree, double sigma) {
-            double v = 0.0;
-            for (int m = degree; m >= 0; --m) v = v * sigma + a[static_cast<std::size_t>(m) * step];
-            return v;
-        };
+        std::vector<double> phi(c * stride), log_w(c), v(c * (deg + 1));
         std::size_t sample = pb_.n;  // whose outputs phi holds: Z is sorted, so a sample's switches come together
         for (std::size_t z : st_.Z) {
             const std::size_t i = z / H, unit = z % H;
             if (i != sample)
                 pb_.model.output_polynomials(coef, deg, pb_.X + i * d, st_.slopes.data() + i * H, phi.data());
             sample = i;
+            for (std::size_t o = 0; o < c; ++o)  // the unit's output weights' polynomials
+                for (int m = 0; m <= deg; ++m)
+                    v[o * (deg + 1) + m] = coef[static_cast<std::size_t>(m) * p + pb_.model.output_weight(unit, o)];
             // D's sign, its weights scaled by the largest (they under- and overflow alone)
             auto D = [&](double sigma) {
                 double largest = -INFINITY, sum = 0.0;
                 for (std::size_t o = 0; o < c; ++o) {
                     const double y = pb_.Y[i * c + o];
-                    log_w[o] = log_neg_dell(pb_.opt.loss, y * at(&phi[o * stride], 1, 2 * deg, sigma));
+                    log_w[o] = log_neg_dell(pb_.opt.loss, y * poly_eval(&phi[o * stride], 2 * deg, sigma));
                     largest = std::max(largest, log_w[o]);
                 }
                 for (std::size_t o = 0; o < c; ++o)
-                    sum += pb_.Y[i * c + o] * std::exp(log_w[o] - largest) *
-                           at(coef + pb_.model.output_weight(unit, o), p, deg, sigma);
+                    sum += pb_.Y[i * c + o] * std::exp(log_w[o] - largest) * poly_eval(&v[o * (deg + 1)], deg, sigma);
                 return sum;
             };
             double lo = 0.0, hi = 1.0;

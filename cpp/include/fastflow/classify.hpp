@@ -82,15 +82,14 @@ public:
             // (leave mode: the flag marks a switch the leave rule took off its surface, for this log only)
             const bool left = pb_.opt.leave_branches && mode != old[a] && mode != Mode::sliding;
             // logged from the mode the log last gave it: a pair on a dead path changed sides unlogged
-            const Mode last = log_.last_logged(set[a]), logged = last == Mode::unset ? old[a] : last;
-            if ((log_.record(tau, logged, mode, set[a]) || left) && st_.branch[set[a]])
+            if ((log_.record(tau, log_.last_logged(set[a]), mode, set[a]) || left) && st_.branch[set[a]])
                 log_.push(tau, EventKind::branch, set[a], Mode::unset);
             if (pb_.opt.leave_branches) st_.branch[set[a]] = false;
         }
         // a path that a unit below holds active is revived: its sides hold from here on, so they are logged (a unit
         // of it that later crosses back was otherwise logged as never having left its side before the path died)
         for (const auto& [i, layer] : dead_paths_)
-            if (active_below(i, layer))
+            if (active_below(pb_.model, &st_.slopes[i * pb_.H], layer))
                 for (std::size_t u = 0; u < pb_.H; ++u)
                     if (pb_.model.switch_layer(u) >= layer)
                         log_.record(tau, log_.last_logged(i * pb_.H + u), st_.mode[i * pb_.H + u], i * pb_.H + u);
@@ -355,13 +354,12 @@ private:
     // Deep networks: the minimal-norm element of the hull over the undecided (and sliding) switches; a switch it
     // moves off its surface beyond that element's error leaves to that side, the one moving fastest first (its slope
     // changes the hull) among those with none of their sample's leaving below them, until the rest stay, or until
-    // the next to leave would be a dead path's second seed: then it stays on its surface, and the rounds end
-    // (true) for the path to be revived and decided again (second_seed). (Corner
-    // fields far larger than the element leave Wolfe's answer off by percents; read as exits, those errors re-fire
-    // the switch at one t, each side sending it back.) A slide whose exit the locator proved (`exits`) leaves beyond
-    // 1e-9 of the field whatever that error: at rounding it is the square root of a duality gap of order eps, ~1e-8
-    // of the field, there one solve and not the next, and a slide kept by it was found leaving again at once, at one
-    // t.
+    // the next to leave would be a dead path's second seed: then it stays on its surface, and the rounds end (true)
+    // for the path to be revived and decided again (second_seed). (Corner fields far larger than the element leave
+    // Wolfe's answer off by percents; read as exits, those errors re-fire the switch at one t, each side sending it
+    // back.) A slide whose exit the locator proved (`exits`) leaves beyond 1e-9 of the field whatever that error: at
+    // rounding it is the square root of a duality gap of order eps, ~1e-8 of the field, there one solve and not the
+    // next, and a slide kept by it was found leaving again at once, at one t.
     bool hull_rounds(double tau, const double* theta, std::vector<std::size_t>& undecided,
                      const std::vector<std::size_t>& rest, const std::vector<std::size_t>& exits) {
         while (!undecided.empty()) {
@@ -405,15 +403,11 @@ private:
     // does, and read as the first's they sent both straight back, at one t, until the Zeno guard. With the first
     // active and sw on its surface, revive_paths decides them again with the path's first layer as switches.
     bool second_seed(std::size_t sw) const {
-        for (const auto& [i, layer] : dead_paths_)
-            if (i == sw / pb_.H && pb_.model.switch_layer(sw % pb_.H) == layer - 1 && active_below(i, layer)) return true;
-        return false;
-    }
-
-    // whether a unit of sample i's layer below `layer` is active (below a dead path: at 0, reviving it)
-    bool active_below(std::size_t i, int layer) const {
-        for (std::size_t u = 0; u < pb_.H; ++u)
-            if (pb_.model.switch_layer(u) == layer - 1 && st_.slopes[i * pb_.H + u] == 1.0) return true;
+        const std::size_t i = sw / pb_.H;
+        for (const auto& [sample, layer] : dead_paths_)
+            if (sample == i && pb_.model.switch_layer(sw % pb_.H) == layer - 1 &&
+                active_below(pb_.model, &st_.slopes[i * pb_.H], layer))
+                return true;
         return false;
     }
 

@@ -14,6 +14,14 @@
 
 namespace fastflow {
 
+// Whether a unit of the layer below `layer` is active in one sample's slopes (n_hidden): below a dead path such a
+// unit is at 0 and revives the path on the sides it gives
+inline bool active_below(const Model& model, const double* sample_slopes, int layer) {
+    for (std::size_t u = 0; u < model.n_hidden(); ++u)
+        if (model.switch_layer(u) == layer - 1 && sample_slopes[u] == 1.0) return true;
+    return false;
+}
+
 class DeadPaths {
 public:
     DeadPaths(const Problem& pb, SwitchState& state) : pb_(pb), st_(state), sign_(pb.H) {}

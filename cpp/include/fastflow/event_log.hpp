@@ -43,7 +43,7 @@ public:
         if (kind != EventKind::branch) last_[sw] = after;
     }
 
-    // the mode switch sw was last logged to take (unset: none logged)
+    // the mode switch sw was last logged to take (from start(): the run's initial one until its first entry)
     Mode last_logged(std::size_t sw) const { return last_[sw]; }
 
     std::vector<Event> events() const {
@@ -61,7 +61,7 @@ private:
     };
     const Problem& pb_;
     std::vector<Entry> entries_;
-    std::vector<Mode> last_;  // per switch: the mode it was last logged to take (unset: none)
+    std::vector<Mode> last_;  // per switch: the mode it was last logged to take (unset: before start())
 };
 
 }  // namespace fastflow

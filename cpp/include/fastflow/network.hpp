@@ -285,21 +285,31 @@ private:
     void sweep_pieces(const double* theta, std::size_t layer, std::size_t a, std::size_t b,
                       std::vector<std::vector<double>>& pieces) const {
         constexpr int max_kinks = 256;
-        add_piece(theta, layer, a, b, 0.0, false, pieces);
+        PieceScratch scratch{std::vector<double>(hidden_total_), std::vector<double>(hidden_total_),
+                             std::vector<double>(hidden_total_), {}};
+        add_piece(theta, layer, a, b, 0.0, false, scratch, pieces);
         double s = 0.0;
-        for (int kink = 0; kink <= max_kinks && s < 1.0; ++kink) s = add_piece(theta, layer, a, b, s, true, pieces);
-        add_piece(theta, layer, a, b, 1.0, true, pieces);
+        for (int kink = 0; kink <= max_kinks && s < 1.0; ++kink)
+            s = add_piece(theta, layer, a, b, s, true, scratch, pieces);
+        add_piece(theta, layer, a, b, 1.0, true, scratch, pieces);
     }
+
+    struct PieceScratch {
+        std::vector<double> v, dv, slope;  // the pre-activations along the segment, their slopes in s, the piece
+        std::vector<std::size_t> flat;
+    };
 
     // pieces += the piece at s of the sweep on seeds (a, b): a unit at its kink there takes the side g takes just
     // after s (`after`) or just before, and a unit at 0 along the segment there (flat: g and its slope in s zero to
     // rounding) either side. Returns the next kink after s (1: none).
     double add_piece(const double* theta, std::size_t layer, std::size_t a, std::size_t b, double s, bool after,
-                     std::vector<std::vector<double>>& pieces) const {
+                     PieceScratch& scratch, std::vector<std::vector<double>>& pieces) const {
         constexpr std::size_t max_flat = 6;  // flat units whose sides are enumerated
         constexpr double rounding = 64.0 * std::numeric_limits<double>::epsilon();
-        std::vector<double> v(hidden_total_, 0.0), dv(hidden_total_, 0.0), slope(hidden_total_, 0.0);
-        std::vector<std::size_t> flat;
+        auto& [v, dv, slope, flat] = scratch;
+        std::fill(v.begin(), v.end(), 0.0), std::fill(dv.begin(), dv.end(), 0.0);
+        std::fill(slope.begin(), slope.end(), 0.0);
+        flat.clear();
         v[a] += 1.0 - s, dv[a] -= 1.0, v[b] += s, dv[b] += 1.0;
         double next = 1.0;
         for (std::size_t hl = layer; hl + 1 < depth(); ++hl)

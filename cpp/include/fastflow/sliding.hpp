@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "block_gram.hpp"
+#include "dead_paths.hpp"
 #include "field.hpp"
 #include "geometry.hpp"
 #include "linalg.hpp"
@@ -282,9 +283,7 @@ private:
                 if (layer == dead - 1) fan.seeds |= std::uint64_t{1} << a;
                 revived = revived || layer >= dead;
             }
-            for (std::size_t u = 0; u < H; ++u)
-                revived = revived || (pb_.model.switch_layer(u) == dead - 1 && slopes[i * H + u] == 1.0);
-            if (revived) fan.seeds = 0;
+            if (revived || active_below(pb_.model, slopes + i * H, dead)) fan.seeds = 0;
             if (fan.seeds == 0) continue;
             fan.layer = dead;
             other_bits[g] |= free_bits[g], free_bits[g] = 0;
