@@ -32,8 +32,8 @@ def _checked(net, data, theta0, loss, log_t_max, **options):
                             options={"log_t_max": log_t_max, **options}))
 
 
-def _check_run(problem):
-    traj = problem.run()
+def _check_run(problem, **extra):
+    traj = problem.run(**extra)
     assert traj.status in fuzz.SENSIBLE_STATUSES, traj.message
     violations = fuzz.check_event_sequence(traj) + fuzz.check_loss_monotone(traj)
     assert not violations, "\n".join(map(str, violations[:8]))
@@ -77,3 +77,11 @@ def test_deep_sweep_sample_decided_from_the_bottom_layer_ends_sensibly():
 @pytest.mark.parametrize("seed, index", [(4, 113), (2, 326)])
 def test_fuzz_draws_stopped_by_a_unit_held_at_zero_end_sensibly(seed, index):
     _check_run(fuzz_target._problem(seed, index, "stay", "deep"))
+
+
+# fuzz deep draw 6:131: a dead path's seed came back to its surface again and again as the path revived and died.
+# Each return multiplied the margin an exit had to pass to be proven, and after 13 the seed was kept sliding against
+# a normal speed of a third of the field: the velocity sent the path's units across at once, at one t (t = 2.56),
+# until the Zeno guard. Deeper nets now count two returns at most.
+def test_fuzz_draw_whose_seed_kept_returning_to_its_surface_ends_sensibly():
+    _check_run(fuzz_target._problem(6, 131, "stay", "deep"), t_max=3.0)

@@ -418,8 +418,12 @@ class ExitNoise {
 public:
     // An exit is proven beyond `multiple` noise levels, times `repeat` for each earlier end of the switch's slides:
     // a flow that came back to a surface it left is most likely settling onto it, its multiplier tending to a
-    // bound, where the residual noise still lets an exit through now and then.
+    // bound, where the residual noise still lets an exit through now and then. Deeper nets count two ends at most:
+    // there a dead path's seeds come back to their surfaces each time the path revives and dies, and a seed with
+    // 13 ends was kept sliding against a normal speed of a third of the field, which sent the path's units across
+    // at once, at one t, until the Zeno guard.
     static constexpr double multiple = 4.0, repeat = 4.0;
+    static constexpr std::size_t counted_ends = 20, counted_ends_hull = 2;
 
     ExitNoise(const Problem& pb, const SwitchState& state, Sliding& sliding, Velocity& velocity)
         : pb_(pb), st_(state), sliding_(sliding), velocity_(velocity), y_(pb.p), F_(pb.p) {}
@@ -444,9 +448,10 @@ private:
         constexpr std::uint64_t patterns = 4;
         std::vector<bool> out(m_.size(), false);
         std::vector<double> sum(m_.size(), 0.0);
+        const std::size_t most_ends = pb_.model.linear_switches() ? counted_ends : counted_ends_hull;
         auto provable = [&](std::size_t a) {
-            const double times = multiple * std::pow(repeat, static_cast<double>(
-                                                                 std::min<std::size_t>(st_.slide_ends[st_.Z[a]], 20)));
+            const std::size_t ends = std::min(st_.slide_ends[st_.Z[a]], most_ends);
+            const double times = multiple * std::pow(repeat, static_cast<double>(ends));
             return m_[a] < 0.0 && m_[a] < -times * std::sqrt(sum[a] / static_cast<double>(patterns));
         };
         auto any_provable = [&] {
