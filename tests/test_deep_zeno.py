@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastflow import experiments
+from fastflow import _core, experiments
 from fastflow import fuzz as fuzz_target
 from fastflow import fuzz_checks as fuzz
 from fastflow.experiment import draw
+from fastflow.flow import FlowOptions, _problem
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from benchmarks.bench_deep import FLOW, deep_problem  # noqa: E402
@@ -85,3 +86,27 @@ def test_fuzz_draws_stopped_by_a_unit_held_at_zero_end_sensibly(seed, index):
 # until the Zeno guard. Deeper nets now count two returns at most.
 def test_fuzz_draw_whose_seed_kept_returning_to_its_surface_ends_sensibly():
     _check_run(fuzz_target._problem(6, 131, "stay", "deep"), t_max=3.0)
+
+
+# Draw 6:131 near t = 0.98: unit 4 of sample 1 is active and held at its surface (its pre-activation rounds to 0 or
+# to a few 1e-17), feeding a revived layer that slides. Read as a dead path wherever it rounded to exactly 0, the
+# sliding velocity jumped by a fifth of itself between states 1e-12 apart, and the step control rejected thousands
+# of steps. The velocity must not depend on that rounding: nearby states along it give nearby velocities.
+def test_velocity_is_continuous_where_an_active_unit_is_held_at_its_surface():
+    problem = fuzz_target._problem(6, 131, "stay", "deep")
+    t = 0.9789
+    traj = problem.run(t_max=t)
+    theta, n = np.asarray(traj.theta), len(problem.X)
+    modes = np.asarray(traj.modes, dtype=np.int32)
+    h = problem.net._core.preactivations(theta, problem.X).reshape(n, -1)
+    held = (modes.reshape(n, -1) == _core.MODES.index("active")) & (np.abs(h) < 1e-15)
+    assert held[1, 4], "the run no longer holds that unit at its surface: the test needs another state"
+    options = FlowOptions.from_kwargs("flow", {})
+    data, Y, _, _, core = _problem(problem.net, (problem.X, problem.y), problem.loss, options)
+
+    def velocity(at):
+        return np.asarray(_core.velocity(problem.net._core, data.X, Y, core, at, np.log1p(t), modes.ravel()))
+
+    F = velocity(theta)
+    for eps in np.geomspace(1e-13, 1e-5, 17):
+        assert np.linalg.norm(velocity(theta + eps * F) - F) <= 1e-3 * np.linalg.norm(F), eps

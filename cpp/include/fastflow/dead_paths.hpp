@@ -1,5 +1,5 @@
-// Dead signal paths (docs/mathematics.md §2): a sample whose input to a hidden layer is exactly zero (every unit of
-// the layer below inactive or on its surface; no bias) has every pre-activation of that layer and of those above
+// Dead signal paths (docs/mathematics.md §2): a sample whose input to a hidden layer is zero (every unit of the
+// layer below inactive or on its surface, slope 0; no bias) has every pre-activation of that layer and of those above
 // exactly zero, whatever their slopes. They are no switches: no events, no sliding, no hull corners. They hold the
 // sides they take when the units on surfaces below them grow from zero (the slopes the hull's corners that revive
 // those units need). A unit below that revives alone brings them back on those sides, with no events of their own;

@@ -187,15 +187,17 @@ public:
             sample_scales(theta, X + i * d_in(), slopes + i * hidden_total_, out + i * hidden_total_);
     }
 
-    // Dead signal paths: the first hidden layer whose input is exactly zero for sample x (every unit below it
-    // inactive or on its surface, slope 0; no bias), or INT_MAX
-    int first_dead_layer(const double* theta, const double* x, const double* slopes) const override {
+    // Dead signal paths: the first hidden layer whose input is zero for sample x under the slopes (a zero sample,
+    // or every unit below it inactive or on its surface, slope 0; no bias), or INT_MAX. An active unit keeps the
+    // path alive even where its pre-activation rounds to exactly 0: held at its surface by a tangent velocity it
+    // does so at some states and not at their neighbours, and the sliding velocity jumped between them.
+    int first_dead_layer(const double*, const double* x, const double* slopes) const override {
         if (!relu_ || bias_) return std::numeric_limits<int>::max();
-        std::vector<double> h(hidden_total_), a(hidden_total_), o(d_out());
-        run_sample(theta, x, slopes, h.data(), o.data(), a.data());
-        for (std::size_t hl = 0; hl + 1 < depth(); ++hl) {
-            const double* in = hl == 0 ? x : a.data() + unit_offset_[hl - 1];
-            if (std::all_of(in, in + sizes_[hl], [](double v) { return v == 0.0; })) return static_cast<int>(hl);
+        auto zero = [](double v) { return v == 0.0; };
+        if (std::all_of(x, x + d_in(), zero)) return 0;
+        for (std::size_t hl = 1; hl + 1 < depth(); ++hl) {
+            const double* below = slopes + unit_offset_[hl - 1];
+            if (std::all_of(below, below + sizes_[hl], zero)) return static_cast<int>(hl);
         }
         return std::numeric_limits<int>::max();
     }
