@@ -81,9 +81,9 @@ public:
         for (std::size_t k = 0; k < n * n_hidden(); ++k) out[k] = switch_scale(theta, X, slopes, k);
     }
     // Dead signal paths (docs/mathematics.md §2): the first hidden layer whose input is zero for the sample x under
-    // these slopes, every unit below at slope 0 (INT_MAX: none); its units and all above are then no switches. dead_path_signs: the signs
-    // (n_hidden, +-1 or 0) the pre-activations of hidden layers >= layer take when the units `seeds` of the layer
-    // below grow from 0.
+    // these slopes, every unit below at slope 0 (INT_MAX: none); its units and all above are then no switches.
+    // dead_path_signs: the signs (n_hidden, +-1 or 0) the pre-activations of hidden layers >= layer take when the
+    // units `seeds` of the layer below grow from 0.
     virtual int first_dead_layer(const double*, const double*, const double*) const {
         return std::numeric_limits<int>::max();
     }
