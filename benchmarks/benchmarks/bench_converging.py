@@ -3,9 +3,11 @@ default, all 20 with FASTFLOW_BENCH_LARGE=1), to t = 1000:
 - square loss, random targets, n = 20, d = 5, width 16 (and width 64): residuals that vanish, slides whose
   multipliers become ratios of vanishing numbers;
 - exponential and logistic loss, random labels, n = 8, d = 2, width 5: data the net may not separate, a loss
-  that settles above zero, stiffness.
-Tracks the batch's median and worst time per run, fields per accepted step, events per run, and the most slides
-one switch logs in a run.
+  that settles above zero, stiffness;
+- logistic loss, 3 classes, random labels, n = 16, d = 3, width 6: several outputs, whose runs take thousands of
+  explicit steps per decade of t where the net cannot separate the classes.
+Tracks the batch's median and worst time per run, fields per accepted step, steps and events per run, and the most
+slides one switch logs in a run.
 """
 import collections
 import time
@@ -16,20 +18,24 @@ import fastflow as ff
 
 from .common import large_enabled
 
-BATCHES = {
-    "square-n20-w16": ("square", 20, 5, 16),
-    "square-n20-w64": ("square", 20, 5, 64),
-    "exponential-n8-w5": ("exponential", 8, 2, 5),
-    "logistic-n8-w5": ("logistic", 8, 2, 5),
+BATCHES = {  # loss, n, d, width, classes (1: one output)
+    "square-n20-w16": ("square", 20, 5, 16, 1),
+    "square-n20-w64": ("square", 20, 5, 64, 1),
+    "exponential-n8-w5": ("exponential", 8, 2, 5, 1),
+    "logistic-n8-w5": ("logistic", 8, 2, 5, 1),
+    "logistic-3class-n16-w6": ("logistic", 16, 3, 6, 3),
 }
 
 
 def batch_problem(batch, seed):
-    loss, n, d, width = BATCHES[batch]
+    loss, n, d, width, classes = BATCHES[batch]
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d))
-    y = rng.standard_normal(n) if loss == "square" else np.where(rng.random(n) < 0.5, -1.0, 1.0)
-    net = ff.two_layer(d, width)
+    if classes > 1:
+        y = rng.integers(0, classes, size=n)
+    else:
+        y = rng.standard_normal(n) if loss == "square" else np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    net = ff.two_layer(d, width, classes)
     return net, (X, y), ff.init.xavier(net, rng), loss
 
 
@@ -61,6 +67,9 @@ class ConvergingBatch:
 
     def track_fields_per_step(self, batch):
         return sum(t.n_rhs for t in self.trajs) / max(sum(t.n_steps for t in self.trajs), 1)
+
+    def track_steps_per_run(self, batch):
+        return float(np.mean([t.n_steps for t in self.trajs]))
 
     def track_events_per_run(self, batch):
         return float(np.mean([t.n_events for t in self.trajs]))
