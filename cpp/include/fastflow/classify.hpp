@@ -42,7 +42,7 @@ public:
         std::vector<Mode> old(set.size());
         for (std::size_t a = 0; a < set.size(); ++a) old[a] = st_.mode[set[a]], st_.slopes[set[a]] = 0.0;
         dead_paths_.clear();
-        if (!pb_.model.linear_switches()) drop_dead_paths(theta, set, old);
+        if (!pb_.model.linear_switches()) drop_dead_paths(set, old);
         std::vector<std::size_t> rest;
         for (std::size_t z : st_.Z)
             if (std::find(set.begin(), set.end(), z) == set.end()) rest.push_back(z);
@@ -110,14 +110,14 @@ public:
 private:
     // Switches on dead signal paths (dead_paths.hpp) leave `set` (with their old modes) and the sliding set
     // (dead_paths_ <- the paths)
-    void drop_dead_paths(const double* theta, std::vector<std::size_t>& set, std::vector<Mode>& old) {
+    void drop_dead_paths(std::vector<std::size_t>& set, std::vector<Mode>& old) {
         std::vector<std::size_t> samples;
         for (std::size_t sw : set) samples.push_back(sw / pb_.H);
         for (std::size_t sw : st_.Z) samples.push_back(sw / pb_.H);
         std::sort(samples.begin(), samples.end());
         samples.erase(std::unique(samples.begin(), samples.end()), samples.end());
         for (std::size_t i : samples) {
-            const int layer = dead_.layer(theta, i);
+            const int layer = dead_.layer(i);
             if (layer != std::numeric_limits<int>::max()) dead_paths_.emplace_back(i, layer);
         }
         auto is_dead = [&](std::size_t sw) {

@@ -27,8 +27,8 @@ public:
     DeadPaths(const Problem& pb, SwitchState& state) : pb_(pb), st_(state), sign_(pb.H) {}
 
     // the first dead hidden layer of sample i under the slopes in force (INT_MAX: none)
-    int layer(const double* theta, std::size_t i) const {
-        return pb_.model.first_dead_layer(theta, pb_.X + i * pb_.model.d_in(), st_.slopes.data() + i * pb_.H);
+    int layer(std::size_t i) const {
+        return pb_.model.first_dead_layer(pb_.X + i * pb_.model.d_in(), st_.slopes.data() + i * pb_.H);
     }
     bool above(std::size_t sw, int layer) const { return pb_.model.switch_layer(sw % pb_.H) >= layer; }
 

@@ -84,7 +84,7 @@ public:
     // these slopes, every unit below at slope 0 (INT_MAX: none); its units and all above are then no switches.
     // dead_path_signs: the signs (n_hidden, +-1 or 0) the pre-activations of hidden layers >= layer take when the
     // units `seeds` of the layer below grow from 0.
-    virtual int first_dead_layer(const double*, const double*, const double*) const {
+    virtual int first_dead_layer(const double*, const double*) const {
         return std::numeric_limits<int>::max();
     }
     virtual void dead_path_signs(const double*, std::size_t, const std::vector<std::size_t>&, double*) const {}

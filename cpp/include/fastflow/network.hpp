@@ -191,7 +191,7 @@ public:
     // or every unit below it inactive or on its surface, slope 0; no bias), or INT_MAX. An active unit keeps the
     // path alive even where its pre-activation rounds to exactly 0: held at its surface by a tangent velocity it
     // does so at some states and not at their neighbours, and the sliding velocity jumped between them.
-    int first_dead_layer(const double*, const double* x, const double* slopes) const override {
+    int first_dead_layer(const double* x, const double* slopes) const override {
         if (!relu_ || bias_) return std::numeric_limits<int>::max();
         auto zero = [](double v) { return v == 0.0; };
         if (std::all_of(x, x + d_in(), zero)) return 0;

@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "block_gram.hpp"
-#include "dead_paths.hpp"
 #include "field.hpp"
 #include "geometry.hpp"
 #include "linalg.hpp"
@@ -271,10 +270,10 @@ private:
             std::tie(free_bits[g], other_bits[g]) = split_by_layer(units);
             // a dead path above some of its units: the path's piece depends on which of them are active, so the
             // field is no longer affine in their layer's slopes: every corner is enumerated. Not for a path revived
-            // as switches on their surfaces (classify.hpp: they have their own slopes in the hull), nor for one
-            // that a unit below decided active at 0 revives at once, on the sides it gives (DeadPaths).
+            // as switches on their surfaces (classify.hpp: they have their own slopes in the hull). (A unit below
+            // that is active keeps the path alive: it is never dead here.)
             const std::size_t i = samples[g];
-            const int dead = pb_.model.first_dead_layer(th, pb_.X + i * pb_.model.d_in(), slopes + i * H);
+            const int dead = pb_.model.first_dead_layer(pb_.X + i * pb_.model.d_in(), slopes + i * H);
             if (dead == std::numeric_limits<int>::max() || dead == 0 || units.size() > max_hull_enumeration) continue;
             DeadFan& fan = face_.fans[g];
             bool revived = false;
@@ -283,7 +282,7 @@ private:
                 if (layer == dead - 1) fan.seeds |= std::uint64_t{1} << a;
                 revived = revived || layer >= dead;
             }
-            if (revived || active_below(pb_.model, slopes + i * H, dead)) fan.seeds = 0;
+            if (revived) fan.seeds = 0;
             if (fan.seeds == 0) continue;
             fan.layer = dead;
             other_bits[g] |= free_bits[g], free_bits[g] = 0;
