@@ -3,6 +3,7 @@
 #pragma once
 #include <algorithm>
 #include <cstddef>
+#include <deque>
 #include <limits>
 #include <numeric>
 #include <utility>
@@ -189,12 +190,22 @@ private:
     // switches that leave. Looked for at the hints (in order; one at the start looks a little later, and one past
     // sigma_stop at sigma_stop), and located between the last hint where s was inside and the first where it left:
     // by the margins of the leaving switches alone (another slide's margin may be noise out of its bounds, e.g. at
-    // a surface's turn, where its multiplier is a ratio of two vanishing terms).
+    // a surface's turn, where its multiplier is a ratio of two vanishing terms). A slide whose exit a hint's proof
+    // found within the noise is proven again at a later hint only once its margin is past that proof's threshold:
+    // the noise of nearby states is about the same, and a flow settling onto a surface, its multiplier at the
+    // bound, has stage after stage out of bounds.
     double slide_exit(const double* coef, const StepMap& step, double sigma_stop, std::vector<double> hints) {
         std::vector<bool> leaving;  // in st_.Z's order: the exits found so far
+        std::vector<double> unproven(st_.Z.size(), 0.0);  // the thresholds of the exits found within the noise
+        // whether these margins may prove an exit: out of bounds (banded) and past any threshold found
+        auto may_exit = [&](const std::vector<double>& banded, const std::vector<double>& exact) {
+            for (std::size_t a = 0; a < banded.size(); ++a)
+                if (banded[a] < 0.0 && exact[a] <= -unproven[a]) return true;
+            return false;
+        };
         // every slide's exact and banded margins at sigma, from one field (kept: a hint is looked at again as a
         // bracket end, and its exact margins start the exit's proof)
-        std::vector<SlideMargins> seen;
+        std::deque<SlideMargins> seen;
         auto margins_at = [&](double sigma) -> const SlideMargins& {
             for (const SlideMargins& m : seen)
                 if (m.sigma == sigma) return m;
@@ -223,11 +234,14 @@ private:
         hints.erase(std::unique(hints.begin(), hints.end()), hints.end());
         double lo = 0.0;
         for (double hi : hints) {
-            if (exit_margins(hi).second < 0.0) {
+            const SlideMargins& at_hi = margins_at(hi);
+            if (may_exit(at_hi.banded, at_hi.exact)) {
                 dopri5::dense_eval(coef, pb_.p, hi, y_.data());
-                const std::vector<bool> proven = exit_noise_.proven(step.tau(hi), y_.data(), margins_at(hi).exact);
-                for (std::size_t a = 0; a < proven.size(); ++a)
+                const std::vector<bool> proven = exit_noise_.proven(step.tau(hi), y_.data(), at_hi.exact);
+                for (std::size_t a = 0; a < proven.size(); ++a) {
                     if (proven[a]) exits_.push_back(st_.Z[a]);
+                    else if (at_hi.exact[a] < 0.0) unproven[a] = exit_noise_.thresholds()[a];
+                }
                 if (!exits_.empty()) leaving = proven;
             }
             if (!exits_.empty()) {

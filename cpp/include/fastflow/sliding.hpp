@@ -423,6 +423,11 @@ public:
     // at once, at one t, until the Zeno guard.
     static constexpr double multiple = 4.0, repeat = 4.0;
     static constexpr std::size_t counted_ends = 20, counted_ends_hull = 2;
+    // An exit past `clear_by` times its threshold by the first `first_patterns` patterns is proven there: to undo
+    // that, the other two would have to move its margin 31 times as much in squares as those did. (Most exits of a
+    // large sweep are proven so, in 2 fields instead of 4.)
+    static constexpr std::uint64_t first_patterns = 2;
+    static constexpr double clear_by = 4.0;
 
     ExitNoise(const Problem& pb, const SwitchState& state, Sliding& sliding, Velocity& velocity)
         : pb_(pb), st_(state), sliding_(sliding), velocity_(velocity), y_(pb.p), F_(pb.p) {}
@@ -441,29 +446,46 @@ public:
     }
 
     const std::vector<double>& margins() const { return m_; }
+    // how far below zero each margin had to be to be proven (a lower bound where the patterns stopped early)
+    const std::vector<double>& thresholds() const { return thresholds_; }
 
 private:
+    // how many noise levels the margin of st_.Z[a] must be below zero for its exit to be proven
+    double times(std::size_t a) const {
+        const std::size_t most_ends = pb_.model.linear_switches() ? counted_ends : counted_ends_hull;
+        const std::size_t ends = std::min(st_.slide_ends[st_.Z[a]], most_ends);
+        return multiple * std::pow(repeat, static_cast<double>(ends));
+    }
+
     std::vector<bool> prove(double tau, const double* th) {
         constexpr std::uint64_t patterns = 4;
         std::vector<bool> out(m_.size(), false);
         std::vector<double> sum(m_.size(), 0.0);
-        const std::size_t most_ends = pb_.model.linear_switches() ? counted_ends : counted_ends_hull;
-        auto provable = [&](std::size_t a) {
-            const std::size_t ends = std::min(st_.slide_ends[st_.Z[a]], most_ends);
-            const double times = multiple * std::pow(repeat, static_cast<double>(ends));
-            return m_[a] < 0.0 && m_[a] < -times * std::sqrt(sum[a] / static_cast<double>(patterns));
+        // the margin an exit must be below, by the noise of the first `evaluated` patterns (of all of them: a
+        // lower bound of the final one)
+        auto threshold = [&](std::size_t a, std::uint64_t evaluated) {
+            return times(a) * std::sqrt(sum[a] / static_cast<double>(evaluated));
         };
+        auto provable = [&](std::size_t a) { return m_[a] < 0.0 && m_[a] < -threshold(a, patterns); };
         auto any_provable = [&] {
             for (std::size_t a = 0; a < m_.size(); ++a)
                 if (provable(a)) return true;
             return false;
         };
-        for (std::uint64_t pattern = 1; pattern <= patterns && any_provable(); ++pattern) {
-            step_control::perturb_by_tolerance(th, pb_.p, pb_.opt.rtol, pb_.opt.atol, pattern, y_.data());
+        auto clear_after = [&](std::uint64_t evaluated) {
+            for (std::size_t a = 0; a < m_.size(); ++a)
+                if (provable(a) && !(m_[a] < -clear_by * threshold(a, evaluated))) return false;
+            return true;
+        };
+        std::uint64_t evaluated = 0;
+        while (evaluated < patterns && any_provable() && !(evaluated == first_patterns && clear_after(evaluated))) {
+            ++evaluated;
+            step_control::perturb_by_tolerance(th, pb_.p, pb_.opt.rtol, pb_.opt.atol, evaluated, y_.data());
             margins(tau, y_.data(), mp_);
             for (std::size_t a = 0; a < m_.size(); ++a) sum[a] += (mp_[a] - m_[a]) * (mp_[a] - m_[a]);
         }
-        for (std::size_t a = 0; a < m_.size(); ++a) out[a] = provable(a);
+        thresholds_.resize(m_.size());
+        for (std::size_t a = 0; a < m_.size(); ++a) out[a] = provable(a), thresholds_[a] = threshold(a, patterns);
         return out;
     }
 
@@ -476,7 +498,7 @@ private:
     const SwitchState& st_;
     Sliding& sliding_;
     Velocity& velocity_;
-    std::vector<double> y_, F_, m_, mp_;
+    std::vector<double> y_, F_, m_, mp_, thresholds_;
 };
 
 }  // namespace fastflow
