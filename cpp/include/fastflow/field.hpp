@@ -54,9 +54,10 @@ public:
     double sample_log_loss(double tau, const double* th, const double* slopes) {
         std::swap(out_, sample_out_), std::swap(G_, sample_G_), std::swap(logl_, sample_logl_);
         const double kept_log_loss = logL_;
+        const bool kept_known = log_loss_known_;
         const double out = log_loss_at(tau, th, slopes, false);
         std::swap(out_, sample_out_), std::swap(G_, sample_G_), std::swap(logl_, sample_logl_);
-        logL_ = kept_log_loss;
+        logL_ = kept_log_loss, log_loss_known_ = kept_known;
         return out;
     }
 
@@ -65,10 +66,26 @@ public:
         if (replaces_kept) kept_ = false;  // the outputs and weights are no longer the kept field's
         pb_.model.forward(th, pb_.X, pb_.n, slopes, out_.data(), scratch_.data());
         weigh(tau);
-        return logL_;
+        return log_loss();
     }
 
-    double log_loss() const { return logL_; }  // of the last evaluation
+    // log L of the last evaluation, computed when first asked for: most evaluations are a step's stages, which
+    // need the weights only (its logarithms were a tenth of a logistic flow's time at n = 200)
+    double log_loss() {
+        if (!log_loss_known_) {
+            const std::size_t m = pb_.n * pb_.c;
+            if (pb_.opt.loss == Loss::square) {
+                double s = 0.0;
+                for (std::size_t q = 0; q < m; ++q) s += G_[q] * G_[q];  // G: the residuals
+                logL_ = std::log(0.5 * s);
+            } else {
+                for (std::size_t q = 0; q < m; ++q) logl_[q] = log_ell(pb_.opt.loss, pb_.Y[q] * out_[q]);
+                logL_ = log_sum_exp(logl_.data(), m);
+            }
+            log_loss_known_ = true;
+        }
+        return logL_;
+    }
     const double* outputs() const { return out_.data(); }
     const double* weights() const { return G_.data(); }  // G = -(dt/dtau) dL/dPhi, per sample and output
     double* scratch() { return scratch_.data(); }     // the model's workspace, for callers evaluating it directly
@@ -104,31 +121,24 @@ private:
         return true;
     }
 
-    // G = -(dt/dtau) dL/dPhi, computed in log space; also log L
+    // G = -(dt/dtau) dL/dPhi, computed in log space (log L: log_loss())
     void weigh(double tau) {
         const std::size_t m = pb_.n * pb_.c;
+        log_loss_known_ = false;
         if (pb_.opt.loss == Loss::square) {
-            double s = 0.0;
-            for (std::size_t q = 0; q < m; ++q) {
-                G_[q] = pb_.Y[q] - out_[q];
-                s += G_[q] * G_[q];
-            }
-            logL_ = std::log(0.5 * s);
+            for (std::size_t q = 0; q < m; ++q) G_[q] = pb_.Y[q] - out_[q];
             return;
         }
         // binary (d_out = 1) or one-vs-all (Y_ik = +-1 for every output k): L = sum_ik l(Y_ik Phi_ik)
         const double logfac = log_time_factor(pb_.opt.loss, tau);
-        for (std::size_t q = 0; q < m; ++q) {
-            const double margin = pb_.Y[q] * out_[q];
-            logl_[q] = log_ell(pb_.opt.loss, margin);
-            G_[q] = pb_.Y[q] * std::exp(logfac + log_neg_dell(pb_.opt.loss, margin));
-        }
-        logL_ = log_sum_exp(logl_.data(), m);
+        for (std::size_t q = 0; q < m; ++q)
+            G_[q] = pb_.Y[q] * std::exp(logfac + log_neg_dell(pb_.opt.loss, pb_.Y[q] * out_[q]));
     }
 
     const Problem& pb_;
     std::vector<double> out_, G_, logl_, sample_out_, sample_G_, sample_logl_, scratch_;
     double logL_ = 0.0;
+    bool log_loss_known_ = false;  // logL_ is that of out_ and G_
     bool kept_ = false;  // the last evaluation, given back when asked for again
     double kept_tau_ = 0.0;
     std::vector<double> kept_theta_, kept_slopes_, kept_F_;
