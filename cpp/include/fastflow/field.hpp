@@ -31,7 +31,7 @@ public:
         ++evaluations_;
         pb_.model.forward(th, pb_.X, pb_.n, slopes, out_.data(), scratch_.data());
         weigh(tau);
-        pb_.model.vjp(th, pb_.X, pb_.n, slopes, G_.data(), F, scratch_.data());
+        pb_.model.vjp_after_forward(th, pb_.X, pb_.n, slopes, G_.data(), F, scratch_.data());
         kept_ = true, kept_tau_ = tau;
         kept_theta_.assign(th, th + p);
         kept_slopes_.assign(slopes, slopes + ns);

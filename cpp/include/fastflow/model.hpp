@@ -46,6 +46,11 @@ public:
     // grad (n_params) = sum_i G_i . dPhi_i/dtheta with the given slopes
     virtual void vjp(const double* theta, const double* X, std::size_t n, const double* slopes, const double* G,
                      double* grad, double* scratch) const = 0;
+    // the same, right after forward() with the same arguments and scratch: a model may reuse what it left there
+    virtual void vjp_after_forward(const double* theta, const double* X, std::size_t n, const double* slopes,
+                                   const double* G, double* grad, double* scratch) const {
+        vjp(theta, X, n, slopes, G, grad, scratch);
+    }
     // h (n x n_hidden): every hidden pre-activation
     virtual void preactivations(const double* theta, const double* X, std::size_t n, const double* slopes,
                                 double* h, double* scratch) const = 0;
@@ -168,49 +173,14 @@ public:
         }
     }
 
-    // With one output and long rows, grad w_j = W2_j v_j and grad W2_j = w_j . v_j, v_j = sum_i G_i s_ij x_i: one
-    // product over the samples instead of two, as the hidden layer is not needed.
     void vjp(const double* theta, const double* X, std::size_t n, const double* slopes, const double* G,
              double* grad, double* scratch) const override {
-        const Layout s = pack(theta, scratch);
-        const double* W2 = theta + m_ * d_;
-        double* gW2 = grad + m_ * d_;
-        const bool factored = c_ == 1 && d_ >= long_rows;
-        std::fill(s.gW1T, s.gW1T + d_ * m_, 0.0);  // v^T when factored
-        std::fill(gW2, gW2 + c_ * m_, 0.0);
-        std::fill(s.back, s.back + m_, 0.0);  // and zeroed again as it is used: no call per sample
-        for (std::size_t i0 = 0; i0 < n; i0 += panel) {
-            const std::size_t rows = std::min(panel, n - i0);
-            if (!factored) hidden(X, i0, rows, slopes, s);
-            for (std::size_t r = 0; r < rows; ++r) {
-                const std::size_t i = i0 + r;
-                double* a = s.rows + r * m_;  // the activations, then what multiplies x_i in the W1 gradient or v
-                const double* sl = relu_ ? slopes + i * m_ : nullptr;
-                if (factored) {
-                    for (std::size_t j = 0; j < m_; ++j) a[j] = relu_ ? G[i] * sl[j] : G[i];
-                    continue;
-                }
-                for (std::size_t c = 0; c < c_; ++c) {
-                    const double g = G[i * c_ + c];
-                    if (g == 0.0) continue;
-                    for (std::size_t j = 0; j < m_; ++j) {
-                        gW2[c * m_ + j] += g * a[j];
-                        s.back[j] += g * W2[c * m_ + j];
-                    }
-                }
-                for (std::size_t j = 0; j < m_; ++j) {
-                    a[j] = relu_ ? s.back[j] * sl[j] : s.back[j];
-                    s.back[j] = 0.0;
-                }
-            }
-            gemm(true, d_, m_, rows, X + i0 * d_, 1, d_, s.rows, m_, s.gW1T, m_);
-        }
-        for (std::size_t l = 0; l < d_; ++l)
-            for (std::size_t j = 0; j < m_; ++j) {
-                const double v = s.gW1T[l * m_ + j];
-                grad[j * d_ + l] = factored ? W2[j] * v : v;
-                if (factored) gW2[j] += s.W1T[l * m_ + j] * v;
-            }
+        backward(theta, X, n, slopes, G, grad, scratch, false);
+    }
+    // One panel of samples (small n): forward() left the packed weights and every sample's hidden row in scratch
+    void vjp_after_forward(const double* theta, const double* X, std::size_t n, const double* slopes,
+                           const double* G, double* grad, double* scratch) const override {
+        backward(theta, X, n, slopes, G, grad, scratch, n <= panel);
     }
 
     void preactivations(const double* theta, const double* X, std::size_t n, const double*, double* h,
@@ -340,9 +310,59 @@ private:
         double *W1T, *gW1T, *W2T, *rows, *back;
     };
 
-    Layout pack(const double* theta, double* scratch) const {
+    // vjp; forwarded: scratch holds forward()'s packed weights and hidden rows of every sample (one panel). With one
+    // output and long rows, grad w_j = W2_j v_j and grad W2_j = w_j . v_j, v_j = sum_i G_i s_ij x_i: one product over
+    // the samples instead of two, as the hidden layer is not needed.
+    void backward(const double* theta, const double* X, std::size_t n, const double* slopes, const double* G,
+                  double* grad, double* scratch, bool forwarded) const {
+        const Layout s = forwarded ? layout(scratch) : pack(theta, scratch);
+        const double* W2 = theta + m_ * d_;
+        double* gW2 = grad + m_ * d_;
+        const bool factored = c_ == 1 && d_ >= long_rows;
+        std::fill(s.gW1T, s.gW1T + d_ * m_, 0.0);  // v^T when factored
+        std::fill(gW2, gW2 + c_ * m_, 0.0);
+        std::fill(s.back, s.back + m_, 0.0);  // and zeroed again as it is used: no call per sample
+        for (std::size_t i0 = 0; i0 < n; i0 += panel) {
+            const std::size_t rows = std::min(panel, n - i0);
+            if (!factored && !forwarded) hidden(X, i0, rows, slopes, s);
+            for (std::size_t r = 0; r < rows; ++r) {
+                const std::size_t i = i0 + r;
+                double* a = s.rows + r * m_;  // the activations, then what multiplies x_i in the W1 gradient or v
+                const double* sl = relu_ ? slopes + i * m_ : nullptr;
+                if (factored) {
+                    for (std::size_t j = 0; j < m_; ++j) a[j] = relu_ ? G[i] * sl[j] : G[i];
+                    continue;
+                }
+                for (std::size_t c = 0; c < c_; ++c) {
+                    const double g = G[i * c_ + c];
+                    if (g == 0.0) continue;
+                    for (std::size_t j = 0; j < m_; ++j) {
+                        gW2[c * m_ + j] += g * a[j];
+                        s.back[j] += g * W2[c * m_ + j];
+                    }
+                }
+                for (std::size_t j = 0; j < m_; ++j) {
+                    a[j] = relu_ ? s.back[j] * sl[j] : s.back[j];
+                    s.back[j] = 0.0;
+                }
+            }
+            gemm(true, d_, m_, rows, X + i0 * d_, 1, d_, s.rows, m_, s.gW1T, m_);
+        }
+        for (std::size_t l = 0; l < d_; ++l)
+            for (std::size_t j = 0; j < m_; ++j) {
+                const double v = s.gW1T[l * m_ + j];
+                grad[j * d_ + l] = factored ? W2[j] * v : v;
+                if (factored) gW2[j] += s.W1T[l * m_ + j] * v;
+            }
+    }
+
+    Layout layout(double* scratch) const {
         double* rows = scratch + 2 * d_ * m_ + m_ * c_;
-        const Layout s{scratch, scratch + d_ * m_, scratch + 2 * d_ * m_, rows, rows + panel * m_};
+        return {scratch, scratch + d_ * m_, scratch + 2 * d_ * m_, rows, rows + panel * m_};
+    }
+
+    Layout pack(const double* theta, double* scratch) const {
+        const Layout s = layout(scratch);
         const double* W2 = theta + m_ * d_;
         for (std::size_t j = 0; j < m_; ++j) {
             for (std::size_t l = 0; l < d_; ++l) s.W1T[l * m_ + j] = theta[j * d_ + l];
