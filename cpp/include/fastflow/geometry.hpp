@@ -90,12 +90,14 @@ public:
         double w_max = 0.0;
         for (std::size_t u = 0; u < H; ++u)
             w_norm[u] = norm2(th + pb_.model.unit_block_offset(u), len), w_max = std::max(w_max, w_norm[u]);
+        std::vector<std::size_t> units;  // the touched ones (an event touches one or two of the width's)
+        for (std::size_t u = 0; u < H; ++u)
+            if (touched[u]) units.push_back(u);
         std::vector<std::size_t> near, samples;
         std::vector<double> h;
         for (std::size_t i = 0; i < pb_.n; ++i)
-            for (std::size_t u = 0; u < H; ++u) {
+            for (std::size_t u : units) {
                 const std::size_t k = i * H + u;
-                if (!touched[u]) continue;
                 pb_.model.switch_normal_block(th, pb_.X, k, n.data());
                 const double hk = dot(n.data(), th + pb_.model.unit_block_offset(u), len);
                 const double reach =
