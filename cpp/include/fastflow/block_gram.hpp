@@ -64,11 +64,10 @@ public:
     std::size_t solve(const std::vector<double>& b, std::vector<double>& x, double rel_tol = 1e-13) const {
         x.assign(k_, 0.0);
         std::size_t rank = 0;
-        std::vector<double> bb, xb;
         for (std::size_t g = 0; g < members_.size(); ++g) {
-            gather(g, b, bb);
-            rank += solve_psd(blocks_[g], bb, bb.size(), xb, rel_tol);
-            scatter(g, xb, x);
+            gather(g, b, b_part_);
+            rank += solve_psd(blocks_[g], b_part_, b_part_.size(), x_part_, rel_tol);
+            scatter(g, x_part_, x);
         }
         return rank;
     }
@@ -85,17 +84,22 @@ public:
 
 private:
     // members_ <- the rows of each label, in increasing row order; blocks in increasing label order
+    // (every field evaluation regroups: the vectors keep their storage from one to the next)
     void group(std::size_t k, const std::size_t* labels) {
         k_ = k;
-        std::vector<std::pair<std::size_t, std::size_t>> order(k);
-        for (std::size_t a = 0; a < k; ++a) order[a] = {labels ? labels[a] : 0, a};
-        std::sort(order.begin(), order.end());
-        members_.clear();
+        order_.resize(k);
+        for (std::size_t a = 0; a < k; ++a) order_[a] = {labels ? labels[a] : 0, a};
+        std::sort(order_.begin(), order_.end());
+        std::size_t groups = 0;
         for (std::size_t a = 0; a < k; ++a) {
-            if (a == 0 || order[a].first != order[a - 1].first) members_.emplace_back();
-            members_.back().push_back(order[a].second);
+            if (a == 0 || order_[a].first != order_[a - 1].first) {
+                if (members_.size() == groups) members_.emplace_back();
+                members_[groups++].clear();
+            }
+            members_[groups - 1].push_back(order_[a].second);
         }
-        blocks_.resize(members_.size());
+        members_.resize(groups);
+        blocks_.resize(groups);
     }
 
     void gather(std::size_t g, const std::vector<double>& full, std::vector<double>& part) const {
@@ -108,8 +112,10 @@ private:
     }
 
     std::size_t k_ = 0;
+    std::vector<std::pair<std::size_t, std::size_t>> order_;  // (label, row), sorted
     std::vector<std::vector<std::size_t>> members_;
     std::vector<std::vector<double>> blocks_;
+    mutable std::vector<double> b_part_, x_part_;  // a block's share of a solve
 };
 
 }  // namespace fastflow

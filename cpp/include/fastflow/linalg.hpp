@@ -11,10 +11,14 @@ namespace fastflow {
 // symmetric pivoting, after scaling Q to unit diagonal (switches of very different sizes are treated alike).
 // Directions with a scaled pivot below rel_tol are dropped (x = 0 there), which gives a least-squares solution
 // when duplicated surfaces make Q singular. Returns the numerical rank. (Block-diagonal systems: BlockGram.)
-inline std::size_t solve_psd(std::vector<double> Q, std::vector<double> b, std::size_t k, std::vector<double>& x,
-                             double rel_tol = 1e-13) {
-    std::vector<std::size_t> perm(k);
-    std::vector<double> scale(k);
+inline std::size_t solve_psd(const std::vector<double>& Q_in, const std::vector<double>& b_in, std::size_t k,
+                             std::vector<double>& x, double rel_tol = 1e-13) {
+    // per-thread workspace: the sliding velocity solves a few small blocks at every field evaluation
+    thread_local std::vector<double> Q, b, scale, z;
+    thread_local std::vector<std::size_t> perm;
+    Q.assign(Q_in.begin(), Q_in.begin() + static_cast<std::ptrdiff_t>(k * k));
+    b.assign(b_in.begin(), b_in.begin() + static_cast<std::ptrdiff_t>(k));
+    perm.resize(k), scale.resize(k);
     for (std::size_t i = 0; i < k; ++i) {
         perm[i] = i;
         scale[i] = Q[i * k + i] > 0.0 ? 1.0 / std::sqrt(Q[i * k + i]) : 0.0;
@@ -46,7 +50,7 @@ inline std::size_t solve_psd(std::vector<double> Q, std::vector<double> b, std::
         for (std::size_t i = rank + 1; i < k; ++i) Q[rank * k + i] = Q[i * k + rank];
     }
     // forward then backward substitution on the leading rank x rank factor
-    std::vector<double> z(rank);
+    z.resize(rank);
     for (std::size_t i = 0; i < rank; ++i) {
         double s = b[i];
         for (std::size_t c = 0; c < i; ++c) s -= Q[i * k + c] * z[c];
