@@ -96,6 +96,17 @@ def test_fuzz_regressions(seed, index, defect):
     check_fuzz_case(seed, index, defect)
 
 
+# Draw 16:5287 (logistic): with exits proven after two of the four noise patterns at 4 times their threshold, a
+# noise exit of switch (3, 3) passed: its slide ended at t = 58.0 and started again at 58.7. The flow at rtol 1e-13
+# keeps it sliding from t = 13.2 to the end, and so must the flow at the default tolerance.
+def test_no_noise_exit_where_a_tight_run_keeps_sliding():
+    problem = fuzz.random_problem(fuzz._rng_for(16, 5287))
+    events = [(e["kind"], e["sample"], e["neuron"]) for e in problem.run().events]
+    tight = [(e["kind"], e["sample"], e["neuron"]) for e in problem.run(rtol=1e-13, atol=1e-15).events]
+    assert ("slide_start", 3, 3) in tight and ("slide_end", 3, 3) not in tight
+    assert events == tight
+
+
 # The same, for the flows' branch="leave" option
 _LEAVE_REGRESSIONS = [
     (16, 56597, "the checker bounded a leave's D by the output weights' scale (max|W2| = 0.06), the flow's noise by "
