@@ -331,3 +331,48 @@ def test_limit_continues_a_trajectory():
     assert later.horizons == analyze_limit(net, data, theta0, log_t=1.0).horizons
     with pytest.raises(ValueError, match="log_t0"):
         analyze_limit(net, data, traj.theta, log_t=1.0, log_t0=2.0)
+
+
+def test_dead_units_leave_the_polishing_system():
+    """Polishing drops the units zeroed in its start (and their zero pairs) from the KKT system: solved with them
+    kept (the full system, where they are unknowns like any weight), Levenberg-Marquardt must leave them exactly 0
+    and reach the same outcome and ||theta||^2 on every pattern of the threshold ladders."""
+    from fastflow.analysis import model, polish_classn
+    from fastflow.analysis.polish import _NEURON_LADDER
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(6, 2))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    y = np.where(X @ rng.normal(size=2) >= 0, 1.0, -1.0)
+    net = ff.fully_connected(2, [4, 4], activation="relu")
+    m, theta = model._setup(net, (X, y), ff.flow(net, (X, y), ff.init.xavier(net, rng), log_t_max=32.0).theta)
+    raw = model._normalise(m, theta)
+    units, none = m.unit_params(), (np.zeros(0, int), np.zeros(0, int))
+    reduced_successes = 0
+    for tau in model._LADDER:
+        for tau_n in _NEURON_LADDER:
+            zeroed = [u for u, idx in enumerate(units) if np.linalg.norm(raw[idx]) <= tau_n * np.linalg.norm(raw)]
+            start = raw.copy()
+            for u in zeroed:
+                start[units[u]] = 0.0
+            pattern = polish_classn._read(m, start, tau)
+            dead = polish_classn._dead(m, units, zeroed)
+            small = polish_classn._solve(m, start, *pattern, {}, model._Budget(10**12), dead)
+            full = polish_classn._solve(m, start, *pattern, {}, model._Budget(10**12), none)
+            assert small[1] == full[1]
+            if full[0] is not None:
+                assert np.all(full[0][dead[1]] == 0.0)
+                assert small[0] @ small[0] == pytest.approx(full[0] @ full[0], rel=1e-12)
+                reduced_successes += len(dead[0]) > 0
+    assert reduced_successes > 0   # the comparison covered polished points with dead units
+
+
+def test_dead_units_under_sharing():
+    """A unit leaves polishing's system only if no live unit shares its weights: in a conv net the two patches'
+    units share the filter, so zeroing one of them removes nothing; zeroing both removes both, with all weights."""
+    from fastflow.analysis import model, polish_classn
+    net = ff.conv_disjoint(2, 2, "relu")
+    m, _ = model._setup(net, (np.ones((1, 4)), ONE), np.ones(net.n_params))
+    units = m.unit_params()
+    assert len(polish_classn._dead(m, units, [0])[0]) == 0
+    dead_units, dead_params = polish_classn._dead(m, units, [0, 1])
+    assert dead_units.tolist() == [0, 1] and sorted(dead_params.tolist()) == list(range(net.n_params))

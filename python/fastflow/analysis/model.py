@@ -19,11 +19,13 @@ _EXACT_TOL = 1e-9        # support / zero tolerances at a polished point (exact 
 _POLISH_TOL = 1e-10      # a polished point must have a KKT residual below this
 _MAX_RAYS = 1024         # Clarke freedom of one sample: 2^|zero pre-activations| extreme rays, at most this many
 _RADII = (1.0, 0.25, 0.0625)   # certificates are sought at eps times these radii
-# analyze's default budgets, together under issue #20's 2 s: Jacobian entries of polishing's Levenberg-Marquardt
-# steps (a step costs about its Jacobian's size squared; ~8e-8 s of CPU per entry on one BLAS thread, so about 1 s),
-# and SLSQP iterations of the certificate search (~0.4 ms each on deep FC nets, about 0.6 s)
+# analyze's default budgets, each sized for the AnalyzeRandom limits that need the most of it (issue #20: under 2 s;
+# none of them needs both near their full budget): Jacobian entries of polishing's Levenberg-Marquardt steps (a step
+# costs about its Jacobian's size squared; ~1e-7 s of CPU per entry on one BLAS thread, so about 1.2 s; the not_kkt
+# deep FC limits need up to 1.2e7), and SLSQP iterations of the certificate search (~0.25 ms each on deep FC nets,
+# so about 1.1 s; their kkt_only points need up to 4350, ~25 starts of 100 iterations on switching surfaces)
 _POLISH_BUDGET = 12_000_000
-_SEARCH_BUDGET = 1500
+_SEARCH_BUDGET = 4500
 
 
 class _Budget:

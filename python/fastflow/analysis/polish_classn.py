@@ -6,7 +6,14 @@ mu_Z):
     q_i(theta; s) = 1 (i in S),    h_iu(theta; s) = 0 ((i, u) in Z),
 
 g_i = y_i dPhi_i/dtheta (slopes 0 on Z). g_i is affine in each single slope, so mu_iu in [0, lambda_i] is the Clarke
-freedom of (i, u). The theta-Jacobian's stationarity block is the C++ model's weighted Hessian (exact, dual numbers)."""
+freedom of (i, u). The theta-Jacobian's stationarity block is the C++ model's weighted Hessian (exact, dual numbers).
+
+Units zeroed in the start (all their weights 0, none shared with a live unit) leave the system: every path through
+such a unit carries two of its zero weights, so their gradients, their Hessian blocks with the rest, their h_iu and
+g_i(s + e_u) - g_i(s) vanish identically while they are 0. Their rows of F are then 0 and their block of the
+Jacobian is decoupled, so Levenberg-Marquardt never moves them: dropping their weights and zero pairs gives the
+same steps with a system a fraction of the size (deep nets' limits often have several dead units, each with a zero
+pair per support sample)."""
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +26,10 @@ from .polish import _NEURON_LADDER, _levenberg_marquardt
 
 
 class _PatternSystem:
-    def __init__(self, m, support, slopes, zero):
-        self.m, self.S, self.s, self.Z = m, np.asarray(support, int), slopes, zero
+    """free: the parameters that are unknowns (the others stay 0: the zeroed units of the module docstring)."""
+
+    def __init__(self, m, support, slopes, zero, free):
+        self.m, self.S, self.s, self.Z, self.free = m, np.asarray(support, int), slopes, zero, free
         self.row_of = {int(i): r for r, i in enumerate(self.S)}
         zs = slopes[zero[:, 0]].copy()                  # the slopes of g_i(theta; s + e_u)
         zs[np.arange(len(zero)), zero[:, 1]] = 1.0
@@ -38,14 +47,18 @@ class _PatternSystem:
         self.groups_of_row = np.bincount([self.row_of[int(i)] for i in groups[:, 0]], minlength=len(self.S))
         h_rows = np.concatenate([self.S, groups[:, 0]]).astype(int)
         self.hX, self.hy, self.hs = m.X[h_rows], m.y[h_rows], slopes[h_rows]
-        self.o_l, self.o_mu = m.p, m.p + len(self.S)
+        self.o_l = len(free)
+        self.o_mu = self.o_l + len(self.S)
         self.size = self.o_mu + len(zero)
 
     def split(self, z):
-        return z[:self.o_l], z[self.o_l:self.o_mu], z[self.o_mu:]
+        """(theta with the fixed parameters at 0, lambda, mu)."""
+        theta = np.zeros(self.m.p)
+        theta[self.free] = z[:self.o_l]
+        return theta, z[self.o_l:self.o_mu], z[self.o_mu:]
 
     def _grads(self, theta):
-        return self.ry * self.m.core.jacobian(theta, self.rX, self.rs)[:, 0, :]
+        return self.ry * self.m.core.jacobian(theta, self.rX, self.rs)[:, 0, self.free]
 
     def _weights(self, lam, mu):
         """w with lam @ G + mu @ D = w @ _grads (D_iu = g_i(s + e_u) - g_i(s))."""
@@ -56,7 +69,8 @@ class _PatternSystem:
         G = A[:len(self.S)]
         H = self.m.core.preactivations(theta, self.zX, self.zs)[np.arange(len(self.Z)), self.Z[:, 1]] \
             if len(self.Z) else np.zeros(0)
-        return np.concatenate([theta - self._weights(lam, mu) @ A, G @ theta / self.m.degree - 1.0, H]), A
+        free = theta[self.free]
+        return np.concatenate([free - self._weights(lam, mu) @ A, G @ free / self.m.degree - 1.0, H]), A
 
     def value(self, z):
         return self._F(*self.split(z))[0]
@@ -72,12 +86,12 @@ class _PatternSystem:
         np.add.at(lifted, (len(self.S) + self.z_group, self.Z[:, 1]), mu * self.z_lift)
         weights = np.concatenate([lam - self.groups_of_row, np.ones(len(self.hs) - len(self.S))])
         J = np.zeros((self.size, self.size))
-        J[:self.o_l, :self.o_l] = np.eye(self.o_l) - self.m.core.hessian(theta, self.hX, (weights * self.hy)[:, None],
-                                                                          lifted)
+        hess = self.m.core.hessian(theta, self.hX, (weights * self.hy)[:, None], lifted)
+        J[:self.o_l, :self.o_l] = np.eye(self.o_l) - hess[np.ix_(self.free, self.free)]
         J[self.o_l:self.o_mu, :self.o_l] = G
         if len(self.Z):
             N = self.m.core.switch_normals(theta, self.zX, self.zs)
-            J[self.o_mu:, :self.o_l] = N[np.arange(len(self.Z)), self.Z[:, 1]]
+            J[self.o_mu:, :self.o_l] = N[np.arange(len(self.Z)), self.Z[:, 1]][:, self.free]
         J[:self.o_l, self.o_l:self.o_mu] = -G.T
         J[:self.o_l, self.o_mu:] = -D.T
         return F, J
@@ -85,8 +99,8 @@ class _PatternSystem:
     def start(self, theta):
         A = self._grads(theta)
         nS = len(self.S)
-        mult = np.linalg.lstsq(np.vstack([A[:nS], A[nS:] - A[self.z_row]]).T, theta, rcond=None)[0]
-        return np.concatenate([theta, mult])
+        mult = np.linalg.lstsq(np.vstack([A[:nS], A[nS:] - A[self.z_row]]).T, theta[self.free], rcond=None)[0]
+        return np.concatenate([theta[self.free], mult])
 
 
 def _read(m, theta, tau):
@@ -102,19 +116,22 @@ def _read(m, theta, tau):
     return support, slopes, zero
 
 
-def _solve(m, theta_raw, support, slopes, zero, solved, budget, max_corrections=12):
+def _solve(m, theta_raw, support, slopes, zero, solved, budget, dead, max_corrections=12):
     """Polish one pattern with active-set corrections (as the two-layer `_solve_pattern`): a negative multiplier
     drops its sample; mu outside [0, lambda_i] moves its pair to the side it asks for; a pair that crosses its
     surface is put on it. solved: the Levenberg-Marquardt outcomes so far by (pattern, start) — the corrections
     from different thresholds often reach the same pattern. budget: polishing's model._Budget (a run it cuts
-    is not stored). (theta, corrections) or (None, reason)."""
+    is not stored). dead: (units, parameters) zeroed in theta_raw that stay out of the system (_dead). (theta,
+    corrections) or (None, reason)."""
     slopes = slopes.copy()
+    dead_units, free = dead[0], np.setdiff1d(np.arange(m.p), dead[1])
+    zero = zero[~np.isin(zero[:, 1], dead_units)]
     for n_corr in range(max_corrections + 1):
         if not len(support):
             return None, "empty pattern"
         zero = zero[np.isin(zero[:, 0], support)]
         key = (support.tobytes(), slopes.tobytes(), zero.tobytes(), theta_raw.tobytes())
-        system = _PatternSystem(m, support, slopes, zero)
+        system = _PatternSystem(m, support, slopes, zero, free)
         if key not in solved:
             with np.errstate(over="ignore", invalid="ignore"):   # a wrong pattern may send Newton off: nf not finite
                 outcome = _levenberg_marquardt(system, system.start(theta_raw), budget)
@@ -169,6 +186,30 @@ def _rank_one(m, theta_raw):
     return m.net.join(mats)
 
 
+def _dead(m, units, zeroed):
+    """The zeroed units that can leave the system, and their parameters: (units, parameters). A parameter leaves
+    when every edge that carries it (several under sharing) touches one of those units, and a unit when all of its
+    parameters leave: then every path through a parameter that left crosses a unit whose every weight left."""
+    offsets = np.cumsum([0] + m.net.hidden_widths)   # global index of each hidden layer's first unit
+    ends = []                                         # (parameter, its edge's hidden end units) per edge
+    last = len(m.net.maps) - 1
+    for l, g in enumerate(m.net.maps):
+        for r, c in np.argwhere(g > 0):
+            hidden_ends = ([offsets[l - 1] + c] if l > 0 else []) + ([offsets[l] + r] if l < last else [])
+            ends.append((m.blocks[l].start + g[r, c] - 1, hidden_ends))
+    dead = set(zeroed)
+    while True:
+        touching = {}
+        for k, us in ends:
+            touching[k] = touching.get(k, True) and any(u in dead for u in us)
+        keep = {u for u in dead if all(touching[k] for k in units[u])}
+        if keep == dead:
+            break
+        dead = keep
+    dead = sorted(dead)
+    return np.array(dead, int), np.unique(np.concatenate([np.zeros(0, int)] + [units[u] for u in dead]))
+
+
 def _polish_classn(m, theta_raw, radius, budget):
     """The KKT point closest to theta_raw among the patterns read with the thresholds of _LADDER (support, zero
     pre-activations) and _NEURON_LADDER (units whose weights are zeroed in the start, where they then stay), in that
@@ -184,15 +225,15 @@ def _polish_classn(m, theta_raw, radius, budget):
     for tau in _LADDER:
         for tau_n in _NEURON_LADDER:
             start = theta_raw.copy()
-            for idx in units:
-                if np.linalg.norm(theta_raw[idx]) <= tau_n * norm:
-                    start[idx] = 0.0
+            zeroed = [u for u, idx in enumerate(units) if np.linalg.norm(theta_raw[idx]) <= tau_n * norm]
+            for u in zeroed:
+                start[units[u]] = 0.0
             support, slopes, zero = _read(m, start, tau)
             key = (tuple(support), slopes.tobytes(), zero.tobytes(), start.tobytes())
             if key in seen:
                 continue
             seen.add(key)
-            theta, info = _solve(m, start, support, slopes, zero, solved, budget)
+            theta, info = _solve(m, start, support, slopes, zero, solved, budget, _dead(m, units, zeroed))
             if budget.cut:
                 return best, (tau, tau_n)
             if theta is None:
