@@ -70,7 +70,7 @@ public:
     }
 
     // log L of the last evaluation, computed when first asked for: most evaluations are a step's stages, which
-    // need the weights only (its logarithms were a tenth of a logistic flow's time at n = 200)
+    // need the weights only, not a logarithm of every sample's loss
     double log_loss() {
         if (!log_loss_known_) {
             const std::size_t m = pb_.n * pb_.c;
