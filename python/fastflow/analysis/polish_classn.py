@@ -36,7 +36,10 @@ class _PatternSystem:
         # one Jacobian call gives every gradient: the support at s, then each zero pair's sample at s + e_u
         rows = np.concatenate([self.S, zero[:, 0]])
         self.rX, self.ry, self.rs = self.m.X[rows], self.m.y[rows, None], np.vstack([slopes[self.S], zs])
-        self.zX, self.zs = self.m.X[zero[:, 0]], np.ascontiguousarray(slopes[zero[:, 0]])
+        # the pre-activations and switch normals of the pairs' samples, once per sample (a sample has many pairs)
+        samples, self.z_sample = np.unique(zero[:, 0], return_inverse=True)
+        self.zX, self.zs = self.m.X[samples], np.ascontiguousarray(slopes[samples])
+        self.z_sample = self.z_sample.ravel()
         self.z_row = np.array([self.row_of[int(i)] for i in zero[:, 0]], int)
         # Phi is affine in the slopes of one layer's units (a path crosses each layer once), so the Hessian of
         # sum_z mu_z g_i(s + e_u) takes one row per (sample, layer) of the pairs, at s_i + sum_z mu_z (1 - s_iu) e_u,
@@ -67,7 +70,7 @@ class _PatternSystem:
     def _F(self, theta, lam, mu):
         A = self._grads(theta)
         G = A[:len(self.S)]
-        H = self.m.core.preactivations(theta, self.zX, self.zs)[np.arange(len(self.Z)), self.Z[:, 1]] \
+        H = self.m.core.preactivations(theta, self.zX, self.zs)[self.z_sample, self.Z[:, 1]] \
             if len(self.Z) else np.zeros(0)
         free = theta[self.free]
         return np.concatenate([free - self._weights(lam, mu) @ A, G @ free / self.m.degree - 1.0, H]), A
@@ -91,7 +94,7 @@ class _PatternSystem:
         J[self.o_l:self.o_mu, :self.o_l] = G
         if len(self.Z):
             N = self.m.core.switch_normals(theta, self.zX, self.zs)
-            J[self.o_mu:, :self.o_l] = N[np.arange(len(self.Z)), self.Z[:, 1]][:, self.free]
+            J[self.o_mu:, :self.o_l] = N[self.z_sample, self.Z[:, 1]][:, self.free]
         J[:self.o_l, self.o_l:self.o_mu] = -G.T
         J[:self.o_l, self.o_mu:] = -D.T
         return F, J
