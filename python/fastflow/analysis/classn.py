@@ -6,6 +6,8 @@ With the slopes fixed, Phi is a homogeneous polynomial of degree L (the depth) i
 (Euler)."""
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 
 from .model import _clarke_subsets
@@ -33,6 +35,19 @@ class _ClassN:
                 idx = np.concatenate([self.blocks[k].start + g_in[r][g_in[r] > 0] - 1,
                                       self.blocks[k + 1].start + g_out[:, r][g_out[:, r] > 0] - 1])
                 out.append(np.unique(idx))
+        return out
+
+    @cached_property
+    def param_edges(self):
+        """(parameter, the hidden units at the edge's ends) for every edge of the net: several edges carry one
+        parameter under weight sharing."""
+        offsets = np.cumsum([0] + self.net.hidden_widths)   # global index of each hidden layer's first unit
+        last = len(self.net.maps) - 1
+        out = []
+        for l, g in enumerate(self.net.maps):
+            for r, c in np.argwhere(g > 0):
+                ends = ([offsets[l - 1] + c] if l > 0 else []) + ([offsets[l] + r] if l < last else [])
+                out.append((self.blocks[l].start + g[r, c] - 1, ends))
         return out
 
     def pre(self, theta, slopes=None):

@@ -193,17 +193,10 @@ def _dead(m, units, zeroed):
     """The zeroed units that can leave the system, and their parameters: (units, parameters). A parameter leaves
     when every edge that carries it (several under sharing) touches one of those units, and a unit when all of its
     parameters leave: then every path through a parameter that left crosses a unit whose every weight left."""
-    offsets = np.cumsum([0] + m.net.hidden_widths)   # global index of each hidden layer's first unit
-    ends = []                                         # (parameter, its edge's hidden end units) per edge
-    last = len(m.net.maps) - 1
-    for l, g in enumerate(m.net.maps):
-        for r, c in np.argwhere(g > 0):
-            hidden_ends = ([offsets[l - 1] + c] if l > 0 else []) + ([offsets[l] + r] if l < last else [])
-            ends.append((m.blocks[l].start + g[r, c] - 1, hidden_ends))
     dead = set(zeroed)
     while True:
         touching = {}
-        for k, us in ends:
+        for k, us in m.param_edges:
             touching[k] = touching.get(k, True) and any(u in dead for u in us)
         keep = {u for u in dead if all(touching[k] for k in units[u])}
         if keep == dead:
