@@ -1,13 +1,15 @@
 """Unstable branches (docs/mathematics.md §2) are logged where they happen, the flow staying on its minimal-norm
-solution: a neuron pinned at w_j = 0, and a sliding surface turning repulsive (D_ij = G_i . v_j changing sign). Each
-is checked against a NumPy re-evaluation of w_j or D_ij along the flow's own dense output."""
+solution: a neuron pinned at w_j = 0, and a sliding surface turning repulsive (D_ij = G_i . v_j changing sign; in
+deeper nets n . (F_active - F_inactive)). Each is checked against a NumPy re-evaluation of w_j or D along the flow's
+own dense output."""
 import dataclasses
 
 import numpy as np
 import pytest
 
 import fastflow as ff
-from fastflow.fuzz_checks import Problem, check_branches, check_problem, slide_multipliers
+from fastflow.fuzz_checks import (Problem, check_branches, check_problem, random_deep_problem, sample_weights,
+                                  slide_multipliers)
 
 
 def pinned_problem():
@@ -342,3 +344,54 @@ def test_a_slide_ends_at_its_multipliers_pole_with_several_outputs():
     assert X[3] @ net.split(descent)[0][0] > 1e-2           # gradient descent left to the active side
     flow = ff.flow(net, (X, labels), theta0, loss="logistic", t_max=2.0)
     assert np.linalg.norm(descent - flow.theta) < 1e-4
+
+
+def deep_D(problem, theta, i, u):
+    """n . (F_active - F_inactive) for switch (sample i, hidden unit u) of a deep net, in NumPy from the model's
+    one-sided Jacobians and normal (the other units' slopes from the signs of their pre-activations): > 0 where both
+    one-sided fields point away from the surface."""
+    core, X = problem.net._core, problem.X
+    h = core.preactivations(theta, X)
+    slopes = (h > 1e-9 * np.abs(h).max()).astype(float)
+    G = sample_weights(problem.loss, core.forward(theta, X), np.asarray(problem.y, float).reshape(len(X), -1))
+    side = [slopes.copy(), slopes.copy()]
+    side[1][i, u] = 1.0
+    side[0][i, u] = 0.0
+    J = [core.jacobian(theta, X[i:i + 1], s[i:i + 1])[0] for s in side]
+    normal = core.switch_normals(theta, X[i:i + 1], slopes[i:i + 1])[0, u]
+    return float(G[i] @ (J[1] - J[0]) @ normal)
+
+
+def deep_branch(draw):
+    problem = random_deep_problem(np.random.default_rng([1, draw]))
+    run = problem.run()
+    events = run.events
+    first = events[events["kind"] == "branch"][0]
+    i, t = int(first["sample"]), float(first["t"])
+    u = int(first["layer"]) * problem.net.hidden_widths[0] + int(first["neuron"])
+    pair = events[(events["sample"] == i) & (events["layer"] == first["layer"]) &
+                  (events["neuron"] == first["neuron"])]
+    return problem, run, pair, i, u, t
+
+
+def test_a_deep_sliding_surface_turning_repulsive_is_a_branch():
+    # fuzz draw 1:27 (depth 4, width 8): a first-layer switch slides from t = 0.031 and its surface turns repulsive
+    # at t = 0.182, the slide's only switch in its sample there
+    problem, run, pair, i, u, t = deep_branch(27)
+    assert [str(k) for k in pair["kind"][pair["t"] <= t]] == ["slide_start", "branch"]
+    start = float(pair["t"][0])
+    grid = np.linspace(start, 2 * t, 202)[1:]
+    dense = problem.run(t_max=2 * t, t_eval=grid)
+    h = np.array([problem.net._core.preactivations(th, problem.X)[i, u] for th in dense.theta_at])
+    assert np.all(np.abs(h) <= 1e-12)                      # it slides on throughout (the flow stays)
+    signs = np.sign([deep_D(problem, th, i, u) for th in dense.theta_at])
+    assert np.all(signs[grid < t * (1 - 1e-3)] < 0) and np.all(signs[grid > t * (1 + 1e-3)] > 0)
+
+
+def test_a_deep_sliding_surface_entered_repelling_is_a_branch():
+    # fuzz draw 1:41 (depth 4, width 4): a third-layer switch is put on its surface with both one-sided fields
+    # pointing away
+    problem, run, pair, i, u, t = deep_branch(41)
+    assert [str(k) for k in pair["kind"][pair["t"] == t]] == ["slide_start", "branch"]
+    after = problem.run(t_max=1.01 * t, t_eval=[t * (1 + 1e-6), 1.01 * t]).theta_at
+    assert all(deep_D(problem, th, i, u) > 1e-3 for th in after)

@@ -330,7 +330,8 @@ def test_a_builtin_reports_the_fraction_of_runs_with_a_branch_event(branch):
 
 def test_the_branch_record_of_nets_not_watched_and_of_old_checkpoints(tmp_path):
     deep = region_experiment()
-    deep.net, deep.init = fully_connected(2, [2, 2], d_out=2), ff.init.xavier   # deeper nets are not watched
+    # two-layer nets with a bias are not watched
+    deep.net, deep.init = fully_connected(2, [2], d_out=2, bias=True), ff.init.xavier
     est = estimate(deep, n=8, seed=0, workers=1, progress=False)
     assert np.all(np.isnan(est.records["branched"])) and "branch event: not recorded" in est.table()
     # a checkpoint written before samples recorded "branched": read, and resumed with the record in new chunks

@@ -31,7 +31,7 @@ def run_samples(exp, seed, indices, threads=1):
     """Labels (list of str) and records ({name: list of float or None}) of the samples `indices`, in that order.
     Every sample also records "flow_seconds": the wall time of its flow (samples on one network and dataset run in
     one flow_many call and share its time equally), and "branched": 1 if its flow logged a `branch` event, else 0
-    (None on networks whose flows are not watched for branches: all but plain two-layer ones)."""
+    (None on networks whose flows are not watched for branches, see Network.watched_for_branches)."""
     drawn = [draw(exp, seed, k) for k in indices]
     groups = {}   # samples on the same network and dataset run in one flow_many call
     for pos, (net, (X, y), _) in enumerate(drawn):
@@ -64,7 +64,7 @@ def run_samples(exp, seed, indices, threads=1):
     names = sorted({name for rec in rows for name in rec})
     records = {name: [_float_or_none(rec.get(name)) for rec in rows] for name in names}
     records["flow_seconds"] = seconds
-    records["branched"] = [float(np.any(tr.events["kind"] == "branch")) if net.is_two_layer else None
+    records["branched"] = [float(np.any(tr.events["kind"] == "branch")) if net.watched_for_branches else None
                            for (net, _, _), tr in zip(drawn, trajs)]
     return labels, records
 

@@ -63,6 +63,13 @@ class Network:
                 and all(np.array_equal(g.ravel(), np.arange(1, g.size + 1)) for g in self.maps))
 
     @property
+    def watched_for_branches(self):
+        """Whether flows log this network's unstable branches: plain two-layer nets (sliding surfaces entered or
+        turning repulsive, units pinned at w = 0; `branch="leave"` leaves them), and nets of three or more layers
+        (sliding surfaces entered or turning repulsive only)."""
+        return self.is_two_layer or self.depth >= 3
+
+    @property
     def structure(self):
         """What defines the network (equal for networks built alike): activation, bias, skip and the index maps."""
         return (self.activation, self.bias, self.skip, tuple((g.shape, g.tobytes()) for g in self.maps))

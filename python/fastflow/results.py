@@ -128,12 +128,13 @@ class Estimate:
         m = int(recorded.sum())
         if m == 0:
             return ("runs with a branch event: not recorded (flows are watched for branches on plain two-layer nets "
-                    "only, and results written before fastflow recorded them have none)")
+                    "and nets of three or more layers only, and results written before fastflow recorded them have "
+                    "none)")
         line = fraction_line("runs with a branch event", int(np.sum(branched[recorded] == 1)), m, None,
                              self.confidence, self.method)
         if m < self.n:
-            line += (f" (the {m} of {self.n} runs that record it: on plain two-layer nets, in chunks written since "
-                     "fastflow records it)")
+            line += (f" (the {m} of {self.n} runs that record it: on nets watched for branches, in chunks written "
+                     "since fastflow records it)")
         return line
 
     def __str__(self):

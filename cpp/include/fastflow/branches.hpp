@@ -17,7 +17,9 @@
 #include "geometry.hpp"
 #include "linalg.hpp"
 #include "loss.hpp"
+#include "rk.hpp"
 #include "roots.hpp"
+#include "sliding.hpp"
 #include "switch_state.hpp"
 #include "types.hpp"
 
@@ -95,6 +97,45 @@ public:
             if (leave && (g[0] -= leave_lead * noise) > -noise) continue;
             const double sigma = first_violation(g.data(), static_cast<int>(g_deg), noise);
             if (sigma >= 0.0) turns.push_back({sigma, z, !repulsive});
+        }
+    }
+
+    // Deeper nets, sliding on the hull: the same watch on nd (Sliding::hull_slope, the hull's corners at the step's
+    // last evaluation), whose sign says whether the surface attracts. It has no polynomial form here: it is read at
+    // the step's ends (a turn and its return within one step are missed), and a change of sign bisected. (Leave mode
+    // is for two-layer nets only.)
+    void find_on_hull(const double* coef, Sliding& sliding, std::vector<SurfaceTurn>& turns) {
+        if (pb_.model.linear_switches()) return;
+        const std::size_t p = pb_.p, c = pb_.c, H = pb_.H, d = pb_.model.d_in();
+        const double rtol = pb_.opt.rtol + 64.0 * std::numeric_limits<double>::epsilon();
+        theta_.resize(p), G_.assign(pb_.n * c, 0.0), out_.resize(c), scratch_.resize(pb_.model.scratch_size());
+        for (std::size_t z : st_.Z) {
+            const std::size_t i = z / H;
+            double noise = 0.0;
+            // nd at step fraction sigma (noise <- its noise there)
+            auto watched = [&](double sigma) {
+                dopri5::dense_eval(coef, p, sigma, theta_.data());
+                sample_weights(i, d, c);
+                const Sliding::HullSlope hs = sliding.hull_slope(z, theta_.data(), st_.slopes.data(), G_.data());
+                noise = dense_error * rtol * hs.scale;
+                return hs.nd;
+            };
+            const double start = watched(0.0);
+            const bool repulsive = std::abs(start) > noise ? start > 0.0 : static_cast<bool>(st_.branch[z]);
+            // negated where the surface repels: a turn is where g rises past 0
+            auto g = [&](double sigma) { return repulsive ? -watched(sigma) : watched(sigma); };
+            // (a start within the noise is on the turn just handled: as first_violation's band)
+            double a = 0.0, ga = std::min(repulsive ? -start : start, 0.0), candidate = -1.0;
+            for (std::size_t m = 1; m <= hull_samples; ++m) {
+                const double b = static_cast<double>(m) / hull_samples, gb = g(b), band = noise;
+                if (ga <= 0.0 && gb > 0.0) candidate = bisect_crossing(g, a, b);
+                if (gb > band && candidate >= 0.0) {
+                    turns.push_back({candidate, z, !repulsive});
+                    break;
+                }
+                if (gb <= 0.0) candidate = -1.0;
+                a = b, ga = gb;
+            }
         }
     }
 
@@ -251,8 +292,26 @@ private:
         return noise;
     }
 
+    static constexpr std::size_t hull_samples = 1;  // find_on_hull's samples per step past its start
+
+    // G_ row i <- sample i's loss weights at theta_ up to a positive factor (its signs and ratios are what matter)
+    void sample_weights(std::size_t i, std::size_t d, std::size_t c) {
+        pb_.model.forward(theta_.data(), pb_.X + i * d, 1, st_.slopes.data() + i * pb_.H, out_.data(),
+                          scratch_.data());
+        double* g = &G_[i * c];
+        if (!is_classification(pb_.opt.loss)) {
+            for (std::size_t o = 0; o < c; ++o) g[o] = pb_.Y[i * c + o] - out_[o];
+            return;
+        }
+        double largest = -INFINITY;
+        for (std::size_t o = 0; o < c; ++o)
+            largest = std::max(largest, g[o] = log_neg_dell(pb_.opt.loss, pb_.Y[i * c + o] * out_[o]));
+        for (std::size_t o = 0; o < c; ++o) g[o] = pb_.Y[i * c + o] * std::exp(g[o] - largest);
+    }
+
     const Problem& pb_;
     const SwitchState& st_;
+    std::vector<double> theta_, G_, out_, scratch_;  // find_on_hull's
     std::vector<bool> pinned_;  // per unit
     std::vector<std::vector<std::size_t>> on_surface_;  // per unit
 };

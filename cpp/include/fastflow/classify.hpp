@@ -390,12 +390,27 @@ private:
             double fastest = 0.0;
             for (std::size_t a = 0; a < undecided.size(); ++a)
                 if (std::abs(rate[a]) > fastest && !below_leaves(a)) fastest = std::abs(rate[a]), leaving = a;
-            if (leaving == undecided.size()) return false;
+            if (leaving == undecided.size()) {
+                flag_branches_on_hull(theta, undecided, fnorm);
+                return false;
+            }
             if (rate[leaving] > 0.0 && second_seed(undecided[leaving])) return true;
             take_side(undecided[leaving], rate[leaving] > 0.0);
             undecided.erase(undecided.begin() + static_cast<std::ptrdiff_t>(leaving));
         }
         return false;
+    }
+
+    // The switches the hull rounds leave on their surfaces (`undecided`, with the hull at theta just solved) flag
+    // whether both their one-sided fields point away (Sliding::hull_slope), as box_rounds does. (Leave mode is for
+    // two-layer nets only.)
+    void flag_branches_on_hull(const double* theta, const std::vector<std::size_t>& undecided, double fnorm) {
+        for (std::size_t sw : undecided) {
+            const Sliding::HullSlope hs = sliding_.hull_slope(sw, theta, st_.slopes.data());
+            double tol;
+            const double dh = geo_.normal_velocity(theta, st_.slopes.data(), sw, F_.data(), fnorm, normal_.data(), tol);
+            st_.branch[sw] = dh - hs.s * hs.nd < -tol && dh + (1.0 - hs.s) * hs.nd > tol;
+        }
     }
 
     // Whether switch sw, leaving up, would be the second unit active at 0 below one of dead_paths_. The hull gives

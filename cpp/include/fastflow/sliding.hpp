@@ -96,6 +96,54 @@ public:
         for (std::size_t g = 0; g < face_.samples.size(); ++g)
             sample_corner_slopes(g, face_.corral.tags[j][g], &out[face_.samples[g] * pb_.H]);
     }
+    // Deeper nets, a switch z of the last hull: its slope's mean s over the corral, and the derivative of its
+    // normal velocity in that slope, nd = n_z . dF/ds_z over the corral's corners (loss weights G, n x d_out), so
+    // its one-sided normal velocities are dh + (1 - s) nd and dh - s nd (the two-layer multiplier's, branches.hpp).
+    // A sample's field is multilinear in its slopes and n_z holds none of z's own, so with z alone sliding in its
+    // sample nd = n_z . dF/ds_z exactly, whatever the corral. scale: the same mean of |n_z| |dF/ds_z|. All 0: z is
+    // not in the hull.
+    struct HullSlope {
+        double s = 0.0, nd = 0.0, scale = 0.0;
+    };
+    HullSlope hull_slope(std::size_t z, const double* th, const double* slopes, const double* G) {
+        const std::size_t i = z / pb_.H, p = pb_.p;
+        const auto g = static_cast<std::size_t>(
+            std::find(face_.samples.begin(), face_.samples.end(), i) - face_.samples.begin());
+        if (g == face_.samples.size()) return {};
+        const std::vector<std::size_t>& units = face_.units[g];
+        const auto a = static_cast<std::size_t>(std::find(units.begin(), units.end(), z % pb_.H) - units.begin());
+        if (a == units.size()) return {};
+        // nd holds none of z's own slope (unless it opens a dead path): one evaluation per distinct corner of the
+        // sample's other units
+        const bool own_slope_counts = (face_.fans[g].seeds >> a) & 1U;
+        const std::uint64_t mask = own_slope_counts ? ~std::uint64_t{0} : ~(std::uint64_t{1} << a);
+        const Corral<std::vector<std::size_t>>& corral = face_.corral;
+        HullSlope out;
+        corners_.clear();
+        for (std::size_t j = 0; j < corral.tags.size(); ++j) {
+            const std::uint64_t tag = corral.tags[j][g];
+            out.s += corral.weights[j] * static_cast<double>((tag >> a) & 1U);
+            auto at = std::find_if(corners_.begin(), corners_.end(),
+                                   [&](const auto& c) { return c.first == (tag & mask); });
+            if (at == corners_.end()) corners_.emplace_back(tag & mask, corral.weights[j]);
+            else at->second += corral.weights[j];
+        }
+        corner_.assign(slopes, slopes + pb_.n * pb_.H);
+        normal_.resize(p), direction_.resize(p);
+        for (const auto& [tag, weight] : corners_) {
+            sample_corner_slopes(g, tag, &corner_[i * pb_.H]);
+            pb_.model.switch_normal(th, pb_.X, corner_.data(), z, normal_.data());
+            pb_.model.slope_direction(th, pb_.X, corner_.data(), z, G, direction_.data());
+            out.nd += weight * dot(normal_.data(), direction_.data(), p);
+            out.scale += weight * norm2(normal_.data(), p) * norm2(direction_.data(), p);
+        }
+        return out;
+    }
+    // ... at the loss weights of the last field evaluation
+    HullSlope hull_slope(std::size_t z, const double* th, const double* slopes) {
+        return hull_slope(z, th, slopes, field_.weights());
+    }
+
     const BlockGram& gram() const { return gram_; }
     // a new trajectory: no hull to start Wolfe from (see hull())
     void forget_hull() { hull_Z_.clear(); }
@@ -375,6 +423,8 @@ private:
     std::vector<UnitNormals> normals_;  // block models, per unit: its last switches' normals' Gram matrix
     HullFace face_;
     std::vector<std::size_t> hull_Z_;  // the sliding set of face_
+    std::vector<double> corner_, normal_, direction_;  // hull_slope's
+    std::vector<std::pair<std::uint64_t, double>> corners_;  // hull_slope's: corner tags and their weights
     double unit_ = 1.0;  // the field's weight unit at the last solve (directions and Gram matrix are scaled by it)
 };
 
