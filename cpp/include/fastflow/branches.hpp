@@ -121,21 +121,12 @@ public:
                 return hs.nd;
             };
             const double start = watched(0.0);
+            // (a start within the noise, right after a turn, takes the side the flag set there gives: the turn is
+            // not found again)
             const bool repulsive = std::abs(start) > noise ? start > 0.0 : static_cast<bool>(st_.branch[z]);
             // negated where the surface repels: a turn is where g rises past 0
             auto g = [&](double sigma) { return repulsive ? -watched(sigma) : watched(sigma); };
-            // (a start within the noise is on the turn just handled: as first_violation's band)
-            double a = 0.0, ga = std::min(repulsive ? -start : start, 0.0), candidate = -1.0;
-            for (std::size_t m = 1; m <= hull_samples; ++m) {
-                const double b = static_cast<double>(m) / hull_samples, gb = g(b), band = noise;
-                if (ga <= 0.0 && gb > 0.0) candidate = bisect_crossing(g, a, b);
-                if (gb > band && candidate >= 0.0) {
-                    turns.push_back({candidate, z, !repulsive});
-                    break;
-                }
-                if (gb <= 0.0) candidate = -1.0;
-                a = b, ga = gb;
-            }
+            if (g(1.0) > noise) turns.push_back({bisect_crossing(g, 0.0, 1.0), z, !repulsive});
         }
     }
 
@@ -291,8 +282,6 @@ private:
         }
         return noise;
     }
-
-    static constexpr std::size_t hull_samples = 1;  // find_on_hull's samples per step past its start
 
     // G_ row i <- sample i's loss weights at theta_ up to a positive factor (its signs and ratios are what matter)
     void sample_weights(std::size_t i, std::size_t d, std::size_t c) {
