@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastflow as ff
-from fastflow.fuzz_checks import (Problem, check_branches, check_problem, random_deep_problem, sample_weights,
+from fastflow.fuzz_checks import (Problem, check_branches, check_problem, deep_slope_rate, random_deep_problem,
                                   slide_multipliers)
 
 
@@ -278,8 +278,9 @@ def test_the_fuzz_checker_flags_a_leave_that_is_none():
 @pytest.mark.parametrize("call", ["flow", "flow_many"])
 def test_an_unknown_branch_option_is_rejected(call):
     net, X, y, theta0 = square_problem(9)
-    deep = ff.fully_connected(3, [3, 3])
-    for net, theta0, branch in ((net, theta0, "foo"), (deep, ff.init.xavier(deep, 0), "leave")):
+    biased, deep = ff.fully_connected(3, [3], bias=True), ff.fully_connected(3, [3, 3])   # leave needs two layers
+    for net, theta0, branch in ((net, theta0, "foo"), (biased, ff.init.xavier(biased, 0), "leave"),
+                                (deep, ff.init.xavier(deep, 0), "leave")):
         with pytest.raises(ValueError, match="branch"):
             if call == "flow":
                 ff.flow(net, (X, y), theta0, loss="square", branch=branch)
@@ -346,24 +347,12 @@ def test_a_slide_ends_at_its_multipliers_pole_with_several_outputs():
     assert np.linalg.norm(descent - flow.theta) < 1e-4
 
 
-def deep_D(problem, theta, i, u):
-    """n . (F_active - F_inactive) for switch (sample i, hidden unit u) of a deep net, in NumPy from the model's
-    one-sided Jacobians and normal (the other units' slopes from the signs of their pre-activations): > 0 where both
-    one-sided fields point away from the surface."""
-    core, X = problem.net._core, problem.X
-    h = core.preactivations(theta, X)
-    slopes = (h > 1e-9 * np.abs(h).max()).astype(float)
-    G = sample_weights(problem.loss, core.forward(theta, X), np.asarray(problem.y, float).reshape(len(X), -1))
-    side = [slopes.copy(), slopes.copy()]
-    side[1][i, u] = 1.0
-    side[0][i, u] = 0.0
-    J = [core.jacobian(theta, X[i:i + 1], s[i:i + 1])[0] for s in side]
-    normal = core.switch_normals(theta, X[i:i + 1], slopes[i:i + 1])[0, u]
-    return float(G[i] @ (J[1] - J[0]) @ normal)
+def deep_rate(problem, theta, i, u):
+    return deep_slope_rate(problem.net, problem.X, problem.y, problem.loss, theta, i, u)[0]
 
 
-def deep_branch(draw):
-    problem = random_deep_problem(np.random.default_rng([1, draw]))
+def deep_branch(seed, draw):
+    problem = random_deep_problem(np.random.default_rng([seed, draw]))
     run = problem.run()
     events = run.events
     first = events[events["kind"] == "branch"][0]
@@ -377,21 +366,22 @@ def deep_branch(draw):
 def test_a_deep_sliding_surface_turning_repulsive_is_a_branch():
     # fuzz draw 1:27 (depth 4, width 8): a first-layer switch slides from t = 0.031 and its surface turns repulsive
     # at t = 0.182, the slide's only switch in its sample there
-    problem, run, pair, i, u, t = deep_branch(27)
+    problem, run, pair, i, u, t = deep_branch(1, 27)
     assert [str(k) for k in pair["kind"][pair["t"] <= t]] == ["slide_start", "branch"]
     start = float(pair["t"][0])
     grid = np.linspace(start, 2 * t, 202)[1:]
     dense = problem.run(t_max=2 * t, t_eval=grid)
     h = np.array([problem.net._core.preactivations(th, problem.X)[i, u] for th in dense.theta_at])
     assert np.all(np.abs(h) <= 1e-12)                      # it slides on throughout (the flow stays)
-    signs = np.sign([deep_D(problem, th, i, u) for th in dense.theta_at])
+    signs = np.sign([deep_rate(problem, th, i, u) for th in dense.theta_at])
     assert np.all(signs[grid < t * (1 - 1e-3)] < 0) and np.all(signs[grid > t * (1 + 1e-3)] > 0)
 
 
 def test_a_deep_sliding_surface_entered_repelling_is_a_branch():
-    # fuzz draw 1:41 (depth 4, width 4): a third-layer switch is put on its surface with both one-sided fields
-    # pointing away
-    problem, run, pair, i, u, t = deep_branch(41)
+    # draw 2:76 (depth 3, width 6): a second-layer switch, its sample's only one on its surface, is put there with
+    # both one-sided fields pointing away (with another sample's switch of its unit)
+    problem, run, pair, i, u, t = deep_branch(2, 76)
     assert [str(k) for k in pair["kind"][pair["t"] == t]] == ["slide_start", "branch"]
     after = problem.run(t_max=1.01 * t, t_eval=[t * (1 + 1e-6), 1.01 * t]).theta_at
-    assert all(deep_D(problem, th, i, u) > 1e-3 for th in after)
+    assert all(deep_rate(problem, th, i, u) > 1e-3 for th in after)
+

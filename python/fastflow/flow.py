@@ -169,8 +169,8 @@ def _problem(net, data, loss, opts):
     core.tau_eval = np.ascontiguousarray(time.tau(t_eval)).tolist()
     core.branch = choice("branch", opts.branch, BRANCHES)
     if core.branch == "leave" and not net.is_two_layer:
-        raise ValueError("branch='leave' needs a plain two-layer fully connected network: others are not watched "
-                         "for unstable branches")
+        raise ValueError("branch='leave' needs a plain two-layer fully connected network: on others unstable branches "
+                         "are not watched, or not left")
     return data, y, time, t_eval, core
 
 

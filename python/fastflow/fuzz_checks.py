@@ -10,7 +10,8 @@ its own dense output only (docs/mathematics.md §2-§5).
 - no event is recorded twice, and each pair's events follow its mode automaton (activate only when inactive, ...);
 - every branch is an unstable branching point, re-evaluated in NumPy (two-layer nets): a slide entered with both
   one-sided fields pointing away, a sliding surface turning repulsive (D_ij = G_i . v_j at 0), or a neuron pinned
-  at w_j = 0 (the inputs of its samples on their surfaces span the input space);
+  at w_j = 0 (the inputs of its samples on their surfaces span the input space); on deeper nets, a branch whose
+  switch is alone on its surface in its sample, from the one-sided Jacobians;
 - every slide_end alone at its time is a real exit: the pair's minimal-norm multiplier, recomputed in NumPy from
   the one-sided fields at the event, is at 0 or 1 (two-layer nets);
 - two-layer conservation law ||w_j||^2 - ||v_j||^2 constant per neuron, loss non-increasing along the samples,
@@ -500,6 +501,58 @@ def check_branches(net, X, y, loss, traj, traj_at_events, rtol, atol, branch="st
     return out
 
 
+def deep_slope_rate(net, X, y, loss, theta, i, u):
+    """n . (F_active - F_inactive) of switch (sample i, hidden unit u) of a deep net, from the model's one-sided
+    Jacobians and the switch's normal at theta (the other units' slopes from the signs of their pre-activations):
+    > 0 where both one-sided fields point away from the surface; and its scale |G_i J_i| |n| (it vanishes itself
+    with the signal the unit passes on, at a turn)."""
+    core = net._core
+    h = core.preactivations(theta, X)
+    slopes = (h > 1e-9 * np.abs(h).max()).astype(float)
+    G = sample_weights(loss, core.forward(theta, X), np.asarray(y, dtype=float).reshape(len(X), -1))[i]
+    side = [slopes.copy(), slopes.copy()]
+    side[0][i, u], side[1][i, u] = 0.0, 1.0
+    J = [core.jacobian(theta, X[i:i + 1], s[i:i + 1])[0] for s in side]
+    normal = core.switch_normals(theta, X[i:i + 1], slopes[i:i + 1])[0, u]
+    return float(G @ (J[1] - J[0]) @ normal), float(np.linalg.norm(G @ J[0]) * np.linalg.norm(normal))
+
+
+def check_branches_deep(net, X, y, loss, traj, traj_at_events, rtol, atol):
+    """(f) on nets of three or more layers: a branch's surface, with the switches of other samples that share it
+    (same unit, parallel normals: crossed together, read as one, their D summed in the first one's normal), must
+    start its slide there with D = deep_slope_rate > 0 (entered repelling), or slide with D at 0 within its noise (a
+    turn). Checked where each of those switches is its sample's only one on its surface, as the flow watches only
+    those (with others it would read the surface on its hull's corners, which NumPy does not reproduce)."""
+    out = []
+    te, events = traj_at_events.t_eval, traj.events
+    units = _units(net)
+    for e in events[events["kind"] == "branch"]:
+        i, t = int(e["sample"]), float(e["t"])
+        u = units.index((int(e["layer"]), int(e["neuron"])))
+        theta = traj_at_events.theta_at[min(int(np.searchsorted(te, t)), len(te) - 1)]
+        on_surface = np.abs(preactivations_many(net, theta, X)[0]) <= h_bands(net, theta, X, rtol, atol)[0]
+        slopes = (net._core.preactivations(theta, X) > 0).astype(float)
+        normals = net._core.switch_normals(theta, X, slopes)[:, u]
+        lengths = np.linalg.norm(normals, axis=1)
+        along = normals @ normals[i]
+        shared = np.flatnonzero(on_surface[:, u] & (along > 0) & (along >= (1 - 1e-9) * lengths * lengths[i]))
+        if i not in shared or np.any(on_surface[shared].sum(axis=1) > 1):
+            continue   # (a pair off its surface at its event is check_events_on_surface's finding)
+        D = noise = 0.0
+        for k in shared:
+            rate, scale = deep_slope_rate(net, X, y, loss, theta, int(k), u)
+            D += rate * lengths[i] / lengths[k]
+            noise += (H_BAND * DENSE_ERROR * (rtol + 64 * EPS) + atol) * scale * lengths[i] / lengths[k]
+        pair = np.isin(events["sample"], shared) & (events["layer"] == e["layer"]) & (events["neuron"] == e["neuron"])
+        starts = np.any(pair & (events["kind"] == "slide_start") & (np.abs(events["t"] - t) <= SAME_T * abs(t)))
+        if starts and D > -noise or abs(D) <= noise:
+            continue
+        out.append(Violation("unexplained_branch", f"branch of pair (sample {i}, unit {u}) at t = {t:.17g}: "
+                                                   f"D = {D:.3e} (noise {noise:.1e}) over samples {list(shared)}, "
+                                                   "each its sample's only switch on its surface"))
+    return out
+
+
 def check_conservation(net, traj, rtol=1e-10):
     """(d) ||w_j||^2 - ||v_j||^2 constant per hidden neuron (two-layer homogeneous networks), at every dense
     sample and at the end, relative to ||w_j||^2 + ||v_j||^2, up to CONSERVATION_TOL rtol."""
@@ -590,4 +643,7 @@ def check_problem(problem, n_grid=400, statuses=SENSIBLE_STATUSES):
             violations += check_slide_exits(net, X, problem.y, problem.loss, traj, again, problem.rtol, problem.atol)
             violations += check_branches(net, X, problem.y, problem.loss, traj, again, problem.rtol, problem.atol,
                                          problem.options.get("branch", "stay"))
+        elif net.depth >= 3 and not any(v.kind == "t_eval_perturbs" for v in violations):
+            violations += check_branches_deep(net, X, problem.y, problem.loss, traj, again, problem.rtol,
+                                              problem.atol)
     return traj, violations

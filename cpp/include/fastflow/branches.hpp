@@ -100,23 +100,31 @@ public:
         }
     }
 
-    // Deeper nets, sliding on the hull: the same watch on nd (Sliding::hull_slope, the hull's corners at the step's
-    // last evaluation), whose sign says whether the surface attracts. It has no polynomial form here: it is read at
-    // the step's ends (a turn and its return within one step are missed), and a change of sign bisected. (Leave mode
-    // is for two-layer nets only.)
-    void find_on_hull(const double* coef, Sliding& sliding, std::vector<SurfaceTurn>& turns) {
+    // Deeper nets, sliding on the hull: the same watch on nd (Sliding::shared_slope, each surface once with the
+    // switches that share it), whose sign says whether the surface attracts. It has no polynomial form here: it is
+    // read at the step's ends (a turn and its return within one step are missed), and a change of sign bisected.
+    // Only surfaces whose switches slide alone in their samples are watched: there nd holds no corral weights. With
+    // others, nd is averaged over the corral's corners, which are not unique where the hull is degenerate, and it
+    // jumped by percents between nearby states (false turns, each step). Leave mode is for two-layer nets only.
+    void find_on_hull(const double* coef, const SwitchGeometry& geometry, Sliding& sliding,
+                      std::vector<SurfaceTurn>& turns) {
         if (pb_.model.linear_switches()) return;
-        const std::size_t p = pb_.p, c = pb_.c, H = pb_.H, d = pb_.model.d_in();
+        const std::size_t p = pb_.p, c = pb_.c, d = pb_.model.d_in();
         const double rtol = pb_.opt.rtol + 64.0 * std::numeric_limits<double>::epsilon();
         theta_.resize(p), G_.assign(pb_.n * c, 0.0), out_.resize(c), scratch_.resize(pb_.model.scratch_size());
         for (std::size_t z : st_.Z) {
-            const std::size_t i = z / H;
+            if (!sliding.hull_slope_is_local(z)) continue;
+            const SwitchGeometry::SharedSurface shared = geometry.shared_surface(coef, st_.slopes.data(), z, st_.Z);
+            if (*std::min_element(shared.switches.begin(), shared.switches.end()) != z) continue;  // read once
+            bool local = true;
+            for (std::size_t b : shared.switches) local = local && sliding.hull_slope_is_local(b);
+            if (!local) continue;
             double noise = 0.0;
             // nd at step fraction sigma (noise <- its noise there)
             auto watched = [&](double sigma) {
                 dopri5::dense_eval(coef, p, sigma, theta_.data());
-                sample_weights(i, d, c);
-                const Sliding::HullSlope hs = sliding.hull_slope(z, theta_.data(), st_.slopes.data(), G_.data());
+                for (std::size_t b : shared.switches) sample_weights(b / pb_.H, d, c);
+                const Sliding::HullSlope hs = sliding.shared_slope(shared, theta_.data(), st_.slopes.data(), G_.data());
                 noise = dense_error * rtol * hs.scale;
                 return hs.nd;
             };

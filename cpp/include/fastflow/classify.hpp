@@ -402,13 +402,18 @@ private:
     }
 
     // The switches the hull rounds leave on their surfaces (`undecided`, with the hull at theta just solved) flag
-    // whether both their one-sided fields point away (Sliding::hull_slope), as box_rounds does. (Leave mode is for
-    // two-layer nets only.)
+    // whether both their one-sided fields point away, as box_rounds does: with the switches sharing their surface
+    // (SwitchGeometry::shared_surface), crossed together, read as one (Sliding::shared_slope), where each is alone
+    // in its sample (BranchWatch::find_on_hull says why). Leave mode is for two-layer nets only.
     void flag_branches_on_hull(const double* theta, const std::vector<std::size_t>& undecided, double fnorm) {
         for (std::size_t sw : undecided) {
-            const Sliding::HullSlope hs = sliding_.hull_slope(sw, theta, st_.slopes.data());
+            const SwitchGeometry::SharedSurface group = geo_.shared_surface(theta, st_.slopes.data(), sw, undecided);
+            bool local = true;
+            for (std::size_t b : group.switches) local = local && sliding_.hull_slope_is_local(b);
+            if (!local) continue;
             double tol;
             const double dh = geo_.normal_velocity(theta, st_.slopes.data(), sw, F_.data(), fnorm, normal_.data(), tol);
+            const Sliding::HullSlope hs = sliding_.shared_slope(group, theta, st_.slopes.data());
             st_.branch[sw] = dh - hs.s * hs.nd < -tol && dh + (1.0 - hs.s) * hs.nd > tol;
         }
     }

@@ -57,7 +57,7 @@ public:
         else layered_hits(coef, hits);
         if (!st_.Z.empty()) {
             branch_watch_.find(coef, dopri5::DENSE_DEGREE, turns);
-            branch_watch_.find_on_hull(coef, sliding_, turns);
+            branch_watch_.find_on_hull(coef, geo_, sliding_, turns);
             branch_watch_.pole_hints(coef, dopri5::DENSE_DEGREE, exit_hints);
         }
         double sigma_min = 2.0;

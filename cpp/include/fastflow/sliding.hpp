@@ -96,52 +96,57 @@ public:
         for (std::size_t g = 0; g < face_.samples.size(); ++g)
             sample_corner_slopes(g, face_.corral.tags[j][g], &out[face_.samples[g] * pb_.H]);
     }
-    // Deeper nets, a switch z of the last hull: its slope's mean s over the corral, and the derivative of its
-    // normal velocity in that slope, nd = n_z . dF/ds_z over the corral's corners (loss weights G, n x d_out), so
-    // its one-sided normal velocities are dh + (1 - s) nd and dh - s nd (the two-layer multiplier's, branches.hpp).
-    // A sample's field is multilinear in its slopes and n_z holds none of z's own, so with z alone sliding in its
-    // sample nd = n_z . dF/ds_z exactly, whatever the corral. scale: the same mean of |n_z| |dF/ds_z|. All 0: z is
-    // not in the hull.
+    // Deeper nets, a switch z of the last hull that slides alone in its sample (hull_slope_is_local): its slope's
+    // mean s over the corral, and the derivative of its normal velocity in that slope, nd = n_z . dF/ds_z (loss
+    // weights G, n x d_out), so that its one-sided normal velocities are dh + (1 - s) nd and dh - s nd (the two-layer
+    // multiplier's, branches.hpp). A sample's field is multilinear in its slopes and n_z holds none of z's own, so nd
+    // is one evaluation at the slopes in force, whatever the corral. scale: |n_z| |G_i dPhi_i/dtheta|, of which nd's
+    // errors are a part (nd itself vanishes with the signal z passes on, at a turn). All 0: z is not in the hull.
     struct HullSlope {
         double s = 0.0, nd = 0.0, scale = 0.0;
     };
     HullSlope hull_slope(std::size_t z, const double* th, const double* slopes, const double* G) {
-        const std::size_t i = z / pb_.H, p = pb_.p;
+        const std::size_t i = z / pb_.H, p = pb_.p, d = pb_.model.d_in();
         const auto g = static_cast<std::size_t>(
             std::find(face_.samples.begin(), face_.samples.end(), i) - face_.samples.begin());
         if (g == face_.samples.size()) return {};
-        const std::vector<std::size_t>& units = face_.units[g];
-        const auto a = static_cast<std::size_t>(std::find(units.begin(), units.end(), z % pb_.H) - units.begin());
-        if (a == units.size()) return {};
-        // nd holds none of z's own slope (unless it opens a dead path): one evaluation per distinct corner of the
-        // sample's other units
-        const bool own_slope_counts = (face_.fans[g].seeds >> a) & 1U;
-        const std::uint64_t mask = own_slope_counts ? ~std::uint64_t{0} : ~(std::uint64_t{1} << a);
-        const Corral<std::vector<std::size_t>>& corral = face_.corral;
         HullSlope out;
-        corners_.clear();
-        for (std::size_t j = 0; j < corral.tags.size(); ++j) {
-            const std::uint64_t tag = corral.tags[j][g];
-            out.s += corral.weights[j] * static_cast<double>((tag >> a) & 1U);
-            auto at = std::find_if(corners_.begin(), corners_.end(),
-                                   [&](const auto& c) { return c.first == (tag & mask); });
-            if (at == corners_.end()) corners_.emplace_back(tag & mask, corral.weights[j]);
-            else at->second += corral.weights[j];
-        }
-        corner_.assign(slopes, slopes + pb_.n * pb_.H);
+        const Corral<std::vector<std::size_t>>& corral = face_.corral;
+        for (std::size_t j = 0; j < corral.tags.size(); ++j)
+            out.s += corral.weights[j] * static_cast<double>(corral.tags[j][g] & 1U);
         normal_.resize(p), direction_.resize(p);
-        for (const auto& [tag, weight] : corners_) {
-            sample_corner_slopes(g, tag, &corner_[i * pb_.H]);
-            pb_.model.switch_normal(th, pb_.X, corner_.data(), z, normal_.data());
-            pb_.model.slope_direction(th, pb_.X, corner_.data(), z, G, direction_.data());
-            out.nd += weight * dot(normal_.data(), direction_.data(), p);
-            out.scale += weight * norm2(normal_.data(), p) * norm2(direction_.data(), p);
+        pb_.model.switch_normal(th, pb_.X, slopes, z, normal_.data());
+        pb_.model.slope_direction(th, pb_.X, slopes, z, G, direction_.data());
+        out.nd = dot(normal_.data(), direction_.data(), p);
+        pb_.model.vjp(th, pb_.X + i * d, 1, slopes + i * pb_.H, G + i * pb_.c, direction_.data(), field_.scratch());
+        out.scale = norm2(normal_.data(), p) * norm2(direction_.data(), p);
+        return out;
+    }
+    // whether z slides alone in its sample and opens no dead path: hull_slope's condition (with others, nd would be
+    // averaged over the corral's corners, which are not unique where the hull is degenerate)
+    bool hull_slope_is_local(std::size_t z) const {
+        const auto g = static_cast<std::size_t>(
+            std::find(face_.samples.begin(), face_.samples.end(), z / pb_.H) - face_.samples.begin());
+        return g == face_.samples.size() || (face_.units[g].size() == 1 && face_.fans[g].seeds == 0);
+    }
+    // A surface several switches share (SwitchGeometry::shared_surface), crossed by all at once: its nd is the sum
+    // of theirs in the first one's normal, its s their nd-weighted mean slope
+    template <class Shared>
+    HullSlope shared_slope(const Shared& shared, const double* th, const double* slopes, const double* G) {
+        HullSlope out;
+        double active = 0.0;
+        for (std::size_t b = 0; b < shared.switches.size(); ++b) {
+            const HullSlope one = hull_slope(shared.switches[b], th, slopes, G);
+            out.nd += one.nd * shared.ratios[b], out.scale += one.scale * shared.ratios[b];
+            active += one.s * one.nd * shared.ratios[b];
         }
+        out.s = out.nd != 0.0 ? active / out.nd : 0.0;
         return out;
     }
     // ... at the loss weights of the last field evaluation
-    HullSlope hull_slope(std::size_t z, const double* th, const double* slopes) {
-        return hull_slope(z, th, slopes, field_.weights());
+    template <class Shared>
+    HullSlope shared_slope(const Shared& shared, const double* th, const double* slopes) {
+        return shared_slope(shared, th, slopes, field_.weights());
     }
 
     const BlockGram& gram() const { return gram_; }
@@ -423,8 +428,7 @@ private:
     std::vector<UnitNormals> normals_;  // block models, per unit: its last switches' normals' Gram matrix
     HullFace face_;
     std::vector<std::size_t> hull_Z_;  // the sliding set of face_
-    std::vector<double> corner_, normal_, direction_;  // hull_slope's
-    std::vector<std::pair<std::uint64_t, double>> corners_;  // hull_slope's: corner tags and their weights
+    std::vector<double> normal_, direction_;  // hull_slope's
     double unit_ = 1.0;  // the field's weight unit at the last solve (directions and Gram matrix are scaled by it)
 };
 
