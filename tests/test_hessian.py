@@ -41,6 +41,8 @@ def test_weighted_hessian_matches_differences_of_the_jacobian(name):
     np.testing.assert_allclose(Hess, Hess.T, rtol=0, atol=1e-13)
     np.testing.assert_allclose(Hess, fd, rtol=0, atol=1e-7 * np.abs(fd).max())
     assert np.abs(Hess).max() > 0.1  # the comparison is not between zeros
+    rows = rng.permutation(p)[:3]   # some rows alone, in any order: the same passes as in the full Hessian
+    np.testing.assert_array_equal(core.hessian(theta, X, G, slopes, rows=rows), Hess[rows])
 
 
 def test_hessian_without_slopes_uses_the_networks_own():
@@ -67,3 +69,12 @@ def test_hessian_rejects_a_misshapen_G():
     net = ff.fully_connected(2, [3, 3])
     with pytest.raises(ValueError, match="G must be"):
         net._core.hessian(np.zeros(net.n_params), np.zeros((4, 2)), np.zeros((3, 1)))
+
+
+def test_hessian_rejects_rows_outside_the_parameters():
+    net = ff.fully_connected(2, [3, 3])
+    theta, X, G = np.zeros(net.n_params), np.zeros((4, 2)), np.zeros((4, 1))
+    assert net._core.hessian(theta, X, G, rows=[]).shape == (0, net.n_params)
+    for bad in ([net.n_params], [-1]):
+        with pytest.raises(ValueError, match="rows must be"):
+            net._core.hessian(theta, X, G, rows=bad)

@@ -87,7 +87,7 @@ void register_network(py::module_& m) {
              py::arg("theta"), py::arg("X"), py::arg("slopes") = py::none())
         .def("hessian",
              [](const Model& model, const farray& theta, const farray& X, const farray& G,
-                const std::optional<farray>& slopes) {
+                const std::optional<farray>& slopes, const std::optional<std::vector<long>>& rows) {
                  check_shapes(model, theta, X);
                  const std::size_t n = static_cast<std::size_t>(X.shape(0)), p = model.n_params();
                  if (G.ndim() != 2 || static_cast<std::size_t>(G.shape(0)) != n ||
@@ -95,17 +95,26 @@ void register_network(py::module_& m) {
                      throw std::invalid_argument("G must be 2-D of shape (n, d_out) = (" + std::to_string(n) + ", " +
                                                  std::to_string(model.d_out()) + ")");
                  const double* sl = slopes_or_null(model, slopes, n);
-                 farray Hess({static_cast<py::ssize_t>(p), static_cast<py::ssize_t>(p)});
+                 std::vector<std::size_t> which(rows ? rows->size() : p);
+                 for (std::size_t k = 0; k < which.size(); ++k) {
+                     const long q = rows ? (*rows)[k] : static_cast<long>(k);
+                     if (q < 0 || static_cast<std::size_t>(q) >= p)
+                         throw std::invalid_argument("rows must be parameter indices in [0, n_params = " +
+                                                     std::to_string(p) + ")");
+                     which[k] = static_cast<std::size_t>(q);
+                 }
+                 farray Hess({static_cast<py::ssize_t>(which.size()), static_cast<py::ssize_t>(p)});
                  double* o = Hess.mutable_data();
                  {
-                     py::gil_scoped_release release;
-                     fastflow::weighted_hessian(model, theta.data(), X.data(), n, sl, G.data(), o);
+                     py::gil_scoped_release release;  // C++ buffers only from here on
+                     fastflow::weighted_hessian(model, theta.data(), X.data(), n, sl, G.data(), which, o);
                  }
                  return Hess;
              },
              "sum_i G_i . d^2 Phi(theta; x_i)/dtheta^2, shape (n_params, n_params), with the given slopes (n, "
-             "n_hidden) or sigma'(h) = 1[h > 0]",
-             py::arg("theta"), py::arg("X"), py::arg("G"), py::arg("slopes") = py::none())
+             "n_hidden) or sigma'(h) = 1[h > 0]; only the rows `rows` (parameter indices, in that order), shape "
+             "(len(rows), n_params), when given: each row costs a pass over the samples",
+             py::arg("theta"), py::arg("X"), py::arg("G"), py::arg("slopes") = py::none(), py::arg("rows") = py::none())
         .def("switch_normals",
              [](const Model& model, const farray& theta, const farray& X, const farray& slopes) {
                  check_shapes(model, theta, X);
