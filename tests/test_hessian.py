@@ -1,6 +1,7 @@
 """The models' weighted Hessians sum_i G_i d^2 Phi_i / dtheta^2 at fixed slopes (the exact Jacobian of the implicit
 steps): against central differences of the per-sample Jacobians, which are polynomials in theta of degree depth - 1
-for fixed slopes, so the differences are exact to rounding up to depth 3 and to O(step^2) beyond."""
+for fixed slopes, so the differences are exact to rounding up to depth 3 and to O(step^2) beyond. Asked for some
+rows (the Hessian) or some units (the switch normals), the bindings return those of the full result bit for bit."""
 import numpy as np
 import pytest
 
@@ -78,3 +79,15 @@ def test_hessian_rejects_rows_outside_the_parameters():
     for bad in ([net.n_params], [-1]):
         with pytest.raises(ValueError, match="rows must be"):
             net._core.hessian(theta, X, G, rows=bad)
+
+
+def test_switch_normals_of_some_units_are_those_of_all():
+    net = ff.fully_connected(2, [3, 2, 2])
+    rng = np.random.default_rng(3)
+    theta, X = rng.normal(size=net.n_params), rng.normal(size=(4, 2))
+    slopes = rng.integers(0, 2, size=(4, net._core.n_hidden)).astype(float)
+    units = [5, 0, 3]
+    N = net._core.switch_normals(theta, X, slopes)
+    np.testing.assert_array_equal(net._core.switch_normals(theta, X, slopes, units=units), N[:, units])
+    with pytest.raises(ValueError, match="units must be"):
+        net._core.switch_normals(theta, X, slopes, units=[net._core.n_hidden])
