@@ -1,6 +1,7 @@
 """The models' weighted Hessians sum_i G_i d^2 Phi_i / dtheta^2 at fixed slopes (the exact Jacobian of the implicit
 steps): against central differences of the per-sample Jacobians, which are polynomials in theta of degree depth - 1
-for fixed slopes, so the differences are exact to rounding up to depth 3 and to O(step^2) beyond."""
+for fixed slopes, so the differences are exact to rounding up to depth 3 and to O(step^2) beyond. Asked for some
+rows (the Hessian) or some units (the switch normals), the bindings return those of the full result bit for bit."""
 import numpy as np
 import pytest
 
@@ -41,6 +42,8 @@ def test_weighted_hessian_matches_differences_of_the_jacobian(name):
     np.testing.assert_allclose(Hess, Hess.T, rtol=0, atol=1e-13)
     np.testing.assert_allclose(Hess, fd, rtol=0, atol=1e-7 * np.abs(fd).max())
     assert np.abs(Hess).max() > 0.1  # the comparison is not between zeros
+    rows = rng.permutation(p)[:3]   # some rows alone, in any order: the same passes as in the full Hessian
+    np.testing.assert_array_equal(core.hessian(theta, X, G, slopes, rows=rows), Hess[rows])
 
 
 def test_hessian_without_slopes_uses_the_networks_own():
@@ -67,3 +70,24 @@ def test_hessian_rejects_a_misshapen_G():
     net = ff.fully_connected(2, [3, 3])
     with pytest.raises(ValueError, match="G must be"):
         net._core.hessian(np.zeros(net.n_params), np.zeros((4, 2)), np.zeros((3, 1)))
+
+
+def test_hessian_rejects_rows_outside_the_parameters():
+    net = ff.fully_connected(2, [3, 3])
+    theta, X, G = np.zeros(net.n_params), np.zeros((4, 2)), np.zeros((4, 1))
+    assert net._core.hessian(theta, X, G, rows=[]).shape == (0, net.n_params)
+    for bad in ([net.n_params], [-1]):
+        with pytest.raises(ValueError, match="rows must be"):
+            net._core.hessian(theta, X, G, rows=bad)
+
+
+def test_switch_normals_of_some_units_are_those_of_all():
+    net = ff.fully_connected(2, [3, 2, 2])
+    rng = np.random.default_rng(3)
+    theta, X = rng.normal(size=net.n_params), rng.normal(size=(4, 2))
+    slopes = rng.integers(0, 2, size=(4, net._core.n_hidden)).astype(float)
+    units = [5, 0, 3]
+    N = net._core.switch_normals(theta, X, slopes)
+    np.testing.assert_array_equal(net._core.switch_normals(theta, X, slopes, units=units), N[:, units])
+    with pytest.raises(ValueError, match="units must be"):
+        net._core.switch_normals(theta, X, slopes, units=[net._core.n_hidden])

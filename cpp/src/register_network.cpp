@@ -30,6 +30,19 @@ const double* slopes_or_null(const Model& model, const std::optional<farray>& sl
     return slopes->data();
 }
 
+// the indices `given`, each in [0, bound) (else `what` is the error), or all of 0..bound-1 for None
+std::vector<std::size_t> indices_or_all(const std::optional<std::vector<long>>& given, std::size_t bound,
+                                        const std::string& what) {
+    std::vector<std::size_t> out(given ? given->size() : bound);
+    for (std::size_t k = 0; k < out.size(); ++k) {
+        const long q = given ? (*given)[k] : static_cast<long>(k);
+        if (q < 0 || static_cast<std::size_t>(q) >= bound)
+            throw std::invalid_argument(what + " in [0, " + std::to_string(bound) + ")");
+        out[k] = static_cast<std::size_t>(q);
+    }
+    return out;
+}
+
 }  // namespace
 
 void register_network(py::module_& m) {
@@ -87,7 +100,7 @@ void register_network(py::module_& m) {
              py::arg("theta"), py::arg("X"), py::arg("slopes") = py::none())
         .def("hessian",
              [](const Model& model, const farray& theta, const farray& X, const farray& G,
-                const std::optional<farray>& slopes) {
+                const std::optional<farray>& slopes, const std::optional<std::vector<long>>& rows) {
                  check_shapes(model, theta, X);
                  const std::size_t n = static_cast<std::size_t>(X.shape(0)), p = model.n_params();
                  if (G.ndim() != 2 || static_cast<std::size_t>(G.shape(0)) != n ||
@@ -95,34 +108,39 @@ void register_network(py::module_& m) {
                      throw std::invalid_argument("G must be 2-D of shape (n, d_out) = (" + std::to_string(n) + ", " +
                                                  std::to_string(model.d_out()) + ")");
                  const double* sl = slopes_or_null(model, slopes, n);
-                 farray Hess({static_cast<py::ssize_t>(p), static_cast<py::ssize_t>(p)});
+                 const auto which = indices_or_all(rows, p, "rows must be parameter indices");
+                 farray Hess({static_cast<py::ssize_t>(which.size()), static_cast<py::ssize_t>(p)});
                  double* o = Hess.mutable_data();
                  {
                      py::gil_scoped_release release;
-                     fastflow::weighted_hessian(model, theta.data(), X.data(), n, sl, G.data(), o);
+                     fastflow::weighted_hessian(model, theta.data(), X.data(), n, sl, G.data(), which, o);
                  }
                  return Hess;
              },
              "sum_i G_i . d^2 Phi(theta; x_i)/dtheta^2, shape (n_params, n_params), with the given slopes (n, "
-             "n_hidden) or sigma'(h) = 1[h > 0]",
-             py::arg("theta"), py::arg("X"), py::arg("G"), py::arg("slopes") = py::none())
+             "n_hidden) or sigma'(h) = 1[h > 0]; only the rows `rows` (parameter indices, in that order), shape "
+             "(len(rows), n_params), when given: each row costs a pass over the samples",
+             py::arg("theta"), py::arg("X"), py::arg("G"), py::arg("slopes") = py::none(), py::arg("rows") = py::none())
         .def("switch_normals",
-             [](const Model& model, const farray& theta, const farray& X, const farray& slopes) {
+             [](const Model& model, const farray& theta, const farray& X, const farray& slopes,
+                const std::optional<std::vector<long>>& units) {
                  check_shapes(model, theta, X);
                  const std::size_t n = static_cast<std::size_t>(X.shape(0));
                  const double* sl = slopes_or_null(model, slopes, n);
-                 farray N({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(model.n_hidden()),
+                 const auto which = indices_or_all(units, model.n_hidden(), "units must be hidden unit indices");
+                 farray N({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(which.size()),
                            static_cast<py::ssize_t>(model.n_params())});
                  double* o = N.mutable_data();
                  {
                      py::gil_scoped_release release;
-                     fastflow::switch_normals(model, theta.data(), X.data(), n, sl, o);
+                     fastflow::switch_normals(model, theta.data(), X.data(), n, sl, which, o);
                  }
                  return N;
              },
              "dh(theta; x_i)/dtheta of every hidden pre-activation, shape (n, n_hidden, n_params), with the given "
-             "slopes (n, n_hidden)",
-             py::arg("theta"), py::arg("X"), py::arg("slopes"));
+             "slopes (n, n_hidden); only those of the units `units` (hidden unit indices, in that order), shape (n, "
+             "len(units), n_params), when given",
+             py::arg("theta"), py::arg("X"), py::arg("slopes"), py::arg("units") = py::none());
 
     py::class_<fastflow::TwoLayer, Model, std::shared_ptr<fastflow::TwoLayer>>(m, "TwoLayer")
         .def(py::init([](std::size_t d_in, std::size_t width, std::size_t d_out, const std::string& activation) {

@@ -35,20 +35,25 @@ inline void output_jacobian(const Model& model, const double* theta, const doubl
         }
 }
 
-// Hess (n_params x n_params) = sum_i G_i . d^2 Phi_i / dtheta^2 (G: n x d_out), slopes as output_jacobian's
+// Hess (rows.size() x n_params) = the rows `rows` of sum_i G_i . d^2 Phi_i / dtheta^2 (G: n x d_out), slopes as
+// output_jacobian's
 inline void weighted_hessian(const Model& model, const double* theta, const double* X, std::size_t n,
-                             const double* slopes, const double* G, double* Hess) {
+                             const double* slopes, const double* G, const std::vector<std::size_t>& rows,
+                             double* Hess) {
     std::vector<double> own;
     slopes = explicit_slopes(model, theta, X, n, slopes, own);
-    std::fill(Hess, Hess + model.n_params() * model.n_params(), 0.0);
-    model.add_weighted_hessian(theta, X, n, slopes, G, Hess);
+    std::fill(Hess, Hess + rows.size() * model.n_params(), 0.0);
+    model.add_hessian_rows(theta, X, n, slopes, G, rows, Hess);
 }
 
-// N (n x n_hidden x n_params): dh_k/dtheta of every switch k, with the given slopes (n x n_hidden)
+// N (n x units.size() x n_params): dh_u/dtheta of the switches of the units `units` of every sample, with the given
+// slopes (n x n_hidden)
 inline void switch_normals(const Model& model, const double* theta, const double* X, std::size_t n,
-                           const double* slopes, double* N) {
-    const std::size_t p = model.n_params();
-    for (std::size_t k = 0; k < n * model.n_hidden(); ++k) model.switch_normal(theta, X, slopes, k, N + k * p);
+                           const double* slopes, const std::vector<std::size_t>& units, double* N) {
+    const std::size_t p = model.n_params(), H = model.n_hidden();
+    for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t k = 0; k < units.size(); ++k)
+            model.switch_normal(theta, X, slopes, i * H + units[k], N + (i * units.size() + k) * p);
 }
 
 }  // namespace fastflow

@@ -96,9 +96,17 @@ public:
     // dead_path_pieces: the slopes of those units on each linear piece of the path as the seeds grow in every ratio
     virtual void dead_path_pieces(const double*, std::size_t, const std::vector<std::size_t>&,
                                   std::vector<std::vector<double>>&) const {}
-    // J (n_params x n_params, row-major) += sum_i G_i . d^2 Phi_i / dtheta^2 with the given slopes
-    virtual void add_weighted_hessian(const double* theta, const double* X, std::size_t n, const double* slopes,
-                                      const double* G, double* J) const = 0;
+    // J (rows.size() x n_params, row-major) += the rows `rows` of sum_i G_i . d^2 Phi_i / dtheta^2 with the given
+    // slopes
+    virtual void add_hessian_rows(const double* theta, const double* X, std::size_t n, const double* slopes,
+                                  const double* G, const std::vector<std::size_t>& rows, double* J) const = 0;
+    // all of them: J (n_params x n_params)
+    void add_weighted_hessian(const double* theta, const double* X, std::size_t n, const double* slopes,
+                              const double* G, double* J) const {
+        std::vector<std::size_t> all(n_params());
+        for (std::size_t q = 0; q < all.size(); ++q) all[q] = q;
+        add_hessian_rows(theta, X, n, slopes, G, all, J);
+    }
     // its floating-point operations beyond the Gauss-Newton products (0: negligible beside them)
     virtual double hessian_flops(std::size_t) const { return 0.0; }
     // Quantities the exact flow conserves, one per hidden unit of a homogeneous network (||incoming weights||^2 -
@@ -270,9 +278,11 @@ public:
     }
 
     // Phi is bilinear in (w_j, column j of W2): the only second derivatives are slope_ij x_i between them
-    void add_weighted_hessian(const double*, const double* X, std::size_t n, const double* slopes, const double* G,
-                              double* J) const override {
-        const std::size_t p = n_params(), off = m_ * d_;
+    void add_hessian_rows(const double*, const double* X, std::size_t n, const double* slopes, const double* G,
+                          const std::vector<std::size_t>& rows, double* J) const override {
+        const std::size_t p = n_params(), off = m_ * d_, none = rows.size();
+        std::vector<std::size_t> at(p, none);  // each parameter's row in J, `none` if not asked for
+        for (std::size_t k = 0; k < rows.size(); ++k) at[rows[k]] = k;
         for (std::size_t i = 0; i < n; ++i)
             for (std::size_t j = 0; j < m_; ++j) {
                 const double sl = relu_ ? slopes[i * m_ + j] : 1.0;
@@ -282,8 +292,8 @@ public:
                     const std::size_t v = off + c * m_ + j;
                     for (std::size_t l = 0; l < d_; ++l) {
                         const double term = g * X[i * d_ + l];
-                        J[(j * d_ + l) * p + v] += term;
-                        J[v * p + j * d_ + l] += term;
+                        if (at[j * d_ + l] != none) J[at[j * d_ + l] * p + v] += term;
+                        if (at[v] != none) J[at[v] * p + j * d_ + l] += term;
                     }
                 }
             }

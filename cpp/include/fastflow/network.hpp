@@ -241,21 +241,27 @@ public:
         return 18.0 * static_cast<double>(n) * static_cast<double>(n_params_) * static_cast<double>(n_params_);
     }
 
-    // Row q of the Hessian: the passes on dual numbers with theta moved along e_q (every sample's G fixed)
-    void add_weighted_hessian(const double* theta, const double* X, std::size_t n, const double* slopes,
-                              const double* G, double* J) const override {
+    // Rows q of the Hessian, kLanes at a time: the passes on dual numbers with theta moved along each e_q (every
+    // sample's G fixed)
+    void add_hessian_rows(const double* theta, const double* X, std::size_t n, const double* slopes, const double* G,
+                          const std::vector<std::size_t>& rows, double* J) const override {
+        constexpr std::size_t kLanes = 8;
+        using D = Dual<kLanes>;
         const std::size_t p = n_params_, H = hidden_total_, d = d_in();
-        std::vector<Dual> th(theta, theta + p), x(X, X + n * d), h(H), a(H), out(d_out()), back(H), grad(p);
-        for (std::size_t q = 0; q < p; ++q) {
-            th[q].d = 1.0;
-            std::fill(grad.begin(), grad.end(), Dual());
+        std::vector<D> th(theta, theta + p), x(X, X + n * d), h(H), a(H), out(d_out()), back(H), grad(p);
+        for (std::size_t first = 0; first < rows.size(); first += kLanes) {
+            const std::size_t lanes = std::min(kLanes, rows.size() - first);
+            for (std::size_t k = 0; k < lanes; ++k) th[rows[first + k]].d[k] = 1.0;
+            std::fill(grad.begin(), grad.end(), D());
             for (std::size_t i = 0; i < n; ++i) {
                 const double* sl = slopes ? slopes + i * n_hidden() : nullptr;
                 run_sample(th.data(), &x[i * d], sl, h.data(), out.data(), a.data());
                 backprop(th.data(), &x[i * d], sl, a.data(), G + i * d_out(), back.data(), grad.data());
             }
-            th[q].d = 0.0;
-            for (std::size_t r = 0; r < p; ++r) J[q * p + r] += grad[r].d;
+            for (std::size_t k = 0; k < lanes; ++k) {
+                th[rows[first + k]].d[k] = 0.0;
+                for (std::size_t r = 0; r < p; ++r) J[(first + k) * p + r] += grad[r].d[k];
+            }
         }
     }
 
@@ -374,7 +380,7 @@ private:
     }
 
     // forward pass of one sample: h (hidden pre-activations), out (d_out), a (hidden activations). T = Dual: along
-    // a direction of theta (see add_weighted_hessian).
+    // directions of theta (see add_hessian_rows).
     template <class T>
     void run_sample(const T* theta, const T* x, const double* slopes, T* h, T* out, T* a) const {
         const T* in = x;

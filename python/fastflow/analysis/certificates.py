@@ -37,8 +37,10 @@ def _local_min(m, theta, delta0, radius, accept, budget, maxiter=100):
     first iterate with a gain that `accept` (delta -> Certificate or None) certifies, or when the budget is spent.
     (certificate or None, last delta)."""
     r2 = (radius * (1 - 1e-6)) ** 2
-    cons = [dict(type="ineq", fun=lambda d: m.margins(theta + d) - 1.0, jac=lambda d: m.margins_jac(theta + d)),
-            dict(type="ineq", fun=lambda d: np.array([r2 - d @ d]), jac=lambda d: -2.0 * d[None, :])]
+    # the margins and the radius as one constraint, and the objective's gradient apart (needed at a fraction of the
+    # line search's points): scipy's overhead per call, not the evaluations, is most of an iteration's cost
+    cons = dict(type="ineq", fun=lambda d: np.append(m.margins(theta + d) - 1.0, r2 - d @ d),
+                jac=lambda d: np.vstack([m.margins_jac(theta + d), -2.0 * d]))
     found, last = [], [delta0]
 
     def iteration(d):
@@ -50,7 +52,7 @@ def _local_min(m, theta, delta0, radius, accept, budget, maxiter=100):
             raise StopIteration
 
     try:   # scipy >= 1.11 halts on StopIteration from the callback, older versions pass it on
-        res = minimize(lambda d: (2.0 * theta @ d + d @ d, 2.0 * theta + 2.0 * d), delta0, jac=True, method="SLSQP",
+        res = minimize(lambda d: 2.0 * theta @ d + d @ d, delta0, jac=lambda d: 2.0 * theta + 2.0 * d, method="SLSQP",
                        constraints=cons, callback=iteration, options=dict(maxiter=maxiter, ftol=1e-16))
         last[0] = res.x
     except StopIteration:

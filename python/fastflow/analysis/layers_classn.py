@@ -26,7 +26,7 @@ def _programs(m, theta, block, dep, slopes):
         X, flat = np.tile(m.X, (len(S), 1)), np.ascontiguousarray(S.reshape(len(S) * n, S.shape[2]))
         G = (np.tile(m.y, len(S))[:, None] * m.core.jacobian(theta, X, flat)[:, 0, block]).reshape(len(S), n, -1)
         if m.relu and len(dep):
-            N = m.core.switch_normals(theta, X, flat)[:, dep, block].reshape(len(S), n * len(dep), -1)
+            N = m.core.switch_normals(theta, X, flat, units=dep)[:, :, block].reshape(len(S), n * len(dep), -1)
             side = (2.0 * S[:, :, dep] - 1.0).reshape(len(S), -1)
             G = np.concatenate([G, side[:, :, None] * N], axis=1)
         out += [(g, h) for g in G]

@@ -89,8 +89,8 @@ class _PatternSystem:
         np.add.at(lifted, (len(self.S) + self.z_group, self.Z[:, 1]), mu * self.z_lift)
         weights = np.concatenate([lam - self.groups_of_row, np.ones(len(self.hs) - len(self.S))])
         J = np.zeros((self.size, self.size))
-        hess = self.m.core.hessian(theta, self.hX, (weights * self.hy)[:, None], lifted)
-        J[:self.o_l, :self.o_l] = np.eye(self.o_l) - hess[np.ix_(self.free, self.free)]
+        hess = self.m.core.hessian(theta, self.hX, (weights * self.hy)[:, None], lifted, rows=self.free)
+        J[:self.o_l, :self.o_l] = np.eye(self.o_l) - hess[:, self.free]
         J[self.o_l:self.o_mu, :self.o_l] = G
         if len(self.Z):
             N = self.m.core.switch_normals(theta, self.zX, self.zs)
