@@ -131,8 +131,8 @@ public:
     }
     // A surface several switches share (SwitchGeometry::shared_surface), crossed by all at once: its nd is the sum
     // of theirs in the first one's normal, its s their nd-weighted mean slope
-    template <class Shared>
-    HullSlope shared_slope(const Shared& shared, const double* th, const double* slopes, const double* G) {
+    HullSlope shared_slope(const SwitchGeometry::SharedSurface& shared, const double* th, const double* slopes,
+                           const double* G) {
         HullSlope out;
         double active = 0.0;
         for (std::size_t b = 0; b < shared.switches.size(); ++b) {
@@ -144,8 +144,7 @@ public:
         return out;
     }
     // ... at the loss weights of the last field evaluation
-    template <class Shared>
-    HullSlope shared_slope(const Shared& shared, const double* th, const double* slopes) {
+    HullSlope shared_slope(const SwitchGeometry::SharedSurface& shared, const double* th, const double* slopes) {
         return shared_slope(shared, th, slopes, field_.weights());
     }
 
