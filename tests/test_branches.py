@@ -385,3 +385,20 @@ def test_a_deep_sliding_surface_entered_repelling_is_a_branch():
     after = problem.run(t_max=1.01 * t, t_eval=[t * (1 + 1e-6), 1.01 * t]).theta_at
     assert all(deep_rate(problem, th, i, u) > 1e-3 for th in after)
 
+
+
+def test_a_deep_unit_pinned_at_zero_is_a_branch():
+    # pinned_problem's samples under a depth-3 net of one unit per layer: the first-layer unit slides on sample 1's
+    # surface and is carried to w = 0 as sample 0's reaches 0 too, where the two inputs span R^2
+    net = ff.fully_connected(2, [1, 1])
+    X, y = np.array([[1.0, 0.0], [-0.5, 1.0]]), np.array([-1.0, -1.0])
+    theta0 = np.array([0.3, 0.3, 1.0, 1.0])
+    run = ff.flow(net, (X, y), theta0, loss="square", t_max=2.0)
+    branches = run.events[run.events["kind"] == "branch"]
+    assert len(branches) == 1 and (branches[0]["layer"], branches[0]["neuron"]) == (0, 0)
+    t = float(branches[0]["t"])
+    grid = np.linspace(0.0, 2.0, 201)
+    w = np.abs(ff.flow(net, (X, y), theta0, loss="square", t_max=2.0, t_eval=grid).theta_at[:, :2]).max(axis=1)
+    assert np.all(w[grid < t * (1 - 1e-3)] > 1e-3) and np.all(w[grid > t * (1 + 1e-3)] <= 1e-12)
+    traj, violations = check_problem(Problem(net, X, y, theta0, "square", 2.0))
+    assert violations == []

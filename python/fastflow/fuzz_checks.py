@@ -517,12 +517,24 @@ def deep_slope_rate(net, X, y, loss, theta, i, u):
     return float(G @ (J[1] - J[0]) @ normal), float(np.linalg.norm(G @ J[0]) * np.linalg.norm(normal))
 
 
+def _pinned(net, theta, normals, layer, neuron, rtol, atol):
+    """Whether hidden unit (layer, neuron) of a deep net is pinned at w = 0: its incoming weights at 0 to the
+    integration error, and the normals of its switches on their surfaces (at w = 0, their samples' inputs to the
+    layer) spanning that row's space."""
+    entries = net.maps[layer][neuron]
+    params = sum(net.layer_params[:layer]) + entries[entries > 0] - 1    # the row's (every weight its own)
+    if np.linalg.norm(theta[params]) > H_BAND * (rtol * np.linalg.norm(theta) + atol):
+        return False
+    return len(normals) > 0 and np.linalg.matrix_rank(normals[:, params]) == len(params)
+
+
 def check_branches_deep(net, X, y, loss, traj, traj_at_events, rtol, atol):
     """(f) on nets of three or more layers: a branch's surface, with the switches of other samples that share it
     (same unit, parallel normals: crossed together, read as one, their D summed in the first one's normal), must
     start its slide there with D = deep_slope_rate > 0 (entered repelling), or slide with D at 0 within its noise (a
     turn). Checked where each of those switches is its sample's only one on its surface, as the flow watches only
-    those (with others it would read the surface on its hull's corners, which NumPy does not reproduce)."""
+    those (with others it would read the surface on its hull's corners, which NumPy does not reproduce). Or its unit
+    is pinned at w = 0 (_pinned)."""
     out = []
     te, events = traj_at_events.t_eval, traj.events
     units = _units(net)
@@ -533,6 +545,8 @@ def check_branches_deep(net, X, y, loss, traj, traj_at_events, rtol, atol):
         on_surface = np.abs(preactivations_many(net, theta, X)[0]) <= h_bands(net, theta, X, rtol, atol)[0]
         slopes = (net._core.preactivations(theta, X) > 0).astype(float)
         normals = net._core.switch_normals(theta, X, slopes)[:, u]
+        if _pinned(net, theta, normals[on_surface[:, u]], int(e["layer"]), int(e["neuron"]), rtol, atol):
+            continue
         lengths = np.linalg.norm(normals, axis=1)
         along = normals @ normals[i]
         shared = np.flatnonzero(on_surface[:, u] & (along > 0) & (along >= (1 - 1e-9) * lengths * lengths[i]))

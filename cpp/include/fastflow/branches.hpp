@@ -42,7 +42,17 @@ public:
                (pb_.opt.loss == Loss::square || pb_.c == 1);
     }
 
-    void reset() { pinned_.assign(pb_.H, false), on_surface_.assign(pb_.H, {}); }
+    void reset() {
+        pinned_.assign(pb_.H, false), on_surface_.assign(pb_.H, {}), rows_.assign(pb_.H, {});
+        const std::size_t block = pb_.model.unit_block_size();
+        for (std::size_t u = 0; u < pb_.H; ++u) {
+            if (block == 0) {
+                rows_[u] = pb_.model.incoming_row(u);
+                continue;
+            }
+            for (std::size_t a = 0; a < block; ++a) rows_[u].push_back(pb_.model.unit_block_offset(u) + a);
+        }
+    }
 
     // every sliding switch whose D changes sign within the step (dense output coef of degree deg)
     void find(const double* coef, int deg, std::vector<SurfaceTurn>& turns) {
@@ -183,14 +193,17 @@ public:
     }
 
     // The units just pinned at w = 0 (the inputs of their samples whose switches are on their surfaces span the
-    // input space), for nets whose switches of a unit touch only its own block: one of those switches per unit.
-    // Looked at again: the units `touched` by the event, and those with weights at the rounding of 0 (a unit
-    // carried there brings its switches to their surfaces without an event of its own).
+    // input space), for nets whose switches of a unit touch only its own block, and deeper nets whose units' incoming
+    // weights are their own parameters (Model::incoming_row: at w = 0 a switch's normal is its sample's input to the
+    // layer, on that row alone): one of those switches per unit. Looked at again: the units `touched` by the event,
+    // and those with weights at the rounding of 0 (a unit carried there brings its switches to their surfaces
+    // without an event of its own).
     std::vector<std::size_t> newly_pinned(SwitchGeometry& geometry, const double* theta,
                                           const std::vector<bool>& touched) {
-        const std::size_t H = pb_.H, d = pb_.model.unit_block_size(), d_in = pb_.model.d_in();
+        const std::size_t H = pb_.H, d_in = pb_.model.d_in();
         std::vector<std::size_t> out;
-        if (d == 0 || !pb_.model.linear_switches()) return out;
+        const bool blocks = pb_.model.unit_block_size() > 0;
+        if (!blocks && pb_.model.linear_switches()) return out;  // shared depth-2 weights: not watched
         constexpr double eps = std::numeric_limits<double>::epsilon();
         // a unit carried to w = 0 keeps a rounding residue (~1e-34) far beyond its own band: on a surface is also
         // within the rounding of the state's scale, 32 eps |x_i|_1 max |theta|
@@ -201,23 +214,38 @@ public:
             for (std::size_t l = 0; l < d_in; ++l) floor[i] += std::abs(pb_.X[i * d_in + l]);
             floor[i] *= 32.0 * eps * size;
         }
-        std::vector<bool> look(touched);
-        for (std::size_t u = 0; u < H; ++u)
-            if (norm2(theta + pb_.model.unit_block_offset(u), d) <= 32.0 * eps * static_cast<double>(d) * size)
-                look[u] = true;
+        // (deeper nets: those only, as a sample whose input to the layer is a rounding residue is on its surface
+        // with any weights, and such inputs can span the row's space)
+        std::vector<bool> look(blocks ? touched : std::vector<bool>(H, false));
+        std::vector<double> row;
+        for (std::size_t u = 0; u < H; ++u) {
+            const std::size_t d = rows_[u].size();
+            row.resize(d);
+            for (std::size_t a = 0; a < d; ++a) row[a] = theta[rows_[u][a]];
+            if (d > 0 && norm2(row.data(), d) <= 32.0 * eps * static_cast<double>(d) * size) look[u] = true;
+        }
         for (std::size_t u = 0; u < H; ++u)
             if (look[u]) on_surface_[u].clear();
         for (std::size_t k : geometry.in_bands(theta, st_.slopes.data(), look, {}, floor))
             on_surface_[k % H].push_back(k);
-        std::vector<double> N, gram, x;
+        std::vector<double> N, gram, x, normal(blocks ? 0 : pb_.p);
         for (std::size_t u = 0; u < H; ++u) {
-            if (!look[u]) continue;
+            const std::size_t d = rows_[u].size();
+            if (!blocks && !look[u]) pinned_[u] = false;  // released (its row left 0)
+            if (!look[u] || d == 0) continue;
             const std::vector<std::size_t>& on = on_surface_[u];
             const std::size_t k = on.size();
             bool pinned = false;
             if (k >= d) {
                 N.resize(k * d);
-                for (std::size_t a = 0; a < k; ++a) pb_.model.switch_normal_block(theta, pb_.X, on[a], &N[a * d]);
+                for (std::size_t a = 0; a < k; ++a) {
+                    if (blocks) {
+                        pb_.model.switch_normal_block(theta, pb_.X, on[a], &N[a * d]);
+                        continue;
+                    }
+                    pb_.model.switch_normal(theta, pb_.X, st_.slopes.data(), on[a], normal.data());
+                    for (std::size_t b = 0; b < d; ++b) N[a * d + b] = normal[rows_[u][b]];
+                }
                 gram_matrix(N.data(), k, d, gram);
                 pinned = solve_psd(gram, std::vector<double>(k, 0.0), k, x) == d;
             }
@@ -310,6 +338,7 @@ private:
     const SwitchState& st_;
     std::vector<double> theta_, G_, out_, scratch_;  // find_on_hull's
     std::vector<bool> pinned_;  // per unit
+    std::vector<std::vector<std::size_t>> rows_;  // per unit: the parameters of its incoming weights (none: not watched)
     std::vector<std::vector<std::size_t>> on_surface_;  // per unit
 };
 

@@ -68,6 +68,8 @@ public:
     virtual void switch_normal_block(const double*, const double*, std::size_t, double*) const {}
     // ... and the slope direction block is this multiple of the normal block (G: the loss weights)
     virtual double slope_direction_scale(const double*, std::size_t, const double*) const { return 0.0; }
+    // the parameters of hidden unit u's incoming weights, where each is its own (none: shared, or not such a net)
+    virtual std::vector<std::size_t> incoming_row(std::size_t) const { return {}; }
     // Depth-2 nets, for their unstable branches (branches.hpp): the parameter that carries hidden unit `unit`'s
     // activation to output c (npos: no such single weight, as in deeper nets), and out (d_out x (2 deg + 1)) the
     // outputs of the sample x along theta(sigma) = sum_m coef_m sigma^m (degree deg) with its slopes

@@ -68,6 +68,15 @@ public:
     }
 
     std::size_t depth() const { return sizes_.size() - 1; }
+    // a unit's row of its layer's map, when no weight is shared (nor a bias or a skip added)
+    std::vector<std::size_t> incoming_row(std::size_t u) const override {
+        std::vector<std::size_t> out;
+        if (!balanced_) return out;
+        const std::size_t l = unit_layer_[u], r = u - unit_offset_[l], width = sizes_[l];
+        for (std::size_t c = 0; c < width; ++c)
+            if (const long k = maps_[l][r * width + c]) out.push_back(offsets_[l] + static_cast<std::size_t>(k) - 1);
+        return out;
+    }
     std::size_t n_params() const override { return n_params_; }
     std::size_t d_in() const override { return sizes_.front(); }
     std::size_t d_out() const override { return sizes_.back(); }
