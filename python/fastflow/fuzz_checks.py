@@ -10,8 +10,8 @@ its own dense output only (docs/mathematics.md §2-§5).
 - no event is recorded twice, and each pair's events follow its mode automaton (activate only when inactive, ...);
 - every branch is an unstable branching point, re-evaluated in NumPy (two-layer nets): a slide entered with both
   one-sided fields pointing away, a sliding surface turning repulsive (D_ij = G_i . v_j at 0), or a neuron pinned
-  at w_j = 0 (the inputs of its samples on their surfaces span the input space); on deeper nets, a branch whose
-  switch is alone on its surface in its sample, from the one-sided Jacobians;
+  at w_j = 0 (the inputs of its samples on their surfaces span the input space); on deeper nets the same, from the
+  model's one-sided Jacobians where the branch's switch is alone on its surface in its sample;
 - every slide_end alone at its time is a real exit: the pair's minimal-norm multiplier, recomputed in NumPy from
   the one-sided fields at the event, is at 0 or 1 (two-layer nets);
 - two-layer conservation law ||w_j||^2 - ||v_j||^2 constant per neuron, loss non-increasing along the samples,

@@ -66,7 +66,8 @@ class Network:
     def watched_for_branches(self):
         """Whether flows log this network's unstable branches: plain two-layer nets (sliding surfaces entered or
         turning repulsive, units pinned at w = 0; `branch="leave"` leaves them), and nets of three or more layers
-        (sliding surfaces entered or turning repulsive where their switches slide alone in their samples)."""
+        (sliding surfaces entered or turning repulsive where their switches slide alone in their samples, and units
+        pinned at w = 0 whose incoming weights are their own parameters)."""
         return self.is_two_layer or self.depth >= 3
 
     @property
