@@ -1,5 +1,5 @@
-// Unstable branches of depth-2 nets (docs/mathematics.md §2), where gradient flow is not unique and gradient
-// descent leaves what the minimal-norm flow keeps:
+// Unstable branches (docs/mathematics.md §2), where gradient flow is not unique and gradient descent leaves what the
+// minimal-norm flow keeps; depth-2 nets below, deeper ones in find_on_hull and newly_pinned:
 // (a) a sliding surface that turns repulsive. For switch (sample i, unit j) the slope multiplies
 //     D = sum_c G_ic W2_cj (the loss weights times the unit's output weights) along the switch's normal, so both
 //     one-sided fields point away from the surface exactly when D > 0. Along a step's dense output D is a polynomial
