@@ -14,6 +14,7 @@ import time
 import fastflow as ff
 from fastflow.analysis import analyze
 from fastflow.analysis.model import _POLISH_BUDGET, _Budget
+from fastflow.analysis.verdict import _one_blas_thread
 from fastflow.sweep import sphere_data
 from fastflow.sweep_classn import ACTIVATIONS, ARCHITECTURES, classn_net
 
@@ -105,12 +106,16 @@ class Pieces:
         self.polish = polish_classn._polish_classn if self.model.general else polish._polish
         self.kkt_fit, self.layer_report = kkt._kkt_fit, layers._layer_report
 
+    # (each on one BLAS thread, as analyze runs them)
+    @_one_blas_thread
     def time_polish(self, limit):
         self.polish(self.model, self.raw, 0.5, _Budget(_POLISH_BUDGET))
 
+    @_one_blas_thread
     def time_kkt_residual(self, limit):
         self.kkt_fit(self.model, self.raw)
 
+    @_one_blas_thread
     def time_per_layer(self, limit):
         for layer in range(1, self.model.degree + 1):
             self.layer_report(self.model, self.point, layer, 1e-2, 1e-8, 1e-6, True)
