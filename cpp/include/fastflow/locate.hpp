@@ -128,19 +128,21 @@ private:
         std::vector<std::size_t> near;  // switches that may reach their surfaces, with their polynomials
         std::vector<double> polys;
         double g[deg + 1];
-        for (std::size_t k = 0; k < pb_.NS; ++k) {
-            if (st_.mode[k] == Mode::sliding) continue;
-            const double sign = st_.mode[k] == Mode::active ? -1.0 : 1.0;  // g > 0 means the switch left its side
-            g[0] = sign * hc_[k];
-            if (g[0] + geo_.normal_norm(k) * reach[k % H] <= 0.0) continue;
-            pb_.model.switch_normal_block(coef, pb_.X, k, row.data());
-            const double* w = &coef[pb_.model.unit_block_offset(k % H)];
-            double abs_sum = 0.0;
-            for (int m = 1; m <= deg; ++m) g[m] = sign * dot(row.data(), w + m * p, len), abs_sum += std::abs(g[m]);
-            if (g[0] + abs_sum < 0.0) continue;  // its maximum over the step is negative
-            near.push_back(k);
-            polys.insert(polys.end(), g, g + deg + 1);
-        }
+        // k = i H + j walked as (i, j): a division per switch would cost more than its test
+        for (std::size_t i = 0, k = 0; i < pb_.n; ++i)
+            for (std::size_t j = 0; j < H; ++j, ++k) {
+                if (st_.mode[k] == Mode::sliding) continue;
+                const double sign = st_.mode[k] == Mode::active ? -1.0 : 1.0;  // g > 0: the switch left its side
+                g[0] = sign * hc_[k];
+                if (g[0] + geo_.normal_norm(k) * reach[j] <= 0.0) continue;
+                pb_.model.switch_normal_block(coef, pb_.X, k, row.data());
+                const double* w = &coef[pb_.model.unit_block_offset(j)];
+                double abs_sum = 0.0;
+                for (int m = 1; m <= deg; ++m) g[m] = sign * dot(row.data(), w + m * p, len), abs_sum += std::abs(g[m]);
+                if (g[0] + abs_sum < 0.0) continue;  // its maximum over the step is negative
+                near.push_back(k);
+                polys.insert(polys.end(), g, g + deg + 1);
+            }
         std::vector<std::size_t> samples;
         for (std::size_t k : near)
             if (samples.empty() || samples.back() != k / H) samples.push_back(k / H);
