@@ -59,8 +59,8 @@ public:
             pb.model.switch_normal_block(nullptr, pb.X, k, row.data()), normal_norms_[k] = norm2(row.data(), len);
     }
 
-    // block models: |n_k|, the norm of switch k's fixed normal
-    double normal_norm(std::size_t k) const { return normal_norms_[k]; }
+    // block models: |n_k|, the norms of the switches' fixed normals
+    const double* normal_norms() const { return normal_norms_.data(); }
 
     // The switches of the units `touched` (one flag per unit) within their rounding bands at th, boosted by
     // `boost` (empty: 1); a unit whose inputs are all exactly zero (scale 0) is no switch. `sample_floor` (empty:

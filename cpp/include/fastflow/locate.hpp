@@ -125,24 +125,33 @@ private:
             for (int m = 1; m <= deg; ++m) reach[j] += norm2(&coef[m * p + pb_.model.unit_block_offset(j)], len);
             reach[j] *= 1.0 + 1e-12;  // the rounding of the norms and of the dot products bounded
         }
-        std::vector<std::size_t> near;  // switches that may reach their surfaces, with their polynomials
-        std::vector<double> polys;
-        double g[deg + 1];
-        // k = i H + j walked as (i, j): a division per switch would cost more than its test
+        // First the switches the reach allows, in a branch-free pass over k = i H + j walked as (i, j): a division,
+        // or a call the compiler cannot see through, per switch would cost more than the test itself
+        reachable_.resize(pb_.NS);
+        std::size_t count = 0;
+        const Mode* mode = st_.mode.data();
+        const double *h0 = hc_.data(), *normal_norm = geo_.normal_norms(), *unit_reach = reach.data();
         for (std::size_t i = 0, k = 0; i < pb_.n; ++i)
             for (std::size_t j = 0; j < H; ++j, ++k) {
-                if (st_.mode[k] == Mode::sliding) continue;
-                const double sign = st_.mode[k] == Mode::active ? -1.0 : 1.0;  // g > 0: the switch left its side
-                g[0] = sign * hc_[k];
-                if (g[0] + geo_.normal_norm(k) * reach[j] <= 0.0) continue;
-                pb_.model.switch_normal_block(coef, pb_.X, k, row.data());
-                const double* w = &coef[pb_.model.unit_block_offset(j)];
-                double abs_sum = 0.0;
-                for (int m = 1; m <= deg; ++m) g[m] = sign * dot(row.data(), w + m * p, len), abs_sum += std::abs(g[m]);
-                if (g[0] + abs_sum < 0.0) continue;  // its maximum over the step is negative
-                near.push_back(k);
-                polys.insert(polys.end(), g, g + deg + 1);
+                const double start = mode[k] == Mode::active ? -h0[k] : h0[k];  // > 0: the switch left its side
+                reachable_[count] = k;
+                count += mode[k] != Mode::sliding && start + normal_norm[k] * unit_reach[j] > 0.0;
             }
+        std::vector<std::size_t> near;  // then those whose polynomials reach their surfaces, with the polynomials
+        std::vector<double> polys;
+        double g[deg + 1];
+        for (std::size_t a = 0; a < count; ++a) {
+            const std::size_t k = reachable_[a];
+            const double sign = mode[k] == Mode::active ? -1.0 : 1.0;
+            g[0] = sign * h0[k];
+            pb_.model.switch_normal_block(coef, pb_.X, k, row.data());
+            const double* w = &coef[pb_.model.unit_block_offset(k % H)];
+            double abs_sum = 0.0;
+            for (int m = 1; m <= deg; ++m) g[m] = sign * dot(row.data(), w + m * p, len), abs_sum += std::abs(g[m]);
+            if (g[0] + abs_sum < 0.0) continue;  // its maximum over the step is negative
+            near.push_back(k);
+            polys.insert(polys.end(), g, g + deg + 1);
+        }
         std::vector<std::size_t> samples;
         for (std::size_t k : near)
             if (samples.empty() || samples.back() != k / H) samples.push_back(k / H);
@@ -285,6 +294,7 @@ private:
     std::vector<SurfaceTurn> turns_;
     ExitNoise exit_noise_;
     std::vector<double> hc_, pc_, y_, F_;
+    std::vector<std::size_t> reachable_;  // screened_hits' first pass
 };
 
 }  // namespace fastflow
