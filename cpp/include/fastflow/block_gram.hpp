@@ -83,9 +83,14 @@ public:
     }
 
 private:
-    // members_ <- the rows of each label, in increasing row order; blocks in increasing label order
-    // (every field evaluation regroups: the vectors keep their storage from one to the next)
+    // members_ <- the rows of each label, in increasing row order; blocks in increasing label order. Every field
+    // evaluation asks again, mostly with the labels of the last one (the sliding set changes at events only):
+    // then the grouping stands, and the vectors keep their storage otherwise.
     void group(std::size_t k, const std::size_t* labels) {
+        const bool same = k == k_ && last_labels_.size() == (labels ? k : 0) &&
+                          (!labels || std::equal(labels, labels + k, last_labels_.begin()));
+        if (same) return;
+        last_labels_.assign(labels, labels ? labels + k : labels);
         k_ = k;
         order_.resize(k);
         for (std::size_t a = 0; a < k; ++a) order_[a] = {labels ? labels[a] : 0, a};
@@ -112,6 +117,7 @@ private:
     }
 
     std::size_t k_ = 0;
+    std::vector<std::size_t> last_labels_;                   // group()'s last labels (empty: none given)
     std::vector<std::pair<std::size_t, std::size_t>> order_;  // (label, row), sorted
     std::vector<std::vector<std::size_t>> members_;
     std::vector<std::vector<double>> blocks_;
