@@ -32,7 +32,9 @@ public:
         pb_.model.forward(th, pb_.X, pb_.n, slopes, out_.data(), scratch_.data());
         weigh(tau);
         pb_.model.vjp_after_forward(th, pb_.X, pb_.n, slopes, G_.data(), F, scratch_.data());
-        kept_ = true, kept_tau_ = tau;
+        kept_ = keep_next_, keep_next_ = true;
+        if (!kept_) return;
+        kept_tau_ = tau;
         kept_theta_.assign(th, th + p);
         kept_slopes_.assign(slopes, slopes + ns);
         kept_F_.assign(F, F + p);
@@ -97,6 +99,9 @@ public:
         for (double g : G_) largest = std::max(largest, std::abs(g));
         return largest > 0.0 && largest < 0x1p-256 ? std::ldexp(1.0, -std::ilogb(largest)) : 1.0;
     }
+    // The next evaluation's state will not be asked for again (a Runge-Kutta stage inside a step): it is not kept,
+    // which spares copying its slopes (one per switch) at every stage
+    void forget_next() { keep_next_ = false; }
     std::size_t evaluations() const { return evaluations_; }
     void count_evaluation(std::size_t count = 1) { evaluations_ += count; }
     void reset_count() { evaluations_ = 0, kept_ = false; }  // a new run
@@ -140,6 +145,7 @@ private:
     double logL_ = 0.0;
     bool log_loss_known_ = false;  // logL_ is that of out_ and G_
     bool kept_ = false;  // the last evaluation, given back when asked for again
+    bool keep_next_ = true;
     double kept_tau_ = 0.0;
     std::vector<double> kept_theta_, kept_slopes_, kept_F_;
     std::vector<bool> surface_;  // switches on their surfaces at surface_theta_ (on_surfaces)

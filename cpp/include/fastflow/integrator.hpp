@@ -127,7 +127,10 @@ public:
                 break;
             }
             velocity_.watch_exits();
-            auto stage = [this](double t, const double* y, double* F) { velocity_(t, y, F); };
+            auto stage = [this](double t, const double* y, double* F) {
+                if (y != y1_.data()) field_.forget_next();  // only the step's end may be evaluated again
+                velocity_(t, y, F);
+            };
             const double err =
                 log_phase ? stiff_.attempt(tau, h, theta_.data(), log_loss, y1_.data())
                 : phase == Phase::implicit
