@@ -73,7 +73,7 @@ public:
         auto boost_of = [&](std::size_t k) { return boost.empty() ? 1.0 : boost[k]; };
         auto floor_of = [&](std::size_t k) { return sample_floor.empty() ? -1.0 : sample_floor[k / H]; };
         std::vector<std::size_t> out;
-        SwitchScales sc;
+        SwitchScales& sc = band_scales_;  // kept: only the entries of the samples looked at are read
         auto accept = [&](std::size_t k, double hk) {
             const double b = sc.band(k, boost_of(k));
             if ((b > 0.0 && std::abs(hk) <= b) || std::abs(hk) <= floor_of(k)) out.push_back(k);
@@ -261,6 +261,7 @@ private:
     std::vector<double> h_;
     std::vector<std::size_t> layer_;  // each unit's layer (the model's, looked up once)
     std::vector<double> normal_norms_;  // block models: |n_k|
+    SwitchScales band_scales_;           // in_bands' (one per switch: allocated and cleared once, not per event)
     std::size_t layers_ = 0;
 };
 
