@@ -13,9 +13,14 @@ namespace fastflow {
 // when duplicated surfaces make Q singular. Returns the numerical rank. (Block-diagonal systems: BlockGram.)
 inline std::size_t solve_psd(const std::vector<double>& Q_in, const std::vector<double>& b_in, std::size_t k,
                              std::vector<double>& x, double rel_tol = 1e-13) {
-    // per-thread workspace: the sliding velocity solves a few small blocks at every field evaluation
-    thread_local std::vector<double> Q, b, scale, z;
-    thread_local std::vector<std::size_t> perm;
+    // per-thread workspace: the sliding velocity solves a few small blocks at every field evaluation (one
+    // thread-local object: in a shared library each costs a call to find it)
+    struct Workspace {
+        std::vector<double> Q, b, scale, z;
+        std::vector<std::size_t> perm;
+    };
+    thread_local Workspace work;
+    auto& [Q, b, scale, z, perm] = work;
     Q.assign(Q_in.begin(), Q_in.begin() + static_cast<std::ptrdiff_t>(k * k));
     b.assign(b_in.begin(), b_in.begin() + static_cast<std::ptrdiff_t>(k));
     perm.resize(k), scale.resize(k);
