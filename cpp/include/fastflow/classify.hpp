@@ -342,7 +342,11 @@ private:
             // (a count left from an earlier t is stale: a slide may end here without its switch firing)
             const std::size_t refires = same_time(st_.last_fired_tau[sw], tau) ? st_.refires[sw] : 0;
             if (refires >= 2) return -1;  // put on both sides at this t and back each time: it slides
-            up = refires == 1 ? st_.mode[sw] == Mode::inactive : s >= 0.5;
+            // A slide ending on a repulsive surface (nd > 0) goes across: its multiplier s = -n.F0 / nd leaves
+            // [0, 1] where n.F0 = -s nd > 0 (s < 0) or n.F1 = (1 - s) nd < 0 (s > 1), its own bound's field
+            // pointing across (rounding used to send it there first, and the next event or refire back)
+            const bool across = st_.mode[sw] == Mode::sliding && nd > tol;
+            up = refires == 1 ? st_.mode[sw] == Mode::inactive : (s >= 0.5) != across;
         } else if (std::min(v_inactive, v_active) > tol || std::max(v_inactive, v_active) < -tol) {
             up = dh > 0.0;
         } else {
