@@ -13,6 +13,12 @@
 
 namespace fastflow {
 
+// The Gram matrix of fixed normals and its factor, for blocks that are its rescalings (BlockGram::assign_scaled)
+struct NormalGram {
+    std::vector<double> gram;
+    PsdFactor factor;
+};
+
 class BlockGram {
 public:
     // the Gram matrix of rows a < k (row(a): len doubles), grouped by labels[a] (nullptr: one block); rows of
@@ -20,6 +26,7 @@ public:
     template <class Row>
     void assign(std::size_t k, std::size_t len, const std::size_t* labels, Row&& row) {
         group(k, labels);
+        bases_.assign(members_.size(), nullptr);
         for (std::size_t g = 0; g < members_.size(); ++g) {
             const std::vector<std::size_t>& rows = members_[g];
             const std::size_t m = rows.size();
@@ -31,24 +38,30 @@ public:
     }
 
     // The same for rows a = scale[a] n_a: Q = diag(scale) N diag(scale), where normals(rows) gives the Gram matrix
-    // N of the normals of one label's rows (in increasing row order, as members_)
+    // N of the normals of one label's rows (in increasing row order, as members_) with its factor, which solves
+    // (NormalGram::factor; it must outlive this BlockGram's next assignment)
     template <class Normals>
     void assign_scaled(std::size_t k, const std::size_t* labels, const double* scale, Normals&& normals) {
         group(k, labels);
+        bases_.resize(members_.size());
+        scale_.assign(scale, scale + k);
         for (std::size_t g = 0; g < members_.size(); ++g) {
             const std::vector<std::size_t>& rows = members_[g];
             const std::size_t m = rows.size();
-            const std::vector<double>& N = normals(rows);
+            const NormalGram& normal_gram = normals(rows);
+            const std::vector<double>& N = normal_gram.gram;
             std::vector<double>& Q = blocks_[g];
             Q.resize(m * m);
             for (std::size_t a = 0; a < m; ++a)
                 for (std::size_t b = 0; b < m; ++b) Q[a * m + b] = scale[rows[a]] * scale[rows[b]] * N[a * m + b];
+            bases_[g] = &normal_gram;
         }
     }
 
     // the blocks of a dense k x k matrix Q (row-major) that is zero between rows of different labels
     void assign_dense(const std::vector<double>& Q, std::size_t k, const std::size_t* labels) {
         group(k, labels);
+        bases_.assign(members_.size(), nullptr);
         for (std::size_t g = 0; g < members_.size(); ++g) {
             const std::vector<std::size_t>& rows = members_[g];
             const std::size_t m = rows.size();
@@ -60,13 +73,25 @@ public:
 
     std::size_t size() const { return k_; }
 
-    // x with Q x = b, block by block (solve_psd: least squares where a block is singular); returns the rank
-    std::size_t solve(const std::vector<double>& b, std::vector<double>& x, double rel_tol = 1e-13) const {
+    // x with Q x = b, block by block (solve_psd: least squares where a block is singular); returns the rank. A
+    // block diag(c) N diag(c) with every c_a != 0 is solved as N y = b / c, x = y / c with N's kept factor (the
+    // same pivots and rank: both are read off the matrices scaled to unit diagonal, equal up to signs).
+    std::size_t solve(const std::vector<double>& b, std::vector<double>& x) const {
         x.assign(k_, 0.0);
         std::size_t rank = 0;
         for (std::size_t g = 0; g < members_.size(); ++g) {
+            const std::vector<std::size_t>& rows = members_[g];
             gather(g, b, b_part_);
-            rank += solve_psd(blocks_[g], b_part_, b_part_.size(), x_part_, rel_tol);
+            x_part_.resize(rows.size());
+            const auto unscaled = [&](std::size_t a) { return scale_[a] == 0.0; };
+            if (bases_[g] != nullptr && std::none_of(rows.begin(), rows.end(), unscaled)) {
+                for (std::size_t a = 0; a < rows.size(); ++a) b_part_[a] /= scale_[rows[a]];
+                bases_[g]->factor.solve(b_part_.data(), x_part_.data());
+                for (std::size_t a = 0; a < rows.size(); ++a) x_part_[a] /= scale_[rows[a]];
+                rank += bases_[g]->factor.rank();
+            } else {
+                rank += solve_psd(blocks_[g], b_part_, b_part_.size(), x_part_);
+            }
             scatter(g, x_part_, x);
         }
         return rank;
@@ -121,6 +146,8 @@ private:
     std::vector<std::pair<std::size_t, std::size_t>> order_;  // (label, row), sorted
     std::vector<std::vector<std::size_t>> members_;
     std::vector<std::vector<double>> blocks_;
+    std::vector<const NormalGram*> bases_;  // per block, the Gram matrix it rescales (assign_scaled), or none
+    std::vector<double> scale_;             // assign_scaled's rescalings
     mutable std::vector<double> b_part_, x_part_;  // a block's share of a solve
 };
 

@@ -7,67 +7,78 @@
 
 namespace fastflow {
 
-// Solves Q x = b for a symmetric positive semi-definite k x k matrix (row-major) by Cholesky with
-// symmetric pivoting, after scaling Q to unit diagonal (switches of very different sizes are treated alike).
-// Directions with a scaled pivot below rel_tol are dropped (x = 0 there), which gives a least-squares solution
-// when duplicated surfaces make Q singular. Returns the numerical rank. (Block-diagonal systems: BlockGram.)
-inline std::size_t solve_psd(const std::vector<double>& Q_in, const std::vector<double>& b_in, std::size_t k,
-                             std::vector<double>& x, double rel_tol = 1e-13) {
-    // per-thread workspace: the sliding velocity solves a few small blocks at every field evaluation (one
-    // thread-local object: in a shared library each costs a call to find it)
-    struct Workspace {
-        std::vector<double> Q, b, scale, z;
-        std::vector<std::size_t> perm;
-    };
-    thread_local Workspace work;
-    auto& [Q, b, scale, z, perm] = work;
-    Q.assign(Q_in.begin(), Q_in.begin() + static_cast<std::ptrdiff_t>(k * k));
-    b.assign(b_in.begin(), b_in.begin() + static_cast<std::ptrdiff_t>(k));
-    perm.resize(k), scale.resize(k);
-    for (std::size_t i = 0; i < k; ++i) {
-        perm[i] = i;
-        scale[i] = Q[i * k + i] > 0.0 ? 1.0 / std::sqrt(Q[i * k + i]) : 0.0;
-    }
-    for (std::size_t i = 0; i < k; ++i) {
-        b[i] *= scale[i];
-        for (std::size_t j = 0; j < k; ++j) Q[i * k + j] *= scale[i] * scale[j];
-    }
-    x.assign(k, 0.0);
-    if (k == 0) return 0;
-    std::size_t rank = 0;
-    for (; rank < k; ++rank) {
-        std::size_t best = rank;
-        for (std::size_t i = rank + 1; i < k; ++i)
-            if (Q[i * k + i] > Q[best * k + best]) best = i;
-        if (Q[best * k + best] <= rel_tol) break;
-        if (best != rank) {
-            for (std::size_t c = 0; c < k; ++c) std::swap(Q[rank * k + c], Q[best * k + c]);
-            for (std::size_t r = 0; r < k; ++r) std::swap(Q[r * k + rank], Q[r * k + best]);
-            std::swap(b[rank], b[best]);
-            std::swap(perm[rank], perm[best]);
+// The pivoted Cholesky factor of a symmetric positive semi-definite k x k matrix Q (row-major), after scaling Q to
+// unit diagonal (switches of very different sizes are treated alike). Directions with a scaled pivot below rel_tol
+// are dropped (x = 0 there), which gives a least-squares solution when duplicated surfaces make Q singular. Kept,
+// it solves again without factoring (BlockGram: a block that is a rescaling of a fixed Gram matrix).
+class PsdFactor {
+public:
+    void factor(const double* Q_in, std::size_t k, double rel_tol = 1e-13) {
+        k_ = k, rank_ = 0;
+        Q_.assign(Q_in, Q_in + k * k);
+        perm_.resize(k), scale_.resize(k);
+        for (std::size_t i = 0; i < k; ++i) {
+            perm_[i] = i;
+            scale_[i] = Q_[i * k + i] > 0.0 ? 1.0 / std::sqrt(Q_[i * k + i]) : 0.0;
         }
-        const double piv = std::sqrt(Q[rank * k + rank]);
-        Q[rank * k + rank] = piv;
-        for (std::size_t i = rank + 1; i < k; ++i) Q[i * k + rank] /= piv;
-        // the whole trailing block, both triangles: a later pivot swap reads rows and columns alike
-        for (std::size_t i = rank + 1; i < k; ++i)
-            for (std::size_t c = rank + 1; c < k; ++c) Q[i * k + c] -= Q[i * k + rank] * Q[c * k + rank];
-        for (std::size_t i = rank + 1; i < k; ++i) Q[rank * k + i] = Q[i * k + rank];
+        for (std::size_t i = 0; i < k; ++i)
+            for (std::size_t j = 0; j < k; ++j) Q_[i * k + j] *= scale_[i] * scale_[j];
+        for (; rank_ < k; ++rank_) {
+            const std::size_t r = rank_;
+            std::size_t best = r;
+            for (std::size_t i = r + 1; i < k; ++i)
+                if (Q_[i * k + i] > Q_[best * k + best]) best = i;
+            if (Q_[best * k + best] <= rel_tol) break;
+            if (best != r) {
+                for (std::size_t c = 0; c < k; ++c) std::swap(Q_[r * k + c], Q_[best * k + c]);
+                for (std::size_t i = 0; i < k; ++i) std::swap(Q_[i * k + r], Q_[i * k + best]);
+                std::swap(perm_[r], perm_[best]);
+            }
+            const double piv = std::sqrt(Q_[r * k + r]);
+            Q_[r * k + r] = piv;
+            for (std::size_t i = r + 1; i < k; ++i) Q_[i * k + r] /= piv;
+            // the whole trailing block, both triangles: a later pivot swap reads rows and columns alike
+            for (std::size_t i = r + 1; i < k; ++i)
+                for (std::size_t c = r + 1; c < k; ++c) Q_[i * k + c] -= Q_[i * k + r] * Q_[c * k + r];
+            for (std::size_t i = r + 1; i < k; ++i) Q_[r * k + i] = Q_[i * k + r];
+        }
     }
-    // forward then backward substitution on the leading rank x rank factor
-    z.resize(rank);
-    for (std::size_t i = 0; i < rank; ++i) {
-        double s = b[i];
-        for (std::size_t c = 0; c < i; ++c) s -= Q[i * k + c] * z[c];
-        z[i] = s / Q[i * k + i];
+
+    std::size_t rank() const { return rank_; }
+
+    // x (k entries) with Q x = b: forward then backward substitution on the leading rank x rank factor
+    void solve(const double* b, double* x) const {
+        const std::size_t k = k_;
+        z_.resize(rank_);
+        for (std::size_t i = 0; i < rank_; ++i) {
+            double s = b[perm_[i]] * scale_[perm_[i]];
+            for (std::size_t c = 0; c < i; ++c) s -= Q_[i * k + c] * z_[c];
+            z_[i] = s / Q_[i * k + i];
+        }
+        for (std::size_t ii = rank_; ii-- > 0;) {
+            double s = z_[ii];
+            for (std::size_t c = ii + 1; c < rank_; ++c) s -= Q_[c * k + ii] * z_[c];
+            z_[ii] = s / Q_[ii * k + ii];
+        }
+        std::fill(x, x + k, 0.0);
+        for (std::size_t i = 0; i < rank_; ++i) x[perm_[i]] = z_[i] * scale_[perm_[i]];
     }
-    for (std::size_t ii = rank; ii-- > 0;) {
-        double s = z[ii];
-        for (std::size_t c = ii + 1; c < rank; ++c) s -= Q[c * k + ii] * z[c];
-        z[ii] = s / Q[ii * k + ii];
-    }
-    for (std::size_t i = 0; i < rank; ++i) x[perm[i]] = z[i] * scale[perm[i]];
-    return rank;
+
+private:
+    std::vector<double> Q_, scale_;
+    std::vector<std::size_t> perm_;
+    std::size_t k_ = 0, rank_ = 0;
+    mutable std::vector<double> z_;
+};
+
+// Solves Q x = b (PsdFactor) and returns the numerical rank. (Block-diagonal systems: BlockGram.)
+inline std::size_t solve_psd(const std::vector<double>& Q, const std::vector<double>& b, std::size_t k,
+                             std::vector<double>& x, double rel_tol = 1e-13) {
+    thread_local PsdFactor factor;  // per-thread workspace: the sliding velocity solves blocks at every evaluation
+    factor.factor(Q.data(), k, rel_tol);
+    x.resize(k);
+    factor.solve(b.data(), x.data());
+    return factor.rank();
 }
 
 inline double dot(const double* a, const double* b, std::size_t n) {

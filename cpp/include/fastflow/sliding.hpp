@@ -269,8 +269,8 @@ private:
     // gram_ <- the Gram matrix of rows that touch only their unit's block (row(a): its block): rows of different
     // units are orthogonal, those of one unit meet on its block only
     // Their directions are multiples of their fixed normals, D_a = c_a n_a, so each unit's block is
-    // diag(c) N diag(c) with N the Gram matrix of its switches' normals: N is kept per unit while that unit's
-    // switches in `set` stay the same, and only the multiples are new at each evaluation.
+    // diag(c) N diag(c) with N the Gram matrix of its switches' normals: N and its factor are kept per unit while
+    // that unit's switches in `set` stay the same, and only the multiples are new at each evaluation.
     void block_gram(const std::vector<std::size_t>& set, const double* th) {
         labels_.resize(set.size());
         scales_.resize(set.size());
@@ -278,24 +278,27 @@ private:
             labels_[a] = set[a] % pb_.H;
             scales_[a] = pb_.model.slope_direction_scale(th, set[a], field_.weights()) * unit_;
         }
-        gram_.assign_scaled(set.size(), labels_.data(), scales_.data(), [&](const std::vector<std::size_t>& rows) {
+        auto unit_normals = [&](const std::vector<std::size_t>& rows) -> const NormalGram& {
             UnitNormals& kept = normals_[labels_[rows.front()]];
             const std::size_t m = rows.size();
             bool same = kept.switches.size() == m;
             for (std::size_t a = 0; a < m && same; ++a) same = kept.switches[a] == set[rows[a]];
-            if (same) return kept.gram;
+            if (same) return kept.normals;
             kept.switches.resize(m);
             std::vector<double> n(m * block_);
             for (std::size_t a = 0; a < m; ++a) {
                 kept.switches[a] = set[rows[a]];
                 pb_.model.switch_normal_block(th, pb_.X, set[rows[a]], &n[a * block_]);
             }
-            kept.gram.resize(m * m);
+            std::vector<double>& N = kept.normals.gram;
+            N.resize(m * m);
             for (std::size_t a = 0; a < m; ++a)
                 for (std::size_t b = 0; b <= a; ++b)
-                    kept.gram[a * m + b] = kept.gram[b * m + a] = dot(&n[a * block_], &n[b * block_], block_);
-            return kept.gram;
-        });
+                    N[a * m + b] = N[b * m + a] = dot(&n[a * block_], &n[b * block_], block_);
+            kept.normals.factor.factor(N.data(), m);
+            return kept.normals;
+        };
+        gram_.assign_scaled(set.size(), labels_.data(), scales_.data(), unit_normals);
     }
 
     // Deeper networks: the one-sided fields are multilinear, not affine, in the slopes of units on one sample's
@@ -422,9 +425,9 @@ private:
     std::vector<double> scales_;       // block models: each row's multiple of its switch's normal
     struct UnitNormals {
         std::vector<std::size_t> switches;
-        std::vector<double> gram;
+        NormalGram normals;
     };
-    std::vector<UnitNormals> normals_;  // block models, per unit: its last switches' normals' Gram matrix
+    std::vector<UnitNormals> normals_;  // block models, per unit: its last switches' normals' Gram matrix (factored)
     HullFace face_;
     std::vector<std::size_t> hull_Z_;  // the sliding set of face_
     std::vector<double> normal_, direction_;  // hull_slope's
