@@ -101,9 +101,10 @@ public:
     // weights G, n x d_out), so that its one-sided normal velocities are dh + (1 - s) nd and dh - s nd (the two-layer
     // multiplier's, branches.hpp). A sample's field is multilinear in its slopes and n_z holds none of z's own, so nd
     // is one evaluation at the slopes in force, whatever the corral. scale: |n_z| |G_i dPhi_i/dtheta|, of which nd's
-    // errors are a part (nd itself vanishes with the signal z passes on, at a turn). All 0: z is not in the hull.
+    // errors are a part (nd itself vanishes with the signal z passes on, at a turn). length: |n_z|. All 0: z is not
+    // in the hull.
     struct HullSlope {
-        double s = 0.0, nd = 0.0, scale = 0.0;
+        double s = 0.0, nd = 0.0, scale = 0.0, length = 0.0;
     };
     HullSlope hull_slope(std::size_t z, const double* th, const double* slopes, const double* G) {
         const std::size_t i = z / pb_.H, p = pb_.p, d = pb_.model.d_in();
@@ -119,7 +120,8 @@ public:
         pb_.model.slope_direction(th, pb_.X, slopes, z, G, direction_.data());
         out.nd = dot(normal_.data(), direction_.data(), p);
         pb_.model.vjp(th, pb_.X + i * d, 1, slopes + i * pb_.H, G + i * pb_.c, direction_.data(), field_.scratch());
-        out.scale = norm2(normal_.data(), p) * norm2(direction_.data(), p);
+        out.length = norm2(normal_.data(), p);
+        out.scale = out.length * norm2(direction_.data(), p);
         return out;
     }
     // whether z slides alone in its sample and opens no dead path: hull_slope's condition (with others, nd would be
@@ -130,15 +132,19 @@ public:
         return g == face_.samples.size() || (face_.units[g].size() == 1 && face_.fans[g].seeds == 0);
     }
     // A surface several switches share (SwitchGeometry::shared_surface), crossed by all at once: its nd is the sum
-    // of theirs in the first one's normal, its s their nd-weighted mean slope
+    // of theirs in the first one's normal (each times |n_first| / |n_b|, at th: the normals' lengths move along a
+    // step, and ratios held from its start made a sum of rates of opposite signs cross 0 off the true crossing,
+    // one turn after another closing in on it), its s their nd-weighted mean slope
     HullSlope shared_slope(const SwitchGeometry::SharedSurface& shared, const double* th, const double* slopes,
                            const double* G) {
         HullSlope out;
-        double active = 0.0;
+        double active = 0.0, first = 0.0;
         for (std::size_t b = 0; b < shared.switches.size(); ++b) {
             const HullSlope one = hull_slope(shared.switches[b], th, slopes, G);
-            out.nd += one.nd * shared.ratios[b], out.scale += one.scale * shared.ratios[b];
-            active += one.s * one.nd * shared.ratios[b];
+            if (b == 0) first = one.length;
+            const double ratio = one.length > 0.0 ? first / one.length : 0.0;
+            out.nd += one.nd * ratio, out.scale += one.scale * ratio;
+            active += one.s * one.nd * ratio;
         }
         out.s = out.nd != 0.0 ? active / out.nd : 0.0;
         return out;
