@@ -133,7 +133,7 @@ public:
             // nd at step fraction sigma (noise <- its noise there)
             auto watched = [&](double sigma) {
                 dopri5::dense_eval(coef, p, sigma, theta_.data());
-                for (std::size_t b : shared.switches) sample_weights(b / pb_.H, d, c);
+                sample_weights(shared.switches, d, c);
                 const Sliding::HullSlope hs = sliding.shared_slope(shared, theta_.data(), st_.slopes.data(), G_.data());
                 noise = dense_error * rtol * hs.scale;
                 return hs.nd;
@@ -319,19 +319,26 @@ private:
         return noise;
     }
 
-    // G_ row i <- sample i's loss weights at theta_ up to a positive factor (its signs and ratios are what matter)
-    void sample_weights(std::size_t i, std::size_t d, std::size_t c) {
-        pb_.model.forward(theta_.data(), pb_.X + i * d, 1, st_.slopes.data() + i * pb_.H, out_.data(),
-                          scratch_.data());
-        double* g = &G_[i * c];
-        if (!is_classification(pb_.opt.loss)) {
-            for (std::size_t o = 0; o < c; ++o) g[o] = pb_.Y[i * c + o] - out_[o];
-            return;
-        }
+    // G_ rows of the samples of `switches` <- their loss weights at theta_, up to one positive factor common to them
+    // all: a shared surface sums their rates, whose sign then depends on the weights' ratios across the samples (each
+    // scaled to its own largest, an attracting and a repelling sample of one surface read as a turn off its time)
+    void sample_weights(const std::vector<std::size_t>& switches, std::size_t d, std::size_t c) {
+        const bool classification = is_classification(pb_.opt.loss);
         double largest = -INFINITY;
-        for (std::size_t o = 0; o < c; ++o)
-            largest = std::max(largest, g[o] = log_neg_dell(pb_.opt.loss, pb_.Y[i * c + o] * out_[o]));
-        for (std::size_t o = 0; o < c; ++o) g[o] = pb_.Y[i * c + o] * std::exp(g[o] - largest);
+        for (std::size_t b : switches) {
+            const std::size_t i = b / pb_.H;
+            pb_.model.forward(theta_.data(), pb_.X + i * d, 1, st_.slopes.data() + i * pb_.H, out_.data(),
+                              scratch_.data());
+            double* g = &G_[i * c];
+            for (std::size_t o = 0; o < c; ++o) {
+                if (!classification) g[o] = pb_.Y[i * c + o] - out_[o];
+                else largest = std::max(largest, g[o] = log_neg_dell(pb_.opt.loss, pb_.Y[i * c + o] * out_[o]));
+            }
+        }
+        if (!classification) return;
+        for (std::size_t b : switches)
+            for (std::size_t o = 0, i = b / pb_.H; o < c; ++o)
+                G_[i * c + o] = pb_.Y[i * c + o] * std::exp(G_[i * c + o] - largest);
     }
 
     const Problem& pb_;
