@@ -387,6 +387,26 @@ def test_a_deep_sliding_surface_entered_repelling_is_a_branch():
 
 
 
+def test_a_deep_surface_shared_by_an_attracting_and_a_repelling_sample_turns_once():
+    # draw 18:61 (depth 4, width 4): samples 3 and 4 slide on one surface of a third-layer unit (their inputs to it
+    # are parallel), sample 3 attracted and sample 4 repelled; their rates, summed in sample 3's normal, cross 0 at
+    # the branch (read with per-sample loss-weight scales and lengths held over a step, 27 turns closed in on it)
+    problem, run, pair, i, u, t = deep_branch(18, 61)
+    assert i == 3 and int((pair["kind"] == "branch").sum()) == 1
+    assert check_problem(problem)[1] == []
+
+    def shared_rate(theta):
+        normals = problem.net._core.switch_normals(theta, problem.X, (problem.net._core.preactivations(
+            theta, problem.X) > 0).astype(float))[:, u]
+        lengths = np.linalg.norm(normals, axis=1)
+        rates = [deep_rate(problem, theta, k, u) * lengths[i] / lengths[k] for k in (3, 4)]
+        assert rates[0] < 0 < rates[1]
+        return sum(rates)
+
+    around = problem.run(t_max=1.01 * t, t_eval=[0.99 * t, 1.01 * t]).theta_at
+    assert shared_rate(around[0]) < 0 < shared_rate(around[1])
+
+
 def test_a_deep_unit_pinned_at_zero_is_a_branch():
     # pinned_problem's samples under a depth-3 net of one unit per layer: the first-layer unit slides on sample 1's
     # surface and is carried to w = 0 as sample 0's reaches 0 too, where the two inputs span R^2
