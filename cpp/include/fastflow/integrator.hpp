@@ -354,8 +354,8 @@ private:
         std::vector<std::size_t> leaving;
         for (const SurfaceTurn& turn : turns) {
             if (state_.mode[turn.z] != Mode::sliding) continue;
-            // a turn to repulsive on a surface still marked so is no new branch: found again at once where nd is
-            // within rounding of 0 and its noise scale vanishes with the sample's signal (deep draw 18:40)
+            // a turn to repulsive on a surface still marked so is no new branch (deep draw 18:40 found one again at
+            // the same t, the next step reading nd past its noise on the attracting side at its start)
             const bool again = turn.to_repulsive && state_.branch[turn.z];
             state_.branch[turn.z] = turn.to_repulsive;
             if (again) continue;
