@@ -386,7 +386,6 @@ def test_a_deep_sliding_surface_entered_repelling_is_a_branch():
     assert all(deep_rate(problem, th, i, u) > 1e-3 for th in after)
 
 
-
 def test_a_deep_surface_shared_by_an_attracting_and_a_repelling_sample_turns_once():
     # draw 18:61 (depth 4, width 4): samples 3 and 4 slide on one surface of a third-layer unit (their inputs to it
     # are parallel), sample 3 attracted and sample 4 repelled; their rates, summed in sample 3's normal, cross 0 at
