@@ -124,16 +124,14 @@ public:
         theta_.resize(p), G_.assign(pb_.n * c, 0.0), out_.resize(c), scratch_.resize(pb_.model.scratch_size());
         for (std::size_t z : st_.Z) {
             if (!sliding.hull_slope_is_local(z)) continue;
-            const SwitchGeometry::SharedSurface shared = geometry.shared_surface(coef, st_.slopes.data(), z, st_.Z);
-            if (*std::min_element(shared.switches.begin(), shared.switches.end()) != z) continue;  // read once
-            bool local = true;
-            for (std::size_t b : shared.switches) local = local && sliding.hull_slope_is_local(b);
-            if (!local) continue;
+            const std::vector<std::size_t> shared = geometry.shared_surface(coef, st_.slopes.data(), z, st_.Z);
+            if (*std::min_element(shared.begin(), shared.end()) != z) continue;  // read once
+            if (!sliding.hull_slope_is_local(shared)) continue;
             double noise = 0.0;
             // nd at step fraction sigma (noise <- its noise there)
             auto watched = [&](double sigma) {
                 dopri5::dense_eval(coef, p, sigma, theta_.data());
-                sample_weights(shared.switches, d, c);
+                sample_weights(shared, d, c);
                 const Sliding::HullSlope hs = sliding.shared_slope(shared, theta_.data(), st_.slopes.data(), G_.data());
                 noise = dense_error * rtol * hs.scale;
                 return hs.nd;
@@ -345,7 +343,7 @@ private:
     const SwitchState& st_;
     std::vector<double> theta_, G_, out_, scratch_;  // find_on_hull's
     std::vector<bool> pinned_;  // per unit
-    std::vector<std::vector<std::size_t>> rows_;  // per unit: the parameters of its incoming weights (none: not watched)
+    std::vector<std::vector<std::size_t>> rows_;  // per unit: its incoming weights' parameters (none: not watched)
     std::vector<std::vector<std::size_t>> on_surface_;  // per unit
 };
 

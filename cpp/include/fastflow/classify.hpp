@@ -411,10 +411,8 @@ private:
     // in its sample (BranchWatch::find_on_hull says why). Leave mode is for two-layer nets only.
     void flag_branches_on_hull(const double* theta, const std::vector<std::size_t>& undecided, double fnorm) {
         for (std::size_t sw : undecided) {
-            const SwitchGeometry::SharedSurface group = geo_.shared_surface(theta, st_.slopes.data(), sw, undecided);
-            bool local = true;
-            for (std::size_t b : group.switches) local = local && sliding_.hull_slope_is_local(b);
-            if (!local) continue;
+            const std::vector<std::size_t> group = geo_.shared_surface(theta, st_.slopes.data(), sw, undecided);
+            if (!sliding_.hull_slope_is_local(group)) continue;
             double tol;
             const double dh = geo_.normal_velocity(theta, st_.slopes.data(), sw, F_.data(), fnorm, normal_.data(), tol);
             const Sliding::HullSlope hs = sliding_.shared_slope(group, theta, st_.slopes.data());

@@ -198,22 +198,18 @@ public:
 
     // The switches of `among` that share switch z's surface, z first: those of its unit whose normals point the
     // same way to rounding (samples whose inputs to the unit's layer are parallel), crossed together.
-    struct SharedSurface {
-        std::vector<std::size_t> switches;
-    };
-    SharedSurface shared_surface(const double* th, const double* slopes, std::size_t z,
-                                 const std::vector<std::size_t>& among) const {
+    std::vector<std::size_t> shared_surface(const double* th, const double* slopes, std::size_t z,
+                                            const std::vector<std::size_t>& among) const {
         const std::size_t p = pb_.p;
         std::vector<double> nz(p), nb(p);
         normal(th, slopes, z, nz.data());
         const double length = norm2(nz.data(), p);
-        SharedSurface out{{z}};
+        std::vector<std::size_t> out{z};
         for (std::size_t b : among) {
             if (b == z || b % pb_.H != z % pb_.H) continue;
             normal(th, slopes, b, nb.data());
             const double along = dot(nz.data(), nb.data(), p), size = norm2(nb.data(), p);
-            if (along > 0.0 && along >= (1.0 - 1e-12) * length * size)
-                out.switches.push_back(b);
+            if (along > 0.0 && along >= (1.0 - 1e-12) * length * size) out.push_back(b);
         }
         return out;
     }

@@ -131,16 +131,20 @@ public:
             std::find(face_.samples.begin(), face_.samples.end(), z / pb_.H) - face_.samples.begin());
         return g == face_.samples.size() || (face_.units[g].size() == 1 && face_.fans[g].seeds == 0);
     }
+    // ... for every switch of a shared surface (shared_slope's condition)
+    bool hull_slope_is_local(const std::vector<std::size_t>& shared) const {
+        return std::all_of(shared.begin(), shared.end(), [this](std::size_t z) { return hull_slope_is_local(z); });
+    }
     // A surface several switches share (SwitchGeometry::shared_surface), crossed by all at once: its nd is the sum
     // of theirs in the first one's normal (each times |n_first| / |n_b|, at th: the normals' lengths move along a
     // step, and ratios held from its start made a sum of rates of opposite signs cross 0 off the true crossing,
     // one turn after another closing in on it), its s their nd-weighted mean slope
-    HullSlope shared_slope(const SwitchGeometry::SharedSurface& shared, const double* th, const double* slopes,
+    HullSlope shared_slope(const std::vector<std::size_t>& shared, const double* th, const double* slopes,
                            const double* G) {
         HullSlope out;
         double active = 0.0, first = 0.0;
-        for (std::size_t b = 0; b < shared.switches.size(); ++b) {
-            const HullSlope one = hull_slope(shared.switches[b], th, slopes, G);
+        for (std::size_t b = 0; b < shared.size(); ++b) {
+            const HullSlope one = hull_slope(shared[b], th, slopes, G);
             if (b == 0) first = one.length;
             const double ratio = one.length > 0.0 ? first / one.length : 0.0;
             out.nd += one.nd * ratio, out.scale += one.scale * ratio;
@@ -150,7 +154,7 @@ public:
         return out;
     }
     // ... at the loss weights of the last field evaluation
-    HullSlope shared_slope(const SwitchGeometry::SharedSurface& shared, const double* th, const double* slopes) {
+    HullSlope shared_slope(const std::vector<std::size_t>& shared, const double* th, const double* slopes) {
         return shared_slope(shared, th, slopes, field_.weights());
     }
 
