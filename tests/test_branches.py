@@ -9,7 +9,7 @@ import pytest
 
 import fastflow as ff
 from fastflow.fuzz_checks import (Problem, check_branches, check_problem, deep_slope_rate, random_deep_problem,
-                                  slide_multipliers)
+                                  sample_weights, slide_multipliers)
 
 
 def pinned_problem():
@@ -278,9 +278,10 @@ def test_the_fuzz_checker_flags_a_leave_that_is_none():
 @pytest.mark.parametrize("call", ["flow", "flow_many"])
 def test_an_unknown_branch_option_is_rejected(call):
     net, X, y, theta0 = square_problem(9)
-    biased, deep = ff.fully_connected(3, [3], bias=True), ff.fully_connected(3, [3, 3])   # leave needs two layers
+    # leave needs a net watched for branches: not a biased or diagonal depth-2 one
+    biased, diagonal = ff.fully_connected(3, [3], bias=True), ff.diagonal(3, 2)
     for net, theta0, branch in ((net, theta0, "foo"), (biased, ff.init.xavier(biased, 0), "leave"),
-                                (deep, ff.init.xavier(deep, 0), "leave")):
+                                (diagonal, ff.init.xavier(diagonal, 0), "leave")):
         with pytest.raises(ValueError, match="branch"):
             if call == "flow":
                 ff.flow(net, (X, y), theta0, loss="square", branch=branch)
@@ -421,3 +422,102 @@ def test_a_deep_unit_pinned_at_zero_is_a_branch():
     assert np.all(w[grid < t * (1 - 1e-3)] > 1e-3) and np.all(w[grid > t * (1 + 1e-3)] <= 1e-12)
     traj, violations = check_problem(Problem(net, X, y, theta0, "square", 2.0))
     assert violations == []
+
+
+# --- leave mode on deeper nets --------------------------------------------------------------------------------------
+
+def deep_descent(net, X, y, loss, theta0, t, eta):
+    """Plain gradient descent on a deep net, the loss a sum over samples (relu'(0) = 0), through the model's
+    per-sample Jacobians at the slopes of the pre-activations' signs."""
+    core, theta, Y = net._core, theta0.copy(), y.reshape(len(X), -1)
+    for _ in range(int(round(t / eta))):
+        slopes = (core.preactivations(theta, X) > 0).astype(float)
+        G = sample_weights(loss, core.forward(theta, X), Y)
+        theta = theta + eta * np.einsum("io,iop->p", G, core.jacobian(theta, X, slopes))
+    return theta
+
+
+def deep_turn_problem():
+    # sign_change_problem's samples under a depth-3 net: first-layer unit 0 slides on sample 0's surface from
+    # t = 0.08, unit 1 keeps the second layer's unit active, and the output weight (-0.45) is carried through 0
+    net = ff.fully_connected(2, [2, 1])
+    X, y = np.array([[1.0, 0.0], [-0.5, 1.0]]), np.array([1.8, 0.5])
+    return net, X, y, np.array([0.05, 0.55, 0.3, 0.6, 1.0, 0.3, -0.45])
+
+
+def deep_pinned_problem():
+    # pinned_leave_problems' "carried" samples under a depth-3 net of one unit per layer: the first-layer unit is
+    # carried to w = 0 (samples 0 and 1 spanning R^2) while sample 2 wants it on
+    net = ff.fully_connected(2, [1, 1])
+    X, y = np.array([[1.0, 0.0], [-0.5, 1.0], [-1.0, -1.0]]), np.array([-1.0, -1.0, 1.0])
+    return net, X, y, np.array([0.3, 0.3, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("problem", [deep_turn_problem, deep_pinned_problem])
+def test_deep_leave_mode_follows_gradient_descent(problem):
+    net, X, y, theta0 = problem()
+    t = 2.0 if problem is deep_turn_problem else 6.0
+    runs = {b: ff.flow(net, (X, y), theta0, loss="square", t_max=t, branch=b) for b in ("stay", "leave")}
+    for b, run in runs.items():
+        assert np.sum(run.events["kind"] == "branch") == 1
+        assert check_problem(Problem(net, X, y, theta0, "square", t, options={"branch": b}))[1] == []
+    gap = {eta: {b: np.linalg.norm(deep_descent(net, X, y, "square", theta0, t, eta) - run.theta)
+                 for b, run in runs.items()} for eta in (1e-3, 1e-4)}
+    for eta in gap:
+        assert gap[eta]["leave"] < 0.05 * gap[eta]["stay"]
+    assert gap[1e-4]["leave"] < 0.2 * gap[1e-3]["leave"]     # first order in the step
+    assert gap[1e-4]["stay"] > 0.01                            # the default flow stays O(1) away
+
+
+def test_deep_leave_mode_leaves_a_turned_surface_where_its_rate_crosses_zero():
+    net, X, y, theta0 = deep_turn_problem()
+    run = ff.flow(net, (X, y), theta0, loss="square", t_max=2.0, branch="leave")
+    assert [(str(e["kind"]), int(e["sample"]), int(e["layer"]), int(e["neuron"])) for e in run.events] == [
+        ("slide_start", 0, 0, 0), ("slide_end", 0, 0, 0), ("branch", 0, 0, 0)]
+    t = float(run.events["t"][-1])
+    problem = Problem(net, X, y, theta0, "square", 2.0)
+    grid = np.linspace(0.2, 1.9, 171)
+    stay = ff.flow(net, (X, y), theta0, loss="square", t_max=2.0, t_eval=grid).theta_at
+    rates = np.array([deep_rate(problem, th, 0, 0) for th in stay])
+    assert np.all(rates[grid < t - 0.01] < 0) and np.all(rates[grid > t + 0.01] > 0)
+    # from there sample 0 is off its surface, below it (the slower side)
+    after = ff.flow(net, (X, y), theta0, loss="square", t_max=2.0, t_eval=np.linspace(t + 0.05, 2.0, 20),
+                    branch="leave").theta_at
+    assert all(net._core.preactivations(th, X)[0, 0] < -1e-6 for th in after)
+
+
+def test_deep_leave_mode_moves_a_pinned_unit_along_the_pattern_of_largest_decrease():
+    from scipy.integrate import solve_ivp
+    net, X, y, theta0 = deep_pinned_problem()
+    stay = ff.flow(net, (X, y), theta0, loss="square", t_max=6.0)
+    assert np.allclose(stay.theta[:2], 0.0, atol=1e-12)
+    run = ff.flow(net, (X, y), theta0, loss="square", t_max=6.0, branch="leave")
+    t_pin = float(run.events["t"][run.events["kind"] == "branch"][0])
+    grid = t_pin + np.linspace(0.0, 6.0 - t_pin, 31)
+    dense = ff.flow(net, (X, y), theta0, loss="square", t_max=6.0, t_eval=grid, branch="leave").theta_at
+    # from the pin on, sample 2 alone is active: the smooth flow of that pattern, integrated by SciPy
+    slopes = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
+
+    def pattern(_, theta):
+        G = y[:, None] - net._core.forward(theta, X)
+        return np.einsum("io,iop->p", G, net._core.jacobian(theta, X, slopes))
+
+    ref = solve_ivp(pattern, (t_pin, 6.0), dense[0], t_eval=grid, rtol=1e-11, atol=1e-13).y.T
+    assert np.allclose(dense, ref, atol=1e-7)
+    assert np.all(ref[1:, :2] @ X[2] > 0) and np.all(ref[1:, :2] @ X[0] < 0) and np.all(ref[1:, :2] @ X[1] < 0)
+    assert run.loss < stay.loss - 0.4
+
+
+def test_deep_leave_mode_runs_pass_the_fuzz_checks_and_threads_agree():
+    # draws with a turn (1:27), a shared surface (18:61), and two samples entering a repelling surface that slides
+    # held by the others' (its normal in their span) and is left once they end (2:76)
+    for seed, draw in ((1, 27), (18, 61), (2, 76)):
+        problem = dataclasses.replace(random_deep_problem(np.random.default_rng([seed, draw])),
+                                      options={"branch": "leave"})
+        assert check_problem(problem)[1] == []
+    problem = random_deep_problem(np.random.default_rng([2, 76]))
+    thetas = problem.theta0 * np.array([[1.0], [0.95], [1.05]])
+    one, two = (ff.flow_many(problem.net, (problem.X, problem.y), thetas, threads=k, loss=problem.loss,
+                             t_max=problem.t_max, branch="leave") for k in (1, 2))
+    for a, b in zip(one, two):
+        assert np.array_equal(a.theta, b.theta) and np.array_equal(a.events, b.events)

@@ -36,7 +36,8 @@ class FlowOptions:
     tolerance. Classification losses have no gtol by default (0), but settle the same way while L >= l(0) and no
     switch slides (data the net does not separate). t_eval: sorted times for dense samples (theta_at, loss_at).
     branch: at an unstable branch (a sliding surface turning repulsive, a unit pinned at w = 0; logged as `branch`)
-    "stay" on the minimal-norm solution, or "leave" as gradient descent does (two-layer fully connected nets)."""
+    "stay" on the minimal-norm solution, or "leave" as gradient descent does (the nets `Network.watched_for_branches`
+    names)."""
 
     t_max: float = 1e6
     log_t_max: float = None
@@ -168,9 +169,9 @@ def _problem(net, data, loss, opts):
     core.max_events = positive_int("max_events", opts.max_events)
     core.tau_eval = np.ascontiguousarray(time.tau(t_eval)).tolist()
     core.branch = choice("branch", opts.branch, BRANCHES)
-    if core.branch == "leave" and not net.is_two_layer:
-        raise ValueError("branch='leave' needs a plain two-layer fully connected network: on others unstable branches "
-                         "are not watched, or not left")
+    if core.branch == "leave" and not net.watched_for_branches:
+        raise ValueError("branch='leave' needs a plain two-layer fully connected network or one of three or more "
+                         "layers: on others unstable branches are not watched")
     return data, y, time, t_eval, core
 
 

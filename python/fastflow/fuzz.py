@@ -225,8 +225,6 @@ def main(argv=None):
     parser.add_argument("--nets", choices=tuple(NETS), default="two-layer",
                         help="the problems drawn: two-layer nets (default) or deep ones (2-3 hidden layers)")
     args = parser.parse_args(argv)
-    if args.nets == "deep" and args.branch == "leave":
-        parser.error("--branch leave needs two-layer nets")
     if args.replay:
         seed, index = (int(v) for v in args.replay.split(":"))
         return 1 if replay(seed, index, args.budget, args.branch, args.nets) else 0

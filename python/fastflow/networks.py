@@ -65,9 +65,9 @@ class Network:
     @property
     def watched_for_branches(self):
         """Whether flows log this network's unstable branches: plain two-layer nets (sliding surfaces entered or
-        turning repulsive, units pinned at w = 0; `branch="leave"` leaves them), and nets of three or more layers
-        (sliding surfaces entered or turning repulsive where their switches slide alone in their samples, and units
-        pinned at w = 0 whose incoming weights are their own parameters)."""
+        turning repulsive, units pinned at w = 0), and nets of three or more layers (sliding surfaces entered or
+        turning repulsive where their switches slide alone in their samples, and units pinned at w = 0 whose incoming
+        weights are their own parameters). `branch="leave"` leaves every branch these logs find."""
         return self.is_two_layer or self.depth >= 3
 
     @property

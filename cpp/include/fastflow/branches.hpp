@@ -115,7 +115,7 @@ public:
     // read at the step's ends (a turn and its return within one step are missed), and a change of sign bisected.
     // Only surfaces whose switches slide alone in their samples are watched: there nd holds no corral weights. With
     // others, nd is averaged over the corral's corners, which are not unique where the hull is degenerate, and it
-    // jumped by percents between nearby states (false turns, each step). Leave mode is for two-layer nets only.
+    // jumped by percents between nearby states (false turns, each step).
     void find_on_hull(const double* coef, const SwitchGeometry& geometry, Sliding& sliding,
                       std::vector<SurfaceTurn>& turns) {
         if (pb_.model.linear_switches()) return;
@@ -137,6 +137,12 @@ public:
                 return hs.nd;
             };
             const double start = watched(0.0);
+            if (pb_.opt.leave_branches) {  // past leave_lead noise levels, as find does (one already there is not)
+                auto past = [&](double sigma) { return watched(sigma) - leave_lead * noise; };
+                if (start - leave_lead * noise <= -noise && past(1.0) > noise)
+                    turns.push_back({bisect_crossing(past, 0.0, 1.0), z, true});
+                continue;
+            }
             // (a start within the noise, right after a turn, takes the side the flag set there gives: the turn is
             // not found again)
             const bool repulsive = std::abs(start) > noise ? start > 0.0 : static_cast<bool>(st_.branch[z]);
@@ -263,14 +269,25 @@ public:
     // descent's steps from a tiny w settle on such a pattern, A <- {k : x_k . F_A > 0}: iterated from each sample
     // alone, the fixed point of largest |F_A| is taken, if L falls beyond what a state error at the tolerance
     // moves the field by.
+    // (Deeper nets: at w = 0 the unit's output is 0 on either side, so its slopes move its own row alone, and the
+    // sample's input to the layer plays x's part.)
     std::vector<bool> leave_pattern(const std::vector<std::size_t>& on, const double* theta, const double* G) const {
-        const std::size_t k = on.size(), d = pb_.model.unit_block_size();
-        std::vector<double> r(k * d), x(k * d), F(d);
+        const std::vector<std::size_t>& row = rows_[on.front() % pb_.H];
+        const std::size_t k = on.size(), d = row.size();
+        const bool blocks = pb_.model.unit_block_size() > 0;
+        std::vector<double> r(k * d), x(k * d), F(d), full(blocks ? 0 : pb_.p);
         double size = 0.0, inputs = 0.0;
         for (std::size_t q = 0; q < pb_.p; ++q) size = std::max(size, std::abs(theta[q]));
         for (std::size_t a = 0; a < k; ++a) {
-            pb_.model.slope_direction_block(theta, pb_.X, on[a], G, &r[a * d]);
-            pb_.model.switch_normal_block(theta, pb_.X, on[a], &x[a * d]);
+            if (blocks) {
+                pb_.model.slope_direction_block(theta, pb_.X, on[a], G, &r[a * d]);
+                pb_.model.switch_normal_block(theta, pb_.X, on[a], &x[a * d]);
+            } else {
+                pb_.model.slope_direction(theta, pb_.X, st_.slopes.data(), on[a], G, full.data());
+                for (std::size_t b = 0; b < d; ++b) r[a * d + b] = full[row[b]];
+                pb_.model.switch_normal(theta, pb_.X, st_.slopes.data(), on[a], full.data());
+                for (std::size_t b = 0; b < d; ++b) x[a * d + b] = full[row[b]];
+            }
             inputs += norm2(&x[a * d], d);
         }
         std::vector<bool> best;

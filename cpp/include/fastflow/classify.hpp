@@ -395,8 +395,10 @@ private:
             for (std::size_t a = 0; a < undecided.size(); ++a)
                 if (std::abs(rate[a]) > fastest && !below_leaves(a)) fastest = std::abs(rate[a]), leaving = a;
             if (leaving == undecided.size()) {
-                flag_branches_on_hull(theta, undecided, fnorm);
-                return false;
+                const std::vector<std::size_t> left = branches_on_hull(theta, undecided, fnorm);
+                if (left.empty()) return false;
+                for (std::size_t sw : left) undecided.erase(std::find(undecided.begin(), undecided.end(), sw));
+                continue;
             }
             if (rate[leaving] > 0.0 && second_seed(undecided[leaving])) return true;
             take_side(undecided[leaving], rate[leaving] > 0.0);
@@ -408,16 +410,41 @@ private:
     // The switches the hull rounds leave on their surfaces (`undecided`, with the hull at theta just solved) flag
     // whether both their one-sided fields point away, as box_rounds does: with the switches sharing their surface
     // (SwitchGeometry::shared_surface), crossed together, read as one (Sliding::shared_slope), where each is alone
-    // in its sample (BranchWatch::find_on_hull says why). Leave mode is for two-layer nets only.
-    void flag_branches_on_hull(const double* theta, const std::vector<std::size_t>& undecided, double fnorm) {
+    // in its sample (BranchWatch::find_on_hull says why). Leave mode takes the first such surface (or one whose turn
+    // the integrator flagged) off instead: its switches go to the slower side (box_rounds says why: the side the
+    // multiplier is nearer), and are returned for the hull to be solved again without them.
+    std::vector<std::size_t> branches_on_hull(const double* theta, const std::vector<std::size_t>& undecided,
+                                              double fnorm) {
         for (std::size_t sw : undecided) {
             const std::vector<std::size_t> group = geo_.shared_surface(theta, st_.slopes.data(), sw, undecided);
             if (!sliding_.hull_slope_is_local(group)) continue;
             double tol;
             const double dh = geo_.normal_velocity(theta, st_.slopes.data(), sw, F_.data(), fnorm, normal_.data(), tol);
             const Sliding::HullSlope hs = sliding_.shared_slope(group, theta, st_.slopes.data());
-            st_.branch[sw] = dh - hs.s * hs.nd < -tol && dh + (1.0 - hs.s) * hs.nd > tol;
+            // the one-sided normal velocities, the group crossed together (s nd: the members' summed s_b nd_b)
+            const double v_inactive = dh - hs.s * hs.nd, v_active = dh + (1.0 - hs.s) * hs.nd;
+            const bool away = v_inactive < -tol && v_active > tol;
+            if (pb_.opt.leave_branches && (away || st_.branch[sw])) {
+                // a flagged turn whose sides both point one way beyond rounding (a shared surface whose members'
+                // slides pull against each other) crosses to that side, no branch; one still attracting slides on
+                const bool attracts = v_inactive > tol && v_active < -tol;
+                const bool crosses = std::min(v_inactive, v_active) > tol || std::max(v_inactive, v_active) < -tol;
+                if (attracts || std::max(std::abs(v_inactive), std::abs(v_active)) <= tol) {
+                    st_.branch[sw] = false;
+                    continue;
+                }
+                // entered from a side (its mode until now), gradient descent stays there, both fields pushing it
+                // away; a slide leaves to the slower side
+                const Mode from = st_.mode[sw];
+                const bool up = crosses ? v_active > 0.0
+                                : from != Mode::sliding ? from == Mode::active
+                                                        : std::abs(v_active) < std::abs(v_inactive);
+                for (std::size_t member : group) st_.branch[member] = !crosses, take_side(member, up);
+                return group;
+            }
+            st_.branch[sw] = away;
         }
+        return {};
     }
 
     // Whether switch sw, leaving up, would be the second unit active at 0 below one of dead_paths_. The hull gives

@@ -87,13 +87,25 @@ def _pinned(net, theta, normals, layer, neuron, rtol, atol):
     return len(normals) > 0 and np.linalg.matrix_rank(normals[:, params]) == len(params)
 
 
-def check_branches_deep(net, X, y, loss, traj, traj_at_events, rtol, atol):
+def _slide_entered_repelling(events, pair, t):
+    """Whether the pair's slide ending at t began with a branch (entered repelling: held on its surface since by
+    slides whose intersection contains it, and left once they end, not at a turn)."""
+    starts = events["t"][pair & (events["kind"] == "slide_start") & (events["t"] < t)]
+    if not len(starts):
+        return False
+    t0 = starts.max()
+    return bool(np.any(pair & (events["kind"] == "branch") & (np.abs(events["t"] - t0) <= SAME_T * abs(t0))))
+
+
+def check_branches_deep(net, X, y, loss, traj, traj_at_events, rtol, atol, branch="stay"):
     """(f) on nets of three or more layers: a branch's surface, with the switches of other samples that share it
     (same unit, parallel normals: crossed together, read as one, their D summed in the first one's normal), must
     start its slide there with D = deep_slope_rate > 0 (entered repelling), or slide with D at 0 within its noise (a
     turn). Checked where each of those switches is its sample's only one on its surface, as the flow watches only
     those (with others it would read the surface on its hull's corners, which NumPy does not reproduce). Or its unit
-    is pinned at w = 0 (_pinned)."""
+    is pinned at w = 0 (_pinned). branch="leave": as check_branches, a pair that leaves its surface there instead
+    has D >= 0 to its noise, and after a slide D within LEAVE_LEAD times that noise, unless that slide was entered
+    repelling (_slide_entered_repelling)."""
     out = []
     te, events = traj_at_events.t_eval, traj.events
     units = _units(net)
@@ -120,6 +132,11 @@ def check_branches_deep(net, X, y, loss, traj, traj_at_events, rtol, atol):
         starts = np.any(pair & (events["kind"] == "slide_start") & (np.abs(events["t"] - t) <= SAME_T * abs(t)))
         if starts and D > -noise or abs(D) <= noise:
             continue
+        if branch == "leave" and D >= -noise:
+            left = {str(k) for k in events["kind"][pair & (np.abs(events["t"] - t) <= SAME_T * abs(t))]}
+            if {"activate", "deactivate"} & left or t == 0.0 or ("slide_end" in left and (
+                    D <= LEAVE_LEAD * noise or _slide_entered_repelling(events, pair & (events["sample"] == i), t))):
+                continue
         out.append(Violation("unexplained_branch", f"branch of pair (sample {i}, unit {u}) at t = {t:.17g}: "
                                                    f"D = {D:.3e} (noise {noise:.1e}) over samples {list(shared)}, "
                                                    "each its sample's only switch on its surface"))
