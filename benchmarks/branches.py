@@ -1,6 +1,6 @@
 """Evidence for branch="leave": gradient descent follows the leave flow past an unstable branch, not the default one.
 
-    python benchmarks/branches.py [--n 200] [--seed 0] [--t 10] [--out FILE]
+    python benchmarks/branches.py [--n 200] [--seed 0] [--t 10] [--deep] [--out FILE]
 
 Draws n random small two-layer problems (problem k from np.random.default_rng([seed, k])): d = 2..3, n = 3..8
 samples, width 2..4, square or logistic loss, targets of a random two-layer teacher or random ones (signs for
@@ -11,6 +11,9 @@ the default ("stay") flow, and, as a check of the loss and of GD itself, to the 
 time (before any branch, where the flow is unique). Problems where the leave flow ends where the default one does
 (e.g. a unit pinned with no descending pattern stays in both) are counted and tabulated apart. Prints the wall
 time; --out writes every problem's numbers as JSON.
+
+--deep draws fully connected nets of depth 3..4 instead (the same data, losses and init, hidden widths 2..4), and
+runs gradient descent through the model's per-sample Jacobians, one problem at a time, with steps 1e-3 and 1e-4.
 """
 import os
 
@@ -25,14 +28,16 @@ import numpy as np  # noqa: E402
 from scipy.special import expit  # noqa: E402
 
 import fastflow as ff  # noqa: E402
+from fastflow.fuzz_checks import sample_weights  # noqa: E402
 
 STEPS = (1e-3, 1e-4, 1e-5)
+DEEP_STEPS = STEPS[:2]   # the deep descent is a Python loop of Jacobian evaluations
 D_MAX, N_MAX, WIDTH_MAX = 3, 8, 4
 # leave and stay flows closer than this (relative) count as the same: the branch changed nothing
 SAME = 1e-8
 
 
-def draw(seed, k):
+def draw(seed, k, deep=False):
     """Problem k: (net, X, y, theta0, loss, labels)."""
     rng = np.random.default_rng([seed, k])
     d, n, width = int(rng.integers(2, D_MAX + 1)), int(rng.integers(3, N_MAX + 1)), int(rng.integers(2, WIDTH_MAX + 1))
@@ -41,7 +46,7 @@ def draw(seed, k):
     X = rng.normal(size=(n, d))
     f = np.maximum(X @ rng.normal(size=(d, 2)), 0.0) @ rng.normal(size=2) if labels == "teacher" else rng.normal(size=n)
     y = f if loss == "square" else np.where(f > 0, 1.0, -1.0)
-    net = ff.two_layer(d, width)
+    net = ff.fully_connected(d, [width] * int(rng.integers(2, 4))) if deep else ff.two_layer(d, width)
     return net, X, y, ff.init.xavier(net, rng), loss, labels
 
 
@@ -80,6 +85,22 @@ def gradient_descent(problems, eta, snapshots):
     return out
 
 
+def deep_gradient_descent(problems, eta, snapshots):
+    """gradient_descent's contract for any net, one problem at a time: theta += eta sum_i G_i J_i, J_i the model's
+    Jacobian of sample i at the slopes of its pre-activations' signs (relu'(0) = 0), G_i = -dloss/dPhi_i."""
+    out = {}
+    for p, pr in enumerate(problems):
+        core, X, theta = pr["net"]._core, pr["X"], pr["theta0"].copy()
+        Y = pr["y"].reshape(len(X), -1)
+        for step in range(max(snapshots) + 1):
+            if p in snapshots.get(step, ()):
+                out[step, p] = theta.copy()
+            G = sample_weights(pr["loss"], core.forward(theta, X), Y)
+            theta += eta * np.einsum("io,iop->p", G, core.jacobian(theta, X, (core.preactivations(theta, X) > 0)
+                                                                   .astype(float)))
+    return out
+
+
 def rel(a, b):
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
@@ -92,16 +113,17 @@ def slope(steps, dist):
     return float(np.polyfit(np.log(steps), np.log(dist), 1)[0])
 
 
-def run(n, seed, t):
+def run(n, seed, t, deep=False):
+    steps, descent = (DEEP_STEPS, deep_gradient_descent) if deep else (STEPS, gradient_descent)
     kept, abnormal = [], []
     for k in range(n):
-        net, X, y, theta0, loss, labels = draw(seed, k)
+        net, X, y, theta0, loss, labels = draw(seed, k, deep)
         stay = ff.flow(net, (X, y), theta0, loss=loss, t_max=t)
         branches = stay.events[stay.events["kind"] == "branch"]
         if not len(branches):
             continue
         # before the first branch, on a grid every step divides
-        t_pre = np.floor(0.5 * float(branches["t"][0]) / STEPS[0]) * STEPS[0]
+        t_pre = np.floor(0.5 * float(branches["t"][0]) / steps[0]) * steps[0]
         flows = {b: ff.flow(net, (X, y), theta0, loss=loss, t_max=t, branch=b, t_eval=[t_pre])
                  for b in ("stay", "leave")}
         statuses = {b: f.status for b, f in flows.items()}
@@ -114,13 +136,13 @@ def run(n, seed, t):
                      "flows": flows, "leave_vs_stay": rel(flows["leave"].theta, flows["stay"].theta)})
     for pr in kept:
         pr["dist"] = {"leave": [], "stay": [], "pre": []}
-    for eta in STEPS if kept else ():
+    for eta in steps if kept else ():
         final = int(round(t / eta))
         snaps = {final: list(range(len(kept)))}
         for p, pr in enumerate(kept):
             if pr["t_pre"] > 0:
                 snaps.setdefault(int(round(pr["t_pre"] / eta)), []).append(p)
-        gd = gradient_descent(kept, eta, snaps)
+        gd = descent(kept, eta, snaps)
         for p, pr in enumerate(kept):
             for b in ("leave", "stay"):
                 pr["dist"][b].append(rel(gd[final, p], pr["flows"][b].theta))
@@ -129,7 +151,7 @@ def run(n, seed, t):
     return kept, abnormal
 
 
-def table(drawn, kept, abnormal, t):
+def table(drawn, kept, abnormal, t, steps=STEPS):
     lines = [f"{drawn} problems drawn, {len(kept) + len(abnormal)} with a branch event by t = {t:g}"]
     if abnormal:
         lines.append(f"  {len(abnormal)} left out: a flow ended abnormally {[a['statuses'] for a in abnormal]}")
@@ -143,7 +165,7 @@ def table(drawn, kept, abnormal, t):
         lines.append(f"\n{title} ({len(group)} problems): |theta_GD - theta_flow| / |theta_flow|, median [90th "
                      "percentile]")
         lines.append(f"  {'step':>6}  {'to leave flow':>24}  {'to default flow':>24}  {'before the branch':>24}")
-        for s, eta in enumerate(STEPS):
+        for s, eta in enumerate(steps):
             cells = []
             for b in ("leave", "stay", "pre"):
                 d = np.array([pr["dist"][b][s] for pr in group])
@@ -152,10 +174,10 @@ def table(drawn, kept, abnormal, t):
             lines.append(f"  {eta:>6.0e}  " + "  ".join(f"{c:>24}" for c in cells))
         slopes = {}
         for b in ("leave", "stay", "pre"):
-            med = [np.nanmedian([pr["dist"][b][s] for pr in group]) for s in range(len(STEPS))]
-            per = np.array([slope(STEPS, pr["dist"][b]) for pr in group])
+            med = [np.nanmedian([pr["dist"][b][s] for pr in group]) for s in range(len(steps))]
+            per = np.array([slope(steps, pr["dist"][b]) for pr in group])
             slopes[b] = per
-            lines.append(f"  slope of log distance vs log step, {b:>5}: of the medians {slope(STEPS, med):.2f}; "
+            lines.append(f"  slope of log distance vs log step, {b:>5}: of the medians {slope(steps, med):.2f}; "
                          f"per problem median {np.nanmedian(per):.2f}, "
                          f"range {np.nanmin(per):.2f}..{np.nanmax(per):.2f}")
         # expected: GD converges to the leave flow at first order (and, where they differ, not to the default one)
@@ -164,8 +186,8 @@ def table(drawn, kept, abnormal, t):
         if group is differ:
             off_stay = [pr["k"] for pr, sl in zip(group, slopes["stay"]) if not sl < 0.5]
             closer = [pr["k"] for pr in group if not pr["dist"]["leave"][-1] < pr["dist"]["stay"][-1]]
-            lines[-1] += (f"; stay slope >= 0.5 in {len(off_stay)} {off_stay}; GD at 1e-5 not nearer the leave flow "
-                          f"in {len(closer)} {closer}")
+            lines[-1] += (f"; stay slope >= 0.5 in {len(off_stay)} {off_stay}; GD at {steps[-1]:g} not nearer the "
+                          f"leave flow in {len(closer)} {closer}")
     return "\n".join(lines)
 
 
@@ -174,6 +196,7 @@ def main(argv=None):
     p.add_argument("--n", type=int, default=200, help="problems drawn (default 200)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--t", type=float, default=10.0, help="horizon of the flows and of gradient descent")
+    p.add_argument("--deep", action="store_true", help="nets of depth 3..4 (steps 1e-3, 1e-4)")
     p.add_argument("--out", default=None, help="write every problem's numbers to this JSON file")
     args = p.parse_args(argv)
     if args.n < 1:
@@ -183,18 +206,19 @@ def main(argv=None):
     if not (args.t >= STEPS[0] and abs(args.t / STEPS[0] - round(args.t / STEPS[0])) < 1e-9):
         p.error(f"--t must be a positive multiple of {STEPS[0]:g} (every step's descent ends at t)")
     start = time.perf_counter()
-    kept, abnormal = run(args.n, args.seed, args.t)
-    print(f"python benchmarks/branches.py --n {args.n} --seed {args.seed} --t {args.t:g}")
-    print(table(args.n, kept, abnormal, args.t))
+    kept, abnormal = run(args.n, args.seed, args.t, args.deep)
+    steps = DEEP_STEPS if args.deep else STEPS
+    print(f"python benchmarks/branches.py --n {args.n} --seed {args.seed} --t {args.t:g}" + " --deep" * args.deep)
+    print(table(args.n, kept, abnormal, args.t, steps))
     print(f"\nwall time {time.perf_counter() - start:.1f} s")
     if args.out:
         rows = [{"k": pr["k"], "loss": pr["loss"], "labels": pr["labels"], "d": pr["X"].shape[1],
                  "n": pr["X"].shape[0], "width": pr["width"], "t_branch": pr["t_branch"],
                  "n_branches": pr["n_branches"], "t_pre": pr["t_pre"], "leave_vs_stay": pr["leave_vs_stay"],
-                 "statuses": {b: f.status for b, f in pr["flows"].items()}, "steps": list(STEPS), **{
+                 "statuses": {b: f.status for b, f in pr["flows"].items()}, "steps": list(steps), **{
                      f"dist_{b}": pr["dist"][b] for b in ("leave", "stay", "pre")}} for pr in kept]
         with open(args.out, "w") as f:
-            json.dump({"n": args.n, "seed": args.seed, "t": args.t, "abnormal": abnormal,
+            json.dump({"n": args.n, "seed": args.seed, "t": args.t, "deep": args.deep, "abnormal": abnormal,
                        "problems": rows}, f, indent=1)
 
 
