@@ -509,9 +509,10 @@ def test_deep_leave_mode_moves_a_pinned_unit_along_the_pattern_of_largest_decrea
 
 
 def test_deep_leave_mode_runs_pass_the_fuzz_checks_and_threads_agree():
-    # draws with a turn (1:27), a shared surface (18:61), and two samples entering a repelling surface that slides
-    # held by the others' (its normal in their span) and is left once they end (2:76)
-    for seed, draw in ((1, 27), (18, 61), (2, 76)):
+    # draws with a turn (1:27), a shared surface whose turn crosses it (18:61), a slide on a dead path, unwatched,
+    # left where an event finds it repelling (19:290), and two samples entering a repelling surface that the others'
+    # slides hold them on (their normals in the span of the sliding set's) until they end (2:76)
+    for seed, draw in ((1, 27), (18, 61), (19, 290), (2, 76)):
         problem = dataclasses.replace(random_deep_problem(np.random.default_rng([seed, draw])),
                                       options={"branch": "leave"})
         assert check_problem(problem)[1] == []

@@ -410,9 +410,9 @@ private:
     // The switches the hull rounds leave on their surfaces (`undecided`, with the hull at theta just solved) flag
     // whether both their one-sided fields point away, as box_rounds does: with the switches sharing their surface
     // (SwitchGeometry::shared_surface), crossed together, read as one (Sliding::shared_slope), where each is alone
-    // in its sample (BranchWatch::find_on_hull says why). Leave mode takes the first such surface (or one whose turn
-    // the integrator flagged) off instead: its switches go to the slower side (box_rounds says why: the side the
-    // multiplier is nearer), and are returned for the hull to be solved again without them.
+    // in its sample (BranchWatch::find_on_hull says why). Leave mode takes the first such surface that is entered
+    // (or one whose turn the integrator flagged) off instead, all its switches to one side, and returns them for the
+    // hull to be solved again without them.
     std::vector<std::size_t> branches_on_hull(const double* theta, const std::vector<std::size_t>& undecided,
                                               double fnorm) {
         for (std::size_t sw : undecided) {
@@ -433,12 +433,8 @@ private:
                     st_.branch[sw] = false;
                     continue;
                 }
-                // entered from a side (its mode until now), gradient descent stays there, both fields pushing it
-                // away; a slide leaves to the slower side
-                const Mode from = st_.mode[sw];
-                const bool up = crosses ? v_active > 0.0
-                                : from != Mode::sliding ? from == Mode::active
-                                                        : std::abs(v_active) < std::abs(v_inactive);
+                // to the slower side (box_rounds says why), entered or turned
+                const bool up = crosses ? v_active > 0.0 : std::abs(v_active) < std::abs(v_inactive);
                 for (std::size_t member : group) st_.branch[member] = !crosses, take_side(member, up);
                 return group;
             }

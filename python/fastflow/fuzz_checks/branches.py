@@ -27,7 +27,8 @@ def check_branches(net, X, y, loss, traj, traj_at_events, rtol, atol, branch="st
         if kind != "branch":
             continue
         at_t = np.abs(events["t"] - t) <= SAME_T * abs(t)
-        if np.any(at_t & (events["kind"] == "slide_start") & (events["sample"] == i) & (events["neuron"] == j)):
+        pair = (events["sample"] == i) & (events["neuron"] == j)
+        if np.any(at_t & (events["kind"] == "slide_start") & pair):
             continue
         theta = traj_at_events.theta_at[min(int(np.searchsorted(te, t)), len(te) - 1)]
         H = preactivations_many(net, theta, X)[0]
@@ -52,7 +53,7 @@ def check_branches(net, X, y, loss, traj, traj_at_events, rtol, atol, branch="st
             # step's start: a factor 2 for its change over the step.
             state = 2.0 * DENSE_ERROR * (atol + (rtol + 64 * EPS) * np.abs(theta).max()) * np.abs(G).sum()
             lead = LEAVE_LEAD * ((allowed if loss == "square" else 0.0) + state)
-            left = {str(k) for k in events["kind"][at_t & (events["sample"] == i) & (events["neuron"] == j)]}
+            left = {str(k) for k in events["kind"][at_t & pair]}
             if {"activate", "deactivate"} & left or t == 0.0 or ("slide_end" in left and D <= lead):
                 continue
         out.append(Violation("unexplained_branch", f"branch of pair (sample {i}, neuron {j}) at t = {t:.17g}: "
@@ -88,8 +89,7 @@ def _pinned(net, theta, normals, layer, neuron, rtol, atol):
 
 
 def _slide_entered_repelling(events, pair, t):
-    """Whether the pair's slide ending at t began with a branch (entered repelling: held on its surface since by
-    slides whose intersection contains it, and left once they end, not at a turn)."""
+    """Whether the pair's slide ending at t began with a branch (entered with both one-sided fields pointing away)."""
     starts = events["t"][pair & (events["kind"] == "slide_start") & (events["t"] < t)]
     if not len(starts):
         return False
@@ -105,7 +105,7 @@ def check_branches_deep(net, X, y, loss, traj, traj_at_events, rtol, atol, branc
     those (with others it would read the surface on its hull's corners, which NumPy does not reproduce). Or its unit
     is pinned at w = 0 (_pinned). branch="leave": as check_branches, a pair that leaves its surface there instead
     has D >= 0 to its noise, and after a slide D within LEAVE_LEAD times that noise, unless that slide was entered
-    repelling (_slide_entered_repelling)."""
+    repelling or lies on a dead path (noise 0)."""
     out = []
     te, events = traj_at_events.t_eval, traj.events
     units = _units(net)
@@ -129,13 +129,18 @@ def check_branches_deep(net, X, y, loss, traj, traj_at_events, rtol, atol, branc
             D += rate * lengths[i] / lengths[k]
             noise += (H_BAND * DENSE_ERROR * (rtol + 64 * EPS) + atol) * scale * lengths[i] / lengths[k]
         pair = np.isin(events["sample"], shared) & (events["layer"] == e["layer"]) & (events["neuron"] == e["neuron"])
-        starts = np.any(pair & (events["kind"] == "slide_start") & (np.abs(events["t"] - t) <= SAME_T * abs(t)))
+        at_t = np.abs(events["t"] - t) <= SAME_T * abs(t)
+        starts = np.any(pair & (events["kind"] == "slide_start") & at_t)
         if starts and D > -noise or abs(D) <= noise:
             continue
         if branch == "leave" and D >= -noise:
-            left = {str(k) for k in events["kind"][pair & (np.abs(events["t"] - t) <= SAME_T * abs(t))]}
+            left = {str(k) for k in events["kind"][pair & at_t]}
+            # after a slide entered repelling (held on its surface since by slides whose normals span its own) or
+            # one on a dead path (noise 0: its sample's output is 0 with the switch off, and the flow watches no
+            # turn there), D is no longer near 0 where the slide is left
             if {"activate", "deactivate"} & left or t == 0.0 or ("slide_end" in left and (
-                    D <= LEAVE_LEAD * noise or _slide_entered_repelling(events, pair & (events["sample"] == i), t))):
+                    D <= LEAVE_LEAD * noise or noise == 0.0
+                    or _slide_entered_repelling(events, pair & (events["sample"] == i), t))):
                 continue
         out.append(Violation("unexplained_branch", f"branch of pair (sample {i}, unit {u}) at t = {t:.17g}: "
                                                    f"D = {D:.3e} (noise {noise:.1e}) over samples {list(shared)}, "
