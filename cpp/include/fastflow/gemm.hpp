@@ -53,10 +53,17 @@ FASTFLOW_ALWAYS_INLINE void row_block(std::size_t cols, std::size_t K, const dou
     for (; j < cols; ++j) tile<double, R, 1, Add>(K, A, a_row, a_k, B + j, ldb, C + j, ldc);
 }
 
+// Rows per tile: AVX-512's 32 registers hold 8 rows x 2 vectors of accumulators with room for the operands (twice the
+// speed of 4 rows at the network's shapes, n x 128 x 50); 16 registers (AVX2, SSE) hold 4.
+template <class V>
+constexpr std::size_t tile_rows = sizeof(V) == 64 ? 8 : 4;
+
 template <class V, bool Add>
 FASTFLOW_ALWAYS_INLINE void run(std::size_t rows, std::size_t cols, std::size_t K, const double* A, std::size_t a_row,
                                 std::size_t a_k, const double* B, std::size_t ldb, double* C, std::size_t ldc) {
+    constexpr std::size_t R = tile_rows<V>;
     std::size_t i = 0;
+    for (; i + R <= rows; i += R) row_block<V, R, Add>(cols, K, A + i * a_row, a_row, a_k, B, ldb, C + i * ldc, ldc);
     for (; i + 4 <= rows; i += 4) row_block<V, 4, Add>(cols, K, A + i * a_row, a_row, a_k, B, ldb, C + i * ldc, ldc);
     for (; i < rows; ++i) row_block<V, 1, Add>(cols, K, A + i * a_row, a_row, a_k, B, ldb, C + i * ldc, ldc);
 }
