@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import fastflow as ff
-from fastflow.fuzz_checks import (Problem, check_branches, check_problem, deep_slope_rate, random_deep_problem,
-                                  sample_weights, slide_multipliers)
+from fastflow.fuzz_checks import (Problem, check_branches, check_branches_deep, check_problem, deep_slope_rate,
+                                  random_deep_problem, sample_weights, slide_multipliers)
 
 
 def pinned_problem():
@@ -405,6 +405,22 @@ def test_a_deep_surface_shared_by_an_attracting_and_a_repelling_sample_turns_onc
 
     around = problem.run(t_max=1.01 * t, t_eval=[0.99 * t, 1.01 * t]).theta_at
     assert shared_rate(around[0]) < 0 < shared_rate(around[1])
+
+
+def test_the_deep_fuzz_checker_accepts_a_turn_by_its_sign_change_and_flags_a_branch_that_is_none():
+    # draw 18:40: on a surface five samples share the unit's output weight crosses 0, and with it the checker's noise
+    # floor; D (1e-5 in size) changes sign from t - 0.1% to t + 0.1%. The same pair at half that t is no branch.
+    problem = random_deep_problem(np.random.default_rng([18, 40]))
+    traj, violations = check_problem(problem)
+    assert violations == [] and np.sum(traj.events["kind"] == "branch") == 1
+    events = traj.events.copy()
+    fake = events[events["kind"] == "branch"].copy()
+    fake["t"] = 0.5 * fake["t"]
+    traj = dataclasses.replace(traj, events=np.sort(np.concatenate([events, fake]), order="t"))
+    again = problem.run(t_eval=np.unique(traj.events["t"]))
+    found = check_branches_deep(problem.net, problem.X, problem.y, problem.loss, traj, again, problem.rtol,
+                                problem.atol, theta_near=lambda times: problem.run(t_eval=times).theta_at)
+    assert [v.kind for v in found] == ["unexplained_branch"]
 
 
 def test_a_deep_unit_pinned_at_zero_is_a_branch():

@@ -66,5 +66,6 @@ def check_problem(problem, n_grid=400, statuses=SENSIBLE_STATUSES):
                                          problem.options.get("branch", "stay"))
         elif net.depth >= 3 and not any(v.kind == "t_eval_perturbs" for v in violations):
             violations += check_branches_deep(net, X, problem.y, problem.loss, traj, again, problem.rtol,
-                                              problem.atol, problem.options.get("branch", "stay"))
+                                              problem.atol, problem.options.get("branch", "stay"),
+                                              lambda times: problem.run(t_eval=times).theta_at)
     return traj, violations

@@ -5,6 +5,8 @@ import numpy as np
 from .common import (DENSE_ERROR, EPS, H_BAND, LEAVE_LEAD, SAME_T, Violation, _two_layer_blocks, _units, h_bands,
                      preactivations_many, sample_weights)
 
+TURN_WINDOW = 1e-3   # relative: deep turns whose noise floor vanishes are checked by D's sign this far from t
+
 
 def check_branches(net, X, y, loss, traj, traj_at_events, rtol, atol, branch="stay"):
     """(f) Every branch is one of the flow's unstable branching points, at its time (plain two-layer nets): the
@@ -97,13 +99,28 @@ def _slide_entered_repelling(events, pair, t):
     return bool(np.any(pair & (events["kind"] == "branch") & (np.abs(events["t"] - t0) <= SAME_T * abs(t0))))
 
 
-def check_branches_deep(net, X, y, loss, traj, traj_at_events, rtol, atol, branch="stay"):
+def _shared_rate(net, X, y, loss, theta, shared, u, i, rtol, atol):
+    """(D, noise) of unit u's surface shared by the samples `shared`: their deep_slope_rate summed in sample i's
+    normal (each times |n_i| / |n_k|), and what a state error at the tolerance moves that sum by."""
+    slopes = (net._core.preactivations(theta, X) > 0).astype(float)
+    lengths = np.linalg.norm(net._core.switch_normals(theta, X, slopes)[:, u], axis=1)
+    D = noise = 0.0
+    for k in shared:
+        rate, scale = deep_slope_rate(net, X, y, loss, theta, int(k), u)
+        D += rate * lengths[i] / lengths[k]
+        noise += (H_BAND * DENSE_ERROR * (rtol + 64 * EPS) + atol) * scale * lengths[i] / lengths[k]
+    return D, noise
+
+
+def check_branches_deep(net, X, y, loss, traj, traj_at_events, rtol, atol, branch="stay", theta_near=None):
     """(f) on nets of three or more layers: a branch's surface, with the switches of other samples that share it
     (same unit, parallel normals: crossed together, read as one, their D summed in the first one's normal), must
     start its slide there with D = deep_slope_rate > 0 (entered repelling), or slide with D at 0 within its noise (a
     turn). Checked where each of those switches is its sample's only one on its surface, as the flow watches only
     those (with others it would read the surface on its hull's corners, which NumPy does not reproduce). Or its unit
-    is pinned at w = 0 (_pinned). branch="leave": as check_branches, a pair that leaves its surface there instead
+    is pinned at w = 0 (_pinned). theta_near (times -> states of the flow there, for a stay flow): a turn is also
+    D < 0 before and > 0 after, t -+ TURN_WINDOW. branch="leave": as check_branches, a pair that leaves its surface
+    there instead
     has D >= 0 to its noise, and after a slide D within LEAVE_LEAD times that noise, unless that slide was entered
     repelling or lies on a dead path (noise 0)."""
     out = []
@@ -123,16 +140,19 @@ def check_branches_deep(net, X, y, loss, traj, traj_at_events, rtol, atol, branc
         shared = np.flatnonzero(on_surface[:, u] & (along > 0) & (along >= (1 - 1e-9) * lengths * lengths[i]))
         if i not in shared or np.any(on_surface[shared].sum(axis=1) > 1):
             continue   # (a pair off its surface at its event is check_events_on_surface's finding)
-        D = noise = 0.0
-        for k in shared:
-            rate, scale = deep_slope_rate(net, X, y, loss, theta, int(k), u)
-            D += rate * lengths[i] / lengths[k]
-            noise += (H_BAND * DENSE_ERROR * (rtol + 64 * EPS) + atol) * scale * lengths[i] / lengths[k]
+        D, noise = _shared_rate(net, X, y, loss, theta, shared, u, i, rtol, atol)
         pair = np.isin(events["sample"], shared) & (events["layer"] == e["layer"]) & (events["neuron"] == e["neuron"])
         at_t = np.abs(events["t"] - t) <= SAME_T * abs(t)
         starts = np.any(pair & (events["kind"] == "slide_start") & at_t)
         if starts and D > -noise or abs(D) <= noise:
             continue
+        if branch == "stay" and not starts and theta_near is not None and 0.0 < t:
+            # a turn whose noise floor vanishes with the unit's output weight (it crosses 0 there): D changes sign
+            # from before to after, t -+ TURN_WINDOW
+            around = theta_near([t * (1 - TURN_WINDOW), min(t * (1 + TURN_WINDOW), float(traj.t))])
+            rates = [_shared_rate(net, X, y, loss, th, shared, u, i, rtol, atol)[0] for th in around]
+            if rates[0] < 0.0 < rates[1]:
+                continue
         if branch == "leave" and D >= -noise:
             left = {str(k) for k in events["kind"][pair & at_t]}
             # after a slide entered repelling (held on its surface since by slides whose normals span its own) or
