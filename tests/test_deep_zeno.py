@@ -88,6 +88,14 @@ def test_fuzz_draw_whose_seed_kept_returning_to_its_surface_ends_sensibly():
     _check_run(fuzz_target._problem(6, 131, "stay", "deep"), t_max=3.0)
 
 
+# fuzz deep draw 19:180 (depth 4, width 4): sample 8 slides on five surfaces across three layers. At t = 2.66 the
+# exit of its first-layer switch brought its two second-layer switches' slides back, and theirs brought the first
+# back, at one t, until the Zeno guard. Exits proven at one t are now decided together. With every fuzz check.
+def test_fuzz_draw_whose_slide_exits_alternated_ends_at_its_horizon():
+    traj, violations = fuzz.check_problem(fuzz_target._problem(19, 180, "stay", "deep"))
+    assert traj.status == "t_max" and violations == []
+
+
 # Draw 6:131 near t = 0.98: unit 4 of sample 1 is active and held at its surface (its pre-activation rounds to 0 or
 # to a few 1e-17), feeding a revived layer that slides. Read as a dead path wherever it rounded to exactly 0, the
 # sliding velocity jumped by a fifth of itself between states 1e-12 apart, and the step control rejected thousands

@@ -86,6 +86,7 @@ public:
         phases_.reset();
         next_settle_check_ = INFINITY;
         hovering_ = 0;
+        exits_so_far_.clear(), exits_tau_ = -1.0;
         initial_modes();
         touched_.assign(pb_.H, true);
         if (opt.leave_branches) mark_branches(tau, {});  // a unit may start pinned
@@ -169,7 +170,7 @@ public:
                 if (fired.empty() && locator_.slide_exits().empty())
                     geometry_.project(theta_.data(), slopes(), state_.Z);  // a surface turn alone: the modes stay
                 else
-                    handle_events(tau, fired, locator_.slide_exits());
+                    handle_events(tau, fired, exits_at(tau));
                 mark_branches(tau, locator_.surface_turns());
                 log_loss = state_field(tau);
                 if (auto s = stop.after_events(tau, log_.size())) {
@@ -345,6 +346,18 @@ private:
         }
     }
 
+    // The slide exits the locator proved, with those proved before at this very t: in a deeper net each set's exit
+    // can bring the other's slides back (one sample's switches in successive layers; fuzz draw 19:180 alternated
+    // between two such sets until the Zeno guard), so they are decided together.
+    std::vector<std::size_t> exits_at(double tau) {
+        if (!same_time(exits_tau_, tau)) exits_so_far_.clear();
+        exits_tau_ = tau;
+        for (std::size_t sw : locator_.slide_exits())
+            if (std::find(exits_so_far_.begin(), exits_so_far_.end(), sw) == exits_so_far_.end())
+                exits_so_far_.push_back(sw);
+        return exits_so_far_;
+    }
+
     // Unstable branches (branches.hpp) are logged as `branch`, and the flow stays on its minimal-norm solution:
     // sliding surfaces that turn repulsive (sign changes of D found by the locator), and units just pinned at w = 0.
     // Leave mode leaves them as gradient descent does: the turned slides are flagged and decided again (the box
@@ -393,6 +406,8 @@ private:
     std::vector<double> k_[dopri5::STAGES];         // the stage fields; k_[0] is the field at theta_
     double next_settle_check_ = INFINITY;           // settled() looks again once the field's norm is below this
     std::size_t hovering_ = 0;                      // settled()'s checks in a row with the field near its noise
+    std::vector<std::size_t> exits_so_far_;         // exits_at's, at exits_tau_
+    double exits_tau_ = -1.0;
     std::vector<bool> touched_;                     // the units whose switches the current event decided again
     StepMap step_;                                   // the current step's time map
 };
