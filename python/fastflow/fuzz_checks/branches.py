@@ -120,9 +120,8 @@ def check_branches_deep(net, X, y, loss, traj, traj_at_events, rtol, atol, branc
     those (with others it would read the surface on its hull's corners, which NumPy does not reproduce). Or its unit
     is pinned at w = 0 (_pinned). theta_near (times -> states of the flow there, for a stay flow): a turn is also
     D < 0 before and > 0 after, t -+ TURN_WINDOW. branch="leave": as check_branches, a pair that leaves its surface
-    there instead
-    has D >= 0 to its noise, and after a slide D within LEAVE_LEAD times that noise, unless that slide was entered
-    repelling or lies on a dead path (noise 0)."""
+    there instead has D >= 0 to its noise, and after a slide D within LEAVE_LEAD times that noise, unless that slide
+    was entered repelling or lies on a dead path (noise 0)."""
     out = []
     te, events = traj_at_events.t_eval, traj.events
     units = _units(net)
