@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from scipy.special import expit  # noqa: E402
 
 import fastflow as ff  # noqa: E402
-from fastflow.fuzz_checks import sample_weights  # noqa: E402
+from fastflow.fuzz_checks import jacobian_descent  # noqa: E402
 
 STEPS = (1e-3, 1e-4, 1e-5)
 DEEP_STEPS = STEPS[:2]   # the deep descent is a Python loop of Jacobian evaluations
@@ -86,18 +86,13 @@ def gradient_descent(problems, eta, snapshots):
 
 
 def deep_gradient_descent(problems, eta, snapshots):
-    """gradient_descent's contract for any net, one problem at a time: theta += eta sum_i G_i J_i, J_i the model's
-    Jacobian of sample i at the slopes of its pre-activations' signs (relu'(0) = 0), G_i = -dloss/dPhi_i."""
+    """gradient_descent's contract for any net, one problem at a time (jacobian_descent)."""
     out = {}
     for p, pr in enumerate(problems):
-        core, X, theta = pr["net"]._core, pr["X"], pr["theta0"].copy()
-        Y = pr["y"].reshape(len(X), -1)
-        for step in range(max(snapshots) + 1):
-            if p in snapshots.get(step, ()):
-                out[step, p] = theta.copy()
-            G = sample_weights(pr["loss"], core.forward(theta, X), Y)
-            theta += eta * np.einsum("io,iop->p", G, core.jacobian(theta, X, (core.preactivations(theta, X) > 0)
-                                                                   .astype(float)))
+        theta, done = pr["theta0"], 0
+        for step in sorted(s for s, taken in snapshots.items() if p in taken):
+            theta = jacobian_descent(pr["net"], pr["X"], pr["y"], pr["loss"], theta, eta, step - done)
+            out[step, p], done = theta, step
     return out
 
 

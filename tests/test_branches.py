@@ -9,7 +9,7 @@ import pytest
 
 import fastflow as ff
 from fastflow.fuzz_checks import (Problem, check_branches, check_branches_deep, check_problem, deep_slope_rate,
-                                  random_deep_problem, sample_weights, slide_multipliers)
+                                  jacobian_descent, random_deep_problem, slide_multipliers)
 
 
 def pinned_problem():
@@ -442,17 +442,6 @@ def test_a_deep_unit_pinned_at_zero_is_a_branch():
 
 # --- leave mode on deeper nets --------------------------------------------------------------------------------------
 
-def deep_descent(net, X, y, loss, theta0, t, eta):
-    """Plain gradient descent on a deep net, the loss a sum over samples (relu'(0) = 0), through the model's
-    per-sample Jacobians at the slopes of the pre-activations' signs."""
-    core, theta, Y = net._core, theta0.copy(), y.reshape(len(X), -1)
-    for _ in range(int(round(t / eta))):
-        slopes = (core.preactivations(theta, X) > 0).astype(float)
-        G = sample_weights(loss, core.forward(theta, X), Y)
-        theta = theta + eta * np.einsum("io,iop->p", G, core.jacobian(theta, X, slopes))
-    return theta
-
-
 def deep_turn_problem():
     # sign_change_problem's samples under a depth-3 net: first-layer unit 0 slides on sample 0's surface from
     # t = 0.08, unit 1 keeps the second layer's unit active, and the output weight (-0.45) is carried through 0
@@ -477,8 +466,8 @@ def test_deep_leave_mode_follows_gradient_descent(problem):
     for b, run in runs.items():
         assert np.sum(run.events["kind"] == "branch") == 1
         assert check_problem(Problem(net, X, y, theta0, "square", t, options={"branch": b}))[1] == []
-    gap = {eta: {b: np.linalg.norm(deep_descent(net, X, y, "square", theta0, t, eta) - run.theta)
-                 for b, run in runs.items()} for eta in (1e-3, 1e-4)}
+    descent = {eta: jacobian_descent(net, X, y, "square", theta0, eta, int(round(t / eta))) for eta in (1e-3, 1e-4)}
+    gap = {eta: {b: np.linalg.norm(theta - run.theta) for b, run in runs.items()} for eta, theta in descent.items()}
     for eta in gap:
         assert gap[eta]["leave"] < 0.05 * gap[eta]["stay"]
     assert gap[1e-4]["leave"] < 0.2 * gap[1e-3]["leave"]     # first order in the step

@@ -27,7 +27,7 @@ from __future__ import annotations
 from .branches import check_branches, check_branches_deep, deep_slope_rate
 from .common import (CONSERVATION_TOL, DENSE_ERROR, EPS, EXIT_BAND, H_BAND, LEAVE_LEAD, LOSS_TOL, SAME_T,
                      SENSIBLE_STATUSES, VIOLATION_KINDS, Problem, Violation, _two_layer_blocks, balance, dead_inputs,
-                     ell0, h_bands, preactivations_many, sample_weights)
+                     ell0, h_bands, jacobian_descent, preactivations_many, sample_weights)
 from .events import check_crossings, check_event_sequence, check_events_on_surface
 from .invariants import check_conservation, check_loss_monotone, check_status
 from .problems import event_sample_times, random_deep_problem, random_problem, time_grid
@@ -37,7 +37,8 @@ __all__ = ["CONSERVATION_TOL", "DENSE_ERROR", "EPS", "EXIT_BAND", "H_BAND", "LEA
            "SENSIBLE_STATUSES", "VIOLATION_KINDS", "Problem", "Violation", "balance", "check_branches",
            "check_branches_deep", "check_conservation", "check_crossings", "check_event_sequence",
            "check_events_on_surface", "check_loss_monotone", "check_problem", "check_slide_exits", "check_status",
-           "dead_inputs", "deep_slope_rate", "ell0", "event_sample_times", "h_bands", "multiplier_noise",
+           "dead_inputs", "deep_slope_rate", "ell0", "event_sample_times", "h_bands", "jacobian_descent",
+           "multiplier_noise",
            "preactivations_many", "random_deep_problem", "random_problem", "sample_weights", "slide_multipliers",
            "time_grid", "_two_layer_blocks"]
 

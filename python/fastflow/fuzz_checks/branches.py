@@ -99,11 +99,19 @@ def _slide_entered_repelling(events, pair, t):
     return bool(np.any(pair & (events["kind"] == "branch") & (np.abs(events["t"] - t0) <= SAME_T * abs(t0))))
 
 
-def _shared_rate(net, X, y, loss, theta, shared, u, i, rtol, atol):
-    """(D, noise) of unit u's surface shared by the samples `shared`: their deep_slope_rate summed in sample i's
-    normal (each times |n_i| / |n_k|), and what a state error at the tolerance moves that sum by."""
+def _normal_lengths(net, theta, X, u):
+    """|n| of every sample's switch of hidden unit u at theta, and the normals themselves."""
     slopes = (net._core.preactivations(theta, X) > 0).astype(float)
-    lengths = np.linalg.norm(net._core.switch_normals(theta, X, slopes)[:, u], axis=1)
+    normals = net._core.switch_normals(theta, X, slopes)[:, u]
+    return np.linalg.norm(normals, axis=1), normals
+
+
+def _shared_rate(net, X, y, loss, theta, shared, u, i, rtol, atol, lengths=None):
+    """(D, noise) of unit u's surface shared by the samples `shared`: their deep_slope_rate summed in sample i's
+    normal (each times |n_i| / |n_k|; lengths: the normals' at theta, if known), and what a state error at the
+    tolerance moves that sum by."""
+    if lengths is None:
+        lengths = _normal_lengths(net, theta, X, u)[0]
     D = noise = 0.0
     for k in shared:
         rate, scale = deep_slope_rate(net, X, y, loss, theta, int(k), u)
@@ -130,16 +138,14 @@ def check_branches_deep(net, X, y, loss, traj, traj_at_events, rtol, atol, branc
         u = units.index((int(e["layer"]), int(e["neuron"])))
         theta = traj_at_events.theta_at[min(int(np.searchsorted(te, t)), len(te) - 1)]
         on_surface = np.abs(preactivations_many(net, theta, X)[0]) <= h_bands(net, theta, X, rtol, atol)[0]
-        slopes = (net._core.preactivations(theta, X) > 0).astype(float)
-        normals = net._core.switch_normals(theta, X, slopes)[:, u]
+        lengths, normals = _normal_lengths(net, theta, X, u)
         if _pinned(net, theta, normals[on_surface[:, u]], int(e["layer"]), int(e["neuron"]), rtol, atol):
             continue
-        lengths = np.linalg.norm(normals, axis=1)
         along = normals @ normals[i]
         shared = np.flatnonzero(on_surface[:, u] & (along > 0) & (along >= (1 - 1e-9) * lengths * lengths[i]))
         if i not in shared or np.any(on_surface[shared].sum(axis=1) > 1):
             continue   # (a pair off its surface at its event is check_events_on_surface's finding)
-        D, noise = _shared_rate(net, X, y, loss, theta, shared, u, i, rtol, atol)
+        D, noise = _shared_rate(net, X, y, loss, theta, shared, u, i, rtol, atol, lengths)
         pair = np.isin(events["sample"], shared) & (events["layer"] == e["layer"]) & (events["neuron"] == e["neuron"])
         at_t = np.abs(events["t"] - t) <= SAME_T * abs(t)
         starts = np.any(pair & (events["kind"] == "slide_start") & at_t)

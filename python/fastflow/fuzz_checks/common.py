@@ -137,6 +137,17 @@ def dead_inputs(net, S):
     return dead
 
 
+def jacobian_descent(net, X, y, loss, theta, eta, steps):
+    """theta after `steps` steps of plain gradient descent at step eta on the loss summed over samples, through the
+    model's per-sample Jacobians at the slopes of the pre-activations' signs (relu'(0) = 0): any network."""
+    core, theta, Y = net._core, np.array(theta, dtype=float), np.asarray(y, dtype=float).reshape(len(X), -1)
+    for _ in range(steps):
+        slopes = (core.preactivations(theta, X) > 0).astype(float)
+        G = sample_weights(loss, core.forward(theta, X), Y)
+        theta = theta + eta * np.einsum("io,iop->p", G, core.jacobian(theta, X, slopes))
+    return theta
+
+
 def sample_weights(loss, out, y):
     """G = -dL/dPhi per sample and output (the time factor of classification left out: it scales every G alike)."""
     if loss == "square":
