@@ -388,18 +388,19 @@ def test_a_deep_sliding_surface_entered_repelling_is_a_branch():
 
 
 def test_a_deep_surface_shared_by_an_attracting_and_a_repelling_sample_turns_once():
-    # draw 18:61 (depth 4, width 4): samples 3 and 4 slide on one surface of a third-layer unit (their inputs to it
-    # are parallel), sample 3 attracted and sample 4 repelled; their rates, summed in sample 3's normal, cross 0 at
-    # the branch (read with per-sample loss-weight scales and lengths held over a step, 27 turns closed in on it)
-    problem, run, pair, i, u, t = deep_branch(18, 61)
-    assert i == 3 and int((pair["kind"] == "branch").sum()) == 1
+    # draw 18:84 (depth 4, width 7): samples 2 and 5 slide on one surface of a third-layer unit from t = 0.60 (their
+    # inputs to it are parallel), sample 2 attracted and sample 5 repelled; their rates, summed in sample 2's
+    # normal, cross 0 at the branch. (Draw 18:61 was this test's case while the hull gave each sample its own slope:
+    # with one slope for both, its two samples cross their surface together instead of sliding.)
+    problem, run, pair, i, u, t = deep_branch(18, 84)
+    assert i == 2 and int((pair["kind"] == "branch").sum()) == 1
     assert check_problem(problem)[1] == []
 
     def shared_rate(theta):
         normals = problem.net._core.switch_normals(theta, problem.X, (problem.net._core.preactivations(
             theta, problem.X) > 0).astype(float))[:, u]
         lengths = np.linalg.norm(normals, axis=1)
-        rates = [deep_rate(problem, theta, k, u) * lengths[i] / lengths[k] for k in (3, 4)]
+        rates = [deep_rate(problem, theta, k, u) * lengths[i] / lengths[k] for k in (2, 5)]
         assert rates[0] < 0 < rates[1]
         return sum(rates)
 
@@ -407,15 +408,33 @@ def test_a_deep_surface_shared_by_an_attracting_and_a_repelling_sample_turns_onc
     assert shared_rate(around[0]) < 0 < shared_rate(around[1])
 
 
-def test_the_deep_fuzz_checker_accepts_a_turn_by_its_sign_change_and_flags_a_branch_that_is_none():
-    # draw 18:40: on a surface five samples share the unit's output weight crosses 0, and with it the checker's noise
-    # floor; D (1e-5 in size) changes sign from t - 0.1% to t + 0.1%. The same pair at half that t is no branch.
+def test_deep_samples_on_one_surface_cross_it_together_as_gradient_descent_does():
+    # draw 18:40 (depth 3, width 2, logistic): five samples whose inputs to a second-layer unit are parallel reach
+    # its surface at one t (0.474). The hull gives them one slope (the loss has two pieces there, not 2^5), and they
+    # cross together. With a slope each they slid, and gradient descent at both steps ended 1.9e-2 from the flow at
+    # t = 3; now it converges to it at first order.
     problem = random_deep_problem(np.random.default_rng([18, 40]))
+    events = problem.run(t_max=1.0).events
+    crossing = events[np.isclose(events["t"], events["t"][0], rtol=0, atol=1e-12)]
+    assert len(crossing) == 5 and set(crossing["kind"]) == {"deactivate"}
+    assert len({(int(e["layer"]), int(e["neuron"])) for e in crossing}) == 1
+    t = 3.0
+    flow_theta = problem.run(t_max=t).theta
+    distance = [np.linalg.norm(jacobian_descent(problem.net, problem.X, problem.y, problem.loss, problem.theta0, eta,
+                                                int(round(t / eta))) - flow_theta) / np.linalg.norm(flow_theta)
+                for eta in (1e-3, 1e-4)]
+    assert distance[0] < 1e-3 and distance[1] < distance[0] / 5
+
+
+def test_the_deep_fuzz_checker_accepts_a_turn_by_its_sign_change_and_flags_a_branch_that_is_none():
+    # draw 18:84: on a surface two samples share, their summed rate changes sign from t - 1% to t + 1% (test above),
+    # the checker reading D's sign change around t. The same pair at 0.9 t, sliding with D < 0, is no branch.
+    problem = random_deep_problem(np.random.default_rng([18, 84]))
     traj, violations = check_problem(problem)
     assert violations == [] and np.sum(traj.events["kind"] == "branch") == 1
     events = traj.events.copy()
     fake = events[events["kind"] == "branch"].copy()
-    fake["t"] = 0.5 * fake["t"]
+    fake["t"] = 0.9 * fake["t"]
     traj = dataclasses.replace(traj, events=np.sort(np.concatenate([events, fake]), order="t"))
     again = problem.run(t_eval=np.unique(traj.events["t"]))
     found = check_branches_deep(problem.net, problem.X, problem.y, problem.loss, traj, again, problem.rtol,

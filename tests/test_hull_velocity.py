@@ -71,6 +71,38 @@ def test_sliding_velocity_is_the_minimal_norm_point_of_the_corner_fields(widths,
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * np.abs(corners).max())
 
 
+def test_samples_on_one_surface_take_one_slope():
+    # Samples 0 and 1 have parallel inputs (x_1 = 2 x_0), so every unit's surface is one for both and they cross it
+    # together: near it the loss has two pieces, and its Clarke set is the segment between the fields with both
+    # inactive and both active, not the square of each sample's own two sides (a gradient-descent path sees both on
+    # or both off: the fuzz draw 18:40 test in test_branches.py). With equal labels their corner fields are parallel
+    # and the two sets have one minimal-norm point; with opposite ones, not.
+    rng = np.random.default_rng(3)
+    net = ff.fully_connected(3, [4, 4])
+    X = rng.normal(size=(4, 3))
+    X[1] = 2.0 * X[0]
+    y = np.array([1.0, -1.0, -1.0, 1.0])  # opposite labels: one sample's side pulls against the other's
+    data, Y, _, _, core = _problem(net, (X, y), "logistic", FlowOptions.from_kwargs("flow", {}))
+    shared = [(0, 5), (1, 5)]
+    theta = on_surfaces(net, data.X, ff.init.xavier(net, rng), shared)
+    modes = np.where(net._core.preactivations(theta, data.X) > 0, ACTIVE, INACTIVE).reshape(len(X), -1)
+    corners = {}
+    for choice in itertools.product((INACTIVE, ACTIVE), repeat=2):
+        corner = modes.copy()
+        for (i, u), mode in zip(shared, choice):
+            corner[i, u] = mode
+        corners[choice] = velocity(net, data.X, Y, core, theta, corner)
+    on_surface = modes.copy()
+    for i, u in shared:
+        on_surface[i, u] = SLIDING
+    got = velocity(net, data.X, Y, core, theta, on_surface)
+    scale = np.abs(np.array(list(corners.values()))).max()
+    segment = min_norm_in_hull(np.array([corners[INACTIVE, INACTIVE], corners[ACTIVE, ACTIVE]]))
+    square = min_norm_in_hull(np.array(list(corners.values())))
+    assert np.linalg.norm(segment - square) > 1e-2 * scale  # the two sets have different minimal-norm points
+    np.testing.assert_allclose(got, segment, rtol=0, atol=1e-6 * scale)
+
+
 def dead_path_problem(flat=None, seed=7):
     """Sample 0's first layer is inactive but for units 0 and 1 on their surfaces, so the layer above gets no input;
     flat = (r, c): unit r of the layer above has weight exactly 0 from unit c."""

@@ -32,9 +32,10 @@ public:
     // go on unless their exit is proven (see ExitNoise) or `exits` (found by the locator) holds them. Records the
     // changes.
     void classify(double tau, const double* theta, std::vector<std::size_t> set,
-                  const std::vector<std::size_t>& exits = {}) {
+                  std::vector<std::size_t> exits = {}) {
         std::sort(set.begin(), set.end());
         set.erase(std::unique(set.begin(), set.end()), set.end());
+        if (!pb_.model.linear_switches()) with_shared_surfaces(theta, set, exits);
         std::sort(set.begin(), set.end(), [this](std::size_t a, std::size_t b) {
             const std::size_t ua = a % pb_.H, ub = b % pb_.H;
             return ua != ub ? ua < ub : a < b;
@@ -189,6 +190,19 @@ private:
             }
             dead_.take_sides(theta, i, layer, up.empty() ? level : up);
         }
+    }
+
+    // Deeper nets: an exit the locator proved is one of every switch on that surface (samples whose inputs to the
+    // unit's layer are parallel): exits <- with them, among `set` and the slides
+    void with_shared_surfaces(const double* theta, const std::vector<std::size_t>& set,
+                              std::vector<std::size_t>& exits) const {
+        if (exits.empty()) return;
+        std::vector<std::size_t> among = set;
+        among.insert(among.end(), st_.Z.begin(), st_.Z.end());
+        const std::size_t proven = exits.size();
+        for (std::size_t a = 0; a < proven; ++a)
+            for (std::size_t sw : geo_.shared_surface(theta, st_.slopes.data(), exits[a], among))
+                if (std::find(exits.begin(), exits.end(), sw) == exits.end()) exits.push_back(sw);
     }
 
     // The slides of `set` that the decision ended, other than `exits`, go on while their multipliers with them
@@ -401,8 +415,11 @@ private:
                 continue;
             }
             if (rate[leaving] > 0.0 && second_seed(undecided[leaving])) return true;
-            take_side(undecided[leaving], rate[leaving] > 0.0);
-            undecided.erase(undecided.begin() + static_cast<std::ptrdiff_t>(leaving));
+            // the switches on its surface go with it (the hull gave them one slope)
+            for (std::size_t sw : geo_.shared_surface(theta, st_.slopes.data(), undecided[leaving], undecided)) {
+                take_side(sw, rate[leaving] > 0.0);
+                undecided.erase(std::find(undecided.begin(), undecided.end(), sw));
+            }
         }
         return false;
     }

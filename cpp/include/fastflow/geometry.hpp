@@ -203,13 +203,11 @@ public:
         const std::size_t p = pb_.p;
         std::vector<double> nz(p), nb(p);
         normal(th, slopes, z, nz.data());
-        const double length = norm2(nz.data(), p);
         std::vector<std::size_t> out{z};
         for (std::size_t b : among) {
             if (b == z || b % pb_.H != z % pb_.H) continue;
             normal(th, slopes, b, nb.data());
-            const double along = dot(nz.data(), nb.data(), p), size = norm2(nb.data(), p);
-            if (along > 0.0 && along >= (1.0 - 1e-12) * length * size) out.push_back(b);
+            if (same_direction(nz.data(), nb.data(), p)) out.push_back(b);
         }
         return out;
     }

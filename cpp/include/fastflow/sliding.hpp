@@ -228,6 +228,42 @@ public:
 private:
     static constexpr unsigned piece_shift = 32;
 
+    // Per sample of the face, the first sample whose switch surface it shares (itself if none): samples that slide
+    // on one switch each, of one unit, with normals that point the same way to rounding (their inputs to the unit's
+    // layer are parallel) cross that surface together, so they take one slope. The hull is then the Clarke set of
+    // the loss, whose pieces meet on that one surface, not the larger sum of each sample's own two sides (with
+    // which the flow slid where gradient descent does not: the --deep benchmark's problem 1).
+    std::vector<std::size_t> shared_leaders(const double* th, const double* slopes,
+                                            const std::vector<std::uint64_t>& free_bits,
+                                            const std::vector<std::uint64_t>& other_bits) {
+        const std::size_t count = face_.samples.size(), p = pb_.p;
+        std::vector<std::size_t> leader(count);
+        for (std::size_t g = 0; g < count; ++g) leader[g] = g;
+        auto single = [&](std::size_t g) {
+            return face_.units[g].size() == 1 && other_bits[g] == 0 && free_bits[g] == 1 && face_.fans[g].seeds == 0;
+        };
+        std::vector<std::vector<double>> normals(count);
+        auto normal_of = [&](std::size_t g) -> const std::vector<double>& {
+            if (normals[g].empty()) {
+                normals[g].resize(p);
+                pb_.model.switch_normal(th, pb_.X, slopes, face_.samples[g] * pb_.H + face_.units[g][0],
+                                        normals[g].data());
+            }
+            return normals[g];
+        };
+        for (std::size_t g = 1; g < count; ++g) {
+            if (!single(g)) continue;
+            for (std::size_t f = 0; f < g; ++f) {
+                if (leader[f] != f || !single(f) || face_.units[f][0] != face_.units[g][0]) continue;
+                if (same_direction(normal_of(f).data(), normal_of(g).data(), p)) {
+                    leader[g] = f;
+                    break;
+                }
+            }
+        }
+        return leader;
+    }
+
     // sample g's slopes (n_hidden, from the ones in force) <- those of its corner `tag`
     void sample_corner_slopes(std::size_t g, std::uint64_t tag, double* sl) const {
         const std::vector<std::size_t>& units = face_.units[g];
@@ -352,6 +388,10 @@ private:
             fan.layer = dead;
             other_bits[g] |= free_bits[g], free_bits[g] = 0;
         }
+        const std::vector<std::size_t> leader = shared_leaders(th, slopes, free_bits, other_bits);
+        std::vector<bool> leads(samples.size(), false);  // a group's first sample, which chooses for all of it
+        for (std::size_t g = 0; g < samples.size(); ++g)
+            if (leader[g] != g) leads[leader[g]] = true;
         std::vector<double> sl(H), base(p);
         // corner fields of each sample, relative to its all-inactive corner (which F already holds), by corner bits
         std::vector<std::unordered_map<std::uint64_t, std::vector<double>>> kept(samples.size());
@@ -387,6 +427,17 @@ private:
         auto lmo = [&](const double* x, double* v) {
             std::vector<std::size_t> choice(samples.size());
             for (std::size_t g = 0; g < samples.size(); ++g) {
+                if (leader[g] != g) {  // its leader came first and chose for the group
+                    choice[g] = choice[leader[g]];
+                    continue;
+                }
+                if (leads[g]) {
+                    double value = 0.0;  // of the shared slope's active side, over the group
+                    for (std::size_t m = g; m < samples.size(); ++m)
+                        if (leader[m] == g) value += dot(x, corner(m, 1).data(), p);
+                    choice[g] = value < 0.0 ? 1 : 0;
+                    continue;
+                }
                 double best_value = INFINITY;
                 // every choice of the other units (the subsets of other_bits), then the free layer by sign
                 std::uint64_t other = 0;
@@ -414,7 +465,14 @@ private:
         // the last hull's corral over the same sliding set (its corner choices) starts Wolfe near its answer: the
         // velocity is asked for at nearby states, a step's stages and the checks around them
         using HullCorral = Corral<std::vector<std::size_t>>;
-        const HullCorral last = Z == hull_Z_ ? std::move(face_.corral) : HullCorral{};
+        HullCorral last = Z == hull_Z_ ? std::move(face_.corral) : HullCorral{};
+        // a corral from before samples came to share a surface has corners of the larger hull: start afresh
+        auto uncoupled = [&](const std::vector<std::size_t>& tag) {
+            for (std::size_t g = 0; g < samples.size(); ++g)
+                if (tag[g] != tag[leader[g]]) return true;
+            return false;
+        };
+        if (std::any_of(last.tags.begin(), last.tags.end(), uncoupled)) last = HullCorral{};
         hull_Z_ = Z;
         HullCorral& corral = face_.corral = min_norm_point(p, lmo, F, last.tags, last.weights, vertex);
         const double error = std::sqrt(corral.gap) / unit_;
