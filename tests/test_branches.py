@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import fastflow as ff
+from fastflow import fuzz as fuzz_target
 from fastflow.fuzz_checks import (Problem, check_branches, check_branches_deep, check_problem, deep_slope_rate,
                                   jacobian_descent, random_deep_problem, slide_multipliers)
 
@@ -440,6 +441,23 @@ def test_the_deep_fuzz_checker_accepts_a_turn_by_its_sign_change_and_flags_a_bra
     found = check_branches_deep(problem.net, problem.X, problem.y, problem.loss, traj, again, problem.rtol,
                                 problem.atol, theta_near=lambda times: problem.run(t_eval=times).theta_at)
     assert [v.kind for v in found] == ["unexplained_branch"]
+
+
+def test_a_deep_turn_where_the_sample_dies_with_the_switch_off_is_left():
+    # fuzz draw 6:13 (depth 3, width 2, exponential): sample 3 slides on a second-layer surface and it turns repulsive
+    # at t = 1.868. With the switch off that sample's output is 0, so the watch's noise floor is 0 and the turn is
+    # found with nd barely past 0, both one-sided fields within rounding; the leave flow must still leave there
+    # (gradient descent does), not slide on unwatched.
+    problem = fuzz_target._problem(6, 13, "leave", "deep")
+    t = 3.7
+    flows = {branch: problem.run(t_max=t, branch=branch) for branch in ("stay", "leave")}
+    left = flows["leave"].events[flows["leave"].events["kind"] == "slide_end"]
+    assert np.any((left["sample"] == 3) & np.isclose(left["t"], 1.868, atol=1e-3))
+    distance = {branch: [np.linalg.norm(jacobian_descent(problem.net, problem.X, problem.y, problem.loss,
+                                                         problem.theta0, eta, int(round(t / eta))) - run.theta)
+                         / np.linalg.norm(run.theta) for eta in (1e-3, 1e-4)] for branch, run in flows.items()}
+    assert distance["leave"][1] < distance["leave"][0] / 5 and distance["leave"][1] < 1e-4
+    assert distance["stay"][1] > 1e-3
 
 
 def test_a_deep_unit_pinned_at_zero_is_a_branch():

@@ -446,7 +446,10 @@ private:
                 // slides pull against each other) crosses to that side, no branch; one still attracting slides on
                 const bool attracts = v_inactive > tol && v_active < -tol;
                 const bool crosses = std::min(v_inactive, v_active) > tol || std::max(v_inactive, v_active) < -tol;
-                if (attracts || std::max(std::abs(v_inactive), std::abs(v_active)) <= tol) {
+                // (a flagged turn with both sides within rounding is left too, by s: the watch found nd past its
+                // noise, which is 0 where the sample's output dies with the switch off, so nd is barely past 0
+                // there; kept, the slide was never looked at again, and gradient descent left: fuzz draw 6:13)
+                if (attracts) {
                     st_.branch[sw] = false;
                     continue;
                 }
