@@ -443,6 +443,22 @@ def test_the_deep_fuzz_checker_accepts_a_turn_by_its_sign_change_and_flags_a_bra
     assert [v.kind for v in found] == ["unexplained_branch"]
 
 
+def test_deep_samples_on_one_surface_below_a_dead_path_cross_it_together():
+    # fuzz draw 13:33 (depth 4, width 2, exponential): five samples whose only active first-layer unit is the same
+    # reach a second-layer surface at t = 0.0908 (its weight from that unit reaches 0), with a dead path above it.
+    # They take one slope and one piece of the path, and cross together as gradient descent does; with a corner
+    # each they slid, and gradient descent ended 6.5e-2 from the flow at t = 2.89 at both steps.
+    problem = fuzz_target._problem(13, 33, "stay", "deep")
+    events = problem.run(t_max=0.1).events
+    assert len(events) == 5 and set(events["kind"]) == {"deactivate"} and np.ptp(events["t"]) == 0.0
+    t = 2.89
+    flow_theta = problem.run(t_max=t).theta
+    distance = [np.linalg.norm(jacobian_descent(problem.net, problem.X, problem.y, problem.loss, problem.theta0, eta,
+                                                int(round(t / eta))) - flow_theta) / np.linalg.norm(flow_theta)
+                for eta in (1e-3, 1e-4)]
+    assert distance[0] < 1e-3 and distance[1] < distance[0] / 5
+
+
 def test_a_deep_turn_where_the_sample_dies_with_the_switch_off_is_left():
     # fuzz draw 6:13 (depth 3, width 2, exponential): sample 3 slides on a second-layer surface and it turns repulsive
     # at t = 1.868. With the switch off that sample's output is 0, so the watch's noise floor is 0 and the turn is

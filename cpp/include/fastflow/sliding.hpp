@@ -230,18 +230,15 @@ private:
 
     // Per sample of the face, the first sample whose switch surface it shares (itself if none): samples that slide
     // on one switch each, of one unit, with normals that point the same way to rounding (their inputs to the unit's
-    // layer are parallel) cross that surface together, so they take one slope. The hull is then the Clarke set of
-    // the loss, whose pieces meet on that one surface, not the larger sum of each sample's own two sides (with
-    // which the flow slid where gradient descent does not: the --deep benchmark's problem 1).
-    std::vector<std::size_t> shared_leaders(const double* th, const double* slopes,
-                                            const std::vector<std::uint64_t>& free_bits,
-                                            const std::vector<std::uint64_t>& other_bits) {
+    // layer are parallel) cross that surface together, so they take one slope (and, below a dead path, one piece:
+    // the same for all, as their inputs to the path are parallel). The hull is then the Clarke set of the loss,
+    // whose pieces meet on that one surface, not the larger sum of each sample's own two sides (with which the
+    // flow slid where gradient descent does not: the --deep benchmark's problem 1, fuzz draw 13:33).
+    std::vector<std::size_t> shared_leaders(const double* th, const double* slopes) {
         const std::size_t count = face_.samples.size(), p = pb_.p;
         std::vector<std::size_t> leader(count);
         for (std::size_t g = 0; g < count; ++g) leader[g] = g;
-        auto single = [&](std::size_t g) {
-            return face_.units[g].size() == 1 && other_bits[g] == 0 && free_bits[g] == 1 && face_.fans[g].seeds == 0;
-        };
+        auto single = [&](std::size_t g) { return face_.units[g].size() == 1; };
         std::vector<std::vector<double>> normals(count);
         auto normal_of = [&](std::size_t g) -> const std::vector<double>& {
             if (normals[g].empty()) {
@@ -254,7 +251,9 @@ private:
         for (std::size_t g = 1; g < count; ++g) {
             if (!single(g)) continue;
             for (std::size_t f = 0; f < g; ++f) {
-                if (leader[f] != f || !single(f) || face_.units[f][0] != face_.units[g][0]) continue;
+                if (leader[f] != f || !single(f) || face_.units[f][0] != face_.units[g][0] ||
+                    face_.fans[f].seeds != face_.fans[g].seeds || face_.fans[f].layer != face_.fans[g].layer)
+                    continue;
                 if (same_direction(normal_of(f).data(), normal_of(g).data(), p)) {
                     leader[g] = f;
                     break;
@@ -388,7 +387,7 @@ private:
             fan.layer = dead;
             other_bits[g] |= free_bits[g], free_bits[g] = 0;
         }
-        const std::vector<std::size_t> leader = shared_leaders(th, slopes, free_bits, other_bits);
+        const std::vector<std::size_t> leader = shared_leaders(th, slopes);
         std::vector<bool> leads(samples.size(), false);  // a group's first sample, which chooses for all of it
         for (std::size_t g = 0; g < samples.size(); ++g)
             if (leader[g] != g) leads[leader[g]] = true;
@@ -431,11 +430,18 @@ private:
                     choice[g] = choice[leader[g]];
                     continue;
                 }
-                if (leads[g]) {
-                    double value = 0.0;  // of the shared slope's active side, over the group
-                    for (std::size_t m = g; m < samples.size(); ++m)
-                        if (leader[m] == g) value += dot(x, corner(m, 1).data(), p);
-                    choice[g] = value < 0.0 ? 1 : 0;
+                if (leads[g]) {  // its one unit active (on each piece of a dead path above it) or not, in all
+                    const std::uint64_t open = face_.fans[g].seeds;
+                    const std::uint64_t n_pieces = open == 0 ? 1 : fan_pieces(g, th, open).size();
+                    double best_value = 0.0;  // the all-inactive corner's (relative to itself)
+                    choice[g] = 0;
+                    for (std::uint64_t piece = 0; piece < n_pieces; ++piece) {
+                        const std::uint64_t tag = 1 | piece << piece_shift;
+                        double value = 0.0;
+                        for (std::size_t m = g; m < samples.size(); ++m)
+                            if (leader[m] == g) value += dot(x, corner(m, tag).data(), p);
+                        if (value < best_value) best_value = value, choice[g] = tag;
+                    }
                     continue;
                 }
                 double best_value = INFINITY;
