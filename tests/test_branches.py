@@ -353,6 +353,12 @@ def deep_rate(problem, theta, i, u):
     return deep_slope_rate(problem.net, problem.X, problem.y, problem.loss, theta, i, u)[0]
 
 
+def descent_distances(problem, theta, t, steps=(1e-3, 1e-4)):
+    """|theta_GD - theta| / |theta| for gradient descent from the problem's start to t, at each step size."""
+    return [np.linalg.norm(jacobian_descent(problem.net, problem.X, problem.y, problem.loss, problem.theta0, eta,
+                                            int(round(t / eta))) - theta) / np.linalg.norm(theta) for eta in steps]
+
+
 def deep_branch(seed, draw):
     problem = random_deep_problem(np.random.default_rng([seed, draw]))
     run = problem.run()
@@ -419,11 +425,7 @@ def test_deep_samples_on_one_surface_cross_it_together_as_gradient_descent_does(
     crossing = events[np.isclose(events["t"], events["t"][0], rtol=0, atol=1e-12)]
     assert len(crossing) == 5 and set(crossing["kind"]) == {"deactivate"}
     assert len({(int(e["layer"]), int(e["neuron"])) for e in crossing}) == 1
-    t = 3.0
-    flow_theta = problem.run(t_max=t).theta
-    distance = [np.linalg.norm(jacobian_descent(problem.net, problem.X, problem.y, problem.loss, problem.theta0, eta,
-                                                int(round(t / eta))) - flow_theta) / np.linalg.norm(flow_theta)
-                for eta in (1e-3, 1e-4)]
+    distance = descent_distances(problem, problem.run(t_max=3.0).theta, 3.0)
     assert distance[0] < 1e-3 and distance[1] < distance[0] / 5
 
 
@@ -451,11 +453,7 @@ def test_deep_samples_on_one_surface_below_a_dead_path_cross_it_together():
     problem = fuzz_target._problem(13, 33, "stay", "deep")
     events = problem.run(t_max=0.1).events
     assert len(events) == 5 and set(events["kind"]) == {"deactivate"} and np.ptp(events["t"]) == 0.0
-    t = 2.89
-    flow_theta = problem.run(t_max=t).theta
-    distance = [np.linalg.norm(jacobian_descent(problem.net, problem.X, problem.y, problem.loss, problem.theta0, eta,
-                                                int(round(t / eta))) - flow_theta) / np.linalg.norm(flow_theta)
-                for eta in (1e-3, 1e-4)]
+    distance = descent_distances(problem, problem.run(t_max=2.89).theta, 2.89)
     assert distance[0] < 1e-3 and distance[1] < distance[0] / 5
 
 
@@ -469,9 +467,7 @@ def test_a_deep_turn_where_the_sample_dies_with_the_switch_off_is_left():
     flows = {branch: problem.run(t_max=t, branch=branch) for branch in ("stay", "leave")}
     left = flows["leave"].events[flows["leave"].events["kind"] == "slide_end"]
     assert np.any((left["sample"] == 3) & np.isclose(left["t"], 1.868, atol=1e-3))
-    distance = {branch: [np.linalg.norm(jacobian_descent(problem.net, problem.X, problem.y, problem.loss,
-                                                         problem.theta0, eta, int(round(t / eta))) - run.theta)
-                         / np.linalg.norm(run.theta) for eta in (1e-3, 1e-4)] for branch, run in flows.items()}
+    distance = {branch: descent_distances(problem, run.theta, t) for branch, run in flows.items()}
     assert distance["leave"][1] < distance["leave"][0] / 5 and distance["leave"][1] < 1e-4
     assert distance["stay"][1] > 1e-3
 
