@@ -192,8 +192,8 @@ private:
         }
     }
 
-    // Deeper nets: an exit the locator proved is one of every switch on that surface (samples whose inputs to the
-    // unit's layer are parallel): exits <- with them, among `set` and the slides
+    // Deeper nets: an exit the locator proved is one of every switch on its surface (SwitchGeometry::shared_surface):
+    // exits <- with them, among `set` and the slides
     void with_shared_surfaces(const double* theta, const std::vector<std::size_t>& set,
                               std::vector<std::size_t>& exits) const {
         if (exits.empty()) return;

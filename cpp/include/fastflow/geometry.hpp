@@ -197,7 +197,7 @@ public:
     }
 
     // The switches of `among` that share switch z's surface, z first: those of its unit whose normals point the
-    // same way to rounding (samples whose inputs to the unit's layer are parallel), crossed together.
+    // same way to rounding (e.g. samples fed by one unit below whose weight to this one is 0), crossed together.
     std::vector<std::size_t> shared_surface(const double* th, const double* slopes, std::size_t z,
                                             const std::vector<std::size_t>& among) const {
         const std::size_t p = pb_.p;

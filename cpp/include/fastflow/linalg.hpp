@@ -101,8 +101,7 @@ inline double norm2(const double* a, std::size_t n) {
     return largest * std::sqrt(scaled);
 }
 
-// whether a and b point the same way to rounding: two switches' normals on one surface (samples whose inputs to
-// the unit's layer are parallel)
+// whether a and b point the same way to rounding: two switches' normals on one surface
 inline bool same_direction(const double* a, const double* b, std::size_t n) {
     const double along = dot(a, b, n);
     return along > 0.0 && along >= (1.0 - 1e-12) * norm2(a, n) * norm2(b, n);

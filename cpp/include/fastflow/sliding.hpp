@@ -228,12 +228,12 @@ public:
 private:
     static constexpr unsigned piece_shift = 32;
 
-    // Per sample of the face, the first sample whose switch surface it shares (itself if none): samples that slide
-    // on one switch each, of one unit, with normals that point the same way to rounding (their inputs to the unit's
-    // layer are parallel) cross that surface together, so they take one slope (and, below a dead path, one piece:
-    // the same for all, as their inputs to the path are parallel). The hull is then the Clarke set of the loss,
-    // whose pieces meet on that one surface, not the larger sum of each sample's own two sides (with which the
-    // flow slid where gradient descent does not: the --deep benchmark's problem 1, fuzz draw 13:33).
+    // Per sample of the face, the first sample whose switch surface it shares (itself if none): samples that slide on
+    // one switch each, of one unit, with normals that point the same way to rounding (e.g. samples fed by one unit
+    // below whose weight to this one is 0) cross that surface together, so they take one slope (and, below a dead
+    // path, one piece: the same for all, as their inputs to the path are parallel). The hull is then the Clarke set of
+    // the loss, whose pieces meet on that one surface, not the larger sum of each sample's own two sides (with which
+    // the flow slid where gradient descent does not: the --deep benchmark's problem 1, fuzz draw 13:33).
     std::vector<std::size_t> shared_leaders(const double* th, const double* slopes) {
         const std::size_t count = face_.samples.size(), p = pb_.p;
         std::vector<std::size_t> leader(count);
