@@ -396,7 +396,7 @@ def test_a_deep_sliding_surface_entered_repelling_is_a_branch():
 
 def test_a_deep_surface_shared_by_an_attracting_and_a_repelling_sample_turns_once():
     # draw 18:84 (depth 4, width 7): samples 2 and 5 slide on one surface of a third-layer unit from t = 0.60 (their
-    # inputs to it are parallel), sample 2 attracted and sample 5 repelled; their rates, summed in sample 2's
+    # normals for it point the same way), sample 2 attracted and sample 5 repelled; their rates, summed in sample 2's
     # normal, cross 0 at the branch. (Draw 18:61 was this test's case while the hull gave each sample its own slope:
     # with one slope for both, its two samples cross their surface together instead of sliding.)
     problem, run, pair, i, u, t = deep_branch(18, 84)
@@ -416,8 +416,8 @@ def test_a_deep_surface_shared_by_an_attracting_and_a_repelling_sample_turns_onc
 
 
 def test_deep_samples_on_one_surface_cross_it_together_as_gradient_descent_does():
-    # draw 18:40 (depth 3, width 2, logistic): five samples whose inputs to a second-layer unit are parallel reach
-    # its surface at one t (0.474). The hull gives them one slope (the loss has two pieces there, not 2^5), and they
+    # draw 18:40 (depth 3, width 2, logistic): five samples whose normals for a second-layer unit point the same way
+    # reach its surface at one t (0.474). The hull gives them one slope (the loss has two pieces there, not 2^5), and they
     # cross together. With a slope each they slid, and gradient descent at both steps ended 1.9e-2 from the flow at
     # t = 3; now it converges to it at first order.
     problem = random_deep_problem(np.random.default_rng([18, 40]))
