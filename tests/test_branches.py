@@ -472,6 +472,18 @@ def test_a_deep_turn_where_the_sample_dies_with_the_switch_off_is_left():
     assert distance["stay"][1] > 1e-3
 
 
+def test_a_deep_unit_pinned_with_nine_samples_leaves_on_the_pattern_gradient_descent_takes():
+    # fuzz draw 16:7 (depth 3, width 8, logistic): a first-layer unit is pinned at t = 0.424 with all nine samples on
+    # its surfaces. Iterated from single samples, the pattern search found no descending pattern; of all 2^9, samples
+    # 3, 4, 7 and 8 active is one. Leave mode leaves on it, and gradient descent converges to that flow at first order.
+    problem = fuzz_target._problem(16, 7, "leave", "deep")
+    t = 0.8476
+    flows = {branch: problem.run(t_max=t, branch=branch) for branch in ("stay", "leave")}
+    distance = {branch: descent_distances(problem, run.theta, t) for branch, run in flows.items()}
+    assert distance["leave"][0] < 1e-3 and distance["leave"][1] < distance["leave"][0] / 5
+    assert distance["stay"][1] > 1e-2
+
+
 def test_a_deep_unit_pinned_at_zero_is_a_branch():
     # pinned_problem's samples under a depth-3 net of one unit per layer: the first-layer unit slides on sample 1's
     # surface and is carried to w = 0 as sample 0's reaches 0 too, where the two inputs span R^2

@@ -266,9 +266,9 @@ public:
     // the unit stays), at theta with the loss weights G there. On pattern A its block's field is
     // F_A = sum_{a in A} D_a x_a (D_a x_a: switch a's slope direction), and L falls at |F_A|^2 along it; the unit
     // can leave along F_A when every sample moves to its side (x_k . F_A > 0 exactly for k in A). Gradient
-    // descent's steps from a tiny w settle on such a pattern, A <- {k : x_k . F_A > 0}: iterated from each sample
-    // alone, the fixed point of largest |F_A| is taken, if L falls beyond what a state error at the tolerance
-    // moves the field by.
+    // descent's steps from a tiny w settle on such a pattern, A <- {k : x_k . F_A > 0}. The one of largest |F_A|
+    // is taken, if L falls beyond what a state error at the tolerance moves the field by: among all 2^k patterns
+    // up to max_exhaustive switches, past that among the fixed points of that iteration from each sample alone.
     // (Deeper nets: at w = 0 the unit's output is 0 on either side, so its slopes move its own row alone, and the
     // sample's input to the layer plays x's part.)
     std::vector<bool> leave_pattern(const std::vector<std::size_t>& on, const double* theta, const double* G) const {
@@ -292,15 +292,33 @@ public:
         }
         std::vector<bool> best;
         double best_norm = dense_error * (pb_.opt.atol + pb_.opt.rtol * size) * inputs;
+        // whether every switch moves to its side of A along F (the field on A)
+        auto consistent = [&](const std::vector<bool>& A, double fnorm) {
+            for (std::size_t b = 0; b < k; ++b)
+                if ((dot(&x[b * d], F.data(), d) > 1e-12 * norm2(&x[b * d], d) * fnorm) != A[b]) return false;
+            return true;
+        };
+        auto field_on = [&](const std::vector<bool>& A) {
+            std::fill(F.begin(), F.end(), 0.0);
+            for (std::size_t a = 0; a < k; ++a)
+                if (A[a])
+                    for (std::size_t l = 0; l < d; ++l) F[l] += r[a * d + l];
+            return norm2(F.data(), d);
+        };
+        if (k <= max_exhaustive) {  // every pattern (the iteration below missed some: fuzz draws 15:3, 16:7)
+            std::vector<bool> A(k);
+            for (std::uint64_t mask = 1; mask < (std::uint64_t{1} << k); ++mask) {
+                for (std::size_t a = 0; a < k; ++a) A[a] = (mask >> a) & 1U;
+                const double fnorm = field_on(A);
+                if (fnorm > best_norm && consistent(A, fnorm)) best = A, best_norm = fnorm;
+            }
+            return best;
+        }
         for (std::size_t start = 0; start < k; ++start) {
             std::vector<bool> A(k, false), next(k);
             A[start] = true;
             for (std::size_t iter = 0; iter <= k; ++iter) {
-                std::fill(F.begin(), F.end(), 0.0);
-                for (std::size_t a = 0; a < k; ++a)
-                    if (A[a])
-                        for (std::size_t l = 0; l < d; ++l) F[l] += r[a * d + l];
-                const double fnorm = norm2(F.data(), d);
+                const double fnorm = field_on(A);
                 for (std::size_t b = 0; b < k; ++b)
                     next[b] = dot(&x[b * d], F.data(), d) > 1e-12 * norm2(&x[b * d], d) * fnorm;
                 if (next != A) {
@@ -317,6 +335,7 @@ public:
 private:
     static constexpr double dense_error = 16.0;  // the dense output's error, in units of the step's tolerance
     static constexpr double leave_lead = 64.0;   // leave mode: D's noise levels past which a surface is left
+    static constexpr std::size_t max_exhaustive = 16;  // leave_pattern: switches whose 2^k patterns are all tried
 
     // how far a state error at the tolerance moves output o of sample i at theta (coef's first row): each term
     // W2_oj s_j h_ij by the relative error of both factors (h_ij's terms: its switch scale)

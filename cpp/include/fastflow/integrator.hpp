@@ -321,7 +321,11 @@ private:
         std::vector<std::size_t> set(fired.begin(), fired.end());
         for (std::size_t z : state_.Z)
             if (touched[z % pb_.H]) set.push_back(z);
-        for (std::size_t k : geometry_.in_bands(theta_.data(), slopes(), touched, state_.band_boost)) set.push_back(k);
+        // (a pinned unit's switches that leave mode just put on their sides are still in their bands at that tau:
+        // decided again with the others there, the hull kept the unit pinned, fuzz draw 16:7)
+        for (std::size_t k : geometry_.in_bands(theta_.data(), slopes(), touched, state_.band_boost))
+            if (!same_time(released_tau_, tau) || std::find(released_.begin(), released_.end(), k) == released_.end())
+                set.push_back(k);
         std::sort(set.begin(), set.end());
         set.erase(std::unique(set.begin(), set.end()), set.end());
         std::vector<Mode> before(fired.size());
@@ -381,7 +385,10 @@ private:
                 state_field(tau);  // the loss weights at theta_
                 const std::vector<std::size_t>& on = branches_.on_surface(z % pb_.H);
                 const std::vector<bool> up = branches_.leave_pattern(on, theta_.data(), field_.weights());
-                if (!up.empty()) classifier_.put(tau, on, up);
+                if (!up.empty()) {
+                    classifier_.put(tau, on, up);
+                    released_ = on, released_tau_ = tau;  // handle_events leaves them to their sides at this tau
+                }
             }
             log_.push(tau, EventKind::branch, z, Mode::unset);
         }
@@ -409,6 +416,8 @@ private:
     std::vector<std::size_t> exits_so_far_;         // exits_at's, at exits_tau_
     double exits_tau_ = -1.0;
     std::vector<bool> touched_;                     // the units whose switches the current event decided again
+    std::vector<std::size_t> released_;             // a pinned unit's switches that leave mode put on their sides,
+    double released_tau_ = -1.0;                    // at this tau
     StepMap step_;                                   // the current step's time map
 };
 
