@@ -305,7 +305,7 @@ public:
                     for (std::size_t l = 0; l < d; ++l) F[l] += r[a * d + l];
             return norm2(F.data(), d);
         };
-        if (k <= max_exhaustive) {  // every pattern (the iteration below missed some: fuzz draws 15:3, 16:7)
+        if (k <= max_exhaustive) {  // every pattern (the iteration below missed one: fuzz draw 16:7)
             std::vector<bool> A(k);
             for (std::uint64_t mask = 1; mask < (std::uint64_t{1} << k); ++mask) {
                 for (std::size_t a = 0; a < k; ++a) A[a] = (mask >> a) & 1U;

@@ -87,6 +87,7 @@ public:
         next_settle_check_ = INFINITY;
         hovering_ = 0;
         exits_so_far_.clear(), exits_tau_ = -1.0;
+        released_.clear(), released_tau_ = -1.0;
         initial_modes();
         touched_.assign(pb_.H, true);
         if (opt.leave_branches) mark_branches(tau, {});  // a unit may start pinned
