@@ -484,6 +484,16 @@ def test_a_deep_unit_pinned_with_nine_samples_leaves_on_the_pattern_gradient_des
     assert distance["stay"][1] > 1e-2
 
 
+def test_a_surface_entered_repelling_as_its_unit_is_pinned_is_one_branch():
+    # fuzz draw 16:247 (depth 3, leave mode): at t = 2.0164 samples 0 and 1 enter a first-layer surface with both
+    # one-sided fields pointing away, and that unit is pinned at the same t; one branch event per switch
+    traj, violations = check_problem(fuzz_target._problem(16, 247, "leave", "deep"))[:2]
+    assert violations == []
+    branches = traj.events[traj.events["kind"] == "branch"]
+    assert len(branches) == len({(float(e["t"]), int(e["sample"]), int(e["layer"]), int(e["neuron"])) for e in branches})
+    assert np.any(np.isclose(branches["t"], 2.0164, atol=1e-4) & (branches["sample"] == 0))
+
+
 def test_a_deep_unit_pinned_at_zero_is_a_branch():
     # pinned_problem's samples under a depth-3 net of one unit per layer: the first-layer unit slides on sample 1's
     # surface and is carried to w = 0 as sample 0's reaches 0 too, where the two inputs span R^2

@@ -84,7 +84,7 @@ public:
             const bool left = pb_.opt.leave_branches && mode != old[a] && mode != Mode::sliding;
             // logged from the mode the log last gave it: a pair on a dead path changed sides unlogged
             if ((log_.record(tau, log_.last_logged(set[a]), mode, set[a]) || left) && st_.branch[set[a]])
-                log_.push(tau, EventKind::branch, set[a], Mode::unset);
+                log_.branch(tau, set[a]);
             if (pb_.opt.leave_branches) st_.branch[set[a]] = false;
         }
         // a path that a unit below holds active is revived: its sides hold from here on, so they are logged (a unit

@@ -43,6 +43,14 @@ public:
         if (kind != EventKind::branch) last_[sw] = after;
     }
 
+    // Logs that switch sw is at an unstable branch, once per tau (a surface entered repelling at the t its unit is
+    // pinned is one branch: fuzz draw 16:247)
+    void branch(double tau, std::size_t sw) {
+        for (std::size_t e = entries_.size(); e-- > 0 && same_time(entries_[e].event.tau, tau);)
+            if (entries_[e].sw == sw && entries_[e].event.kind == EventKind::branch) return;
+        push(tau, EventKind::branch, sw, Mode::unset);
+    }
+
     // the mode switch sw was last logged to take (from start(): the run's initial one until its first entry)
     Mode last_logged(std::size_t sw) const { return last_[sw]; }
 

@@ -378,7 +378,7 @@ private:
             state_.branch[turn.z] = turn.to_repulsive;
             if (again) continue;
             if (turn.to_repulsive && leave) leaving.push_back(turn.z);
-            else if (turn.to_repulsive) log_.push(tau, EventKind::branch, turn.z, Mode::unset);
+            else if (turn.to_repulsive) log_.branch(tau, turn.z);
         }
         if (!leaving.empty()) handle_events(tau, {}, leaving);  // their slides end here
         for (std::size_t z : branches_.newly_pinned(geometry_, theta_.data(), touched_)) {
@@ -391,7 +391,7 @@ private:
                     released_ = on, released_tau_ = tau;  // handle_events leaves them to their sides at this tau
                 }
             }
-            log_.push(tau, EventKind::branch, z, Mode::unset);
+            log_.branch(tau, z);
         }
     }
 
