@@ -417,8 +417,8 @@ def test_a_deep_surface_shared_by_an_attracting_and_a_repelling_sample_turns_onc
 
 def test_deep_samples_on_one_surface_cross_it_together_as_gradient_descent_does():
     # draw 18:40 (depth 3, width 2, logistic): five samples whose normals for a second-layer unit point the same way
-    # reach its surface at one t (0.474). The hull gives them one slope (the loss has two pieces there, not 2^5), and they
-    # cross together. With a slope each they slid, and gradient descent at both steps ended 1.9e-2 from the flow at
+    # reach its surface at one t (0.474). The hull gives them one slope (the loss has two pieces there, not 2^5), and
+    # they cross together. With a slope each they slid, and gradient descent at both steps ended 1.9e-2 from the flow at
     # t = 3; now it converges to it at first order.
     problem = random_deep_problem(np.random.default_rng([18, 40]))
     events = problem.run(t_max=1.0).events
@@ -490,7 +490,8 @@ def test_a_surface_entered_repelling_as_its_unit_is_pinned_is_one_branch():
     traj, violations = check_problem(fuzz_target._problem(16, 247, "leave", "deep"))[:2]
     assert violations == []
     branches = traj.events[traj.events["kind"] == "branch"]
-    assert len(branches) == len({(float(e["t"]), int(e["sample"]), int(e["layer"]), int(e["neuron"])) for e in branches})
+    keys = {(float(e["t"]), int(e["sample"]), int(e["layer"]), int(e["neuron"])) for e in branches}
+    assert len(branches) == len(keys)
     assert np.any(np.isclose(branches["t"], 2.0164, atol=1e-4) & (branches["sample"] == 0))
 
 
