@@ -110,7 +110,7 @@ public:
         }
     }
 
-    // Deeper nets, sliding on the hull: the same watch on nd (Sliding::shared_slope, each surface once with the
+    // Deeper nets, sliding on the hull: the same watch on nd (Hull::shared_slope, each surface once with the
     // switches that share it), whose sign says whether the surface attracts. It has no polynomial form here: it is
     // read at the step's ends (a turn and its return within one step are missed), and a change of sign bisected.
     // Only surfaces whose switches slide alone in their samples are watched: there nd holds no corral weights. With
@@ -123,16 +123,16 @@ public:
         const double rtol = pb_.opt.rtol + 64.0 * std::numeric_limits<double>::epsilon();
         theta_.resize(p), G_.assign(pb_.n * c, 0.0), out_.resize(c), scratch_.resize(pb_.model.scratch_size());
         for (std::size_t z : st_.Z) {
-            if (!sliding.hull_slope_is_local(z)) continue;
+            if (!sliding.hull().slope_is_local(z)) continue;
             const std::vector<std::size_t> shared = geometry.shared_surface(coef, st_.slopes.data(), z, st_.Z);
             if (*std::min_element(shared.begin(), shared.end()) != z) continue;  // read once
-            if (!sliding.hull_slope_is_local(shared)) continue;
+            if (!sliding.hull().slope_is_local(shared)) continue;
             double noise = 0.0;
             // nd at step fraction sigma (noise <- its noise there)
             auto watched = [&](double sigma) {
                 dopri5::dense_eval(coef, p, sigma, theta_.data());
                 sample_weights(shared, d, c);
-                const Sliding::HullSlope hs = sliding.shared_slope(shared, theta_.data(), st_.slopes.data(), G_.data());
+                const Hull::Slope hs = sliding.hull().shared_slope(shared, theta_.data(), st_.slopes.data(), G_.data());
                 noise = dense_error * rtol * hs.scale;
                 return hs.nd;
             };

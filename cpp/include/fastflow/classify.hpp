@@ -9,12 +9,14 @@
 
 #include "dead_paths.hpp"
 #include "event_log.hpp"
+#include "exit_noise.hpp"
 #include "geometry.hpp"
 #include "linalg.hpp"
 #include "sliding.hpp"
 #include "switch_state.hpp"
 #include "time_map.hpp"
 #include "types.hpp"
+#include "velocity.hpp"
 
 namespace fastflow {
 
@@ -160,7 +162,7 @@ private:
                 above = above || l == layer + 1;
             }
             // (past the hull's limits the sides stand for the layer)
-            if (!revived || on_surfaces < 2 || !sliding_.hull_fits(hull_units)) {
+            if (!revived || on_surfaces < 2 || !sliding_.hull().fits(hull_units)) {
                 still.emplace_back(i, layer);
                 continue;
             }
@@ -426,7 +428,7 @@ private:
 
     // The switches the hull rounds leave on their surfaces (`undecided`, with the hull at theta just solved) flag
     // whether both their one-sided fields point away, as box_rounds does: with the switches sharing their surface
-    // (SwitchGeometry::shared_surface), crossed together, read as one (Sliding::shared_slope), where each is alone
+    // (SwitchGeometry::shared_surface), crossed together, read as one (Hull::shared_slope), where each is alone
     // in its sample (BranchWatch::find_on_hull says why). Leave mode takes the first such surface that is entered
     // (or one whose turn the integrator flagged) off instead, all its switches to one side, and returns them for the
     // hull to be solved again without them.
@@ -434,10 +436,10 @@ private:
                                               double fnorm) {
         for (std::size_t sw : undecided) {
             const std::vector<std::size_t> group = geo_.shared_surface(theta, st_.slopes.data(), sw, undecided);
-            if (!sliding_.hull_slope_is_local(group)) continue;
+            if (!sliding_.hull().slope_is_local(group)) continue;
             double tol;
             const double dh = geo_.normal_velocity(theta, st_.slopes.data(), sw, F_.data(), fnorm, normal_.data(), tol);
-            const Sliding::HullSlope hs = sliding_.shared_slope(group, theta, st_.slopes.data());
+            const Hull::Slope hs = sliding_.hull().shared_slope(group, theta, st_.slopes.data());
             // the one-sided normal velocities, the group crossed together (s nd: the members' summed s_b nd_b)
             const double v_inactive = dh - hs.s * hs.nd, v_active = dh + (1.0 - hs.s) * hs.nd;
             const bool away = v_inactive < -tol && v_active > tol;

@@ -3,7 +3,7 @@
 //   dV/dtheta = sum_i (dG_i/dPhi_i) grad Phi_i grad Phi_i^T + sum_i G_i Hess Phi_i.
 // On a two-layer net's sliding set the velocity is P V (P the orthogonal projection off the switches' normals,
 // which are the samples' inputs and do not depend on theta), so its Jacobian is P dV/dtheta. A deeper net's sliding
-// velocity is the minimal-norm point x of a hull of corner fields v_j (Sliding::hull); on its corral's face
+// velocity is the minimal-norm point x of a hull of corner fields v_j (Hull::solve); on its corral's face
 // (weights w_j, differences A = [v_j - v_0] = Q R) it is x = (I - Q Q^T) v_0, whose derivative is
 //   dx = (I - Q Q^T) sum_j w_j dv_j - Q R^-T [x^T (dv_j - dv_0)]_j,
 // each dv_j the Jacobian of the smooth field with corner j's slopes; made tangent (P) like the rest.
@@ -20,6 +20,7 @@
 #include "sliding.hpp"
 #include "switch_state.hpp"
 #include "types.hpp"
+#include "velocity.hpp"
 
 namespace fastflow {
 
@@ -95,12 +96,12 @@ private:
         const std::size_t p = pb_.p;
         std::vector<double> x(p), Jv(p * p), slopes;
         velocity_(tau, theta, x.data());  // the corral, and the field's weights at theta
-        const auto& corral = sliding_.last_hull().corral;
+        const auto& corral = sliding_.hull().last().corral;
         const std::size_t k = corral.weights.size();
         field_.count_evaluation(k);
         std::vector<double> xJ(k * p, 0.0);  // x^T dv_j
         for (std::size_t j = 0; j < k; ++j) {
-            sliding_.corner_slopes(j, st_.slopes.data(), slopes);
+            sliding_.hull().corner_slopes(j, st_.slopes.data(), slopes);
             std::fill(Jv.begin(), Jv.end(), 0.0);
             add_smooth(theta, slopes.data(), Jv.data());
             for (std::size_t r = 0; r < p; ++r)

@@ -33,6 +33,7 @@
 #include "switch_state.hpp"
 #include "time_map.hpp"
 #include "types.hpp"
+#include "velocity.hpp"
 
 namespace fastflow {
 
@@ -81,7 +82,7 @@ public:
         field_.reset_count();
         samples_.restart();
         locator_.forget_start_scales();
-        sliding_.forget_hull();
+        sliding_.hull().forget();
         branches_.reset();
         phases_.reset();
         next_settle_check_ = INFINITY;

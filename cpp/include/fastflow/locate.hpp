@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "branches.hpp"
+#include "exit_noise.hpp"
 #include "geometry.hpp"
 #include "rk.hpp"
 #include "roots.hpp"
@@ -17,6 +18,7 @@
 #include "switch_state.hpp"
 #include "time_map.hpp"
 #include "types.hpp"
+#include "velocity.hpp"
 
 namespace fastflow {
 

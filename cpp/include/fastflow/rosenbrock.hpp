@@ -16,6 +16,7 @@
 #include "sliding.hpp"
 #include "step_control.hpp"
 #include "types.hpp"
+#include "velocity.hpp"
 
 namespace fastflow {
 

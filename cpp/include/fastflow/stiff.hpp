@@ -16,6 +16,7 @@
 #include "step_control.hpp"
 #include "switch_state.hpp"
 #include "types.hpp"
+#include "velocity.hpp"
 
 namespace fastflow {
 
