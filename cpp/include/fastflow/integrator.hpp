@@ -37,6 +37,24 @@
 
 namespace fastflow {
 
+// Switches gathered at one tau: at() a new tau starts an empty set
+struct SwitchesAtTau {
+    double tau = -1.0;
+    std::vector<std::size_t> switches;
+
+    void clear() { tau = -1.0, switches.clear(); }
+    void at(double t) {
+        if (!same_time(tau, t)) switches.clear();
+        tau = t;
+    }
+    bool holds(double t, std::size_t sw) const {
+        return same_time(tau, t) && std::find(switches.begin(), switches.end(), sw) != switches.end();
+    }
+    void add(double t, std::size_t sw) {
+        if (!holds(t, sw)) at(t), switches.push_back(sw);
+    }
+};
+
 class Integrator {
 public:
     // X: n x d_in; Y: n labels (+-1) for classification, n x d_out targets for the square loss
@@ -87,8 +105,7 @@ public:
         phases_.reset();
         next_settle_check_ = INFINITY;
         hovering_ = 0;
-        exits_so_far_.clear(), exits_tau_ = -1.0;
-        released_.clear(), released_tau_ = -1.0;
+        exits_.clear(), released_.clear();
         initial_modes();
         touched_.assign(pb_.H, true);
         if (opt.leave_branches) mark_branches(tau, {});  // a unit may start pinned
@@ -326,8 +343,7 @@ private:
         // (a pinned unit's switches that leave mode just put on their sides are still in their bands at that tau:
         // decided again with the others there, the hull kept the unit pinned, fuzz draw 16:7)
         for (std::size_t k : geometry_.in_bands(theta_.data(), slopes(), touched, state_.band_boost))
-            if (!same_time(released_tau_, tau) || std::find(released_.begin(), released_.end(), k) == released_.end())
-                set.push_back(k);
+            if (!released_.holds(tau, k)) set.push_back(k);
         std::sort(set.begin(), set.end());
         set.erase(std::unique(set.begin(), set.end()), set.end());
         std::vector<Mode> before(fired.size());
@@ -355,13 +371,10 @@ private:
     // The slide exits the locator proved, with those proved before at this very t: in a deeper net each set's exit
     // can bring the other's slides back (one sample's switches in successive layers; fuzz draw 19:180 alternated
     // between two such sets until the Zeno guard), so they are decided together.
-    std::vector<std::size_t> exits_at(double tau) {
-        if (!same_time(exits_tau_, tau)) exits_so_far_.clear();
-        exits_tau_ = tau;
-        for (std::size_t sw : locator_.slide_exits())
-            if (std::find(exits_so_far_.begin(), exits_so_far_.end(), sw) == exits_so_far_.end())
-                exits_so_far_.push_back(sw);
-        return exits_so_far_;
+    const std::vector<std::size_t>& exits_at(double tau) {
+        exits_.at(tau);
+        for (std::size_t sw : locator_.slide_exits()) exits_.add(tau, sw);
+        return exits_.switches;
     }
 
     // Unstable branches (branches.hpp) are logged as `branch`, and the flow stays on its minimal-norm solution:
@@ -389,7 +402,8 @@ private:
                 const std::vector<bool> up = branches_.leave_pattern(on, theta_.data(), field_.weights());
                 if (!up.empty()) {
                     classifier_.put(tau, on, up);
-                    released_ = on, released_tau_ = tau;  // handle_events leaves them to their sides at this tau
+                    released_.at(tau);  // handle_events leaves them to their sides at this tau
+                    for (std::size_t sw : on) released_.add(tau, sw);
                 }
             }
             log_.branch(tau, z);
@@ -415,11 +429,9 @@ private:
     std::vector<double> k_[dopri5::STAGES];         // the stage fields; k_[0] is the field at theta_
     double next_settle_check_ = INFINITY;           // settled() looks again once the field's norm is below this
     std::size_t hovering_ = 0;                      // settled()'s checks in a row with the field near its noise
-    std::vector<std::size_t> exits_so_far_;         // exits_at's, at exits_tau_
-    double exits_tau_ = -1.0;
+    SwitchesAtTau exits_;                           // exits_at's
     std::vector<bool> touched_;                     // the units whose switches the current event decided again
-    std::vector<std::size_t> released_;             // a pinned unit's switches that leave mode put on their sides,
-    double released_tau_ = -1.0;                    // at this tau
+    SwitchesAtTau released_;                        // a pinned unit's switches that leave mode put on their sides
     StepMap step_;                                   // the current step's time map
 };
 
