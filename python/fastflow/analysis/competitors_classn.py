@@ -14,6 +14,10 @@ from .local import _second_order
 from .model import _EXACT_TOL
 
 _MAX_SIDES = 64   # patterns around a point on switching surfaces whose curvature is searched
+# negative-curvature directions searched per pattern, the most negative first: on the 700 AnalyzeRandom limits
+# (issue #20's benchmark) every certificate came from a pattern's first two, and a deep FC point on switching
+# surfaces has up to 14, each a start of 100 SLSQP iterations when no certificate exists
+_MAX_DIRECTIONS = 4
 
 
 def _diagonal_paths(net):
@@ -69,7 +73,7 @@ def _classn_starts(m, theta, lam, radius, rng, n_random):
     support = np.flatnonzero(lam > 0)
     out = _path_starts(m, theta, support, radius)
     value, _, dirs = _second_order(m, theta, lam, support)
-    named = [("", d) for d in dirs]
+    named = [("", d) for d in dirs[:_MAX_DIRECTIONS]]
     if value is None:   # on switching surfaces: the patterns on their sides (all of them up to _MAX_SIDES)
         zero = np.argwhere(m.zero_ratio(theta) <= _EXACT_TOL)
         sides = itertools.product((0.0, 1.0), repeat=len(zero)) if 2 ** len(zero) <= _MAX_SIDES else \
@@ -78,7 +82,7 @@ def _classn_starts(m, theta, lam, radius, rng, n_random):
             slopes = m.slopes(theta)
             slopes[zero[:, 0], zero[:, 1]] = bits
             named += [(f" on the side {''.join(str(int(b)) for b in bits)} of the zero pre-activations", d)
-                      for d in _second_order(m, theta, lam, support, slopes)[2]]
+                      for d in _second_order(m, theta, lam, support, slopes)[2][:_MAX_DIRECTIONS]]
     for k, (where, d) in enumerate(named):
         for s in (1.0, -1.0):
             out.append((f"negative-curvature direction {k} of the reduced Hessian{where} ({'+' if s > 0 else '-'})",
