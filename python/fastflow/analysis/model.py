@@ -23,9 +23,9 @@ _RADII = (1.0, 0.25, 0.0625)   # certificates are sought at eps times these radi
 # none of them needs both near their full budget): Jacobian entries of polishing's Levenberg-Marquardt steps (a step
 # costs about its Jacobian's size squared; ~1e-7 s of CPU per entry on one BLAS thread, so about 1.2 s; the not_kkt
 # deep FC limits need up to 1.2e7), and SLSQP iterations of the certificate search (~0.25 ms each on deep FC nets,
-# so about 1.1 s; their kkt_only points need up to 4350, ~25 starts of 100 iterations on switching surfaces)
+# so about 0.75 s; their kkt_only points need up to 2200, 22 starts of 100 iterations on switching surfaces)
 _POLISH_BUDGET = 12_000_000
-_SEARCH_BUDGET = 4500
+_SEARCH_BUDGET = 3000
 
 
 class _Budget:
