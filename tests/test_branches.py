@@ -484,6 +484,32 @@ def test_a_deep_unit_pinned_with_nine_samples_leaves_on_the_pattern_gradient_des
     assert distance["stay"][1] > 1e-2
 
 
+def test_a_deep_unit_pinned_leaves_sliding_on_one_sample_surface():
+    # `benchmarks/branches.py --deep` seed 0, problem 174 (depth 4, width 2, square loss): a first-layer unit is
+    # pinned at t = 2.301 with all five samples on its surfaces, and no open cone of its row descends. Gradient
+    # descent's unit leaves along sample 2's surface (it slides there; samples 0 and 1 active). Leave mode leaves on
+    # that ray, and gradient descent converges to it at first order; the default flow stays 0.05 away by t = 3.
+    net = ff.fully_connected(2, [2, 2, 2])
+    X = np.array([[-0.8856904576877029, -1.2071576118880398], [-0.9983089185959114, -0.00516348923238134],
+                  [0.807583363154089, -2.9214001510911736], [-1.4121003174791138, 1.9814497554357677],
+                  [1.591153510368503, 0.41781178799674257]])
+    y = np.array([0.35080061124415024, 1.503579515132133, -1.604103429990807, 0.6919276319893717,
+                  0.5991520286606881])
+    theta0 = np.array([0.14308357416110587, 0.59505666181752, 0.07318315983310204, -0.00911149357262144,
+                       0.8369356493612576, -0.7080621027037286, 0.07327151189027381, 0.6763153713526355,
+                       -0.13819289960353062, -0.5155809978801627, 0.08788244009653184, 0.09385451392349849,
+                       0.49750455777492475, 0.08805763507920521])
+    problem = Problem(net, X, y, theta0, "square", 3.0)
+    flows = {branch: problem.run(branch=branch) for branch in ("stay", "leave")}
+    at_pin = flows["leave"].events[np.abs(flows["leave"].events["t"] - 2.3007) < 1e-3]
+    unit = at_pin[(at_pin["layer"] == 0) & (at_pin["neuron"] == 1)]
+    assert {(int(e["sample"]), str(e["kind"])) for e in unit} >= {(2, "slide_start"), (0, "activate"),
+                                                                  (1, "activate"), (0, "branch")}
+    distance = {branch: descent_distances(problem, run.theta, 3.0) for branch, run in flows.items()}
+    assert distance["leave"][0] < 1e-3 and distance["leave"][1] < distance["leave"][0] / 5
+    assert distance["stay"][1] > 1e-2
+
+
 def test_a_surface_entered_repelling_as_its_unit_is_pinned_is_one_branch():
     # fuzz draw 16:247 (depth 3, leave mode): at t = 2.0164 samples 0 and 1 enter a first-layer surface with both
     # one-sided fields pointing away, and that unit is pinned at the same t; one branch event per switch

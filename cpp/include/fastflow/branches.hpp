@@ -269,9 +269,17 @@ public:
     // descent's steps from a tiny w settle on such a pattern, A <- {k : x_k . F_A > 0}. The one of largest |F_A|
     // is taken, if L falls beyond what a state error at the tolerance moves the field by: among all 2^k patterns
     // up to max_exhaustive switches, past that among the fixed points of that iteration from each sample alone.
-    // (Deeper nets: at w = 0 the unit's output is 0 on either side, so its slopes move its own row alone, and the
-    // sample's input to the layer plays x's part.)
-    std::vector<bool> leave_pattern(const std::vector<std::size_t>& on, const double* theta, const double* G) const {
+    // Up to max_exhaustive_sliding switches also the rays on one switch's surface: with S's surface attracting
+    // between F_A and F_A + r_S (x_S . F_A > 0 > x_S . (F_A + r_S)), the unit slides on it along
+    // V = F_A + s r_S, s = x_S . F_A / (x_S . F_A - x_S . (F_A + r_S)), and leaves along V when every other sample
+    // moves to its side (`benchmarks/branches.py --deep`, seed 0, problem 174: gradient descent's first-layer unit
+    // left with one sample on its surface). (Deeper nets: at w = 0 the unit's output is 0 on either side, so its slopes move
+    // its own row alone, and the sample's input to the layer plays x's part.)
+    struct Pattern {
+        std::vector<bool> up;                  // per switch of `on`: active (empty: the unit stays)
+        std::size_t sliding = Model::npos;     // the position in `on` of the switch that slides, if one does
+    };
+    Pattern leave_pattern(const std::vector<std::size_t>& on, const double* theta, const double* G) const {
         const std::vector<std::size_t>& row = rows_[on.front() % pb_.H];
         const std::size_t k = on.size(), d = row.size();
         const bool blocks = pb_.model.unit_block_size() > 0;
@@ -281,22 +289,31 @@ public:
         for (std::size_t a = 0; a < k; ++a) {
             if (blocks) {
                 pb_.model.slope_direction_block(theta, pb_.X, on[a], G, &r[a * d]);
-                pb_.model.switch_normal_block(theta, pb_.X, on[a], &x[a * d]);
             } else {
                 pb_.model.slope_direction(theta, pb_.X, st_.slopes.data(), on[a], G, full.data());
                 for (std::size_t b = 0; b < d; ++b) r[a * d + b] = full[row[b]];
-                pb_.model.switch_normal(theta, pb_.X, st_.slopes.data(), on[a], full.data());
-                for (std::size_t b = 0; b < d; ++b) x[a * d + b] = full[row[b]];
             }
+            row_normal(on[a], theta, &x[a * d], full);
             inputs += norm2(&x[a * d], d);
         }
-        std::vector<bool> best;
+        Pattern best;
         double best_norm = dense_error * (pb_.opt.atol + pb_.opt.rtol * size) * inputs;
-        // whether every switch moves to its side of A along F (the field on A)
-        auto consistent = [&](const std::vector<bool>& A, double fnorm) {
+        // whether every switch but `skip` moves to its side of A along V
+        auto consistent = [&](const std::vector<bool>& A, const std::vector<double>& V, double vnorm,
+                              std::size_t skip = Model::npos) {
             for (std::size_t b = 0; b < k; ++b)
-                if ((dot(&x[b * d], F.data(), d) > 1e-12 * norm2(&x[b * d], d) * fnorm) != A[b]) return false;
+                if (b != skip && (dot(&x[b * d], V.data(), d) > 1e-12 * norm2(&x[b * d], d) * vnorm) != A[b])
+                    return false;
             return true;
+        };
+        std::vector<double> V(d);
+        // A with switch b sliding: V <- the velocity on its surface and its norm, or 0 where it does not attract
+        auto sliding_on = [&](std::size_t b) {
+            const double below = dot(&x[b * d], F.data(), d), above = below + dot(&x[b * d], &r[b * d], d);
+            if (!(below > 0.0 && above < 0.0)) return 0.0;
+            const double s = below / (below - above);
+            for (std::size_t l = 0; l < d; ++l) V[l] = F[l] + s * r[b * d + l];
+            return norm2(V.data(), d);
         };
         auto field_on = [&](const std::vector<bool>& A) {
             std::fill(F.begin(), F.end(), 0.0);
@@ -310,7 +327,13 @@ public:
             for (std::uint64_t mask = 1; mask < (std::uint64_t{1} << k); ++mask) {
                 for (std::size_t a = 0; a < k; ++a) A[a] = (mask >> a) & 1U;
                 const double fnorm = field_on(A);
-                if (fnorm > best_norm && consistent(A, fnorm)) best = A, best_norm = fnorm;
+                if (fnorm > best_norm && consistent(A, F, fnorm)) best = {A, Model::npos}, best_norm = fnorm;
+                if (k > max_exhaustive_sliding) continue;
+                for (std::size_t b = 0; b < k; ++b) {
+                    if (A[b]) continue;
+                    const double vnorm = sliding_on(b);
+                    if (vnorm > best_norm && consistent(A, V, vnorm, b)) best = {A, b}, best_norm = vnorm;
+                }
             }
             return best;
         }
@@ -325,7 +348,7 @@ public:
                     A = next;
                     continue;
                 }
-                if (fnorm > best_norm) best = A, best_norm = fnorm;
+                if (fnorm > best_norm) best = {A, Model::npos}, best_norm = fnorm;
                 break;
             }
         }
@@ -336,6 +359,16 @@ private:
     static constexpr double dense_error = 16.0;  // the dense output's error, in units of the step's tolerance
     static constexpr double leave_lead = 64.0;   // leave mode: D's noise levels past which a surface is left
     static constexpr std::size_t max_exhaustive = 16;  // leave_pattern: switches whose 2^k patterns are all tried
+    static constexpr std::size_t max_exhaustive_sliding = 12;  // ... and their rays on one switch's surface
+
+    // switch sw's normal restricted to its unit's row (full: workspace of length p for deeper nets)
+    void row_normal(std::size_t sw, const double* theta, double* x, std::vector<double>& full) const {
+        if (pb_.model.unit_block_size() > 0) return pb_.model.switch_normal_block(theta, pb_.X, sw, x);
+        const std::vector<std::size_t>& row = rows_[sw % pb_.H];
+        full.resize(pb_.p);
+        pb_.model.switch_normal(theta, pb_.X, st_.slopes.data(), sw, full.data());
+        for (std::size_t b = 0; b < row.size(); ++b) x[b] = full[row[b]];
+    }
 
     // how far a state error at the tolerance moves output o of sample i at theta (coef's first row): each term
     // W2_oj s_j h_ij by the relative error of both factors (h_ij's terms: its switch scale)

@@ -396,18 +396,25 @@ private:
         }
         if (!leaving.empty()) handle_events(tau, {}, leaving);  // their slides end here
         for (std::size_t z : branches_.newly_pinned(geometry_, theta_.data(), touched_)) {
-            if (leave) {
-                state_field(tau);  // the loss weights at theta_
-                const std::vector<std::size_t>& on = branches_.on_surface(z % pb_.H);
-                const std::vector<bool> up = branches_.leave_pattern(on, theta_.data(), field_.weights());
-                if (!up.empty()) {
-                    classifier_.put(tau, on, up);
-                    released_.at(tau);  // handle_events leaves them to their sides at this tau
-                    for (std::size_t sw : on) released_.add(tau, sw);
-                }
-            }
+            if (leave) leave_pinned(tau, z % pb_.H);
             log_.branch(tau, z);
         }
+    }
+
+    // Leave mode: pinned unit u leaves along its one-sided field of largest decrease, if one descends (a switch
+    // that slides along it stays in the sliding set)
+    void leave_pinned(double tau, std::size_t u) {
+        state_field(tau);  // the loss weights at theta_
+        const std::vector<std::size_t>& all = branches_.on_surface(u);
+        const BranchWatch::Pattern pattern = branches_.leave_pattern(all, theta_.data(), field_.weights());
+        if (pattern.up.empty()) return;
+        std::vector<std::size_t> on;
+        std::vector<bool> up;
+        for (std::size_t a = 0; a < all.size(); ++a)
+            if (a != pattern.sliding) on.push_back(all[a]), up.push_back(pattern.up[a]);
+        classifier_.put(tau, on, up);
+        released_.at(tau);  // handle_events leaves them to their sides at this tau
+        for (std::size_t sw : on) released_.add(tau, sw);
     }
 
     const Problem pb_;
