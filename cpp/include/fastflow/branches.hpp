@@ -273,8 +273,8 @@ public:
     // between F_A and F_A + r_S (x_S . F_A > 0 > x_S . (F_A + r_S)), the unit slides on it along
     // V = F_A + s r_S, s = x_S . F_A / (x_S . F_A - x_S . (F_A + r_S)), and leaves along V when every other sample
     // moves to its side (`benchmarks/branches.py --deep`, seed 0, problem 174: gradient descent's first-layer unit
-    // left with one sample on its surface). (Deeper nets: at w = 0 the unit's output is 0 on either side, so its slopes move
-    // its own row alone, and the sample's input to the layer plays x's part.)
+    // left with one sample on its surface). (Deeper nets: at w = 0 the unit's output is 0 on either side, so its
+    // slopes move its own row alone, and the sample's input to the layer plays x's part.)
     struct Pattern {
         std::vector<bool> up;                  // per switch of `on`: active (empty: the unit stays)
         std::size_t sliding = Model::npos;     // the position in `on` of the switch that slides, if one does
@@ -289,11 +289,13 @@ public:
         for (std::size_t a = 0; a < k; ++a) {
             if (blocks) {
                 pb_.model.slope_direction_block(theta, pb_.X, on[a], G, &r[a * d]);
+                pb_.model.switch_normal_block(theta, pb_.X, on[a], &x[a * d]);
             } else {
                 pb_.model.slope_direction(theta, pb_.X, st_.slopes.data(), on[a], G, full.data());
                 for (std::size_t b = 0; b < d; ++b) r[a * d + b] = full[row[b]];
+                pb_.model.switch_normal(theta, pb_.X, st_.slopes.data(), on[a], full.data());
+                for (std::size_t b = 0; b < d; ++b) x[a * d + b] = full[row[b]];
             }
-            row_normal(on[a], theta, &x[a * d], full);
             inputs += norm2(&x[a * d], d);
         }
         Pattern best;
@@ -360,15 +362,6 @@ private:
     static constexpr double leave_lead = 64.0;   // leave mode: D's noise levels past which a surface is left
     static constexpr std::size_t max_exhaustive = 16;  // leave_pattern: switches whose 2^k patterns are all tried
     static constexpr std::size_t max_exhaustive_sliding = 12;  // ... and their rays on one switch's surface
-
-    // switch sw's normal restricted to its unit's row (full: workspace of length p for deeper nets)
-    void row_normal(std::size_t sw, const double* theta, double* x, std::vector<double>& full) const {
-        if (pb_.model.unit_block_size() > 0) return pb_.model.switch_normal_block(theta, pb_.X, sw, x);
-        const std::vector<std::size_t>& row = rows_[sw % pb_.H];
-        full.resize(pb_.p);
-        pb_.model.switch_normal(theta, pb_.X, st_.slopes.data(), sw, full.data());
-        for (std::size_t b = 0; b < row.size(); ++b) x[b] = full[row[b]];
-    }
 
     // how far a state error at the tolerance moves output o of sample i at theta (coef's first row): each term
     // W2_oj s_j h_ij by the relative error of both factors (h_ij's terms: its switch scale)

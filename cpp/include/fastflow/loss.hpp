@@ -39,7 +39,9 @@ inline double log_ell(Loss loss, double q) {
 inline double log_neg_dell(Loss loss, double q) { return loss == Loss::exponential ? -q : -softplus(q); }
 
 // d(-log w)/dq, the curvature of a classification loss in its margin q
-inline double log_weight_slope(Loss loss, double q) { return loss == Loss::exponential ? 1.0 : 1.0 / (1.0 + std::exp(-q)); }
+inline double log_weight_slope(Loss loss, double q) {
+    return loss == Loss::exponential ? 1.0 : 1.0 / (1.0 + std::exp(-q));
+}
 
 // How far a sliding multiplier s may stray out of [0,1] by rounding, for one sample (its outputs, targets and
 // weights G): s is a ratio of sample weights, and for the square loss the residual Phi - y cancels, so near a
