@@ -64,7 +64,8 @@ py::dict to_dict(const Result& r, std::size_t p) {
     d["event_neuron"] = ev_neuron;
     d["theta_eval"] = theta_eval;
     py::array_t<std::uint8_t> modes(static_cast<py::ssize_t>(r.modes.size()));
-    for (std::size_t k = 0; k < r.modes.size(); ++k) modes.mutable_at(static_cast<py::ssize_t>(k)) = static_cast<std::uint8_t>(r.modes[k]);
+    for (std::size_t k = 0; k < r.modes.size(); ++k)
+        modes.mutable_at(static_cast<py::ssize_t>(k)) = static_cast<std::uint8_t>(r.modes[k]);
     d["modes"] = modes;
     d["log_loss_eval"] = py::array_t<double>(m, r.log_loss_eval.data());
     return d;
