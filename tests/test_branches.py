@@ -359,6 +359,12 @@ def descent_distances(problem, theta, t, steps=(1e-3, 1e-4)):
                                             int(round(t / eta))) - theta) / np.linalg.norm(theta) for eta in steps]
 
 
+def stay_and_leave(problem, t):
+    """The default and leave flows to t, and each one's descent_distances: (flows, distances), keyed by branch."""
+    flows = {branch: problem.run(t_max=t, branch=branch) for branch in ("stay", "leave")}
+    return flows, {branch: descent_distances(problem, run.theta, t) for branch, run in flows.items()}
+
+
 def deep_branch(seed, draw):
     problem = random_deep_problem(np.random.default_rng([seed, draw]))
     run = problem.run()
@@ -463,11 +469,9 @@ def test_a_deep_turn_where_the_sample_dies_with_the_switch_off_is_left():
     # found with nd barely past 0, both one-sided fields within rounding; the leave flow must still leave there
     # (gradient descent does), not slide on unwatched.
     problem = fuzz_target._problem(6, 13, "leave", "deep")
-    t = 3.7
-    flows = {branch: problem.run(t_max=t, branch=branch) for branch in ("stay", "leave")}
+    flows, distance = stay_and_leave(problem, 3.7)
     left = flows["leave"].events[flows["leave"].events["kind"] == "slide_end"]
     assert np.any((left["sample"] == 3) & np.isclose(left["t"], 1.868, atol=1e-3))
-    distance = {branch: descent_distances(problem, run.theta, t) for branch, run in flows.items()}
     assert distance["leave"][1] < distance["leave"][0] / 5 and distance["leave"][1] < 1e-4
     assert distance["stay"][1] > 1e-3
 
@@ -477,9 +481,7 @@ def test_a_deep_unit_pinned_with_nine_samples_leaves_on_the_pattern_gradient_des
     # its surfaces. Iterated from single samples, the pattern search found no descending pattern; of all 2^9, samples
     # 3, 4, 7 and 8 active is one. Leave mode leaves on it, and gradient descent converges to that flow at first order.
     problem = fuzz_target._problem(16, 7, "leave", "deep")
-    t = 0.8476
-    flows = {branch: problem.run(t_max=t, branch=branch) for branch in ("stay", "leave")}
-    distance = {branch: descent_distances(problem, run.theta, t) for branch, run in flows.items()}
+    _, distance = stay_and_leave(problem, 0.8476)
     assert distance["leave"][0] < 1e-3 and distance["leave"][1] < distance["leave"][0] / 5
     assert distance["stay"][1] > 1e-2
 
@@ -500,12 +502,11 @@ def test_a_deep_unit_pinned_leaves_sliding_on_one_sample_surface():
                        -0.13819289960353062, -0.5155809978801627, 0.08788244009653184, 0.09385451392349849,
                        0.49750455777492475, 0.08805763507920521])
     problem = Problem(net, X, y, theta0, "square", 3.0)
-    flows = {branch: problem.run(branch=branch) for branch in ("stay", "leave")}
+    flows, distance = stay_and_leave(problem, 3.0)
     at_pin = flows["leave"].events[np.abs(flows["leave"].events["t"] - 2.3007) < 1e-3]
     unit = at_pin[(at_pin["layer"] == 0) & (at_pin["neuron"] == 1)]
     assert {(int(e["sample"]), str(e["kind"])) for e in unit} >= {(2, "slide_start"), (0, "activate"),
                                                                   (1, "activate"), (0, "branch")}
-    distance = {branch: descent_distances(problem, run.theta, 3.0) for branch, run in flows.items()}
     assert distance["leave"][0] < 1e-3 and distance["leave"][1] < distance["leave"][0] / 5
     assert distance["stay"][1] > 1e-2
 

@@ -415,8 +415,7 @@ private:
         for (std::size_t a = 0; a < all.size(); ++a)
             if (a != pattern.sliding) on.push_back(all[a]), up.push_back(pattern.up[a]);
         classifier_.put(tau, on, up);
-        released_.at(tau);  // handle_events leaves them to their sides at this tau
-        for (std::size_t sw : on) released_.add(tau, sw);
+        for (std::size_t sw : on) released_.add(tau, sw);  // handle_events leaves them to their sides at this tau
     }
 
     const Problem pb_;
