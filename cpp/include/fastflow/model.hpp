@@ -175,6 +175,7 @@ public:
 
     void forward(const double* theta, const double* X, std::size_t n, const double* slopes, double* out,
                  double* scratch) const override {
+        if (small(n)) return forward_small(theta, X, n, slopes, out, layout(scratch).rows);
         const Layout s = pack(theta, scratch);
         for (std::size_t i0 = 0; i0 < n; i0 += panel) {
             const std::size_t rows = std::min(panel, n - i0);
@@ -317,26 +318,57 @@ private:
     // From this many inputs on, some sums are rounded in another (fixed) order for speed; smaller networks keep the
     // plain order of every sum.
     static constexpr std::size_t long_rows = 16;
+    static constexpr std::size_t small_terms = 256;  // small(): n * width * (d_in + d_out) at most
 
     struct Layout {
         double *W1T, *gW1T, *W2T, *rows, *back;
     };
 
-    // vjp; forwarded: scratch holds forward()'s packed weights and hidden rows of every sample (one panel). With one
-    // output and long rows, grad w_j = W2_j v_j and grad W2_j = w_j . v_j, v_j = sum_i G_i s_ij x_i: one product over
-    // the samples instead of two, as the hidden layer is not needed.
+    // With one output and long rows, grad w_j = W2_j v_j and grad W2_j = w_j . v_j, v_j = sum_i G_i s_ij x_i: one
+    // product over the samples instead of two, as the hidden layer is not needed.
+    bool factored() const { return c_ == 1 && d_ >= long_rows; }
+
+    // A net whose samples fit one panel and whose products have few terms is evaluated sample by sample with the
+    // weights read in place: packing them and setting up the tiled products cost more than its arithmetic (the
+    // rank paper's 2 x 2 net). Every sum runs in the products' order, so the results are the same bits.
+    bool small(std::size_t n) const { return n <= panel && n * m_ * (d_ + c_) <= small_terms && !factored(); }
+
+    // forward() of a small net: rows <- the activations of every sample (and out <- the outputs, if given)
+    void forward_small(const double* theta, const double* X, std::size_t n, const double* slopes, double* out,
+                       double* rows) const {
+        const double* W2 = theta + m_ * d_;
+        for (std::size_t i = 0; i < n; ++i) {
+            double* a = rows + i * m_;
+            for (std::size_t j = 0; j < m_; ++j) {
+                double h = 0.0;
+                for (std::size_t l = 0; l < d_; ++l) h += X[i * d_ + l] * theta[j * d_ + l];
+                a[j] = !relu_ ? h : slopes ? h * slopes[i * m_ + j] : h > 0.0 ? h : 0.0;
+            }
+            if (!out) continue;
+            for (std::size_t c = 0; c < c_; ++c) {
+                double o = 0.0;
+                for (std::size_t j = 0; j < m_; ++j) o += a[j] * W2[c * m_ + j];
+                out[i * c_ + c] = o;
+            }
+        }
+    }
+
+    // vjp; forwarded: scratch holds forward()'s hidden rows of every sample (one panel), and its packed weights
+    // unless the net is small
     void backward(const double* theta, const double* X, std::size_t n, const double* slopes, const double* G,
                   double* grad, double* scratch, bool forwarded) const {
-        const Layout s = forwarded ? layout(scratch) : pack(theta, scratch);
+        const bool in_place = small(n);
+        const Layout s = forwarded || in_place ? layout(scratch) : pack(theta, scratch);
         const double* W2 = theta + m_ * d_;
         double* gW2 = grad + m_ * d_;
-        const bool factored = c_ == 1 && d_ >= long_rows;
+        const bool factored = this->factored();
+        if (in_place && !forwarded) forward_small(theta, X, n, slopes, nullptr, s.rows);
         std::fill(s.gW1T, s.gW1T + d_ * m_, 0.0);  // v^T when factored
         std::fill(gW2, gW2 + c_ * m_, 0.0);
         std::fill(s.back, s.back + m_, 0.0);  // and zeroed again as it is used: no call per sample
         for (std::size_t i0 = 0; i0 < n; i0 += panel) {
             const std::size_t rows = std::min(panel, n - i0);
-            if (!factored && !forwarded) hidden(X, i0, rows, slopes, s);
+            if (!factored && !forwarded && !in_place) hidden(X, i0, rows, slopes, s);
             for (std::size_t r = 0; r < rows; ++r) {
                 const std::size_t i = i0 + r;
                 double* a = s.rows + r * m_;  // the activations, then what multiplies x_i in the W1 gradient or v
@@ -358,7 +390,17 @@ private:
                     s.back[j] = 0.0;
                 }
             }
+            if (in_place) break;
             gemm(true, d_, m_, rows, X + i0 * d_, 1, d_, s.rows, m_, s.gW1T, m_);
+        }
+        if (in_place) {
+            for (std::size_t j = 0; j < m_; ++j)
+                for (std::size_t l = 0; l < d_; ++l) {
+                    double v = 0.0;
+                    for (std::size_t i = 0; i < n; ++i) v += X[i * d_ + l] * s.rows[i * m_ + j];
+                    grad[j * d_ + l] = v;
+                }
+            return;
         }
         for (std::size_t l = 0; l < d_; ++l)
             for (std::size_t j = 0; j < m_; ++j) {
