@@ -6,7 +6,7 @@ import os
 import sys
 from collections import Counter
 from contextlib import nullcontext
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -52,11 +52,10 @@ class FlowOptions:
     @classmethod
     def from_kwargs(cls, where, kwargs):
         """FlowOptions from keyword arguments, naming `where` and the allowed names if one is unknown."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(kwargs) - names)
+        unknown = sorted(set(kwargs).difference(FLOW_OPTIONS))
         if unknown:
-            raise TypeError(f"{where}: unknown options {unknown}; allowed: {', '.join(sorted(names))}")
-        return replace(cls(), **kwargs)
+            raise TypeError(f"{where}: unknown options {unknown}; allowed: {', '.join(sorted(FLOW_OPTIONS))}")
+        return cls(**kwargs)
 
 
 FLOW_OPTIONS = tuple(f.name for f in fields(FlowOptions))
