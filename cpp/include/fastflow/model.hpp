@@ -167,8 +167,8 @@ public:
     std::size_t d_out() const override { return c_; }
     std::size_t n_hidden() const override { return relu_ ? m_ : 0; }
     // W1^T (d_in x width) | the W1 gradient (or v), transposed | W2^T (width x d_out) | hidden rows of a panel of
-    // samples | one backpropagated row
-    std::size_t scratch_size() const override { return 2 * d_ * m_ + m_ * c_ + panel * m_ + m_; }
+    // samples
+    std::size_t scratch_size() const override { return 2 * d_ * m_ + m_ * c_ + panel * m_; }
     bool linear_switches() const override { return true; }
     int switch_layer(std::size_t) const override { return 0; }
     std::size_t switch_neuron(std::size_t unit) const override { return unit; }
@@ -321,7 +321,7 @@ private:
     static constexpr std::size_t small_terms = 256;  // small(): n * width * (d_in + d_out) at most
 
     struct Layout {
-        double *W1T, *gW1T, *W2T, *rows, *back;
+        double *W1T, *gW1T, *W2T, *rows;
     };
 
     // With one output and long rows, grad w_j = W2_j v_j and grad W2_j = w_j . v_j, v_j = sum_i G_i s_ij x_i: one
@@ -354,7 +354,9 @@ private:
     }
 
     // vjp; forwarded: scratch holds forward()'s hidden rows of every sample (one panel), and its packed weights
-    // unless the net is small
+    // unless the net is small. Per panel, three products: grad W2 += G^T A (A: the activations), then the rows
+    // B = (G W2) .* slopes that multiply the samples in the W1 gradient, W1 gradient += X^T B. Each sum runs over the
+    // samples (or outputs) in order from +0, as the per-sample loops did.
     void backward(const double* theta, const double* X, std::size_t n, const double* slopes, const double* G,
                   double* grad, double* scratch, bool forwarded) const {
         const bool in_place = small(n);
@@ -365,30 +367,18 @@ private:
         if (in_place && !forwarded) forward_small(theta, X, n, slopes, nullptr, s.rows);
         std::fill(s.gW1T, s.gW1T + d_ * m_, 0.0);  // v^T when factored
         std::fill(gW2, gW2 + c_ * m_, 0.0);
-        std::fill(s.back, s.back + m_, 0.0);  // and zeroed again as it is used: no call per sample
         for (std::size_t i0 = 0; i0 < n; i0 += panel) {
             const std::size_t rows = std::min(panel, n - i0);
-            if (!factored && !forwarded && !in_place) hidden(X, i0, rows, slopes, s);
-            for (std::size_t r = 0; r < rows; ++r) {
-                const std::size_t i = i0 + r;
-                double* a = s.rows + r * m_;  // the activations, then what multiplies x_i in the W1 gradient or v
-                const double* sl = relu_ ? slopes + i * m_ : nullptr;
-                if (factored) {
-                    for (std::size_t j = 0; j < m_; ++j) a[j] = relu_ ? G[i] * sl[j] : G[i];
-                    continue;
-                }
-                for (std::size_t c = 0; c < c_; ++c) {
-                    const double g = G[i * c_ + c];
-                    if (g == 0.0) continue;
-                    for (std::size_t j = 0; j < m_; ++j) {
-                        gW2[c * m_ + j] += g * a[j];
-                        s.back[j] += g * W2[c * m_ + j];
-                    }
-                }
-                for (std::size_t j = 0; j < m_; ++j) {
-                    a[j] = relu_ ? s.back[j] * sl[j] : s.back[j];
-                    s.back[j] = 0.0;
-                }
+            const double* G_panel = G + i0 * c_;
+            if (factored) {
+                for (std::size_t r = 0; r < rows; ++r)
+                    for (std::size_t j = 0; j < m_; ++j)
+                        s.rows[r * m_ + j] = relu_ ? G_panel[r] * slopes[(i0 + r) * m_ + j] : G_panel[r];
+            } else {
+                if (!forwarded && !in_place) hidden(X, i0, rows, slopes, s);
+                gemm(true, c_, m_, rows, G_panel, 1, c_, s.rows, m_, gW2, m_);
+                gemm(false, rows, m_, c_, G_panel, c_, 1, W2, m_, s.rows, m_);
+                if (relu_) apply_slopes(slopes + i0 * m_, rows * m_, s.rows);
             }
             if (in_place) break;
             gemm(true, d_, m_, rows, X + i0 * d_, 1, d_, s.rows, m_, s.gW1T, m_);
@@ -412,7 +402,7 @@ private:
 
     Layout layout(double* scratch) const {
         double* rows = scratch + 2 * d_ * m_ + m_ * c_;
-        return {scratch, scratch + d_ * m_, scratch + 2 * d_ * m_, rows, rows + panel * m_};
+        return {scratch, scratch + d_ * m_, scratch + 2 * d_ * m_, rows};
     }
 
     Layout pack(const double* theta, double* scratch) const {
@@ -433,8 +423,11 @@ private:
             for (std::size_t q = 0; q < rows * m_; ++q) s.rows[q] = s.rows[q] > 0.0 ? s.rows[q] : 0.0;
             return;
         }
-        const double* sl = slopes + i0 * m_;
-        for (std::size_t q = 0; q < rows * m_; ++q) s.rows[q] *= sl[q];
+        apply_slopes(slopes + i0 * m_, rows * m_, s.rows);
+    }
+
+    static void apply_slopes(const double* slopes, std::size_t count, double* rows) {
+        for (std::size_t q = 0; q < count; ++q) rows[q] *= slopes[q];
     }
 
     std::size_t d_, m_, c_;
