@@ -63,12 +63,14 @@ template <class Field>
 double step(Field&& f, double t, double h, const double* y0, std::vector<double>* k, double* y1, double* y_stage,
             std::size_t p, double rtol, double atol) {
     for (int s = 1; s < STAGES; ++s) {
+        // each component's sum runs over the stages in order from +0, one pass per stage across all components
         double* y = s == STAGES - 1 ? y1 : y_stage;
-        for (std::size_t q = 0; q < p; ++q) {
-            double acc = 0.0;
-            for (int r = 0; r < s; ++r) acc += A[s][r] * k[r][q];
-            y[q] = y0[q] + h * acc;
+        std::fill(y, y + p, 0.0);
+        for (int r = 0; r < s; ++r) {
+            const double a = A[s][r], *kr = k[r].data();
+            for (std::size_t q = 0; q < p; ++q) y[q] += a * kr[q];
         }
+        for (std::size_t q = 0; q < p; ++q) y[q] = y0[q] + h * y[q];
         f(t + C[s] * h, y, k[s].data());
     }
     double err = 0.0;
