@@ -91,8 +91,9 @@ __attribute__((target("avx512f"))) inline void avx512(bool add, std::size_t rows
 #endif
 
 // the plain triple loop itself, for products too small to repay the tiles' dispatch and loop set-up
-inline void plain(bool add, std::size_t rows, std::size_t cols, std::size_t K, const double* A, std::size_t a_row,
-                  std::size_t a_k, const double* B, std::size_t ldb, double* C, std::size_t ldc) {
+FASTFLOW_ALWAYS_INLINE void plain(bool add, std::size_t rows, std::size_t cols, std::size_t K, const double* A,
+                                  std::size_t a_row, std::size_t a_k, const double* B, std::size_t ldb, double* C,
+                                  std::size_t ldc) {
     for (std::size_t r = 0; r < rows; ++r)
         for (std::size_t c = 0; c < cols; ++c) {
             double acc = add ? C[r * ldc + c] : 0.0;
@@ -101,22 +102,30 @@ inline void plain(bool add, std::size_t rows, std::size_t cols, std::size_t K, c
         }
 }
 
+// the tiles, in the widest vectors the CPU has
+inline void tiled(bool add, std::size_t rows, std::size_t cols, std::size_t K, const double* A, std::size_t a_row,
+                  std::size_t a_k, const double* B, std::size_t ldb, double* C, std::size_t ldc) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    static const bool has_avx512 = __builtin_cpu_supports("avx512f"), has_avx2 = __builtin_cpu_supports("avx2");
+    if (has_avx512) return avx512(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
+    if (has_avx2) return avx2(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
+#endif
+    dispatch_add<vec2>(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
+}
+
 }  // namespace gemm_detail
 
-// products of at most this many terms take the plain loop (the rank paper's 2 x 2 net: 8)
+// products of at most this many terms take the plain loop, inlined where it is called (the rank paper's 2 x 2
+// net: 8)
 constexpr std::size_t small_product = 64;
 
 // C (rows x cols, row stride ldc) = A B, or += A B if `add`, where A(r, k) = A[r * a_row + k * a_k] and B is
 // K x cols with row stride ldb.
-inline void gemm(bool add, std::size_t rows, std::size_t cols, std::size_t K, const double* A, std::size_t a_row,
-                 std::size_t a_k, const double* B, std::size_t ldb, double* C, std::size_t ldc) {
+FASTFLOW_ALWAYS_INLINE void gemm(bool add, std::size_t rows, std::size_t cols, std::size_t K, const double* A,
+                                 std::size_t a_row, std::size_t a_k, const double* B, std::size_t ldb, double* C,
+                                 std::size_t ldc) {
     if (rows * cols * K <= small_product) return gemm_detail::plain(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
-#if defined(__x86_64__) && defined(__GNUC__)
-    static const bool has_avx512 = __builtin_cpu_supports("avx512f"), has_avx2 = __builtin_cpu_supports("avx2");
-    if (has_avx512) return gemm_detail::avx512(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
-    if (has_avx2) return gemm_detail::avx2(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
-#endif
-    gemm_detail::dispatch_add<gemm_detail::vec2>(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
+    gemm_detail::tiled(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
 }
 
 }  // namespace fastflow
