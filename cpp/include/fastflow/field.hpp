@@ -135,9 +135,9 @@ private:
             return;
         }
         // binary (d_out = 1) or one-vs-all (Y_ik = +-1 for every output k): L = sum_ik l(Y_ik Phi_ik)
-        const double logfac = log_time_factor(pb_.opt.loss, tau);
+        const double logfac = log_time_factor(pb_.opt.loss, tau), factor = std::exp(logfac);
         for (std::size_t q = 0; q < m; ++q)
-            G_[q] = pb_.Y[q] * std::exp(logfac + log_neg_dell(pb_.opt.loss, pb_.Y[q] * out_[q]));
+            G_[q] = pb_.Y[q] * sample_weight(pb_.opt.loss, pb_.Y[q] * out_[q], logfac, factor);
     }
 
     const Problem& pb_;

@@ -38,6 +38,17 @@ inline double log_ell(Loss loss, double q) {
 // log(-l'(q)), the log of the per-sample weight
 inline double log_neg_dell(Loss loss, double q) { return loss == Loss::exponential ? -q : -softplus(q); }
 
+// e^log_factor (-l'(q)), a sample's weight at the time factor e^log_factor (factor: that value, inf past float64).
+// The logistic weight sigma(-q) is formed directly while it is a normal number and the factor finite: one
+// exponential instead of three, and no rounding of log_factor's size in the exponent. Else in log space.
+inline double sample_weight(Loss loss, double q, double log_factor, double factor) {
+    if (loss == Loss::logistic && q <= 700.0 && factor < std::numeric_limits<double>::infinity()) {
+        const double e = std::exp(-std::abs(q));
+        return factor * (q > 0.0 ? e / (1.0 + e) : 1.0 / (1.0 + e));
+    }
+    return std::exp(log_factor + log_neg_dell(loss, q));
+}
+
 // d(-log w)/dq, the curvature of a classification loss in its margin q
 inline double log_weight_slope(Loss loss, double q) {
     return loss == Loss::exponential ? 1.0 : 1.0 / (1.0 + std::exp(-q));
