@@ -48,8 +48,8 @@ Stiff (flows that converge to a finite point): bench_converging.py's square, exp
 1000.. --stiff-seeds) against the SciPy yardstick with Radau and BDF instead of DOP853, at rtol 1e-10. Targets: theta
 within 1e-7 relative, fastflow at least 10x faster.
 
-Each section is a module of benchmarks/comparison/ (rank, randoms, rhs, scaling, memory, scale, stiff); this script parses
-the arguments, runs them in turn and writes the report.
+Each section is a module of benchmarks/comparison/ (rank, randoms, rhs, scaling, memory, scale, stiff); this script
+parses the arguments, runs them in turn and writes the report.
 
 Writes results/compare.json and results/compare.png next to this script. Times are wall-clock on this machine in
 this run; the JSON records the machine and its load average (other processes share the cores).
@@ -182,8 +182,8 @@ def main():
                    random_shape=RANDOM_SHAPE, runs=args.runs, gd_runs=args.gd_runs, problems=args.problems,
                    gd_random_runs=args.gd_random_runs, quick=args.quick, reference_error=ref_error,
                    torch_error=torch_error, scale_grid=grid),
-        summary=rows, rank_paper_288=paper, rhs=rhs_r, flow_many_scaling=scaling_r, memory=memory_r, scale=scale_r, stiff=stiff_r,
-        targets=goals, runs=runs)
+        summary=rows, rank_paper_288=paper, rhs=rhs_r, flow_many_scaling=scaling_r, memory=memory_r, scale=scale_r,
+        stiff=stiff_r, targets=goals, runs=runs)
     args.out.write_text(json.dumps(jsonable(result), indent=1))
     png = args.out.with_suffix(".png")
     report.plot(rows, png)

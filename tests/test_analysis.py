@@ -363,7 +363,8 @@ def test_wp_f1_global(seed):
     rep = analyze(net, (X, y), traj.theta)
     check_report(net, X, y, rep)
     assert rep.verdict == "global"
-    assert rep.norm_sq == pytest.approx(2 * 1.28243, abs=1e-4)   # convex-geometry paper App. F.1: P* = 1/||x1|| + 1/||x2||
+    # convex-geometry paper App. F.1: P* = 1/||x1|| + 1/||x2||
+    assert rep.norm_sq == pytest.approx(2 * 1.28243, abs=1e-4)
     assert rep.norm_sq == pytest.approx(2 / np.linalg.norm(X[0]) + 2 / np.linalg.norm(X[1]), rel=1e-10)
     np.testing.assert_allclose(rep.multipliers, 1 / np.linalg.norm(X, axis=1), rtol=1e-8)   # (0.5829, 0.6996)
     assert rep.dual_value == pytest.approx(1.0, abs=1e-8)

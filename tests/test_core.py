@@ -420,7 +420,8 @@ def test_integrate_many_more_threads_than_rows(problem):
 @pytest.mark.parametrize("threads", [0, 1, 2])
 def test_integrate_many_no_rows(problem, threads):
     model, X, y, _ = problem
-    assert _core.integrate_many(model, X, y, np.zeros((0, model.n_params)), threads=threads, options=core(options())) == []
+    empty = np.zeros((0, model.n_params))
+    assert _core.integrate_many(model, X, y, empty, threads=threads, options=core(options())) == []
 
 
 @pytest.mark.parametrize("shape", ["1d", "wrong-columns", "3d"])

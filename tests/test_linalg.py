@@ -66,7 +66,8 @@ def test_min_norm_point_of_a_hull_matches_a_quadratic_program(seed):
     b = np.concatenate([np.zeros(p), [weight]])
     lam = lsq_linear(A, b, bounds=(0.0, np.inf), method="bvls", tol=1e-15).x
     ref = V.T @ (lam / lam.sum())
-    np.testing.assert_allclose(np.linalg.norm(x), np.linalg.norm(ref), rtol=1e-7, atol=1e-9)  # the reference's own accuracy
+    # to the reference's own accuracy
+    np.testing.assert_allclose(np.linalg.norm(x), np.linalg.norm(ref), rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(x, ref, rtol=0, atol=1e-6 * max(1.0, np.abs(V).max()))
     # x lies in the hull and is optimal: <x, v - x> >= 0 for every vertex v
     assert np.min(V @ x - x @ x) >= -1e-10 * max(1.0, np.abs(V).max() ** 2)

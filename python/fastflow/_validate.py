@@ -88,5 +88,5 @@ def check_memory(what, needed, hint, at_least=False):
         return
     available = available_memory()
     if needed > available:
-        raise MemoryError(f"{what} needs {'at least' if at_least else 'about'} {needed / 2**30:.3g} GiB but {available / 2**30:.3g} GiB are "
-                          f"available: {hint}")
+        raise MemoryError(f"{what} needs {'at least' if at_least else 'about'} {needed / 2**30:.3g} GiB but "
+                          f"{available / 2**30:.3g} GiB are available: {hint}")

@@ -188,7 +188,8 @@ public:
              double* grad, double* scratch) const override {
         backward(theta, X, n, slopes, G, grad, scratch, false);
     }
-    // One panel of samples (small n): forward() left the packed weights and every sample's hidden row in scratch
+    // One panel of samples (small n): forward() left every sample's hidden row in scratch (and the packed weights,
+    // unless the net is small())
     void vjp_after_forward(const double* theta, const double* X, std::size_t n, const double* slopes,
                            const double* G, double* grad, double* scratch) const override {
         backward(theta, X, n, slopes, G, grad, scratch, n <= panel);

@@ -13,8 +13,8 @@ from .layers_classn import _MAX_LAYER_PROGRAMS, _classn_layer_programs
 from .model import _EXACT_TOL, _RADII
 from .optimum import _ldp
 
-# per-layer max-margin (Problem (4)), two-layer: min 1/2 ||u||^2 over one layer, the other fixed, s.t. q_i >= 1. The margins
-# are linear in v, and linear in W on each closed activation pattern A (a_ij = 1[w_j.x_i >= 0], imposed by
+# per-layer max-margin (Problem (4)), two-layer: min 1/2 ||u||^2 over one layer, the other fixed, s.t. q_i >= 1. The
+# margins are linear in v, and linear in W on each closed activation pattern A (a_ij = 1[w_j.x_i >= 0], imposed by
 # (2 a_ij - 1) w_j.x_i >= 0; a zero pre-activation contributes 0 either way), so the problem is a union of polyhedra
 # with a strictly convex objective: one least-distance program each. The patterns around theta~ (every side of each
 # zero pre-activation) cover a neighbourhood of it: local optimality. Every u lies in the closure of a cell of X, so
@@ -28,16 +28,17 @@ class LayerReport:
     """Margin paper Problem (4) for one layer of theta~ with the others fixed: min 1/2 ||u||^2 s.t. every margin of
     theta~ with this layer replaced by u is >= 1.
 
-    layer: 1..L (two-layer: 1 = W, the hidden weights; 2 = v, the output weights). verdict, with the meanings of Report's for this
-    problem: "global" (norm_sq within global_rtol of `optimum`), "local" (theta~'s layer is optimal on every
-    polyhedron the activation patterns around it cut the feasible set into), "not_local" (`certificate`), "kkt_only"
-    (KKT, undecided: more than 4096 patterns around theta~, or a better point there failed the checks), "not_kkt"
-    (kkt_residual above kkt_tol). kkt_residual: the relative residual of this layer's stationarity, with the Clarke
-    freedom of (P). norm_sq: ||u~||^2. optimum: min ||u||^2 of the problem, None when not computed (a ReLU layer:
-    global_opt=False, or more than 4096 combinations of cells or activation patterns; the evidence says so). certificate: theta' differing from theta~
-    in this layer only, feasible and of smaller norm: within eps of theta~ for "not_local" (with the same
-    construction at eps/4 and eps/16 in `family`), the optimum (radius inf) for "local" when that is not global;
-    else None. evidence: one line, also in the Report's text.
+    layer: 1..L (two-layer: 1 = W, the hidden weights; 2 = v, the output weights). verdict, with the meanings of
+    Report's for this problem: "global" (norm_sq within global_rtol of `optimum`), "local" (theta~'s layer is
+    optimal on every polyhedron the activation patterns around it cut the feasible set into), "not_local"
+    (`certificate`), "kkt_only" (KKT, undecided: more than 4096 patterns around theta~, or a better point there
+    failed the checks), "not_kkt" (kkt_residual above kkt_tol). kkt_residual: the relative residual of this layer's
+    stationarity, with the Clarke freedom of (P). norm_sq: ||u~||^2. optimum: min ||u||^2 of the problem, None when
+    not computed (a ReLU layer: global_opt=False, or more than 4096 combinations of cells or activation patterns;
+    the evidence says so). certificate: theta' differing from theta~ in this layer only, feasible and of smaller
+    norm: within eps of theta~ for "not_local" (with the same construction at eps/4 and eps/16 in `family`), the
+    optimum (radius inf) for "local" when that is not global; else None. evidence: one line, also in the Report's
+    text.
     """
 
     layer: int

@@ -33,7 +33,8 @@ def _neuron_inputs(net):
 
 
 def _group_bound(m, lam):
-    """2 sum_i lambda_i / max(1, dual), dual = max_j max_(||u|| <= 1) |sum_i lambda_i y_i sigma(u . x_i^j)|, and dual."""
+    """2 sum_i lambda_i / max(1, dual), dual = max_j max_(||u|| <= 1) |sum_i lambda_i y_i sigma(u . x_i^j)|, and
+    dual."""
     if m.relu:
         from ..arrangements import arrangements
         from ..convex import dual_feasible

@@ -252,7 +252,8 @@ def analyze(net, data, theta, *, eps=1e-2, polish=True, rng=0, kkt_tol=1e-8, glo
         lines.append("kkt_only: KKT point, no certificate either way")
     if verdict != "not_local":
         cert = None
-    per_layer = tuple(_layer_report(m, point, layer, eps, kkt_tol, global_rtol, global_opt) for layer in range(1, m.degree + 1))
+    per_layer = tuple(_layer_report(m, point, layer, eps, kkt_tol, global_rtol, global_opt)
+                      for layer in range(1, m.degree + 1))
     lines.append("per-layer max-margin (margin paper, Problem (4)), each layer with the others fixed:")
     lines += [f"  {lr.evidence}" for lr in per_layer]
 
