@@ -511,6 +511,44 @@ def test_a_deep_unit_pinned_leaves_sliding_on_one_sample_surface():
     assert distance["stay"][1] > 1e-2
 
 
+def test_a_revived_deep_unit_crosses_and_the_slide_below_it_goes_on():
+    # `benchmarks/branches.py --deep` seed 1, problem 394 (depth 4, square loss): at t = 0.0720 sample 4's
+    # second-layer unit 0 slides, and its unit 1 activates and revives the dead path into third-layer unit 0.
+    # Gradient descent keeps the slide, and the revived unit crosses to active. The default flow ends the slide
+    # first, and the revived unit's surface then repels on both sides (a branch). Leave mode decides them again with
+    # the revived unit first, and gradient descent converges to it at first order.
+    net = ff.fully_connected(3, [4, 4, 4])
+    X = np.array([[-0.1976692646471838, 2.601095819841277, -0.3959689192253594],
+                  [-1.0532633891922611, -0.8712520914293141, 0.4997279756040699],
+                  [-0.26058355048813775, 1.2209581363649575, -1.3149194706809237],
+                  [-0.9787055332553263, 0.06429126552076224, 0.07242520801077378],
+                  [1.0391102636671212, -0.2774068935593604, -0.740671456668895]])
+    y = np.array([0.8093754968616483, 0.8803215804437488, 0.5007680692703919, 0.7612450189000644,
+                  1.3957085420466784])
+    theta0 = np.array([
+        0.10201458181614778, -0.4305962001450685, 0.18591196138204547, -0.6907757217030198, 0.039178814679867856,
+        0.17877801519245154, 0.18539747949822438, 0.470969388410825, -0.3634568913964189, -0.14949806103949737,
+        -0.32849353769974365, -0.2960608656545237, 0.19113015289530405, 0.5454347304221416, 0.24961500351394614,
+        -0.6600219867065644, -0.3252606021138774, -0.28037222363284736, 0.059195196931534556, 0.03823651090218503,
+        -0.03914020936271883, -0.49523967333905483, -0.3372333394011733, 0.07041362296019721, 0.6012324797185707,
+        -0.3669372878236535, -0.23916957289036364, 0.03453782027636399, -0.8749307471648307, 0.24214005754711776,
+        -0.49701415074816246, -0.0716922090852943, 0.6392300811083194, -0.27996540643232787, 0.04522638102268041,
+        0.08196008763842896, -0.8805953503726756, -0.48156390387866277, 0.1683883892868445, 0.030801427707699103,
+        -0.026975568699526574, -0.11521297510560204, 0.02633552028970861, 0.18668576949111843, 0.4878860678642576,
+        -0.4541017642596673, -0.1524910098104419, 0.31448759274801596])
+    problem = Problem(net, X, y, theta0, "square", 0.5)
+    flows, distance = stay_and_leave(problem, 0.5)
+
+    def at_revival(run):
+        events = run.events[np.abs(run.events["t"] - 0.07196) < 1e-4]
+        return {(int(e["sample"]), int(e["layer"]), int(e["neuron"]), str(e["kind"])) for e in events}
+
+    assert at_revival(flows["stay"]) >= {(4, 1, 0, "slide_end"), (4, 2, 0, "branch")}
+    assert at_revival(flows["leave"]) == {(4, 1, 1, "activate"), (4, 2, 0, "activate")}
+    assert distance["leave"][0] < 1e-3 and distance["leave"][1] < distance["leave"][0] / 5
+    assert distance["stay"][1] > 1e-2
+
+
 def test_a_surface_entered_repelling_as_its_unit_is_pinned_is_one_branch():
     # fuzz draw 16:247 (depth 3, leave mode): at t = 2.0164 samples 0 and 1 enter a first-layer surface with both
     # one-sided fields pointing away, and that unit is pinned at the same t; one branch event per switch

@@ -380,8 +380,38 @@ private:
     // back.) A slide whose exit the locator proved (`exits`) leaves beyond 1e-9 of the field whatever that error: at
     // rounding it is the square root of a duality gap of order eps, ~1e-8 of the field, there one solve and not the
     // next, and a slide kept by it was found leaving again at once, at one t.
+    //
+    // Leave mode: when the rounds end on a surface entered repelling after a unit was held back by one leaving below
+    // it, they are run again with no unit held back (the fastest of all leaves first), and that outcome is taken if
+    // it has no such surface. A lower unit's rate is read with the units above it on their surfaces too, where the
+    // gradient through them is cut: gradient descent lets the faster upper unit take its side, and the slide below
+    // it goes on (deep problem 394 of benchmarks/branches.py's seed 1, docs/mathematics.md).
     bool hull_rounds(double tau, const double* theta, std::vector<std::size_t>& undecided,
                      const std::vector<std::size_t>& rest, const std::vector<std::size_t>& exits) {
+        if (!pb_.opt.leave_branches) return hull_rounds_once(tau, theta, undecided, rest, exits, false);
+        const std::vector<std::size_t> start = undecided;
+        const std::vector<Mode> modes = modes_of(start);
+        const std::vector<bool> branch = branches_of(start);
+        bool revive = hull_rounds_once(tau, theta, undecided, rest, exits, false);
+        if (!(entered_branch_ && held_back_)) return revive;
+        const auto restore = [&] {
+            undecided = start;
+            for (std::size_t a = 0; a < start.size(); ++a) {
+                st_.mode[start[a]] = modes[a], st_.branch[start[a]] = branch[a];
+                st_.slopes[start[a]] = 0.0;
+            }
+        };
+        restore();
+        revive = hull_rounds_once(tau, theta, undecided, rest, exits, true);
+        if (!entered_branch_) return revive;
+        restore();
+        return hull_rounds_once(tau, theta, undecided, rest, exits, false);
+    }
+
+    bool hull_rounds_once(double tau, const double* theta, std::vector<std::size_t>& undecided,
+                          const std::vector<std::size_t>& rest, const std::vector<std::size_t>& exits,
+                          bool hold_none) {
+        entered_branch_ = held_back_ = false;
         while (!undecided.empty()) {
             st_.Z = rest;
             st_.Z.insert(st_.Z.end(), undecided.begin(), undecided.end());
@@ -408,8 +438,14 @@ private:
             };
             std::size_t leaving = undecided.size();
             double fastest = 0.0;
-            for (std::size_t a = 0; a < undecided.size(); ++a)
-                if (std::abs(rate[a]) > fastest && !below_leaves(a)) fastest = std::abs(rate[a]), leaving = a;
+            for (std::size_t a = 0; a < undecided.size(); ++a) {
+                if (std::abs(rate[a]) <= fastest) continue;
+                if (!hold_none && below_leaves(a)) {
+                    held_back_ = true;
+                    continue;
+                }
+                fastest = std::abs(rate[a]), leaving = a;
+            }
             if (leaving == undecided.size()) {
                 const std::vector<std::size_t> left = branches_on_hull(theta, undecided, fnorm);
                 if (left.empty()) return false;
@@ -424,6 +460,17 @@ private:
             }
         }
         return false;
+    }
+
+    std::vector<Mode> modes_of(const std::vector<std::size_t>& set) const {
+        std::vector<Mode> out;
+        for (std::size_t sw : set) out.push_back(st_.mode[sw]);
+        return out;
+    }
+    std::vector<bool> branches_of(const std::vector<std::size_t>& set) const {
+        std::vector<bool> out;
+        for (std::size_t sw : set) out.push_back(st_.branch[sw]);
+        return out;
     }
 
     // The switches the hull rounds leave on their surfaces (`undecided`, with the hull at theta just solved) flag
@@ -458,6 +505,7 @@ private:
                 // to the slower side (box_rounds says why), entered or turned
                 const bool up = crosses ? v_active > 0.0 : std::abs(v_active) < std::abs(v_inactive);
                 for (std::size_t member : group) st_.branch[member] = !crosses, take_side(member, up);
+                entered_branch_ = entered_branch_ || away;
                 return group;
             }
             st_.branch[sw] = away;
@@ -488,6 +536,8 @@ private:
     DeadPaths dead_;
     std::vector<std::pair<std::size_t, int>> dead_paths_;  // (sample, first dead layer) of the decision
     std::vector<double> F_, normal_;  // the field and a normal at theta, within one decision
+    // the last hull rounds (leave mode): they took a surface entered repelling off; they held a unit back
+    bool entered_branch_ = false, held_back_ = false;
 };
 
 }  // namespace fastflow
