@@ -390,8 +390,8 @@ private:
                      const std::vector<std::size_t>& rest, const std::vector<std::size_t>& exits) {
         if (!pb_.opt.leave_branches) return hull_rounds_once(tau, theta, undecided, rest, exits, false);
         const std::vector<std::size_t> start = undecided;
-        const std::vector<Mode> modes = modes_of(start);
-        const std::vector<bool> branch = branches_of(start);
+        const std::vector<Mode> modes = picked(st_.mode, start);
+        const std::vector<bool> branch = picked(st_.branch, start);
         bool revive = hull_rounds_once(tau, theta, undecided, rest, exits, false);
         if (!(entered_branch_ && held_back_)) return revive;
         const auto restore = [&] {
@@ -462,14 +462,11 @@ private:
         return false;
     }
 
-    std::vector<Mode> modes_of(const std::vector<std::size_t>& set) const {
-        std::vector<Mode> out;
-        for (std::size_t sw : set) out.push_back(st_.mode[sw]);
-        return out;
-    }
-    std::vector<bool> branches_of(const std::vector<std::size_t>& set) const {
-        std::vector<bool> out;
-        for (std::size_t sw : set) out.push_back(st_.branch[sw]);
+    // values[sw] for each switch sw of `set`
+    template <class T>
+    static std::vector<T> picked(const std::vector<T>& values, const std::vector<std::size_t>& set) {
+        std::vector<T> out;
+        for (std::size_t sw : set) out.push_back(values[sw]);
         return out;
     }
 
