@@ -384,15 +384,8 @@ private:
             if (in_place) break;
             gemm(true, d_, m_, rows, X + i0 * d_, 1, d_, s.rows, m_, s.gW1T, m_);
         }
-        if (in_place) {
-            for (std::size_t j = 0; j < m_; ++j)
-                for (std::size_t l = 0; l < d_; ++l) {
-                    double v = 0.0;
-                    for (std::size_t i = 0; i < n; ++i) v += X[i * d_ + l] * s.rows[i * m_ + j];
-                    grad[j * d_ + l] = v;
-                }
-            return;
-        }
+        // a small net's W1 gradient straight into grad: rows^T X, the same sums over the samples
+        if (in_place) return gemm(false, m_, d_, n, s.rows, 1, m_, X, d_, grad, d_);
         for (std::size_t l = 0; l < d_; ++l)
             for (std::size_t j = 0; j < m_; ++j) {
                 const double v = s.gW1T[l * m_ + j];
