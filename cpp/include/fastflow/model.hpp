@@ -13,6 +13,7 @@
 
 #include "gemm.hpp"
 #include "linalg.hpp"
+#include "small_net.hpp"
 
 namespace fastflow {
 
@@ -157,7 +158,8 @@ inline double balance_drift(const Model& model, const double* theta0, const doub
 class TwoLayer final : public Model {
 public:
     TwoLayer(std::size_t d_in, std::size_t width, std::size_t d_out, bool relu)
-        : d_(d_in), m_(width), c_(d_out), relu_(relu) {
+        : d_(d_in), m_(width), c_(d_out), relu_(relu), small_{d_in, width, d_out, relu},
+          small_kernels_(small_net::kernels(d_in, d_out)) {
         if (d_in == 0) throw std::invalid_argument("d_in must be positive");
         if (width == 0) throw std::invalid_argument("width must be positive");
         if (d_out == 0) throw std::invalid_argument("d_out must be positive");
@@ -175,7 +177,7 @@ public:
 
     void forward(const double* theta, const double* X, std::size_t n, const double* slopes, double* out,
                  double* scratch) const override {
-        if (small(n)) return forward_small(theta, X, n, slopes, out, layout(scratch).rows);
+        if (small(n)) return small_kernels_.forward(small_, theta, X, n, slopes, out, layout(scratch).rows);
         const Layout s = pack(theta, scratch);
         for (std::size_t i0 = 0; i0 < n; i0 += panel) {
             const std::size_t rows = std::min(panel, n - i0);
@@ -198,6 +200,7 @@ public:
     void preactivations(const double* theta, const double* X, std::size_t n, const double*, double* h,
                         double* scratch) const override {
         if (!relu_) return;  // a linear network has no switching functions
+        if (small(n)) return small_kernels_.preactivations(small_, theta, X, n, h);
         const Layout s = pack(theta, scratch);
         gemm(false, n, m_, d_, X, d_, 1, s.W1T, m_, h, m_);
     }
@@ -329,30 +332,9 @@ private:
     // product over the samples instead of two, as the hidden layer is not needed.
     bool factored() const { return c_ == 1 && d_ >= long_rows; }
 
-    // A net whose samples fit one panel and whose products have few terms is evaluated sample by sample with the
-    // weights read in place: packing them and setting up the tiled products cost more than its arithmetic (the
-    // rank paper's 2 x 2 net). Every sum runs in the products' order, so the results are the same bits.
+    // a net whose samples fit one panel and whose products have few terms takes small_net's passes (the rank
+    // paper's 2 x 2 net)
     bool small(std::size_t n) const { return n <= panel && n * m_ * (d_ + c_) <= small_terms && !factored(); }
-
-    // forward() of a small net: rows <- the activations of every sample (and out <- the outputs, if given)
-    void forward_small(const double* theta, const double* X, std::size_t n, const double* slopes, double* out,
-                       double* rows) const {
-        const double* W2 = theta + m_ * d_;
-        for (std::size_t i = 0; i < n; ++i) {
-            double* a = rows + i * m_;
-            for (std::size_t j = 0; j < m_; ++j) {
-                double h = 0.0;
-                for (std::size_t l = 0; l < d_; ++l) h += X[i * d_ + l] * theta[j * d_ + l];
-                a[j] = !relu_ ? h : slopes ? h * slopes[i * m_ + j] : h > 0.0 ? h : 0.0;
-            }
-            if (!out) continue;
-            for (std::size_t c = 0; c < c_; ++c) {
-                double o = 0.0;
-                for (std::size_t j = 0; j < m_; ++j) o += a[j] * W2[c * m_ + j];
-                out[i * c_ + c] = o;
-            }
-        }
-    }
 
     // vjp; forwarded: scratch holds forward()'s hidden rows of every sample (one panel), and its packed weights
     // unless the net is small. Per panel, three products: grad W2 += G^T A (A: the activations), then the rows
@@ -360,12 +342,15 @@ private:
     // samples (or outputs) in order from +0, as the per-sample loops did.
     void backward(const double* theta, const double* X, std::size_t n, const double* slopes, const double* G,
                   double* grad, double* scratch, bool forwarded) const {
-        const bool in_place = small(n);
-        const Layout s = forwarded || in_place ? layout(scratch) : pack(theta, scratch);
+        if (small(n)) {
+            double* rows = layout(scratch).rows;
+            if (!forwarded) small_kernels_.forward(small_, theta, X, n, slopes, nullptr, rows);
+            return small_kernels_.backward(small_, theta, X, n, slopes, G, rows, grad);
+        }
+        const Layout s = forwarded ? layout(scratch) : pack(theta, scratch);
         const double* W2 = theta + m_ * d_;
         double* gW2 = grad + m_ * d_;
         const bool factored = this->factored();
-        if (in_place && !forwarded) forward_small(theta, X, n, slopes, nullptr, s.rows);
         std::fill(s.gW1T, s.gW1T + d_ * m_, 0.0);  // v^T when factored
         std::fill(gW2, gW2 + c_ * m_, 0.0);
         for (std::size_t i0 = 0; i0 < n; i0 += panel) {
@@ -376,16 +361,13 @@ private:
                     for (std::size_t j = 0; j < m_; ++j)
                         s.rows[r * m_ + j] = relu_ ? G_panel[r] * slopes[(i0 + r) * m_ + j] : G_panel[r];
             } else {
-                if (!forwarded && !in_place) hidden(X, i0, rows, slopes, s);
+                if (!forwarded) hidden(X, i0, rows, slopes, s);
                 gemm(true, c_, m_, rows, G_panel, 1, c_, s.rows, m_, gW2, m_);
                 gemm(false, rows, m_, c_, G_panel, c_, 1, W2, m_, s.rows, m_);
                 if (relu_) apply_slopes(slopes + i0 * m_, rows * m_, s.rows);
             }
-            if (in_place) break;
             gemm(true, d_, m_, rows, X + i0 * d_, 1, d_, s.rows, m_, s.gW1T, m_);
         }
-        // a small net's W1 gradient straight into grad: rows^T X, the same sums over the samples
-        if (in_place) return gemm(false, m_, d_, n, s.rows, 1, m_, X, d_, grad, d_);
         for (std::size_t l = 0; l < d_; ++l)
             for (std::size_t j = 0; j < m_; ++j) {
                 const double v = s.gW1T[l * m_ + j];
@@ -426,6 +408,8 @@ private:
 
     std::size_t d_, m_, c_;
     bool relu_;
+    small_net::Net small_;
+    small_net::Kernels small_kernels_;
 };
 
 }  // namespace fastflow
