@@ -57,20 +57,31 @@ inline void dense_eval(const double* coef, std::size_t p, double sigma, double* 
     }
 }
 
+// y <- y0 + h sum_{r < S} A[S][r] k_r, each component's sum over the stages in order from +0: the stage loop
+// unrolls, and one pass over the components serves every stage
+template <int S>
+void stage_state(const double* y0, double h, const double* const* k, std::size_t p, double* y) {
+    for (std::size_t q = 0; q < p; ++q) {
+        double sum = 0.0;
+        for (int r = 0; r < S; ++r) sum += A[S][r] * k[r][q];
+        y[q] = y0[q] + h * sum;
+    }
+}
+
 // One step of size h from y0 (k[0] = f(t, y0)): the stages k[1..6] and the 5th-order solution y1 (y_stage:
 // workspace). Returns the error estimate's root mean square, scaled by atol + rtol max(|y0|, |y1|).
 template <class Field>
 double step(Field&& f, double t, double h, const double* y0, std::vector<double>* k, double* y1, double* y_stage,
             std::size_t p, double rtol, double atol) {
+    static constexpr void (*stage_states[STAGES])(const double*, double, const double* const*, std::size_t,
+                                                  double*) = {nullptr,         stage_state<1>, stage_state<2>,
+                                                              stage_state<3>,  stage_state<4>, stage_state<5>,
+                                                              stage_state<6>};
+    const double* kp[STAGES];
+    for (int s = 0; s < STAGES; ++s) kp[s] = k[s].data();
     for (int s = 1; s < STAGES; ++s) {
-        // each component's sum runs over the stages in order from +0, one pass per stage across all components
         double* y = s == STAGES - 1 ? y1 : y_stage;
-        std::fill(y, y + p, 0.0);
-        for (int r = 0; r < s; ++r) {
-            const double a = A[s][r], *kr = k[r].data();
-            for (std::size_t q = 0; q < p; ++q) y[q] += a * kr[q];
-        }
-        for (std::size_t q = 0; q < p; ++q) y[q] = y0[q] + h * y[q];
+        stage_states[s](y0, h, kp, p, y);
         f(t + C[s] * h, y, k[s].data());
     }
     double err = 0.0;
