@@ -163,6 +163,7 @@ public:
         if (d_in == 0) throw std::invalid_argument("d_in must be positive");
         if (width == 0) throw std::invalid_argument("width must be positive");
         if (d_out == 0) throw std::invalid_argument("d_out must be positive");
+        if (!factored()) small_samples_ = std::min(panel, small_terms / (m_ * (d_ + c_)));
     }
     std::size_t n_params() const override { return m_ * d_ + c_ * m_; }
     std::size_t d_in() const override { return d_; }
@@ -334,7 +335,7 @@ private:
 
     // a net whose samples fit one panel and whose products have few terms takes small_net's passes (the rank
     // paper's 2 x 2 net)
-    bool small(std::size_t n) const { return n <= panel && n * m_ * (d_ + c_) <= small_terms && !factored(); }
+    bool small(std::size_t n) const { return n <= small_samples_; }
 
     // vjp; forwarded: scratch holds forward()'s hidden rows of every sample (one panel), and its packed weights
     // unless the net is small. Per panel, three products: grad W2 += G^T A (A: the activations), then the rows
@@ -410,6 +411,7 @@ private:
     bool relu_;
     small_net::Net small_;
     small_net::Kernels small_kernels_;
+    std::size_t small_samples_ = 0;  // small(n) up to this many samples
 };
 
 }  // namespace fastflow
