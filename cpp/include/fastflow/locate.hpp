@@ -48,8 +48,9 @@ public:
         fired.clear();
         exits_.clear();
         if (pb_.NS == 0) return -1.0;
-        std::vector<std::pair<double, std::size_t>> hits;
+        std::vector<std::pair<double, std::size_t>>& hits = hits_;
         std::vector<SurfaceTurn> turns;
+        hits.clear();
         if (!start_known_) start_.forget(pb_.n);
         start_known_ = false;
         end_.forget(pb_.n);
@@ -89,10 +90,11 @@ private:
         SwitchScales scales;
         std::vector<bool> known;  // per sample
         const double* at = nullptr;
+        std::vector<std::size_t> missing;  // need()'s workspace
 
         void forget(std::size_t n) { known.assign(n, false); }
         void need(const SwitchGeometry& geo, const double* slopes, const std::vector<std::size_t>& samples) {
-            std::vector<std::size_t> missing;
+            missing.clear();
             for (std::size_t i : samples)
                 if (!known[i]) missing.push_back(i), known[i] = true;
             if (!missing.empty()) geo.sample_scales(at, slopes, missing, scales);
@@ -122,7 +124,9 @@ private:
         constexpr int deg = dopri5::DENSE_DEGREE;
         const std::size_t H = pb_.H, p = pb_.p, len = pb_.model.unit_block_size();
         pb_.model.preactivations(coef, pb_.X, pb_.n, st_.slopes.data(), hc_.data(), scratch_);  // at the start
-        std::vector<double> reach(H, 0.0), row(len);
+        std::vector<double>& reach = reach_;
+        std::vector<double>& row = row_;
+        reach.assign(H, 0.0), row.resize(len);
         for (std::size_t j = 0; j < H; ++j) {
             for (int m = 1; m <= deg; ++m) reach[j] += norm2(&coef[m * p + pb_.model.unit_block_offset(j)], len);
             reach[j] *= 1.0 + 1e-12;  // the rounding of the norms and of the dot products bounded
@@ -139,8 +143,9 @@ private:
                 reachable_[count] = k;
                 count += mode[k] != Mode::sliding && start + normal_norm[k] * unit_reach[j] > 0.0;
             }
-        std::vector<std::size_t> near;  // then those whose polynomials reach their surfaces, with the polynomials
-        std::vector<double> polys;
+        std::vector<std::size_t>& near = near_;  // then those whose polynomials reach their surfaces, with them
+        std::vector<double>& polys = polys_;
+        near.clear(), polys.clear();
         double g[deg + 1];
         for (std::size_t a = 0; a < count; ++a) {
             const std::size_t k = reachable_[a];
@@ -154,7 +159,8 @@ private:
             near.push_back(k);
             polys.insert(polys.end(), g, g + deg + 1);
         }
-        std::vector<std::size_t> samples;
+        std::vector<std::size_t>& samples = near_samples_;
+        samples.clear();
         for (std::size_t k : near)
             if (samples.empty() || samples.back() != k / H) samples.push_back(k / H);
         need_scales(samples);
@@ -297,6 +303,10 @@ private:
     ExitNoise exit_noise_;
     std::vector<double> hc_, pc_, y_, F_;
     std::vector<std::size_t> reachable_;  // screened_hits' first pass
+    // kept storage of find()'s and screened_hits' workspace
+    std::vector<std::pair<double, std::size_t>> hits_;
+    std::vector<double> reach_, row_, polys_;
+    std::vector<std::size_t> near_, near_samples_;
 };
 
 }  // namespace fastflow
