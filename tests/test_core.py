@@ -127,6 +127,30 @@ def test_preactivations_match_numpy(d_in, width, d_out, n, seed):
     np.testing.assert_allclose(h, X @ W1.T, rtol=1e-14, atol=1e-14)
 
 
+# The square loss's field -grad L = sum_i (y_i - Phi_i) dPhi_i/dtheta with given slopes (the modes), against NumPy:
+# every compile-time shape of the small nets' passes (d_in 1-4, d_out 1-2), one read at run time, and nets past the
+# small ones (tiled products, and the factored gradient of long rows)
+FIELD_CASES = [(d, 3, c, 5) for d in (1, 2, 3, 4) for c in (1, 2)] + [(6, 4, 3, 4), (2, 2, 2, 40), (5, 16, 1, 10),
+                                                                    (20, 3, 1, 6)]
+
+
+@pytest.mark.parametrize("d_in, width, d_out, n", FIELD_CASES, ids=[f"{a}-{b}-{c}-n{d}" for a, b, c, d in FIELD_CASES])
+def test_square_loss_field_matches_numpy(d_in, width, d_out, n):
+    rng = np.random.default_rng(100 * d_in + 10 * d_out + width)
+    W1, W2 = random_weights(rng, d_in, width, d_out)
+    X, Y = rng.standard_normal((n, d_in)), rng.standard_normal((n, d_out))
+    slopes = rng.integers(0, 2, size=(n, width)).astype(float)  # any modes, not only the signs of X W1^T
+    modes = np.where(slopes > 0, _core.MODES.index("active"), _core.MODES.index("inactive")).astype(np.int32)
+    options = _core.Options()
+    options.loss = "square"
+    field = _core.velocity(_core.TwoLayer(d_in, width, d_out, "relu"), X, Y, options, theta_of(W1, W2), 0.0,
+                           modes.ravel())
+    A = (X @ W1.T) * slopes
+    R = Y - A @ W2.T
+    expected = theta_of(((R @ W2) * slopes).T @ X, R.T @ A)
+    np.testing.assert_allclose(field, expected, rtol=1e-13, atol=1e-13 * np.abs(expected).max())
+
+
 def test_forward_relu_at_zero_is_zero():
     # sigma(0) = 0: a pre-activation exactly on the kink contributes nothing, whatever the slope convention
     X = np.array([[1.0, -1.0], [2.0, 0.5]])
