@@ -285,12 +285,14 @@ private:
             const std::size_t k = undecided.size();
             sliding_.slope_directions(undecided, theta, st_.slopes.data());
             const std::vector<double>& D = sliding_.directions();
+            const std::size_t len = sliding_.row_length();
+            const std::vector<std::size_t>& offset = sliding_.row_offsets();
             std::vector<double> b(k);
             const double unit = sliding_.unit();  // of D and its Gram matrix
-            for (std::size_t a = 0; a < k; ++a) b[a] = dot(&D[a * p], F_.data(), p) * unit;
+            for (std::size_t a = 0; a < k; ++a) b[a] = dot(&D[a * len], &F_[offset[a]], len) * unit;
             const std::vector<double> s = sliding_.gram().box(b, norm2(F_.data(), p) * unit);
             for (std::size_t a = 0; a < k; ++a)
-                for (std::size_t q = 0; q < p; ++q) F_[q] += s[a] * D[a * p + q] / unit;
+                for (std::size_t q = 0; q < len; ++q) F_[offset[a] + q] += s[a] * D[a * len + q] / unit;
             const double fnorm = norm2(F_.data(), p);
             std::vector<int> side(k, -1);  // -1 slides, 0 inactive, 1 active
             for (std::size_t a = 0; a < k; ++a) {
@@ -298,7 +300,7 @@ private:
                 double tol;
                 const double dh =
                     geo_.normal_velocity(theta, st_.slopes.data(), sw, F_.data(), fnorm, normal_.data(), tol);
-                const double nd = dot(normal_.data(), &D[a * p], p) / unit;  // d(dh)/ds
+                const double nd = dot(normal_.data(), &D[a * len], len) / unit;  // d(dh)/ds (on the same block)
                 // box_qp puts variables at their bounds to its tolerance; s within the exit band of a bound is at
                 // it, for every switch alike (a slide whose exit was just found, s out of [0,1] by more than the
                 // band right after, ends there; and one switch's tie must not be decided unlike another's)

@@ -172,9 +172,12 @@ public:
     void project(double* theta, const double* slopes, const std::vector<std::size_t>& set) {
         const std::size_t k = set.size();
         const Normals nm = normals(theta, slopes, set);
-        preactivations(theta, slopes);
         std::vector<double> rhs(k), lam;
-        for (std::size_t a = 0; a < k; ++a) rhs[a] = h_[set[a]];
+        // block models: each pre-activation is its normal's dot product with its unit's block (the model's own sum),
+        // instead of all n x width of them
+        if (!nm.blocks()) preactivations(theta, slopes);
+        for (std::size_t a = 0; a < k; ++a)
+            rhs[a] = nm.blocks() ? dot(nm.row(a), theta + nm.offset[a], nm.len) : h_[set[a]];
         nm.gram.solve(rhs, lam);
         for (std::size_t a = 0; a < k; ++a)
             for (std::size_t q = 0; q < nm.len; ++q) theta[nm.offset[a] + q] -= lam[a] * nm.row(a)[q];
@@ -230,13 +233,15 @@ public:
         return norm2(n.data(), len) <= 1e-9 * nn;
     }
 
-    // n . F for switch sw (n written to `n`), and its tangency tolerance: the box solver's own resolution (its
-    // optimality tolerance is 1e-13 relative)
+    // n . F for switch sw (its normal written to `n`; block models: on its unit's block only), and its tangency
+    // tolerance: the box solver's own resolution (its optimality tolerance is 1e-13 relative)
     double normal_velocity(const double* th, const double* slopes, std::size_t sw, const double* F, double fnorm,
                            double* n, double& tol) const {
-        normal(th, slopes, sw, n);
-        tol = 1e-12 * norm2(n, pb_.p) * fnorm;
-        return dot(n, F, pb_.p);
+        const std::size_t block = pb_.model.unit_block_size(), len = block > 0 ? block : pb_.p;
+        if (block > 0) pb_.model.switch_normal_block(th, pb_.X, sw, n);
+        else normal(th, slopes, sw, n);
+        tol = 1e-12 * norm2(n, len) * fnorm;
+        return dot(n, block > 0 ? F + pb_.model.unit_block_offset(sw % pb_.H) : F, len);
     }
 
 private:

@@ -38,19 +38,30 @@ public:
     const Hull& hull() const { return hull_; }
 
     // rows D_a = dF/ds_a for the switches of `set`, and their Gram matrix (as directions(), gram()), both in
-    // unit(): times the field's weight unit
+    // unit(): times the field's weight unit. Block models: each row on its unit's block only (row_length() long, at
+    // row_offsets()[a] in theta; the rest is zero), and the Gram matrix told the blocks.
     void slope_directions(const std::vector<std::size_t>& set, const double* th, const double* slopes) {
-        const std::size_t k = set.size(), p = pb_.p;
-        D_.resize(k * p);
+        const std::size_t k = set.size();
+        len_ = block_ > 0 ? block_ : pb_.p;
+        D_.resize(k * len_);
+        offset_.assign(k, 0);
         unit_ = field_.weight_unit();
-        for (std::size_t a = 0; a < k; ++a)
-            pb_.model.slope_direction(th, pb_.X, slopes, set[a], field_.weights(), &D_[a * p]);
+        for (std::size_t a = 0; a < k; ++a) {
+            if (block_ == 0) {
+                pb_.model.slope_direction(th, pb_.X, slopes, set[a], field_.weights(), &D_[a * len_]);
+                continue;
+            }
+            offset_[a] = pb_.model.unit_block_offset(set[a] % pb_.H);
+            pb_.model.slope_direction_block(th, pb_.X, set[a], field_.weights(), &D_[a * len_]);
+        }
         if (unit_ != 1.0)
             for (double& v : D_) v *= unit_;
-        if (block_ == 0) return gram_.assign(k, p, nullptr, [&](std::size_t a) { return &D_[a * p]; });
+        if (block_ == 0) return gram_.assign(k, len_, nullptr, [&](std::size_t a) { return &D_[a * len_]; });
         block_gram(set, th);
     }
     const std::vector<double>& directions() const { return D_; }
+    std::size_t row_length() const { return len_; }
+    const std::vector<std::size_t>& row_offsets() const { return offset_; }
     double unit() const { return unit_; }
 
     const BlockGram& gram() const { return gram_; }
@@ -62,25 +73,9 @@ public:
     SlideSolution add(const std::vector<std::size_t>& Z, const double* th, const double* slopes, double* F) {
         if (!pb_.model.linear_switches()) return {{}, true, hull_.solve(Z, th, slopes, F)};
         const std::size_t k = Z.size(), p = pb_.p;
-        // block models: rows restricted to their unit's block (the rest is zero), and the solve told the blocks
-        const std::size_t len = block_ > 0 ? block_ : p;
-        std::vector<std::size_t> offset(k, 0);
-        if (block_ > 0) {
-            B_.resize(k * len);
-            unit_ = field_.weight_unit();
-            for (std::size_t a = 0; a < k; ++a) {
-                offset[a] = pb_.model.unit_block_offset(Z[a] % pb_.H);
-                pb_.model.slope_direction_block(th, pb_.X, Z[a], field_.weights(), &B_[a * len]);
-            }
-            if (unit_ != 1.0)
-                for (double& v : B_) v *= unit_;
-            block_gram(Z, th);
-        } else {
-            slope_directions(Z, th, slopes);
-        }
-        const std::vector<double>& rows = block_ > 0 ? B_ : D_;
+        slope_directions(Z, th, slopes);
         std::vector<double> b(k);
-        for (std::size_t a = 0; a < k; ++a) b[a] = -dot(&rows[a * len], F + offset[a], len) * unit_;
+        for (std::size_t a = 0; a < k; ++a) b[a] = -dot(&D_[a * len_], F + offset_[a], len_) * unit_;
         SlideSolution sol;
         sol.degenerate = gram_.solve(b, sol.s) < k;
         if (sol.degenerate) {
@@ -88,7 +83,7 @@ public:
             sol.s = gram_.box(b, norm2(F, p) * unit_);
         }
         for (std::size_t a = 0; a < k; ++a)
-            for (std::size_t q = 0; q < len; ++q) F[offset[a] + q] += sol.s[a] * rows[a * len + q] / unit_;
+            for (std::size_t q = 0; q < len_; ++q) F[offset_[a] + q] += sol.s[a] * D_[a * len_ + q] / unit_;
         return sol;
     }
 
@@ -157,7 +152,9 @@ private:
     const Problem& pb_;
     Field& field_;
     std::size_t block_;  // the model's unit block length (0: none)
-    std::vector<double> D_, B_;        // full and block-restricted slope directions
+    std::vector<double> D_;                // slope directions (block models: on their unit's block)
+    std::size_t len_ = 0;                  // their length
+    std::vector<std::size_t> offset_;      // where each starts in theta
     BlockGram gram_;                   // their Gram matrix
     std::vector<std::size_t> labels_;  // the unit of each row
     std::vector<double> scales_;       // block models: each row's multiple of its switch's normal
