@@ -152,9 +152,9 @@ private:
     const Problem& pb_;
     Field& field_;
     std::size_t block_;  // the model's unit block length (0: none)
-    std::vector<double> D_;                // slope directions (block models: on their unit's block)
-    std::size_t len_ = 0;                  // their length
-    std::vector<std::size_t> offset_;      // where each starts in theta
+    std::vector<double> D_;            // slope directions (block models: on their unit's block)
+    std::size_t len_ = 0;              // their length
+    std::vector<std::size_t> offset_;  // where each starts in theta
     BlockGram gram_;                   // their Gram matrix
     std::vector<std::size_t> labels_;  // the unit of each row
     std::vector<double> scales_;       // block models: each row's multiple of its switch's normal
