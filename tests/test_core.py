@@ -128,8 +128,8 @@ def test_preactivations_match_numpy(d_in, width, d_out, n, seed):
 
 
 # The square loss's field -grad L = sum_i (y_i - Phi_i) dPhi_i/dtheta with given slopes (the modes), against NumPy:
-# every compile-time shape of the small nets' passes (d_in 1-4, d_out 1-2), one read at run time, and nets past the
-# small ones (tiled products, and the factored gradient of long rows)
+# every compile-time shape of the small nets' passes (d_in 1-4, d_out 1-2), and nets that take the tiled products
+# (a small one without such a shape, larger ones, and the factored gradient of long rows)
 FIELD_CASES = [(d, 3, c, 5) for d in (1, 2, 3, 4) for c in (1, 2)] + [(6, 4, 3, 4), (2, 2, 2, 40), (5, 16, 1, 10),
                                                                     (20, 3, 1, 6)]
 
