@@ -2,8 +2,10 @@
 // so that linear switching functions along it are polynomials too.
 #pragma once
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
+#include <utility>
 #include <vector>
 
 namespace fastflow::dopri5 {
@@ -68,15 +70,20 @@ void stage_state(const double* y0, double h, const double* const* k, std::size_t
     }
 }
 
+using StageState = void (*)(const double*, double, const double* const*, std::size_t, double*);
+
+// stage_state<S> for every stage S of the tableau
+template <int... S>
+constexpr std::array<StageState, sizeof...(S)> stage_state_table(std::integer_sequence<int, S...>) {
+    return {stage_state<S>...};
+}
+
 // One step of size h from y0 (k[0] = f(t, y0)): the stages k[1..6] and the 5th-order solution y1 (y_stage:
 // workspace). Returns the error estimate's root mean square, scaled by atol + rtol max(|y0|, |y1|).
 template <class Field>
 double step(Field&& f, double t, double h, const double* y0, std::vector<double>* k, double* y1, double* y_stage,
             std::size_t p, double rtol, double atol) {
-    static constexpr void (*stage_states[STAGES])(const double*, double, const double* const*, std::size_t,
-                                                  double*) = {nullptr,         stage_state<1>, stage_state<2>,
-                                                              stage_state<3>,  stage_state<4>, stage_state<5>,
-                                                              stage_state<6>};
+    static constexpr auto stage_states = stage_state_table(std::make_integer_sequence<int, STAGES>{});
     const double* kp[STAGES];
     for (int s = 0; s < STAGES; ++s) kp[s] = k[s].data();
     for (int s = 1; s < STAGES; ++s) {
