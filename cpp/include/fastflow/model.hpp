@@ -158,8 +158,7 @@ inline double balance_drift(const Model& model, const double* theta0, const doub
 class TwoLayer final : public Model {
 public:
     TwoLayer(std::size_t d_in, std::size_t width, std::size_t d_out, bool relu)
-        : d_(d_in), m_(width), c_(d_out), relu_(relu), small_{width, relu},
-          small_kernels_(small_net::kernels(d_in, d_out)) {
+        : d_(d_in), m_(width), c_(d_out), relu_(relu), small_kernels_(small_net::kernels(d_in, d_out)) {
         if (d_in == 0) throw std::invalid_argument("d_in must be positive");
         if (width == 0) throw std::invalid_argument("width must be positive");
         if (d_out == 0) throw std::invalid_argument("d_out must be positive");
@@ -178,7 +177,7 @@ public:
 
     void forward(const double* theta, const double* X, std::size_t n, const double* slopes, double* out,
                  double* scratch) const override {
-        if (small(n)) return small_kernels_->forward(small_, theta, X, n, slopes, out, layout(scratch).rows);
+        if (small(n)) return small_kernels_->forward(m_, relu_, theta, X, n, slopes, out, layout(scratch).rows);
         const Layout s = pack(theta, scratch);
         for (std::size_t i0 = 0; i0 < n; i0 += panel) {
             const std::size_t rows = std::min(panel, n - i0);
@@ -201,7 +200,7 @@ public:
     void preactivations(const double* theta, const double* X, std::size_t n, const double*, double* h,
                         double* scratch) const override {
         if (!relu_) return;  // a linear network has no switching functions
-        if (small(n)) return small_kernels_->preactivations(small_, theta, X, n, h);
+        if (small(n)) return small_kernels_->preactivations(m_, theta, X, n, h);
         const Layout s = pack(theta, scratch);
         gemm(false, n, m_, d_, X, d_, 1, s.W1T, m_, h, m_);
     }
@@ -337,16 +336,16 @@ private:
     // products have few terms, takes them (the rank paper's 2 x 2 net)
     bool small(std::size_t n) const { return n <= small_samples_; }
 
-    // vjp; forwarded: scratch holds forward()'s hidden rows of every sample (one panel), and its packed weights
-    // unless the net is small. Per panel, three products: grad W2 += G^T A (A: the activations), then the rows
-    // B = (G W2) .* slopes that multiply the samples in the W1 gradient, W1 gradient += X^T B. Each sum runs over the
-    // samples (or outputs) in order from +0, as the per-sample loops did.
+    // vjp; forwarded: scratch holds forward()'s hidden rows of every sample (one panel), and, unless the net is
+    // small (small_net's own backward pass), its packed weights. Per panel, three products: grad W2 += G^T A (A: the
+    // activations), then the rows B = (G W2) .* slopes that multiply the samples in the W1 gradient, W1 gradient +=
+    // X^T B. Each sum runs over the samples (or outputs) in order from +0, as the per-sample loops did.
     void backward(const double* theta, const double* X, std::size_t n, const double* slopes, const double* G,
                   double* grad, double* scratch, bool forwarded) const {
         if (small(n)) {
             double* rows = layout(scratch).rows;
-            if (!forwarded) small_kernels_->forward(small_, theta, X, n, slopes, nullptr, rows);
-            return small_kernels_->backward(small_, theta, X, n, slopes, G, rows, grad);
+            if (!forwarded) small_kernels_->forward(m_, relu_, theta, X, n, slopes, nullptr, rows);
+            return small_kernels_->backward(m_, relu_, theta, X, n, slopes, G, rows, grad);
         }
         const Layout s = forwarded ? layout(scratch) : pack(theta, scratch);
         const double* W2 = theta + m_ * d_;
@@ -409,7 +408,6 @@ private:
 
     std::size_t d_, m_, c_;
     bool relu_;
-    small_net::Net small_;
     const small_net::Kernels* small_kernels_;  // none: no compile-time instance for d_in, d_out
     std::size_t small_samples_ = 0;  // small(n) up to this many samples
 };

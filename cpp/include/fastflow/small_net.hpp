@@ -10,19 +10,13 @@
 
 namespace fastflow::small_net {
 
-// theta = [W1 (m x D) row-major, W2 (C x m) row-major]; X: n x D
-struct Net {
-    std::size_t m;
-    bool relu;
-};
-
+// theta = [W1 (m x D) row-major, W2 (C x m) row-major]; X: n x D; relu false: a linear net.
 // rows (n x m) <- the activations, with the given slopes (none: sigma'(h) = 1[h > 0]); out (n x C) <- the outputs,
 // if given. Each output is summed over the units in order, the units in the outer loop: only that loop runs to a
 // size read at run time.
 template <std::size_t D, std::size_t C>
-void forward(const Net& net, const double* theta, const double* X, std::size_t n, const double* slopes,
+void forward(std::size_t m, bool relu, const double* theta, const double* X, std::size_t n, const double* slopes,
              double* __restrict out, double* __restrict rows) {
-    const std::size_t m = net.m;
     const double* W2 = theta + m * D;
     for (std::size_t i = 0; i < n; ++i) {
         const double* x = X + i * D;
@@ -30,7 +24,7 @@ void forward(const Net& net, const double* theta, const double* X, std::size_t n
         for (std::size_t j = 0; j < m; ++j) {
             double h = 0.0;
             for (std::size_t l = 0; l < D; ++l) h += x[l] * theta[j * D + l];
-            a[j] = !net.relu ? h : slopes ? h * slopes[i * m + j] : h > 0.0 ? h : 0.0;
+            a[j] = !relu ? h : slopes ? h * slopes[i * m + j] : h > 0.0 ? h : 0.0;
         }
         if (!out) continue;
         double* o = out + i * C;
@@ -42,9 +36,8 @@ void forward(const Net& net, const double* theta, const double* X, std::size_t n
 
 // grad <- sum_i G_i . dPhi_i/dtheta, from the activations `rows` that forward() left with the same slopes
 template <std::size_t D, std::size_t C>
-void backward(const Net& net, const double* theta, const double* X, std::size_t n, const double* slopes,
+void backward(std::size_t m, bool relu, const double* theta, const double* X, std::size_t n, const double* slopes,
               const double* G, const double* rows, double* grad) {
-    const std::size_t m = net.m;
     const double* W2 = theta + m * D;
     double* gW2 = grad + m * D;
     std::fill(grad, grad + m * (D + C), 0.0);
@@ -56,7 +49,7 @@ void backward(const Net& net, const double* theta, const double* X, std::size_t 
                 gW2[k * m + j] += g[k] * a[j];
                 back += g[k] * W2[k * m + j];
             }
-            if (net.relu) back *= slopes[i * m + j];
+            if (relu) back *= slopes[i * m + j];
             for (std::size_t l = 0; l < D; ++l) grad[j * D + l] += back * x[l];
         }
     }
@@ -64,8 +57,7 @@ void backward(const Net& net, const double* theta, const double* X, std::size_t 
 
 // h (n x m) <- every hidden pre-activation
 template <std::size_t D>
-void preactivations(const Net& net, const double* theta, const double* X, std::size_t n, double* h) {
-    const std::size_t m = net.m;
+void preactivations(std::size_t m, const double* theta, const double* X, std::size_t n, double* h) {
     for (std::size_t i = 0; i < n; ++i)
         for (std::size_t j = 0; j < m; ++j) {
             double s = 0.0;
@@ -75,10 +67,10 @@ void preactivations(const Net& net, const double* theta, const double* X, std::s
 }
 
 struct Kernels {
-    void (*forward)(const Net&, const double*, const double*, std::size_t, const double*, double*, double*);
-    void (*backward)(const Net&, const double*, const double*, std::size_t, const double*, const double*,
+    void (*forward)(std::size_t, bool, const double*, const double*, std::size_t, const double*, double*, double*);
+    void (*backward)(std::size_t, bool, const double*, const double*, std::size_t, const double*, const double*,
                      const double*, double*);
-    void (*preactivations)(const Net&, const double*, const double*, std::size_t, double*);
+    void (*preactivations)(std::size_t, const double*, const double*, std::size_t, double*);
 };
 
 template <std::size_t D, std::size_t C>
