@@ -48,23 +48,22 @@ public:
         fired.clear();
         exits_.clear();
         if (pb_.NS == 0) return -1.0;
-        std::vector<std::pair<double, std::size_t>>& hits = hits_;
         std::vector<SurfaceTurn> turns;
-        hits.clear();
+        hits_.clear();
         if (!start_known_) start_.forget(pb_.n);
         start_known_ = false;
         end_.forget(pb_.n);
         start_.at = theta, end_.at = y1;
-        if (pb_.model.unit_block_size() > 0) screened_hits(coef, hits);
-        else if (pb_.model.linear_switches()) polynomial_hits(coef, hits);
-        else layered_hits(coef, hits);
+        if (pb_.model.unit_block_size() > 0) screened_hits(coef, hits_);
+        else if (pb_.model.linear_switches()) polynomial_hits(coef, hits_);
+        else layered_hits(coef, hits_);
         if (!st_.Z.empty()) {
             branch_watch_.find(coef, dopri5::DENSE_DEGREE, turns);
             branch_watch_.find_on_hull(coef, geo_, sliding_, turns);
             branch_watch_.pole_hints(coef, dopri5::DENSE_DEGREE, exit_hints);
         }
         double sigma_min = 2.0;
-        for (auto& hk : hits) sigma_min = std::min(sigma_min, hk.first);
+        for (auto& hk : hits_) sigma_min = std::min(sigma_min, hk.first);
         for (const SurfaceTurn& turn : turns) sigma_min = std::min(sigma_min, turn.sigma);
         const double sigma_exit =
             exit_hints.empty() ? -1.0 : slide_exit(coef, step, std::min(sigma_min, 1.0), std::move(exit_hints));
@@ -77,7 +76,7 @@ public:
         const double origin = step.origin();
         const double same = 64.0 * std::numeric_limits<double>::epsilon() *
                             std::max(std::abs(origin), std::abs(origin + step.h)) / step.h;
-        for (auto& hk : hits)
+        for (auto& hk : hits_)
             if (hk.first <= sigma_min + same) fired.push_back(hk.second);
         for (const SurfaceTurn& turn : turns)
             if (turn.sigma <= sigma_min + same) turns_.push_back(turn);
