@@ -3,6 +3,8 @@
 #pragma once
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <deque>
 #include <limits>
 #include <numeric>
@@ -130,34 +132,46 @@ private:
             for (int m = 1; m <= deg; ++m) reach[j] += norm2(&coef[m * p + pb_.model.unit_block_offset(j)], len);
             reach[j] *= 1.0 + 1e-12;  // the rounding of the norms and of the dot products bounded
         }
-        // First the switches the reach allows, in a branch-free pass over k = i H + j walked as (i, j): a division,
-        // or a call the compiler cannot see through, per switch would cost more than the test itself
-        reachable_.resize(pb_.NS);
-        std::size_t count = 0;
+        // First the switches the reach allows: a flag per switch, in a pass over k = i H + j walked as (i, j) that
+        // the compiler vectorizes (a division, or a call it cannot see through, per switch would cost more than the
+        // test itself), then the raised flags read eight at a time (a few in a hundred are raised)
         const Mode* mode = st_.mode.data();
         const double *h0 = hc_.data(), *normal_norm = geo_.normal_norms(), *unit_reach = reach.data();
-        for (std::size_t i = 0, k = 0; i < pb_.n; ++i)
-            for (std::size_t j = 0; j < H; ++j, ++k) {
-                const double start = mode[k] == Mode::active ? -h0[k] : h0[k];  // > 0: the switch left its side
-                reachable_[count] = k;
-                count += mode[k] != Mode::sliding && start + normal_norm[k] * unit_reach[j] > 0.0;
+        reachable_.resize(pb_.NS);
+        std::uint8_t* flag = reachable_.data();
+        for (std::size_t i = 0; i < pb_.n; ++i) {
+            const std::size_t k0 = i * H;
+            for (std::size_t j = 0; j < H; ++j) {
+                const double start = mode[k0 + j] == Mode::active ? -h0[k0 + j] : h0[k0 + j];  // > 0: it left its side
+                flag[k0 + j] = (mode[k0 + j] != Mode::sliding) & (start + normal_norm[k0 + j] * unit_reach[j] > 0.0);
             }
+        }
         std::vector<std::size_t>& near = near_;  // then those whose polynomials reach their surfaces, with them
         std::vector<double>& polys = polys_;
         near.clear(), polys.clear();
-        double g[deg + 1];
-        for (std::size_t a = 0; a < count; ++a) {
-            const std::size_t k = reachable_[a];
+        auto look = [&](std::size_t k) {
             const double sign = mode[k] == Mode::active ? -1.0 : 1.0;
-            g[0] = sign * h0[k];
             pb_.model.switch_normal_block(coef, pb_.X, k, row.data());
             const double* w = &coef[pb_.model.unit_block_offset(k % H)];
+            double g[deg + 1] = {sign * h0[k]};
+            for (std::size_t l = 0; l < len; ++l)  // the dot products with the coefficients, each summed in order
+                for (int m = 1; m <= deg; ++m) g[m] += row[l] * w[m * p + l];
             double abs_sum = 0.0;
-            for (int m = 1; m <= deg; ++m) g[m] = sign * dot(row.data(), w + m * p, len), abs_sum += std::abs(g[m]);
-            if (g[0] + abs_sum < 0.0) continue;  // its maximum over the step is negative
+            for (int m = 1; m <= deg; ++m) g[m] *= sign, abs_sum += std::abs(g[m]);
+            if (g[0] + abs_sum < 0.0) return;  // its maximum over the step is negative
             near.push_back(k);
             polys.insert(polys.end(), g, g + deg + 1);
+        };
+        std::size_t k = 0;
+        for (; k + 8 <= pb_.NS; k += 8) {
+            std::uint64_t eight;
+            std::memcpy(&eight, flag + k, 8);
+            if (eight == 0) continue;
+            for (std::size_t q = 0; q < 8; ++q)
+                if (flag[k + q]) look(k + q);
         }
+        for (; k < pb_.NS; ++k)
+            if (flag[k]) look(k);
         std::vector<std::size_t>& samples = near_samples_;
         samples.clear();
         for (std::size_t k : near)
@@ -301,7 +315,7 @@ private:
     std::vector<SurfaceTurn> turns_;
     ExitNoise exit_noise_;
     std::vector<double> hc_, pc_, y_, F_;
-    std::vector<std::size_t> reachable_;  // screened_hits' first pass
+    std::vector<std::uint8_t> reachable_;  // screened_hits' first pass: a flag per switch
     // kept storage of find()'s and screened_hits' workspace
     std::vector<std::pair<double, std::size_t>> hits_;
     std::vector<double> reach_, row_, polys_;
