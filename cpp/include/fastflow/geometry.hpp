@@ -121,7 +121,8 @@ public:
         out.scale.resize(pb_.NS);
         out.floor.resize(pb_.NS);
         pb_.model.switch_scales(th, pb_.X, pb_.n, slopes, out.scale.data());
-        for (std::size_t i = 0; i < pb_.n; ++i) floors(i, out);
+        std::vector<double> layer_max;
+        for (std::size_t i = 0; i < pb_.n; ++i) floors(i, out, layer_max);
     }
 
     // the same for the switches of `samples` only (out sized for all), in one call of the model
@@ -131,7 +132,7 @@ public:
         out.scale.resize(pb_.NS);
         out.floor.resize(pb_.NS);
         if (m == 0) return;
-        std::vector<double> X(m * d), sl(m * H), scale(m * H);
+        std::vector<double> X(m * d), sl(m * H), scale(m * H), layer_max;
         for (std::size_t r = 0; r < m; ++r) {
             std::copy(pb_.X + samples[r] * d, pb_.X + (samples[r] + 1) * d, &X[r * d]);
             std::copy(slopes + samples[r] * H, slopes + (samples[r] + 1) * H, &sl[r * H]);
@@ -139,7 +140,7 @@ public:
         pb_.model.switch_scales(th, X.data(), m, sl.data(), scale.data());
         for (std::size_t r = 0; r < m; ++r) {
             std::copy(&scale[r * H], &scale[(r + 1) * H], &out.scale[samples[r] * H]);
-            floors(samples[r], out);
+            floors(samples[r], out, layer_max);
         }
     }
 
@@ -245,11 +246,17 @@ public:
     }
 
 private:
-    // sample i's floors: the largest scale of each layer
-    void floors(std::size_t i, SwitchScales& out) const {
+    // sample i's floors: the largest scale of each layer, taken run by run of units of one layer (a running maximum
+    // kept in memory, through the unit's layer, costs a store-to-load wait per unit); layer_max: workspace
+    void floors(std::size_t i, SwitchScales& out, std::vector<double>& layer_max) const {
         const double* scale = &out.scale[i * pb_.H];
-        std::vector<double> layer_max(layers_, 0.0);
-        for (std::size_t u = 0; u < pb_.H; ++u) layer_max[layer_[u]] = std::max(layer_max[layer_[u]], scale[u]);
+        layer_max.assign(layers_, 0.0);
+        for (std::size_t u = 0; u < pb_.H;) {
+            const std::size_t layer = layer_[u];
+            double largest = 0.0;
+            for (; u < pb_.H && layer_[u] == layer; ++u) largest = std::max(largest, scale[u]);
+            layer_max[layer] = std::max(layer_max[layer], largest);
+        }
         for (std::size_t u = 0; u < pb_.H; ++u) out.floor[i * pb_.H + u] = layer_max[layer_[u]];
     }
 
