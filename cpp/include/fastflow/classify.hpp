@@ -291,8 +291,7 @@ private:
             const double unit = sliding_.unit();  // of D and its Gram matrix
             for (std::size_t a = 0; a < k; ++a) b[a] = dot(&D[a * len], &F_[offset[a]], len) * unit;
             const std::vector<double> s = sliding_.gram().box(b, norm2(F_.data(), p) * unit);
-            for (std::size_t a = 0; a < k; ++a)
-                for (std::size_t q = 0; q < len; ++q) F_[offset[a] + q] += s[a] * D[a * len + q] / unit;
+            sliding_.add_directions(s, F_.data());
             const double fnorm = norm2(F_.data(), p);
             std::vector<int> side(k, -1);  // -1 slides, 0 inactive, 1 active
             for (std::size_t a = 0; a < k; ++a) {

@@ -82,9 +82,16 @@ public:
             for (double& v : b) v = -v;
             sol.s = gram_.box(b, norm2(F, p) * unit_);
         }
-        for (std::size_t a = 0; a < k; ++a)
-            for (std::size_t q = 0; q < len_; ++q) F[offset_[a] + q] += sol.s[a] * D_[a * len_ + q] / unit_;
+        add_directions(sol.s, F);
         return sol;
+    }
+
+    // F += sum_a s_a D_a, out of the weight unit: a power of two, whose inverse multiplies exactly (a division per
+    // entry cost more than the rest of the velocity's own work)
+    void add_directions(const std::vector<double>& s, double* F) const {
+        const double inverse = 1.0 / unit_;
+        for (std::size_t a = 0; a < s.size(); ++a)
+            for (std::size_t q = 0; q < len_; ++q) F[offset_[a] + q] += s[a] * D_[a * len_ + q] * inverse;
     }
 
     // how far s may stray out of [0,1] by rounding at sample i (of the last field evaluation)
