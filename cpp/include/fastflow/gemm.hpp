@@ -98,18 +98,18 @@ FASTFLOW_ALWAYS_INLINE void dispatch_add(bool add, std::size_t rows, std::size_t
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-// flattened: the mul_add of the function's own target is inlined through the templates above ("fma" for the
-// scalar columns: AVX-512F alone leaves std::fma a call)
+// flattened: the mul_add of the function's own target is inlined through the templates above (AVX-512F has the
+// fused multiply-adds; AVX2 needs FMA besides)
 __attribute__((target("avx2,fma"), flatten)) inline void avx2(bool add, std::size_t rows, std::size_t cols,
                                                                std::size_t K, const double* A, std::size_t a_row,
                                                                std::size_t a_k, const double* B, std::size_t ldb,
                                                                double* C, std::size_t ldc) {
     dispatch_add<vec4>(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
 }
-__attribute__((target("avx512f,fma"), flatten)) inline void avx512(bool add, std::size_t rows, std::size_t cols,
-                                                                    std::size_t K, const double* A, std::size_t a_row,
-                                                                    std::size_t a_k, const double* B, std::size_t ldb,
-                                                                    double* C, std::size_t ldc) {
+__attribute__((target("avx512f"), flatten)) inline void avx512(bool add, std::size_t rows, std::size_t cols,
+                                                                std::size_t K, const double* A, std::size_t a_row,
+                                                                std::size_t a_k, const double* B, std::size_t ldb,
+                                                                double* C, std::size_t ldc) {
     dispatch_add<vec8>(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
 }
 #endif
@@ -130,9 +130,8 @@ FASTFLOW_ALWAYS_INLINE void plain(bool add, std::size_t rows, std::size_t cols, 
 inline void tiled(bool add, std::size_t rows, std::size_t cols, std::size_t K, const double* A, std::size_t a_row,
                   std::size_t a_k, const double* B, std::size_t ldb, double* C, std::size_t ldc) {
 #if defined(__x86_64__) && defined(__GNUC__)
-    static const bool has_fma = __builtin_cpu_supports("fma"),
-                      has_avx512 = has_fma && __builtin_cpu_supports("avx512f"),
-                      has_avx2 = has_fma && __builtin_cpu_supports("avx2");
+    static const bool has_avx512 = __builtin_cpu_supports("avx512f"),
+                      has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     if (has_avx512) return avx512(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
     if (has_avx2) return avx2(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
 #endif
