@@ -105,6 +105,25 @@ def _architecture_runs():
                                           t_eval=np.linspace(0.0, 60.0, 13))
 
 
+def _wide_runs():
+    """Flows past the small nets' passes: samples over several panels and rows of 16 inputs or more, through the
+    tiled products (factored for one output), the screened event location and the sliding blocks."""
+    rng = np.random.default_rng(15)
+    X = rng.normal(size=(48, 20))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    score = X @ rng.normal(size=20)
+    for width, d_out, loss in ((12, 1, "logistic"), (12, 1, "square"), (6, 2, "square")):
+        net = ff.two_layer(20, width, d_out=d_out)
+        theta0 = ff.init.xavier(net, np.random.default_rng([16, width, d_out]))
+        if loss == "square":
+            targets = score if d_out == 1 else np.stack([score, np.tanh(score)], axis=1)
+            options = dict(t_max=50.0)
+        else:
+            targets, options = np.where(score >= 0, 1.0, -1.0), dict(log_t_max=8.0)
+        yield f"wide-{width}x{d_out}-{loss}", lambda net=net, data=(X, targets), theta0=theta0, loss=loss, \
+            options=options: ff.flow(net, data, theta0, loss=loss, **options)
+
+
 def _paper_runs():
     X = np.array([[1.0, 0.25], [-1.0, 0.25]])
     net = ff.two_layer(2, 2)
@@ -125,7 +144,7 @@ def _many_runs():
 
 def runs():
     """(name, thunk) of every golden run; a thunk returns a Trajectory or a list of them."""
-    for group in (_fuzz_runs, _experiment_runs, _architecture_runs, _paper_runs, _many_runs):
+    for group in (_fuzz_runs, _experiment_runs, _architecture_runs, _wide_runs, _paper_runs, _many_runs):
         yield from group()
 
 
