@@ -120,8 +120,10 @@ def _wide_runs():
             options = dict(t_max=50.0)
         else:
             targets, options = np.where(score >= 0, 1.0, -1.0), dict(log_t_max=8.0)
-        yield f"wide-{width}x{d_out}-{loss}", lambda net=net, data=(X, targets), theta0=theta0, loss=loss, \
-            options=options: ff.flow(net, data, theta0, loss=loss, **options)
+
+        def run(net=net, data=(X, targets), theta0=theta0, loss=loss, options=options):
+            return ff.flow(net, data, theta0, loss=loss, **options)
+        yield f"wide-{width}x{d_out}-{loss}", run
 
 
 def _paper_runs():

@@ -286,10 +286,9 @@ private:
             sliding_.slope_directions(undecided, theta, st_.slopes.data());
             const std::vector<double>& D = sliding_.directions();
             const std::size_t len = sliding_.row_length();
-            const std::vector<std::size_t>& offset = sliding_.row_offsets();
-            std::vector<double> b(k);
             const double unit = sliding_.unit();  // of D and its Gram matrix
-            for (std::size_t a = 0; a < k; ++a) b[a] = dot(&D[a * len], &F_[offset[a]], len) * unit;
+            std::vector<double> b = sliding_.directions_dot(F_.data());
+            for (double& v : b) v *= unit;
             const std::vector<double> s = sliding_.gram().box(b, norm2(F_.data(), p) * unit);
             sliding_.add_directions(s, F_.data());
             const double fnorm = norm2(F_.data(), p);

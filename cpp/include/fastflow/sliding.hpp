@@ -39,7 +39,7 @@ public:
 
     // rows D_a = dF/ds_a for the switches of `set`, and their Gram matrix (as directions(), gram()), both in
     // unit(): times the field's weight unit. Block models: each row on its unit's block only (row_length() long, at
-    // row_offsets()[a] in theta; the rest is zero), and the Gram matrix told the blocks.
+    // its unit's offset in theta; the rest is zero), and the Gram matrix told the blocks.
     void slope_directions(const std::vector<std::size_t>& set, const double* th, const double* slopes) {
         const std::size_t k = set.size();
         len_ = block_ > 0 ? block_ : pb_.p;
@@ -61,7 +61,6 @@ public:
     }
     const std::vector<double>& directions() const { return D_; }
     std::size_t row_length() const { return len_; }
-    const std::vector<std::size_t>& row_offsets() const { return offset_; }
     double unit() const { return unit_; }
 
     const BlockGram& gram() const { return gram_; }
@@ -74,8 +73,8 @@ public:
         if (!pb_.model.linear_switches()) return {{}, true, hull_.solve(Z, th, slopes, F)};
         const std::size_t k = Z.size(), p = pb_.p;
         slope_directions(Z, th, slopes);
-        std::vector<double> b(k);
-        for (std::size_t a = 0; a < k; ++a) b[a] = -dot(&D_[a * len_], F + offset_[a], len_) * unit_;
+        std::vector<double> b = directions_dot(F);
+        for (double& v : b) v = -v * unit_;
         SlideSolution sol;
         sol.degenerate = gram_.solve(b, sol.s) < k;
         if (sol.degenerate) {
@@ -84,6 +83,13 @@ public:
         }
         add_directions(sol.s, F);
         return sol;
+    }
+
+    // D_a . F for every row, each on its block
+    std::vector<double> directions_dot(const double* F) const {
+        std::vector<double> out(offset_.size());
+        for (std::size_t a = 0; a < out.size(); ++a) out[a] = dot(&D_[a * len_], F + offset_[a], len_);
+        return out;
     }
 
     // F += sum_a s_a D_a, out of the weight unit: a power of two, whose inverse multiplies exactly (a division per
