@@ -116,7 +116,7 @@ public:
     // Only surfaces whose switches slide alone in their samples are watched: there nd holds no corral weights. With
     // others, nd is averaged over the corral's corners, which are not unique where the hull is degenerate, and it
     // jumped by percents between nearby states (false turns, each step).
-    void find_on_hull(const double* coef, const SwitchGeometry& geometry, Sliding& sliding,
+    void find_on_hull(const double* coef, int deg, const SwitchGeometry& geometry, Sliding& sliding,
                       std::vector<SurfaceTurn>& turns) {
         if (pb_.model.linear_switches()) return;
         const std::size_t p = pb_.p, c = pb_.c, d = pb_.model.d_in();
@@ -130,7 +130,7 @@ public:
             double noise = 0.0;
             // nd at step fraction sigma (noise <- its noise there)
             auto watched = [&](double sigma) {
-                dopri5::dense_eval(coef, p, sigma, theta_.data());
+                rk::dense_eval(coef, deg, p, sigma, theta_.data());
                 sample_weights(shared, d, c);
                 const Hull::Slope hs = sliding.hull().shared_slope(shared, theta_.data(), st_.slopes.data(), G_.data());
                 noise = dense_error * rtol * hs.scale;

@@ -31,14 +31,14 @@ public:
 
     void restart() { next_ = 0; }
 
-    // samples for the evaluation times up to tau_b, from the step's dense output (coef, step) or, with coef =
-    // nullptr, at the current state theta
-    void emit(Result& res, double tau_b, const double* coef, const StepMap& step, const double* theta,
+    // samples for the evaluation times up to tau_b, from the step's dense output (coef of that degree, step) or,
+    // with coef = nullptr, at the current state theta
+    void emit(Result& res, double tau_b, const double* coef, int degree, const StepMap& step, const double* theta,
               const double* slopes) {
         const std::vector<double>& times = pb_.opt.tau_eval;
         while (next_ < times.size() && times[next_] <= tau_b) {
             const double te = times[next_++];
-            if (coef) dopri5::dense_eval(coef, pb_.p, std::clamp(step.sigma(te), 0.0, 1.0), y_.data());
+            if (coef) rk::dense_eval(coef, degree, pb_.p, std::clamp(step.sigma(te), 0.0, 1.0), y_.data());
             else std::copy(theta, theta + pb_.p, y_.begin());
             res.theta_eval.insert(res.theta_eval.end(), y_.begin(), y_.end());
             res.log_loss_eval.push_back(field_.sample_log_loss(te, y_.data(), slopes));

@@ -16,6 +16,7 @@
 
 #include "classify.hpp"
 #include "dense.hpp"
+#include "dop853.hpp"
 #include "event_log.hpp"
 #include "field.hpp"
 #include "field_jacobian.hpp"
@@ -66,8 +67,9 @@ public:
           jacobian_(pb_, field_, geometry_, state_, sliding_, velocity_),
           stiff_(pb_, field_, velocity_, geometry_, state_, jacobian_),
           rosenbrock_(pb_, velocity_, field_, jacobian_),
-          phases_(pb_.opt.loss, pb_.p <= StiffStepper::max_params), samples_(pb_, field_), theta_(pb_.p), y1_(pb_.p),
-          ytmp_(pb_.p), coef_((dopri5::DENSE_DEGREE + 1) * pb_.p) {
+          phases_(pb_.opt.loss, pb_.p <= StiffStepper::max_params, model.linear_switches()),
+          samples_(pb_, field_), theta_(pb_.p), y1_(pb_.p),
+          ytmp_(pb_.p), coef_((rk::max_dense_degree + 1) * pb_.p) {
         if (!model.linear_switches() && model.switch_poly_degree(dopri5::DENSE_DEGREE) > max_poly_degree)
             throw std::invalid_argument("networks deeper than " +
                                         std::to_string(max_poly_degree / dopri5::DENSE_DEGREE + 1) +
@@ -80,13 +82,14 @@ public:
     static double bytes_needed(const Model& model, std::size_t n, std::size_t n_eval) {
         auto real = [](std::size_t v) { return static_cast<double>(v); };
         const double p = real(model.n_params()), ns = real(n) * real(model.n_hidden());
-        const double per_switch = dopri5::DENSE_DEGREE + 11.0 +
+        const double per_switch = rk::max_dense_degree + 11.0 +
             (model.linear_switches() ? 0.0 : real(model.switch_poly_degree(dopri5::DENSE_DEGREE)) + 1.0);
         const double columns = real(StiffStepper::columns);
         const double stiff = (p <= real(StiffStepper::max_params) ? 3.0 * p * p + columns * columns * p : 0.0) +
                              (p <= real(RosenbrockStepper::max_params) ? 2.0 * p * p + 8.0 * p : 0.0);
-        const double doubles = (6.0 + dopri5::STAGES + dopri5::DENSE_DEGREE) * p + 3.0 * real(n) * real(model.d_out()) +
-                               real(model.scratch_size()) + per_switch * ns + stiff + real(n_eval) * (p + 1.0);
+        const double doubles = (6.0 + dop853::DENSE_STAGES + rk::max_dense_degree) * p +
+                               3.0 * real(n) * real(model.d_out()) + real(model.scratch_size()) + per_switch * ns +
+                               stiff + real(n_eval) * (p + 1.0);
         return 8.0 * doubles + ns;
     }
 
@@ -100,6 +103,7 @@ public:
         state_.reset(pb_.NS);
         log_.clear();
         field_.reset_count();
+        evaluations_seen_ = 0;
         samples_.restart();
         locator_.forget_start_scales();
         sliding_.hull().forget();
@@ -112,7 +116,7 @@ public:
         touched_.assign(pb_.H, true);
         if (opt.leave_branches) mark_branches(tau, {});  // a unit may start pinned
         double log_loss = state_field(tau);  // log L at theta_, as k_[0] is its field
-        samples_.emit(res, tau, nullptr, step_, theta_.data(), slopes());
+        samples_.emit(res, tau, nullptr, 0, step_, theta_.data(), slopes());
         double h = step_control::initial_step(velocity_, tau, theta_.data(), k_[0].data(), y1_.data(), ytmp_.data(),
                                               p, opt.rtol, opt.atol, classification);
         StopRules stop(opt, norm2(theta_.data(), p), norm2(k_[0].data(), p));
@@ -139,6 +143,10 @@ public:
             phases_.choose(tau, h, log_loss, res.n_steps, rosenbrock_.available());
             const Phase phase = phases_.phase();
             const bool log_phase = phase == Phase::log_time;
+            // DOP853 off the sliding set only: on it the field is the box problem's solution, whose active set may
+            // change within a step, and slide exits are proven against DOPRI5's errors at the tolerance
+            const bool free_explicit = phase == Phase::explicit_steps && state_.Z.empty();
+            high_order_ = free_explicit && phases_.high_order();
             const double span = log_phase ? std::log(opt.tau_max) - std::log(tau) : opt.tau_max - tau;
             const bool last = h >= span;
             h = std::min(h, span);
@@ -153,11 +161,12 @@ public:
                 if (y != y1_.data()) field_.forget_next();  // only the step's end may be evaluated again
                 velocity_(t, y, F);
             };
+            const double* y0 = theta_.data();
             const double err =
-                log_phase ? stiff_.attempt(tau, h, theta_.data(), log_loss, y1_.data())
-                : phase == Phase::implicit
-                    ? rosenbrock_.attempt(tau, h, theta_.data(), k_[0].data(), log_loss, y1_.data())
-                    : dopri5::step(stage, tau, h, theta_.data(), k_, y1_.data(), ytmp_.data(), p, opt.rtol, opt.atol);
+                log_phase ? stiff_.attempt(tau, h, y0, log_loss, y1_.data())
+                : phase == Phase::implicit ? rosenbrock_.attempt(tau, h, y0, k_[0].data(), log_loss, y1_.data())
+                : high_order_ ? dop853::step(stage, tau, h, y0, k_, y1_.data(), ytmp_.data(), p, opt.rtol, opt.atol)
+                              : dopri5::step(stage, tau, h, y0, k_, y1_.data(), ytmp_.data(), p, opt.rtol, opt.atol);
             const std::vector<double> exit_taus = velocity_.exit_taus();
             if (!(err <= 1.0)) {
                 ++res.n_rejected;
@@ -167,25 +176,30 @@ public:
             }
             ++res.n_steps;
             if (phase == Phase::explicit_steps)
-                phases_.explicit_step(h, k_[dopri5::FSAL - 1].data(), k_[dopri5::FSAL].data(), ytmp_.data(),
-                                      y1_.data(), p);
+                phases_.explicit_step(h, k_[end_field() - 1].data(), k_[end_field()].data(), ytmp_.data(), y1_.data(),
+                                      p, high_order_ ? dop853::STABILITY_BOUND : dopri5::STABILITY_BOUND);
             else
                 phases_.implicit_step(log_phase ? stiff_.pays_off(h) : rosenbrock_.pays_off(h));
-            const double log_loss_end = dense_output(h);
+            const double log_loss_end = dense_output(tau, h);
             std::vector<std::size_t> fired;
             // where the stages found slides out of their bounds: the exits are looked for there only
             std::vector<double> exit_hints;
             for (double t : exit_taus) exit_hints.push_back(step_.sigma(t));
-            const double sigma_event = locator_.find(theta_.data(), y1_.data(), coef_.data(), step_, fired,
-                                                     exit_hints);
+            const double sigma_event = locator_.find(theta_.data(), y1_.data(), coef_.data(), dense_degree_, step_,
+                                                     fired, exit_hints);
+            const std::size_t evaluations = field_.evaluations();
+            if (free_explicit)
+                phases_.explicit_ended(sigma_event >= 0.0 ? sigma_event * h : h, evaluations - evaluations_seen_,
+                                       sigma_event >= 0.0);
+            evaluations_seen_ = evaluations;
             stiff_.new_state();
             rosenbrock_.new_state();
             const double h_next = h * step_control::after_acceptance(err, just_rejected, exponent());
             just_rejected = false;
             if (sigma_event >= 0.0) {
                 const double tau_event = step_.tau(sigma_event);
-                samples_.emit(res, tau_event, coef_.data(), step_, theta_.data(), slopes());
-                dopri5::dense_eval(coef_.data(), p, sigma_event, theta_.data());
+                samples_.emit(res, tau_event, coef_.data(), dense_degree_, step_, theta_.data(), slopes());
+                rk::dense_eval(coef_.data(), dense_degree_, p, sigma_event, theta_.data());
                 tau = tau_event;
                 touched_.assign(pb_.H, false);
                 if (fired.empty() && locator_.slide_exits().empty())
@@ -200,7 +214,7 @@ public:
                 }
             } else {
                 const double tau_new = last ? opt.tau_max : step_.tau(1.0);
-                samples_.emit(res, tau_new, coef_.data(), step_, theta_.data(), slopes());
+                samples_.emit(res, tau_new, coef_.data(), dense_degree_, step_, theta_.data(), slopes());
                 std::swap(theta_, y1_);
                 tau = tau_new;
                 if (!state_.Z.empty() && !geometry_.on_surfaces(theta_.data(), state_.Z)) {
@@ -210,7 +224,7 @@ public:
                     log_loss = state_field(tau);
                 } else {
                     // the step's end is the next step's start, slopes unchanged: its field and switch scales too
-                    std::swap(k_[0], k_[dopri5::FSAL]);
+                    std::swap(k_[0], k_[end_field()]);
                     log_loss = log_loss_end;
                     locator_.carry_end_scales();
                 }
@@ -222,7 +236,7 @@ public:
         // its stationary point); after any other early end they are left NaN
         const double held = res.status == Status::converged ? INFINITY
                                                             : tau + 4.0 * (std::nextafter(tau, INFINITY) - tau);
-        samples_.emit(res, held, nullptr, step_, theta_.data(), slopes());
+        samples_.emit(res, held, nullptr, 0, step_, theta_.data(), slopes());
         res.theta_eval.resize(opt.tau_eval.size() * p, std::numeric_limits<double>::quiet_NaN());
         res.log_loss_eval.resize(opt.tau_eval.size(), std::numeric_limits<double>::quiet_NaN());
         res.log_loss = state_field(tau);
@@ -263,19 +277,32 @@ private:
         return field_.log_loss();
     }
 
-    // the accepted step's polynomial dense output in coef_ (in the stiff phase also its end field in k_[FSAL]);
-    // returns log L at its end, y1_
-    double dense_output(double h) {
+    // where the step's field at its end is (DOP853's first-same-as-last stage, else DOPRI5's)
+    std::size_t end_field() const { return high_order_ ? dop853::FSAL : dopri5::FSAL; }
+
+    // the accepted step's polynomial dense output in coef_, of degree dense_degree_ (in the stiff phases also its
+    // end field in k_[end_field()]); returns log L at its end, y1_
+    double dense_output(double tau, double h) {
+        dense_degree_ = high_order_ ? dop853::DENSE_DEGREE : dopri5::DENSE_DEGREE;
         if (phases_.phase() == Phase::log_time) {
             stiff_.hermite(theta_.data(), y1_.data(), h, coef_.data());
-            velocity_(step_.tau(1.0), y1_.data(), k_[dopri5::FSAL].data());
+            velocity_(step_.tau(1.0), y1_.data(), k_[end_field()].data());
             return field_.log_loss();
         }
         if (phases_.phase() == Phase::implicit) {
             hermite_coefficients(theta_.data(), y1_.data(), k_[0].data(), rosenbrock_.end_field(), h, pb_.p,
                                  coef_.data());
-            std::copy(rosenbrock_.end_field(), rosenbrock_.end_field() + pb_.p, k_[dopri5::FSAL].begin());
+            std::copy(rosenbrock_.end_field(), rosenbrock_.end_field() + pb_.p, k_[end_field()].begin());
             return rosenbrock_.end_log_loss();
+        }
+        if (high_order_) {
+            const double log_loss_end = field_.log_loss();  // of the step's last stage, before the dense output's
+            auto stage = [this](double t, const double* y, double* F) {
+                field_.forget_next();
+                velocity_(t, y, F);
+            };
+            dop853::dense_output(stage, tau, h, theta_.data(), y1_.data(), k_, ytmp_.data(), pb_.p, coef_.data());
+            return log_loss_end;
         }
         const double* kp[dopri5::STAGES];
         for (int s = 0; s < dopri5::STAGES; ++s) kp[s] = k_[s].data();
@@ -308,7 +335,8 @@ private:
     }
 
     double exponent() const {
-        return phases_.phase() == Phase::implicit ? RosenbrockStepper::EXPONENT : step_control::EXPONENT;
+        if (phases_.phase() == Phase::implicit) return RosenbrockStepper::EXPONENT;
+        return high_order_ ? -1.0 / (dop853::ERROR_ORDER + 1) : step_control::EXPONENT;
     }
 
     void initial_modes() {
@@ -434,7 +462,10 @@ private:
     PhasePolicy phases_;
     DenseSamples samples_;
     std::vector<double> theta_, y1_, ytmp_, coef_;  // the state, a step's end, a stage's state, the dense output
-    std::vector<double> k_[dopri5::STAGES];         // the stage fields; k_[0] is the field at theta_
+    std::vector<double> k_[dop853::DENSE_STAGES];   // the stage fields; k_[0] is the field at theta_
+    std::size_t evaluations_seen_ = 0;              // by the last accepted step
+    bool high_order_ = false;                       // the current step is DOP853's
+    int dense_degree_ = dopri5::DENSE_DEGREE;       // of its dense output, coef_
     double next_settle_check_ = INFINITY;           // settled() looks again once the field's norm is below this
     std::size_t hovering_ = 0;                      // settled()'s checks in a row with the field near its noise
     SwitchesAtTau exits_;                           // exits_at's

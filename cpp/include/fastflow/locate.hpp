@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "branches.hpp"
+#include "dop853.hpp"
 #include "exit_noise.hpp"
 #include "geometry.hpp"
 #include "rk.hpp"
@@ -30,7 +31,7 @@ public:
                  Velocity& velocity, BranchWatch& branches, double* scratch)
         : pb_(pb), st_(state), geo_(geometry), sliding_(sliding), velocity_(velocity), branch_watch_(branches),
           scratch_(scratch),
-          exit_noise_(pb, state, sliding, velocity), hc_((dopri5::DENSE_DEGREE + 1) * pb.NS), y_(pb.p), F_(pb.p) {}
+          exit_noise_(pb, state, sliding, velocity), hc_((rk::max_dense_degree + 1) * pb.NS), y_(pb.p), F_(pb.p) {}
 
     // the switch scales at the start of the next step are those at the end of this one, for the samples computed
     // so far (no event, no slide)
@@ -41,13 +42,14 @@ public:
     // the sliding switches whose surface changes between attractive and repulsive at the last event found
     const std::vector<SurfaceTurn>& surface_turns() const { return turns_; }
 
-    // The earliest event in the accepted step from theta to y1 (dense output coef, time map `step`) as a step
-    // fraction (-1 if none); `fired` gets every switch whose event falls at that time (simultaneous events are
-    // handled together). `exit_hints`: the step fractions where its stages found a slide's multiplier out of its
+    // The earliest event in the accepted step from theta to y1 (dense output coef of that degree, time map `step`)
+    // as a step fraction (-1 if none); `fired` gets every switch whose event falls at that time (simultaneous events
+    // are handled together). `exit_hints`: the step fractions where its stages found a slide's multiplier out of its
     // bounds; exits are looked for on the dense output there (none: the slides stay).
-    double find(const double* theta, const double* y1, const double* coef, const StepMap& step,
+    double find(const double* theta, const double* y1, const double* coef, int degree, const StepMap& step,
                 std::vector<std::size_t>& fired, std::vector<double> exit_hints) {
         fired.clear();
+        deg_ = degree;
         exits_.clear();
         if (pb_.NS == 0) return -1.0;
         std::vector<SurfaceTurn> turns;
@@ -56,13 +58,18 @@ public:
         start_known_ = false;
         end_.forget(pb_.n);
         start_.at = theta, end_.at = y1;
-        if (pb_.model.unit_block_size() > 0) screened_hits(coef, hits_);
-        else if (pb_.model.linear_switches()) polynomial_hits(coef, hits_);
-        else layered_hits(coef, hits_);
+        if (pb_.model.unit_block_size() > 0) {
+            if (deg_ == dopri5::DENSE_DEGREE) screened_hits<dopri5::DENSE_DEGREE>(coef, hits_);
+            else screened_hits<dop853::DENSE_DEGREE>(coef, hits_);
+        } else if (pb_.model.linear_switches()) {
+            polynomial_hits(coef, hits_);
+        } else {
+            layered_hits(coef, hits_);
+        }
         if (!st_.Z.empty()) {
-            branch_watch_.find(coef, dopri5::DENSE_DEGREE, turns);
-            branch_watch_.find_on_hull(coef, geo_, sliding_, turns);
-            branch_watch_.pole_hints(coef, dopri5::DENSE_DEGREE, exit_hints);
+            branch_watch_.find(coef, deg_, turns);
+            branch_watch_.find_on_hull(coef, deg_, geo_, sliding_, turns);
+            branch_watch_.pole_hints(coef, deg_, exit_hints);
         }
         double sigma_min = 2.0;
         for (auto& hk : hits_) sigma_min = std::min(sigma_min, hk.first);
@@ -121,8 +128,8 @@ private:
     // Block models (two-layer nets): h_k(sigma) = n_k . w_j(sigma) moves by at most |n_k| sum_m>=1 |c_mj| over the
     // step (Cauchy-Schwarz on the dense output's coefficients), so only the switches within that reach of their
     // surface get their polynomial; the rest cannot cross (nor would first_violation find them).
+    template <int deg>
     void screened_hits(const double* coef, std::vector<std::pair<double, std::size_t>>& hits) {
-        constexpr int deg = dopri5::DENSE_DEGREE;
         const std::size_t H = pb_.H, p = pb_.p, len = pb_.model.unit_block_size();
         pb_.model.preactivations(coef, pb_.X, pb_.n, st_.slopes.data(), hc_.data(), scratch_);  // at the start
         std::vector<double>& reach = reach_;
@@ -185,12 +192,12 @@ private:
 
     // Linear switching functions along the polynomial dense output are polynomials: isolate their first roots.
     void polynomial_hits(const double* coef, std::vector<std::pair<double, std::size_t>>& hits) {
-        constexpr int deg = dopri5::DENSE_DEGREE;
+        const int deg = deg_;
         const std::size_t NS = pb_.NS;
         need_all_scales();
         for (int m = 0; m <= deg; ++m)
             pb_.model.preactivations(&coef[m * pb_.p], pb_.X, pb_.n, st_.slopes.data(), &hc_[m * NS], scratch_);
-        double g[deg + 1];
+        double g[rk::max_dense_degree + 1];
         for (std::size_t k = 0; k < NS; ++k) {
             if (st_.mode[k] == Mode::sliding) continue;
             const double sign = st_.mode[k] == Mode::active ? -1.0 : 1.0;  // g > 0 means the switch left its side
@@ -204,7 +211,7 @@ private:
 
     // Deeper pre-activations are polynomials of higher degree along the dense output: isolate their first roots.
     void layered_hits(const double* coef, std::vector<std::pair<double, std::size_t>>& hits) {
-        constexpr std::size_t deg = dopri5::DENSE_DEGREE;
+        const int deg = deg_;
         const std::size_t stride = pb_.model.switch_poly_degree(deg) + 1;
         pc_.resize(pb_.NS * stride);
         need_all_scales();
@@ -242,7 +249,7 @@ private:
         auto margins_at = [&](double sigma) -> const SlideMargins& {
             for (const SlideMargins& m : seen)
                 if (m.sigma == sigma) return m;
-            dopri5::dense_eval(coef, pb_.p, sigma, y_.data());
+            rk::dense_eval(coef, deg_, pb_.p, sigma, y_.data());
             const SlideSolution sol = velocity_(step.tau(sigma), y_.data(), F_.data());
             SlideMargins m{sigma, {}, {}};
             sliding_.margins(sol, st_.Z, y_.data(), st_.slopes.data(), F_.data(), false, m.exact);
@@ -269,7 +276,7 @@ private:
         for (double hi : hints) {
             const SlideMargins& at_hi = margins_at(hi);
             if (may_exit(at_hi.banded, at_hi.exact)) {
-                dopri5::dense_eval(coef, pb_.p, hi, y_.data());
+                rk::dense_eval(coef, deg_, pb_.p, hi, y_.data());
                 const std::vector<bool> proven = exit_noise_.proven(step.tau(hi), y_.data(), at_hi.exact);
                 for (std::size_t a = 0; a < proven.size(); ++a) {
                     if (proven[a]) exits_.push_back(st_.Z[a]);
@@ -311,6 +318,7 @@ private:
     double* scratch_;
     EndScales start_, end_;     // at the step's ends
     bool start_known_ = false;  // start_ already holds the step start's (the last step's end)
+    int deg_ = dopri5::DENSE_DEGREE;  // of the current step's dense output
     std::vector<std::size_t> exits_;
     std::vector<SurfaceTurn> turns_;
     ExitNoise exit_noise_;

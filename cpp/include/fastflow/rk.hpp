@@ -1,5 +1,5 @@
-// Dormand-Prince 5(4) with Hairer's 4th-order dense output, written as a monomial polynomial in the step fraction
-// so that linear switching functions along it are polynomials too.
+// Explicit Runge-Kutta steps: Dormand-Prince 5(4) with Hairer's 4th-order dense output, written as a monomial
+// polynomial in the step fraction so that linear switching functions along it are polynomials too.
 #pragma once
 #include <algorithm>
 #include <array>
@@ -8,6 +8,61 @@
 #include <utility>
 #include <vector>
 
+namespace fastflow::rk {
+
+constexpr int max_dense_degree = 7;  // of the methods' dense outputs (DOP853's)
+
+// y <- y0 + h sum_{r < S} A[S][r] k_r, each component's sum over the stages in order from +0: the stage loop
+// unrolls, and one pass over the components serves every stage
+template <const auto& A, int S, int... R>
+void stage_state_of(const double* y0, double h, const double* const* k, std::size_t p, double* y,
+                    std::integer_sequence<int, R...>) {
+    for (std::size_t q = 0; q < p; ++q) {
+        double sum = 0.0;
+        ((A[S][R] != 0.0 ? sum += A[S][R] * k[R][q] : sum), ...);  // a zero's term adds exactly nothing: skipped
+        y[q] = y0[q] + h * sum;
+    }
+}
+
+template <const auto& A, int S>
+void stage_state(const double* y0, double h, const double* const* k, std::size_t p, double* y) {
+    stage_state_of<A, S>(y0, h, k, p, y, std::make_integer_sequence<int, S>{});
+}
+
+using StageState = void (*)(const double*, double, const double* const*, std::size_t, double*);
+
+// stage_state<A, S> for every stage S of the tableau
+template <const auto& A, int... S>
+constexpr std::array<StageState, sizeof...(S)> stage_state_table(std::integer_sequence<int, S...>) {
+    return {stage_state<A, S>...};
+}
+
+// The stages First..Last - 1 of a step of size h from y0 (k[0] = f(t, y0), k[s] for s < First known): the last
+// one's state in y_last, the others' in y_stage
+template <const auto& A, const auto& C, int First, int Last, class Field>
+void stages(Field&& f, double t, double h, const double* y0, std::vector<double>* k, double* y_last, double* y_stage,
+            std::size_t p) {
+    static constexpr auto stage_states = stage_state_table<A>(std::make_integer_sequence<int, Last>{});
+    const double* kp[Last];
+    for (int s = 0; s < Last; ++s) kp[s] = k[s].data();
+    for (int s = First; s < Last; ++s) {
+        double* y = s == Last - 1 ? y_last : y_stage;
+        stage_states[s](y0, h, kp, p, y);
+        f(t + C[s] * h, y, k[s].data());
+    }
+}
+
+// y(sigma) of a dense output: monomial coefficients c_0..c_degree (each a vector of length p) in the step fraction
+inline void dense_eval(const double* coef, int degree, std::size_t p, double sigma, double* y) {
+    for (std::size_t q = 0; q < p; ++q) {
+        double v = coef[degree * p + q];
+        for (int m = degree - 1; m >= 0; --m) v = v * sigma + coef[m * p + q];
+        y[q] = v;
+    }
+}
+
+}  // namespace fastflow::rk
+
 namespace fastflow::dopri5 {
 
 constexpr int ORDER = 5;
@@ -15,6 +70,7 @@ constexpr int ERROR_ORDER = 4;  // of the embedded solution: the error estimate 
 constexpr int STAGES = 7;
 constexpr int FSAL = STAGES - 1;  // the last stage is the field at the step's end: the next step's first
 constexpr int DENSE_DEGREE = 4;
+constexpr double STABILITY_BOUND = 3.25;  // about h |lambda| on its stability region's boundary
 
 constexpr double C[STAGES] = {0.0, 1.0 / 5, 3.0 / 10, 4.0 / 5, 8.0 / 9, 1.0, 1.0};
 constexpr double A[STAGES][STAGES] = {
@@ -51,46 +107,12 @@ inline void dense_coefficients(const double* y0, const double* y1, const double*
     }
 }
 
-inline void dense_eval(const double* coef, std::size_t p, double sigma, double* y) {
-    for (std::size_t q = 0; q < p; ++q) {
-        double v = coef[4 * p + q];
-        for (int m = 3; m >= 0; --m) v = v * sigma + coef[m * p + q];
-        y[q] = v;
-    }
-}
-
-// y <- y0 + h sum_{r < S} A[S][r] k_r, each component's sum over the stages in order from +0: the stage loop
-// unrolls, and one pass over the components serves every stage
-template <int S>
-void stage_state(const double* y0, double h, const double* const* k, std::size_t p, double* y) {
-    for (std::size_t q = 0; q < p; ++q) {
-        double sum = 0.0;
-        for (int r = 0; r < S; ++r) sum += A[S][r] * k[r][q];
-        y[q] = y0[q] + h * sum;
-    }
-}
-
-using StageState = void (*)(const double*, double, const double* const*, std::size_t, double*);
-
-// stage_state<S> for every stage S of the tableau
-template <int... S>
-constexpr std::array<StageState, sizeof...(S)> stage_state_table(std::integer_sequence<int, S...>) {
-    return {stage_state<S>...};
-}
-
 // One step of size h from y0 (k[0] = f(t, y0)): the stages k[1..6] and the 5th-order solution y1 (y_stage:
 // workspace). Returns the error estimate's root mean square, scaled by atol + rtol max(|y0|, |y1|).
 template <class Field>
 double step(Field&& f, double t, double h, const double* y0, std::vector<double>* k, double* y1, double* y_stage,
             std::size_t p, double rtol, double atol) {
-    static constexpr auto stage_states = stage_state_table(std::make_integer_sequence<int, STAGES>{});
-    const double* kp[STAGES];
-    for (int s = 0; s < STAGES; ++s) kp[s] = k[s].data();
-    for (int s = 1; s < STAGES; ++s) {
-        double* y = s == STAGES - 1 ? y1 : y_stage;
-        stage_states[s](y0, h, kp, p, y);
-        f(t + C[s] * h, y, k[s].data());
-    }
+    rk::stages<A, C, 1, STAGES>(f, t, h, y0, k, y1, y_stage, p);
     double err = 0.0;
     for (std::size_t q = 0; q < p; ++q) {
         double e = 0.0;

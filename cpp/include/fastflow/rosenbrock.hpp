@@ -122,7 +122,7 @@ public:
     // whether a step of size h does more than the explicit steps could for its cost: they are held to h |lambda|
     // below their stability bound
     bool pays_off(double h) const {
-        return h * radius_ >= step_control::StiffnessTest::stability_bound * cost_ratio_;
+        return h * radius_ >= dopri5::STABILITY_BOUND * cost_ratio_;
     }
 
 private:

@@ -74,23 +74,25 @@ inline void perturb_by_tolerance(const double* th, std::size_t p, double rtol, d
     }
 }
 
-// Hairer's stiffness test of DOPRI5: the last two Dormand-Prince stages are at the same time, so h |lambda| of
-// the field's stiffest direction is about h |k7 - k6| / |y7 - y6|. Explicit steps cut by stability hold it near the
-// boundary of the stability region (3.3): stiff once it is there `required` times (Hairer: 15) without 6 calm steps
-// in a row.
+// Hairer's stiffness test of DOPRI5 and DOP853: the last two stages of either are at the same time, so h |lambda|
+// of the field's stiffest direction is about h |k7 - k6| / |y7 - y6|. Explicit steps cut by stability hold it near
+// the boundary of the stability region (`bound`: 3.25 for DOPRI5, 6.1 for DOP853): stiff once it is there
+// `required` times (Hairer: 15) without 6 calm steps in a row.
 class StiffnessTest {
 public:
-    static constexpr double stability_bound = 3.25;
-
     void reset(std::size_t required) { near_bound_ = 0, calm_ = 0, required_ = required; }
+    // the last step's h |lambda| over the bound: near 1 where stability, not the tolerance, sets the step
+    double stability_share() const { return stability_share_; }
 
-    bool stiff_after(double h, const double* k6, const double* k7, const double* y6, const double* y7, std::size_t p) {
+    bool stiff_after(double h, const double* k6, const double* k7, const double* y6, const double* y7, std::size_t p,
+                     double bound) {
         double num = 0.0, den = 0.0;
         for (std::size_t q = 0; q < p; ++q) {
             num += (k7[q] - k6[q]) * (k7[q] - k6[q]);
             den += (y7[q] - y6[q]) * (y7[q] - y6[q]);
         }
-        if (den > 0.0 && h * std::sqrt(num / den) > stability_bound) {
+        stability_share_ = den > 0.0 ? h * std::sqrt(num / den) / bound : 0.0;
+        if (stability_share_ > 1.0) {
             calm_ = 0;
             return ++near_bound_ >= required_;
         }
@@ -100,6 +102,7 @@ public:
 
 private:
     std::size_t near_bound_ = 0, calm_ = 0, required_ = 15;
+    double stability_share_ = 0.0;
 };
 
 }  // namespace fastflow::step_control

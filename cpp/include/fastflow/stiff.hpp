@@ -107,7 +107,7 @@ public:
 
     // whether a step of size H in u does more than explicit steps could for its cost (as RosenbrockStepper's)
     bool pays_off(double H) const {
-        return H * radius_ >= step_control::StiffnessTest::stability_bound * cost_ratio_;
+        return H * radius_ >= dopri5::STABILITY_BOUND * cost_ratio_;
     }
 
     // the dense output of the accepted step (its end derivatives are those of the last attempt)
