@@ -158,7 +158,7 @@ inline double balance_drift(const Model& model, const double* theta0, const doub
 class TwoLayer final : public Model {
 public:
     TwoLayer(std::size_t d_in, std::size_t width, std::size_t d_out, bool relu)
-        : d_(d_in), m_(width), c_(d_out), relu_(relu), small_kernels_(small_net::kernels(d_in, d_out)) {
+        : d_(d_in), m_(width), c_(d_out), relu_(relu), small_kernels_(small_net::kernels(d_in, d_out, width)) {
         if (d_in == 0) throw std::invalid_argument("d_in must be positive");
         if (width == 0) throw std::invalid_argument("width must be positive");
         if (d_out == 0) throw std::invalid_argument("d_out must be positive");
