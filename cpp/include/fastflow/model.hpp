@@ -178,12 +178,7 @@ public:
     void forward(const double* theta, const double* X, std::size_t n, const double* slopes, double* out,
                  double* scratch) const override {
         if (small(n)) return small_kernels_->forward(m_, relu_, theta, X, n, slopes, out, layout(scratch).rows);
-        const Layout s = pack(theta, scratch);
-        for (std::size_t i0 = 0; i0 < n; i0 += panel) {
-            const std::size_t rows = std::min(panel, n - i0);
-            hidden(X, i0, rows, slopes, s);
-            gemm(false, rows, c_, m_, s.rows, m_, 1, s.W2T, c_, out + i0 * c_, c_);
-        }
+        forward_panels(theta, X, n, slopes, out, scratch);
     }
 
     void vjp(const double* theta, const double* X, std::size_t n, const double* slopes, const double* G,
@@ -342,11 +337,25 @@ private:
     // X^T B. Each sum runs over the samples (or outputs) in order from +0, as the per-sample loops did.
     void backward(const double* theta, const double* X, std::size_t n, const double* slopes, const double* G,
                   double* grad, double* scratch, bool forwarded) const {
-        if (small(n)) {
-            double* rows = layout(scratch).rows;
-            if (!forwarded) small_kernels_->forward(m_, relu_, theta, X, n, slopes, nullptr, rows);
-            return small_kernels_->backward(m_, relu_, theta, X, n, slopes, G, rows, grad);
+        if (!small(n)) return backward_panels(theta, X, n, slopes, G, grad, scratch, forwarded);
+        double* rows = layout(scratch).rows;
+        if (!forwarded) small_kernels_->forward(m_, relu_, theta, X, n, slopes, nullptr, rows);
+        small_kernels_->backward(m_, relu_, theta, X, n, slopes, G, rows, grad);
+    }
+
+    // the tiled passes, kept out of the small nets' path: inlined there, their set-up costs a small net's field
+    // as much again
+    [[gnu::noinline]] void forward_panels(const double* theta, const double* X, std::size_t n, const double* slopes,
+                                          double* out, double* scratch) const {
+        const Layout s = pack(theta, scratch);
+        for (std::size_t i0 = 0; i0 < n; i0 += panel) {
+            const std::size_t rows = std::min(panel, n - i0);
+            hidden(X, i0, rows, slopes, s);
+            gemm(false, rows, c_, m_, s.rows, m_, 1, s.W2T, c_, out + i0 * c_, c_);
         }
+    }
+    [[gnu::noinline]] void backward_panels(const double* theta, const double* X, std::size_t n, const double* slopes,
+                                           const double* G, double* grad, double* scratch, bool forwarded) const {
         const Layout s = forwarded ? layout(scratch) : pack(theta, scratch);
         const double* W2 = theta + m_ * d_;
         double* gW2 = grad + m_ * d_;
