@@ -287,7 +287,8 @@ private:
             const std::vector<double>& D = sliding_.directions();
             const std::size_t len = sliding_.row_length();
             const double unit = sliding_.unit();  // of D and its Gram matrix
-            std::vector<double> b = sliding_.directions_dot(F_.data());
+            std::vector<double> b;
+            sliding_.directions_dot(F_.data(), b);
             for (double& v : b) v *= unit;
             const std::vector<double> s = sliding_.gram().box(b, norm2(F_.data(), p) * unit);
             sliding_.add_directions(s, F_.data());

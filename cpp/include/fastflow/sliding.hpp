@@ -69,27 +69,31 @@ public:
     // Two-layer networks: s minimises |F0 + D s| without bounds, which makes F tangent to every surface in Z.
     // When the surfaces are dependent (e.g. a neuron pinned at w = 0) s is not unique: take the box-constrained
     // minimiser, whose velocity is the minimal-norm subgradient, and watch the normal velocities for the exit.
-    SlideSolution add(const std::vector<std::size_t>& Z, const double* th, const double* slopes, double* F) {
-        if (!pb_.model.linear_switches()) return {{}, true, hull_.solve(Z, th, slopes, F)};
+    // The solution is kept until the next call (its storage too: a stage's velocity allocates nothing).
+    const SlideSolution& add(const std::vector<std::size_t>& Z, const double* th, const double* slopes, double* F) {
+        if (!pb_.model.linear_switches()) {
+            sol_.s.clear(), sol_.degenerate = true, sol_.error = hull_.solve(Z, th, slopes, F);
+            return sol_;
+        }
         const std::size_t k = Z.size(), p = pb_.p;
         slope_directions(Z, th, slopes);
-        std::vector<double> b = directions_dot(F);
+        std::vector<double>& b = dots_;
+        directions_dot(F, b);
         for (double& v : b) v = -v * unit_;
-        SlideSolution sol;
-        sol.degenerate = gram_.solve(b, sol.s) < k;
-        if (sol.degenerate) {
+        sol_.error = 0.0;
+        sol_.degenerate = gram_.solve(b, sol_.s) < k;
+        if (sol_.degenerate) {
             for (double& v : b) v = -v;
-            sol.s = gram_.box(b, norm2(F, p) * unit_);
+            sol_.s = gram_.box(b, norm2(F, p) * unit_);
         }
-        add_directions(sol.s, F);
-        return sol;
+        add_directions(sol_.s, F);
+        return sol_;
     }
 
-    // D_a . F for every row, each on its block
-    std::vector<double> directions_dot(const double* F) const {
-        std::vector<double> out(offset_.size());
+    // out <- D_a . F for every row, each on its block
+    void directions_dot(const double* F, std::vector<double>& out) const {
+        out.resize(offset_.size());
         for (std::size_t a = 0; a < out.size(); ++a) out[a] = dot(&D_[a * len_], F + offset_[a], len_);
-        return out;
     }
 
     // F += sum_a s_a D_a, out of the weight unit: a power of two, whose inverse multiplies exactly (a division per
@@ -177,6 +181,8 @@ private:
     };
     std::vector<UnitNormals> normals_;  // block models, per unit: its last switches' normals' Gram matrix (factored)
     Hull hull_;
+    SlideSolution sol_;          // add()'s
+    std::vector<double> dots_;  // add()'s workspace
     double unit_ = 1.0;  // the field's weight unit at the last solve (directions and Gram matrix are scaled by it)
 };
 

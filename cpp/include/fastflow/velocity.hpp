@@ -16,10 +16,11 @@ class Velocity {
 public:
     Velocity(Field& field, Sliding& sliding, const SwitchState& state) : field_(field), sliding_(sliding), st_(state) {}
 
-    SlideSolution operator()(double tau, const double* th, double* F) {
+    // (the solution is kept until the next call)
+    const SlideSolution& operator()(double tau, const double* th, double* F) {
         field_.evaluate(tau, th, st_.slopes.data(), F);
-        if (st_.Z.empty()) return {};
-        SlideSolution sol = sliding_.add(st_.Z, th, st_.slopes.data(), F);
+        if (st_.Z.empty()) return none_;
+        const SlideSolution& sol = sliding_.add(st_.Z, th, st_.slopes.data(), F);
         if (watching_ && sliding_.margins(sol, st_.Z, th, st_.slopes.data(), F, true, margins_) < 0.0)
             exit_taus_.push_back(tau);
         return sol;
@@ -39,6 +40,7 @@ private:
     const SwitchState& st_;
     bool watching_ = false;
     std::vector<double> exit_taus_, margins_;
+    const SlideSolution none_;  // off the sliding set
 };
 
 }  // namespace fastflow
