@@ -1,5 +1,6 @@
-// Explicit Runge-Kutta steps: Dormand-Prince 5(4) with Hairer's 4th-order dense output, written as a monomial
-// polynomial in the step fraction so that linear switching functions along it are polynomials too.
+// Explicit Runge-Kutta steps: the stage loop and the dense output's evaluation that both pairs share, and
+// Dormand-Prince 5(4) with Hairer's 4th-order dense output (DOP853: dop853.hpp). Dense outputs are monomial
+// polynomials in the step fraction, so that linear switching functions along them are polynomials too.
 #pragma once
 #include <algorithm>
 #include <array>
