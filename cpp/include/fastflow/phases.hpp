@@ -19,9 +19,11 @@ enum class Phase { explicit_steps, log_time, implicit };
 
 // Which pair takes the explicit steps: DOPRI5 (6 fields a step) or DOP853 (12, and 3 more for its dense output),
 // whose steps are several times longer where the tolerance sets their length, and no longer where events or
-// stability cut them. DOPRI5 runs while any of its steps are cut so. Where none are, each pair is tried for a
-// few steps in turn, and the one that advanced the flow further per field evaluation (rejected steps and event
-// handling included) takes the steps until the next look, which comes later each time the same one wins again.
+// stability cut them. DOPRI5 runs while any of its steps are cut so, and takes over at the first DOP853 step held
+// near DOP853's own bound (there its degree-7 dense output strays from the decaying modes by far more than the
+// tolerance: the loss rose between samples of settling square-loss flows). Where no step is cut, each pair is tried
+// for a few steps in turn, and the one that advanced the flow further per field evaluation (rejected steps and
+// event handling included) takes the steps until the next look, which comes later each time the same one wins.
 class OrderChoice {
 public:
     static constexpr std::size_t trial_steps = 8;
@@ -43,6 +45,10 @@ public:
     // an event cut it, and its h |lambda| over the stability bound
     void accepted(double advanced, std::size_t fields, bool cut_by_event, double stability_share) {
         if (!possible_) return;
+        if (high_ && stability_share > 0.5) {
+            steps_ = 0;
+            return decided(false);
+        }
         if (stage_ != Stage::run && steps_ >= unmeasured) advanced_[high_] += advanced, fields_[high_] += fields;
         if (!high_) cut_ += cut_by_event || stability_share > 0.5;
         if (++steps_ < (stage_ == Stage::run ? run_length_ : trial_steps)) return;
