@@ -157,10 +157,7 @@ public:
                 break;
             }
             velocity_.watch_exits();
-            auto stage = [this](double t, const double* y, double* F) {
-                if (y != y1_.data()) field_.forget_next();  // only the step's end may be evaluated again
-                velocity_(t, y, F);
-            };
+            auto stage = [this](double t, const double* y, double* F) { stage_velocity(t, y, F); };
             const double* y0 = theta_.data();
             const double err =
                 log_phase ? stiff_.attempt(tau, h, y0, log_loss, y1_.data())
@@ -185,7 +182,7 @@ public:
             // where the stages found slides out of their bounds: the exits are looked for there only
             std::vector<double> exit_hints;
             for (double t : exit_taus) exit_hints.push_back(step_.sigma(t));
-            const double sigma_event = locator_.find(theta_.data(), y1_.data(), coef_.data(), dense_degree_, step_,
+            const double sigma_event = locator_.find(theta_.data(), y1_.data(), coef_.data(), dense_degree(), step_,
                                                      fired, exit_hints);
             const std::size_t evaluations = field_.evaluations();
             if (free_explicit)
@@ -198,8 +195,8 @@ public:
             just_rejected = false;
             if (sigma_event >= 0.0) {
                 const double tau_event = step_.tau(sigma_event);
-                samples_.emit(res, tau_event, coef_.data(), dense_degree_, step_, theta_.data(), slopes());
-                rk::dense_eval(coef_.data(), dense_degree_, p, sigma_event, theta_.data());
+                samples_.emit(res, tau_event, coef_.data(), dense_degree(), step_, theta_.data(), slopes());
+                rk::dense_eval(coef_.data(), dense_degree(), p, sigma_event, theta_.data());
                 tau = tau_event;
                 touched_.assign(pb_.H, false);
                 if (fired.empty() && locator_.slide_exits().empty())
@@ -214,7 +211,7 @@ public:
                 }
             } else {
                 const double tau_new = last ? opt.tau_max : step_.tau(1.0);
-                samples_.emit(res, tau_new, coef_.data(), dense_degree_, step_, theta_.data(), slopes());
+                samples_.emit(res, tau_new, coef_.data(), dense_degree(), step_, theta_.data(), slopes());
                 std::swap(theta_, y1_);
                 tau = tau_new;
                 if (!state_.Z.empty() && !geometry_.on_surfaces(theta_.data(), state_.Z)) {
@@ -279,11 +276,18 @@ private:
 
     // where the step's field at its end is (DOP853's first-same-as-last stage, else DOPRI5's)
     std::size_t end_field() const { return high_order_ ? dop853::FSAL : dopri5::FSAL; }
+    // of the step's dense output (the stiff phases' Hermite cubics fill DOPRI5's degree)
+    int dense_degree() const { return high_order_ ? dop853::DENSE_DEGREE : dopri5::DENSE_DEGREE; }
 
-    // the accepted step's polynomial dense output in coef_, of degree dense_degree_ (in the stiff phases also its
+    // the velocity at a stage of a step: only the step's end may be evaluated again, so no other state is kept
+    void stage_velocity(double t, const double* y, double* F) {
+        if (y != y1_.data()) field_.forget_next();
+        velocity_(t, y, F);
+    }
+
+    // the accepted step's polynomial dense output in coef_, of degree dense_degree() (in the stiff phases also its
     // end field in k_[end_field()]); returns log L at its end, y1_
     double dense_output(double tau, double h) {
-        dense_degree_ = high_order_ ? dop853::DENSE_DEGREE : dopri5::DENSE_DEGREE;
         if (phases_.phase() == Phase::log_time) {
             stiff_.hermite(theta_.data(), y1_.data(), h, coef_.data());
             velocity_(step_.tau(1.0), y1_.data(), k_[end_field()].data());
@@ -297,10 +301,7 @@ private:
         }
         if (high_order_) {
             const double log_loss_end = field_.log_loss();  // of the step's last stage, before the dense output's
-            auto stage = [this](double t, const double* y, double* F) {
-                field_.forget_next();
-                velocity_(t, y, F);
-            };
+            auto stage = [this](double t, const double* y, double* F) { stage_velocity(t, y, F); };
             dop853::dense_output(stage, tau, h, theta_.data(), y1_.data(), k_, ytmp_.data(), pb_.p, coef_.data());
             return log_loss_end;
         }
@@ -465,7 +466,6 @@ private:
     std::vector<double> k_[dop853::DENSE_STAGES];   // the stage fields; k_[0] is the field at theta_
     std::size_t evaluations_seen_ = 0;              // by the last accepted step
     bool high_order_ = false;                       // the current step is DOP853's
-    int dense_degree_ = dopri5::DENSE_DEGREE;       // of its dense output, coef_
     double next_settle_check_ = INFINITY;           // settled() looks again once the field's norm is below this
     std::size_t hovering_ = 0;                      // settled()'s checks in a row with the field near its noise
     SwitchesAtTau exits_;                           // exits_at's
