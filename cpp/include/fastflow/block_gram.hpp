@@ -39,7 +39,7 @@ public:
 
     // The same for rows a = scale[a] n_a: Q = diag(scale) N diag(scale), where normals(rows) gives the Gram matrix
     // N of the normals of one label's rows (in increasing row order, as members_) with its factor, which solves
-    // (NormalGram::factor; it must outlive this BlockGram's next assignment)
+    // (NormalGram::factor; it must stay as it is until this BlockGram's next assignment)
     template <class Normals>
     void assign_scaled(std::size_t k, const std::size_t* labels, const double* scale, Normals&& normals) {
         group(k, labels);

@@ -52,6 +52,10 @@ public:
             }
             for (std::size_t a = 0; a < block; ++a) rows_[u].push_back(pb_.model.unit_block_offset(u) + a);
         }
+        const std::size_t d_in = pb_.model.d_in();
+        input_l1_.assign(pb_.n, 0.0);
+        for (std::size_t i = 0; i < pb_.n; ++i)
+            for (std::size_t l = 0; l < d_in; ++l) input_l1_[i] += std::abs(pb_.X[i * d_in + l]);
     }
 
     // every sliding switch whose D changes sign within the step (dense output coef of degree deg)
@@ -204,7 +208,7 @@ public:
     // without an event of its own).
     std::vector<std::size_t> newly_pinned(SwitchGeometry& geometry, const double* theta,
                                           const std::vector<bool>& touched) {
-        const std::size_t H = pb_.H, d_in = pb_.model.d_in();
+        const std::size_t H = pb_.H;
         std::vector<std::size_t> out;
         const bool blocks = pb_.model.unit_block_size() > 0;
         if (!blocks && pb_.model.linear_switches()) return out;  // shared depth-2 weights: not watched
@@ -213,11 +217,8 @@ public:
         // within the rounding of the state's scale, 32 eps |x_i|_1 max |theta|
         double size = 0.0;
         for (std::size_t q = 0; q < pb_.p; ++q) size = std::max(size, std::abs(theta[q]));
-        std::vector<double> floor(pb_.n, 0.0);
-        for (std::size_t i = 0; i < pb_.n; ++i) {
-            for (std::size_t l = 0; l < d_in; ++l) floor[i] += std::abs(pb_.X[i * d_in + l]);
-            floor[i] *= 32.0 * eps * size;
-        }
+        std::vector<double> floor(pb_.n);
+        for (std::size_t i = 0; i < pb_.n; ++i) floor[i] = input_l1_[i] * (32.0 * eps * size);
         // (deeper nets: those only, as a sample whose input to the layer is a rounding residue is on its surface
         // with any weights, and such inputs can span the row's space)
         std::vector<bool> look(blocks ? touched : std::vector<bool>(H, false));
@@ -244,7 +245,8 @@ public:
                 N.resize(k * d);
                 for (std::size_t a = 0; a < k; ++a) {
                     if (blocks) {
-                        pb_.model.switch_normal_block(theta, pb_.X, on[a], &N[a * d]);
+                        const double* n = pb_.model.fixed_normal(pb_.X, on[a]);
+                        std::copy(n, n + d, &N[a * d]);
                         continue;
                     }
                     pb_.model.switch_normal(theta, pb_.X, st_.slopes.data(), on[a], normal.data());
@@ -289,7 +291,8 @@ public:
         for (std::size_t a = 0; a < k; ++a) {
             if (blocks) {
                 pb_.model.slope_direction_block(theta, pb_.X, on[a], G, &r[a * d]);
-                pb_.model.switch_normal_block(theta, pb_.X, on[a], &x[a * d]);
+                const double* n = pb_.model.fixed_normal(pb_.X, on[a]);
+                std::copy(n, n + d, &x[a * d]);
             } else {
                 pb_.model.slope_direction(theta, pb_.X, st_.slopes.data(), on[a], G, full.data());
                 for (std::size_t b = 0; b < d; ++b) r[a * d + b] = full[row[b]];
@@ -405,6 +408,7 @@ private:
     const SwitchState& st_;
     std::vector<double> theta_, G_, out_, scratch_;  // find_on_hull's
     std::vector<bool> pinned_;  // per unit
+    std::vector<double> input_l1_;  // per sample: |x_i|_1
     std::vector<std::vector<std::size_t>> rows_;  // per unit: its incoming weights' parameters (none: not watched)
     std::vector<std::vector<std::size_t>> on_surface_;  // per unit
 };

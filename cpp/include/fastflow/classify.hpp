@@ -66,12 +66,14 @@ public:
         // Deeper nets: not a slide whose exit the locator proved (curved surfaces: the span holds to first order,
         // and the hull's rates to its error; kept, the same exit was found again at one t until the Zeno guard).
         if (!Z.empty()) {
-            const Normals nm = geo_.normals(theta, st_.slopes.data(), Z);  // companions add nothing to the span
-            const bool hull = !pb_.model.linear_switches();
+            const std::vector<std::size_t> sliding = Z;  // companions add nothing to the span
+            const bool blocks = pb_.model.unit_block_size() > 0, hull = !pb_.model.linear_switches();
+            Normals nm;
+            if (!blocks) nm = geo_.normals(theta, st_.slopes.data(), sliding);
             for (std::size_t sw : set)
                 if (std::find(undecided.begin(), undecided.end(), sw) == undecided.end() &&
                     !(hull && std::find(exits.begin(), exits.end(), sw) != exits.end()) &&
-                    geo_.in_span(theta, st_.slopes.data(), sw, nm))
+                    (blocks ? geo_.in_unit_span(sw, sliding) : geo_.in_span(theta, st_.slopes.data(), sw, nm)))
                     undecided.push_back(sw), Z.push_back(sw);
         }
         for (std::size_t sw : undecided) st_.mode[sw] = Mode::sliding, st_.slopes[sw] = 0.0;

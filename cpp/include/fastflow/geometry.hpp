@@ -53,10 +53,8 @@ public:
             layers_ = std::max(layers_, layer_[u] + 1);
         }
         const std::size_t len = pb.model.unit_block_size();
-        std::vector<double> row(len);
-        if (len > 0) normal_norms_.resize(pb.NS);
-        for (std::size_t k = 0; k < normal_norms_.size(); ++k)
-            pb.model.switch_normal_block(nullptr, pb.X, k, row.data()), normal_norms_[k] = norm2(row.data(), len);
+        if (len > 0) normal_norms_.resize(pb.NS), unit_normals_.resize(pb.H);
+        for (std::size_t k = 0; k < normal_norms_.size(); ++k) normal_norms_[k] = norm2(pb.model.fixed_normal(pb.X, k), len);
     }
 
     // block models: |n_k|, the norms of the switches' fixed normals
@@ -86,20 +84,20 @@ public:
             return out;
         }
         constexpr double eps = std::numeric_limits<double>::epsilon();
-        std::vector<double> w_norm(H), n(len);
+        std::vector<double> w_norm(H);
         double w_max = 0.0;
         for (std::size_t u = 0; u < H; ++u)
             w_norm[u] = norm2(th + pb_.model.unit_block_offset(u), len), w_max = std::max(w_max, w_norm[u]);
         std::vector<std::size_t> units;  // the touched ones (an event touches one or two of the width's)
         for (std::size_t u = 0; u < H; ++u)
             if (touched[u]) units.push_back(u);
+        const std::vector<double>& pre = block_preactivations(th, units);
         std::vector<std::size_t> near, samples;
         std::vector<double> h;
         for (std::size_t i = 0; i < pb_.n; ++i)
-            for (std::size_t u : units) {
-                const std::size_t k = i * H + u;
-                pb_.model.switch_normal_block(th, pb_.X, k, n.data());
-                const double hk = dot(n.data(), th + pb_.model.unit_block_offset(u), len);
+            for (std::size_t b = 0; b < units.size(); ++b) {
+                const std::size_t u = units[b], k = i * H + u;
+                const double hk = pre[b * pb_.n + i];
                 const double reach =
                     std::max(32.0 * eps * normal_norms_[k] * std::max(boost_of(k) * w_norm[u], w_max), floor_of(k));
                 if (std::abs(hk) > reach * (1.0 + 1e-12)) continue;
@@ -109,6 +107,47 @@ public:
         sample_scales(th, slopes, samples, sc);
         for (std::size_t a = 0; a < near.size(); ++a) accept(near[a], h[a]);
         return out;
+    }
+
+    // Block models: the pre-activations n_k . w_u of every sample at the units `units`, unit-major (the model's own
+    // sum, four samples at a time)
+    const std::vector<double>& block_preactivations(const double* th, const std::vector<std::size_t>& units) {
+        const std::size_t n = pb_.n, H = pb_.H, len = pb_.model.unit_block_size();
+        block_h_.resize(units.size() * n);
+        for (std::size_t b = 0; b < units.size(); ++b) {
+            const double* w = th + pb_.model.unit_block_offset(units[b]);
+            double* out = &block_h_[b * n];
+            const double* const ws[4] = {w, w, w, w};
+            std::size_t i = 0;
+            for (; i + 4 <= n; i += 4) {
+                const double* const xs[4] = {pb_.model.fixed_normal(pb_.X, i * H + units[b]),
+                                             pb_.model.fixed_normal(pb_.X, (i + 1) * H + units[b]),
+                                             pb_.model.fixed_normal(pb_.X, (i + 2) * H + units[b]),
+                                             pb_.model.fixed_normal(pb_.X, (i + 3) * H + units[b])};
+                dot4(xs, ws, len, out + i);
+            }
+            for (; i < n; ++i) out[i] = dot(pb_.model.fixed_normal(pb_.X, i * H + units[b]), w, len);
+        }
+        return block_h_;
+    }
+
+    // Block models: the Gram matrix of the fixed normals of unit switches (all of one unit, in this order) and its
+    // factor. Kept per unit for its last switches: they change at events only, and the velocity, the projection and
+    // the classification all ask for them.
+    const NormalGram& unit_normals(const std::size_t* switches, std::size_t m) {
+        UnitNormals& kept = unit_normals_[switches[0] % pb_.H];
+        if (kept.switches.size() == m && std::equal(switches, switches + m, kept.switches.begin()))
+            return kept.normals;
+        kept.switches.assign(switches, switches + m);
+        const std::size_t len = pb_.model.unit_block_size();
+        std::vector<double>& N = kept.normals.gram;
+        N.resize(m * m);
+        for (std::size_t a = 0; a < m; ++a)
+            for (std::size_t b = 0; b <= a; ++b)
+                N[a * m + b] = N[b * m + a] =
+                    dot(pb_.model.fixed_normal(pb_.X, switches[a]), pb_.model.fixed_normal(pb_.X, switches[b]), len);
+        kept.normals.factor.factor(N.data(), m);
+        return kept.normals;
     }
 
     // every pre-activation at th (slopes = nullptr: deeper layers see sigma'(h) = 1[h > 0])
@@ -162,7 +201,8 @@ public:
             for (std::size_t a = 0; a < k; ++a) {
                 nm.labels[a] = set[a] % pb_.H;
                 nm.offset[a] = pb_.model.unit_block_offset(nm.labels[a]);
-                pb_.model.switch_normal_block(th, pb_.X, set[a], &nm.rows[a * nm.len]);
+                const double* normal = pb_.model.fixed_normal(pb_.X, set[a]);
+                std::copy(normal, normal + nm.len, &nm.rows[a * nm.len]);
             }
         }
         nm.gram.assign(k, nm.len, nm.blocks() ? nm.labels.data() : nullptr, [&](std::size_t a) { return nm.row(a); });
@@ -171,14 +211,12 @@ public:
 
     // minimal-norm correction of theta putting it exactly on the surfaces of `set`
     void project(double* theta, const double* slopes, const std::vector<std::size_t>& set) {
+        if (pb_.model.unit_block_size() > 0) return project_blocks(theta, set);
         const std::size_t k = set.size();
         const Normals nm = normals(theta, slopes, set);
         std::vector<double> rhs(k), lam;
-        // block models: each pre-activation is its normal's dot product with its unit's block (the model's own sum),
-        // instead of all n x width of them
-        if (!nm.blocks()) preactivations(theta, slopes);
-        for (std::size_t a = 0; a < k; ++a)
-            rhs[a] = nm.blocks() ? dot(nm.row(a), theta + nm.offset[a], nm.len) : h_[set[a]];
+        preactivations(theta, slopes);
+        for (std::size_t a = 0; a < k; ++a) rhs[a] = h_[set[a]];
         nm.gram.solve(rhs, lam);
         for (std::size_t a = 0; a < k; ++a)
             for (std::size_t q = 0; q < nm.len; ++q) theta[nm.offset[a] + q] -= lam[a] * nm.row(a)[q];
@@ -189,11 +227,9 @@ public:
     bool on_surfaces(const double* th, const std::vector<std::size_t>& set) const {
         const std::size_t len = pb_.model.unit_block_size();
         if (len == 0) return false;
-        std::vector<double> n(len);
         for (std::size_t k : set) {
-            pb_.model.switch_normal_block(th, pb_.X, k, n.data());
             const double* w = th + pb_.model.unit_block_offset(k % pb_.H);
-            if (std::abs(dot(n.data(), w, len)) >
+            if (std::abs(dot(pb_.model.fixed_normal(pb_.X, k), w, len)) >
                 32.0 * std::numeric_limits<double>::epsilon() * normal_norms_[k] * norm2(w, len))
                 return false;
         }
@@ -216,22 +252,35 @@ public:
         return out;
     }
 
-    // whether the normal of switch sw is a combination of the given normals, to rounding
+    // whether the normal of switch sw is a combination of the given normals (of a net without unit blocks), to
+    // rounding
     bool in_span(const double* th, const double* slopes, std::size_t sw, const Normals& nm) const {
-        const std::size_t k = nm.count, len = nm.len;
-        const bool blocks = nm.blocks();
-        std::vector<double> n(len);
-        if (blocks) pb_.model.switch_normal_block(th, pb_.X, sw, n.data());
-        else normal(th, slopes, sw, n.data());
-        std::vector<double> rhs(k, 0.0), lam;
-        for (std::size_t a = 0; a < k; ++a)
-            if (!blocks || nm.labels[a] == sw % pb_.H) rhs[a] = dot(nm.row(a), n.data(), len);
-        nm.gram.solve(rhs, lam);
-        const double nn = norm2(n.data(), len);
-        for (std::size_t a = 0; a < k; ++a)
-            if (!blocks || nm.labels[a] == sw % pb_.H)
-                for (std::size_t q = 0; q < len; ++q) n[q] -= lam[a] * nm.row(a)[q];
-        return norm2(n.data(), len) <= 1e-9 * nn;
+        std::vector<double> n(pb_.p);
+        normal(th, slopes, sw, n.data());
+        return residual_in_span(n.data(), pb_.p, nm.rows.data(), nm.count, [&](const double* b, std::vector<double>& x) {
+            nm.gram.solve(std::vector<double>(b, b + nm.count), x);
+        });
+    }
+
+    // ... the same in a block model, for the normals of the switches of `set`: those of sw's unit (the others' are
+    // orthogonal to it), with their kept Gram matrix
+    bool in_unit_span(std::size_t sw, const std::vector<std::size_t>& set) {
+        const std::size_t len = pb_.model.unit_block_size();
+        std::vector<std::size_t> own;
+        for (std::size_t z : set)
+            if (z % pb_.H == sw % pb_.H) own.push_back(z);
+        const double* n = pb_.model.fixed_normal(pb_.X, sw);
+        if (own.empty()) return norm2(n, len) == 0.0;
+        const NormalGram& gram = unit_normals(own.data(), own.size());
+        std::vector<double> rows(own.size() * len);
+        for (std::size_t a = 0; a < own.size(); ++a) {
+            const double* row = pb_.model.fixed_normal(pb_.X, own[a]);
+            std::copy(row, row + len, &rows[a * len]);
+        }
+        return residual_in_span(n, len, rows.data(), own.size(), [&](const double* b, std::vector<double>& x) {
+            x.resize(own.size());
+            gram.factor.solve(b, x.data());
+        });
     }
 
     // n . F for switch sw (its normal written to `n`; block models: on its unit's block only), and its tangency
@@ -239,13 +288,58 @@ public:
     double normal_velocity(const double* th, const double* slopes, std::size_t sw, const double* F, double fnorm,
                            double* n, double& tol) const {
         const std::size_t block = pb_.model.unit_block_size(), len = block > 0 ? block : pb_.p;
-        if (block > 0) pb_.model.switch_normal_block(th, pb_.X, sw, n);
+        if (block > 0) std::copy(pb_.model.fixed_normal(pb_.X, sw), pb_.model.fixed_normal(pb_.X, sw) + len, n);
         else normal(th, slopes, sw, n);
         tol = 1e-12 * norm2(n, len) * fnorm;
         return dot(n, block > 0 ? F + pb_.model.unit_block_offset(sw % pb_.H) : F, len);
     }
 
 private:
+    struct UnitNormals {
+        std::vector<std::size_t> switches;
+        NormalGram normals;
+    };
+
+    // project() for block models, unit by unit with each unit's kept normals (the blocks do not meet)
+    void project_blocks(double* theta, const std::vector<std::size_t>& set) {
+        const std::size_t len = pb_.model.unit_block_size();
+        std::vector<std::pair<std::size_t, std::size_t>> order(set.size());  // (unit, position in set)
+        for (std::size_t a = 0; a < set.size(); ++a) order[a] = {set[a] % pb_.H, a};
+        std::sort(order.begin(), order.end());
+        std::vector<std::size_t> own;
+        std::vector<double> rhs, lam;
+        for (std::size_t first = 0; first < order.size();) {
+            const std::size_t u = order[first].first;
+            std::size_t end = first;
+            own.clear();
+            for (; end < order.size() && order[end].first == u; ++end) own.push_back(set[order[end].second]);
+            double* w = theta + pb_.model.unit_block_offset(u);
+            const std::size_t m = own.size();
+            rhs.resize(m), lam.resize(m);
+            for (std::size_t a = 0; a < m; ++a) rhs[a] = dot(pb_.model.fixed_normal(pb_.X, own[a]), w, len);
+            unit_normals(own.data(), m).factor.solve(rhs.data(), lam.data());
+            for (std::size_t a = 0; a < m; ++a) {
+                const double* normal = pb_.model.fixed_normal(pb_.X, own[a]);
+                for (std::size_t q = 0; q < len; ++q) w[q] -= lam[a] * normal[q];
+            }
+            first = end;
+        }
+    }
+
+    // whether n (len) less its least-squares combination of the k rows (k x len), whose Gram system solve(b, x)
+    // solves, is within rounding of 0
+    template <class Solve>
+    static bool residual_in_span(const double* normal, std::size_t len, const double* rows, std::size_t k,
+                                 Solve&& solve) {
+        std::vector<double> n(normal, normal + len), rhs(k), lam;
+        for (std::size_t a = 0; a < k; ++a) rhs[a] = dot(&rows[a * len], n.data(), len);
+        solve(rhs.data(), lam);
+        const double nn = norm2(n.data(), len);
+        for (std::size_t a = 0; a < k; ++a)
+            for (std::size_t q = 0; q < len; ++q) n[q] -= lam[a] * rows[a * len + q];
+        return norm2(n.data(), len) <= 1e-9 * nn;
+    }
+
     // sample i's floors: the largest scale of each layer, taken run by run of units of one layer (a running maximum
     // kept in memory, through the unit's layer, costs a store-to-load wait per unit); layer_max: workspace
     void floors(std::size_t i, SwitchScales& out, std::vector<double>& layer_max) const {
@@ -266,6 +360,8 @@ private:
     std::vector<std::size_t> layer_;  // each unit's layer (the model's, looked up once)
     std::vector<double> normal_norms_;  // block models: |n_k|
     SwitchScales band_scales_;           // in_bands' (one per switch: allocated and cleared once, not per event)
+    std::vector<double> block_h_;        // block_preactivations'
+    std::vector<UnitNormals> unit_normals_;  // block models: unit_normals'
     std::size_t layers_ = 0;
 };
 

@@ -87,6 +87,19 @@ inline double dot(const double* a, const double* b, std::size_t n) {
     return s;
 }
 
+// out[r] = dot(a[r], b[r], n) for four pairs at once, each summed in dot's order (the same bits): one sum's adds
+// wait on each other, four sums' overlap
+inline void dot4(const double* const a[4], const double* const b[4], std::size_t n, double* out) {
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+        s0 += a[0][i] * b[0][i];
+        s1 += a[1][i] * b[1][i];
+        s2 += a[2][i] * b[2][i];
+        s3 += a[3][i] * b[3][i];
+    }
+    out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
+}
+
 // Euclidean norm; a sum of squares that underflows (entries below ~1e-154, e.g. a field whose loss weights are
 // e^-600) or overflows (above ~1e154, e.g. weights e^530 of an initialisation's margins of -530) is summed again
 // scaled by the largest entry, so that only an all-zero vector has norm 0 and only an infinite one norm inf

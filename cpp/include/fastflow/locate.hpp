@@ -133,8 +133,7 @@ private:
         const std::size_t H = pb_.H, p = pb_.p, len = pb_.model.unit_block_size();
         pb_.model.preactivations(coef, pb_.X, pb_.n, st_.slopes.data(), hc_.data(), scratch_);  // at the start
         std::vector<double>& reach = reach_;
-        std::vector<double>& row = row_;
-        reach.assign(H, 0.0), row.resize(len);
+        reach.assign(H, 0.0);
         for (std::size_t j = 0; j < H; ++j) {
             for (int m = 1; m <= deg; ++m) reach[j] += norm2(&coef[m * p + pb_.model.unit_block_offset(j)], len);
             reach[j] *= 1.0 + 1e-12;  // the rounding of the norms and of the dot products bounded
@@ -158,7 +157,7 @@ private:
         near.clear(), polys.clear();
         auto look = [&](std::size_t k) {
             const double sign = mode[k] == Mode::active ? -1.0 : 1.0;
-            pb_.model.switch_normal_block(coef, pb_.X, k, row.data());
+            const double* row = pb_.model.fixed_normal(pb_.X, k);
             const double* w = &coef[pb_.model.unit_block_offset(k % H)];
             double g[deg + 1] = {sign * h0[k]};
             for (std::size_t l = 0; l < len; ++l)  // the dot products with the coefficients, each summed in order
@@ -326,7 +325,7 @@ private:
     std::vector<std::uint8_t> reachable_;  // screened_hits' first pass: a flag per switch
     // kept storage of find()'s and screened_hits' workspace
     std::vector<std::pair<double, std::size_t>> hits_;
-    std::vector<double> reach_, row_, polys_;
+    std::vector<double> reach_, polys_;
     std::vector<std::size_t> near_, near_samples_;
 };
 

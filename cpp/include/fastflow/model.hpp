@@ -62,11 +62,11 @@ public:
     // Networks whose switches of hidden unit u touch only a block of parameters (two-layer: u's incoming weights)
     // say its length here (0: no such structure), where it starts, and the slope direction restricted to it: then
     // sliding splits into one small problem per unit. Their switches are linear in the block, h_k = n_k . block,
-    // with a fixed normal n_k (switch_normal_block).
+    // with a fixed normal n_k (fixed_normal: unit_block_size() entries, read in place in X).
     virtual std::size_t unit_block_size() const { return 0; }
     virtual std::size_t unit_block_offset(std::size_t) const { return 0; }
     virtual void slope_direction_block(const double*, const double*, std::size_t, const double*, double*) const {}
-    virtual void switch_normal_block(const double*, const double*, std::size_t, double*) const {}
+    virtual const double* fixed_normal(const double*, std::size_t) const { return nullptr; }
     // ... and the slope direction block is this multiple of the normal block (G: the loss weights)
     virtual double slope_direction_scale(const double*, std::size_t, const double*) const { return 0.0; }
     // the parameters of hidden unit u's incoming weights, where each is its own (none: shared, or not such a net)
@@ -222,9 +222,7 @@ public:
         return back;
     }
 
-    void switch_normal_block(const double*, const double* X, std::size_t k, double* out) const override {
-        std::copy(X + (k / m_) * d_, X + (k / m_ + 1) * d_, out);
-    }
+    const double* fixed_normal(const double* X, std::size_t k) const override { return X + (k / m_) * d_; }
 
     std::size_t output_weight(std::size_t unit, std::size_t c) const override { return m_ * d_ + c * m_ + unit; }
     // Phi_c = sum_j s_j W2_cj (w_j . x): products of the weights' polynomials
@@ -366,9 +364,12 @@ private:
             const std::size_t rows = std::min(panel, n - i0);
             const double* G_panel = G + i0 * c_;
             if (factored) {
-                for (std::size_t r = 0; r < rows; ++r)
-                    for (std::size_t j = 0; j < m_; ++j)
-                        s.rows[r * m_ + j] = relu_ ? G_panel[r] * slopes[(i0 + r) * m_ + j] : G_panel[r];
+                for (std::size_t r = 0; r < rows; ++r) {
+                    double* row = s.rows + r * m_;
+                    if (!relu_) std::fill(row, row + m_, G_panel[r]);
+                    else
+                        for (std::size_t j = 0; j < m_; ++j) row[j] = G_panel[r] * slopes[(i0 + r) * m_ + j];
+                }
             } else {
                 if (!forwarded) hidden(X, i0, rows, slopes, s);
                 gemm(true, c_, m_, rows, G_panel, 1, c_, s.rows, m_, gW2, m_);
@@ -377,12 +378,18 @@ private:
             }
             gemm(true, d_, m_, rows, X + i0 * d_, 1, d_, s.rows, m_, s.gW1T, m_);
         }
-        for (std::size_t l = 0; l < d_; ++l)
-            for (std::size_t j = 0; j < m_; ++j) {
-                const double v = s.gW1T[l * m_ + j];
-                grad[j * d_ + l] = factored ? W2[j] * v : v;
-                if (factored) gW2[j] += s.W1T[l * m_ + j] * v;
+        for (std::size_t j = 0; j < m_; ++j) {
+            double* g = grad + j * d_;
+            if (!factored) {
+                for (std::size_t l = 0; l < d_; ++l) g[l] = s.gW1T[l * m_ + j];
+                continue;
             }
+            for (std::size_t l = 0; l < d_; ++l) {
+                const double v = s.gW1T[l * m_ + j];
+                g[l] = W2[j] * v;
+                gW2[j] += s.W1T[l * m_ + j] * v;
+            }
+        }
     }
 
     Layout layout(double* scratch) const {

@@ -11,6 +11,7 @@
 
 #include "block_gram.hpp"
 #include "field.hpp"
+#include "geometry.hpp"
 #include "hull.hpp"
 #include "linalg.hpp"
 #include "loss.hpp"
@@ -29,9 +30,8 @@ struct SlideSolution {
 
 class Sliding {
 public:
-    Sliding(const Problem& pb, Field& field)
-        : pb_(pb), field_(field), block_(pb.model.unit_block_size()), normals_(block_ > 0 ? pb.H : 0),
-          hull_(pb, field) {}
+    Sliding(const Problem& pb, Field& field, SwitchGeometry& geometry)
+        : pb_(pb), field_(field), geometry_(geometry), block_(pb.model.unit_block_size()), hull_(pb, field) {}
 
     // deeper networks' sliding (see add())
     Hull& hull() { return hull_; }
@@ -46,18 +46,24 @@ public:
         D_.resize(k * len_);
         offset_.assign(k, 0);
         unit_ = field_.weight_unit();
+        labels_.resize(k), scales_.resize(k);
         for (std::size_t a = 0; a < k; ++a) {
             if (block_ == 0) {
                 pb_.model.slope_direction(th, pb_.X, slopes, set[a], field_.weights(), &D_[a * len_]);
                 continue;
             }
-            offset_[a] = pb_.model.unit_block_offset(set[a] % pb_.H);
-            pb_.model.slope_direction_block(th, pb_.X, set[a], field_.weights(), &D_[a * len_]);
+            // the slope direction block, a multiple of the switch's fixed normal
+            labels_[a] = set[a] % pb_.H;
+            offset_[a] = pb_.model.unit_block_offset(labels_[a]);
+            const double scale = pb_.model.slope_direction_scale(th, set[a], field_.weights());
+            const double* normal = pb_.model.fixed_normal(pb_.X, set[a]);
+            for (std::size_t q = 0; q < len_; ++q) D_[a * len_ + q] = scale * normal[q];
+            scales_[a] = scale * unit_;
         }
         if (unit_ != 1.0)
             for (double& v : D_) v *= unit_;
         if (block_ == 0) return gram_.assign(k, len_, nullptr, [&](std::size_t a) { return &D_[a * len_]; });
-        block_gram(set, th);
+        block_gram(set);
     }
     const std::vector<double>& directions() const { return D_; }
     std::size_t row_length() const { return len_; }
@@ -92,8 +98,17 @@ public:
 
     // out <- D_a . F for every row, each on its block
     void directions_dot(const double* F, std::vector<double>& out) const {
-        out.resize(offset_.size());
-        for (std::size_t a = 0; a < out.size(); ++a) out[a] = dot(&D_[a * len_], F + offset_[a], len_);
+        const std::size_t k = offset_.size();
+        out.resize(k);
+        std::size_t a = 0;
+        for (; a + 4 <= k; a += 4) {
+            const double* const rows[4] = {&D_[a * len_], &D_[(a + 1) * len_], &D_[(a + 2) * len_],
+                                           &D_[(a + 3) * len_]};
+            const double* const blocks[4] = {F + offset_[a], F + offset_[a + 1], F + offset_[a + 2],
+                                             F + offset_[a + 3]};
+            dot4(rows, blocks, len_, &out[a]);
+        }
+        for (; a < k; ++a) out[a] = dot(&D_[a * len_], F + offset_[a], len_);
     }
 
     // F += sum_a s_a D_a, out of the weight unit: a power of two, whose inverse multiplies exactly (a division per
@@ -133,41 +148,22 @@ public:
 private:
     // gram_ <- the Gram matrix of rows that touch only their unit's block (row(a): its block): rows of different
     // units are orthogonal, those of one unit meet on its block only
-    // Their directions are multiples of their fixed normals, D_a = c_a n_a, so each unit's block is
-    // diag(c) N diag(c) with N the Gram matrix of its switches' normals: N and its factor are kept per unit while
-    // that unit's switches in `set` stay the same, and only the multiples are new at each evaluation.
-    void block_gram(const std::vector<std::size_t>& set, const double* th) {
-        labels_.resize(set.size());
-        scales_.resize(set.size());
-        for (std::size_t a = 0; a < set.size(); ++a) {
-            labels_[a] = set[a] % pb_.H;
-            scales_[a] = pb_.model.slope_direction_scale(th, set[a], field_.weights()) * unit_;
-        }
+    // Their directions are multiples of their fixed normals, D_a = c_a n_a (c_a: scales_), so each unit's block is
+    // diag(c) N diag(c) with N the Gram matrix of its switches' normals: N and its factor are kept per unit
+    // (SwitchGeometry::unit_normals) while that unit's switches stay the same, and only the multiples are new at
+    // each evaluation.
+    void block_gram(const std::vector<std::size_t>& set) {
         auto unit_normals = [&](const std::vector<std::size_t>& rows) -> const NormalGram& {
-            UnitNormals& kept = normals_[labels_[rows.front()]];
-            const std::size_t m = rows.size();
-            bool same = kept.switches.size() == m;
-            for (std::size_t a = 0; a < m && same; ++a) same = kept.switches[a] == set[rows[a]];
-            if (same) return kept.normals;
-            kept.switches.resize(m);
-            std::vector<double> n(m * block_);
-            for (std::size_t a = 0; a < m; ++a) {
-                kept.switches[a] = set[rows[a]];
-                pb_.model.switch_normal_block(th, pb_.X, set[rows[a]], &n[a * block_]);
-            }
-            std::vector<double>& N = kept.normals.gram;
-            N.resize(m * m);
-            for (std::size_t a = 0; a < m; ++a)
-                for (std::size_t b = 0; b <= a; ++b)
-                    N[a * m + b] = N[b * m + a] = dot(&n[a * block_], &n[b * block_], block_);
-            kept.normals.factor.factor(N.data(), m);
-            return kept.normals;
+            switches_.resize(rows.size());
+            for (std::size_t a = 0; a < rows.size(); ++a) switches_[a] = set[rows[a]];
+            return geometry_.unit_normals(switches_.data(), switches_.size());
         };
         gram_.assign_scaled(set.size(), labels_.data(), scales_.data(), unit_normals);
     }
 
     const Problem& pb_;
     Field& field_;
+    SwitchGeometry& geometry_;  // block models: the units' normals' Gram matrices
     std::size_t block_;  // the model's unit block length (0: none)
     std::vector<double> D_;            // slope directions (block models: on their unit's block)
     std::size_t len_ = 0;              // their length
@@ -175,11 +171,7 @@ private:
     BlockGram gram_;                   // their Gram matrix
     std::vector<std::size_t> labels_;  // the unit of each row
     std::vector<double> scales_;       // block models: each row's multiple of its switch's normal
-    struct UnitNormals {
-        std::vector<std::size_t> switches;
-        NormalGram normals;
-    };
-    std::vector<UnitNormals> normals_;  // block models, per unit: its last switches' normals' Gram matrix (factored)
+    std::vector<std::size_t> switches_;  // block_gram's: one unit's
     Hull hull_;
     SlideSolution sol_;          // add()'s
     std::vector<double> dots_;  // add()'s workspace
