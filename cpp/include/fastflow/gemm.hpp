@@ -42,9 +42,9 @@ __attribute__((target("avx512f"))) inline void mul_add(vec8& c, double a, const 
 #endif
 
 // R rows x NV vectors of C, kept in registers over the whole k loop
-template <class V, std::size_t R, std::size_t NV, bool Add>
+template <class V, std::size_t R, std::size_t NV, bool Add, bool Scale>
 FASTFLOW_ALWAYS_INLINE void tile(std::size_t K, const double* A, std::size_t a_row, std::size_t a_k, const double* B,
-                                 std::size_t ldb, double* C, std::size_t ldc) {
+                                 std::size_t ldb, double* C, std::size_t ldc, const double* S) {
     constexpr std::size_t L = sizeof(V) / sizeof(double);
     V acc[R][NV];
     for (std::size_t r = 0; r < R; ++r)
@@ -61,17 +61,25 @@ FASTFLOW_ALWAYS_INLINE void tile(std::size_t K, const double* A, std::size_t a_r
         }
     }
     for (std::size_t r = 0; r < R; ++r)
-        for (std::size_t v = 0; v < NV; ++v) std::memcpy(C + r * ldc + v * L, &acc[r][v], sizeof(V));
+        for (std::size_t v = 0; v < NV; ++v) {
+            if (Scale) {
+                V scale;
+                std::memcpy(&scale, S + r * ldc + v * L, sizeof(V));
+                acc[r][v] *= scale;
+            }
+            std::memcpy(C + r * ldc + v * L, &acc[r][v], sizeof(V));
+        }
 }
 
-template <class V, std::size_t R, bool Add>
+template <class V, std::size_t R, bool Add, bool Scale>
 FASTFLOW_ALWAYS_INLINE void row_block(std::size_t cols, std::size_t K, const double* A, std::size_t a_row,
-                                      std::size_t a_k, const double* B, std::size_t ldb, double* C, std::size_t ldc) {
+                                      std::size_t a_k, const double* B, std::size_t ldb, double* C, std::size_t ldc,
+                                      const double* S) {
     constexpr std::size_t L = sizeof(V) / sizeof(double);
     std::size_t j = 0;
-    for (; j + 2 * L <= cols; j += 2 * L) tile<V, R, 2, Add>(K, A, a_row, a_k, B + j, ldb, C + j, ldc);
-    for (; j + L <= cols; j += L) tile<V, R, 1, Add>(K, A, a_row, a_k, B + j, ldb, C + j, ldc);
-    for (; j < cols; ++j) tile<double, R, 1, Add>(K, A, a_row, a_k, B + j, ldb, C + j, ldc);
+    for (; j + 2 * L <= cols; j += 2 * L) tile<V, R, 2, Add, Scale>(K, A, a_row, a_k, B + j, ldb, C + j, ldc, S + j);
+    for (; j + L <= cols; j += L) tile<V, R, 1, Add, Scale>(K, A, a_row, a_k, B + j, ldb, C + j, ldc, S + j);
+    for (; j < cols; ++j) tile<double, R, 1, Add, Scale>(K, A, a_row, a_k, B + j, ldb, C + j, ldc, S + j);
 }
 
 // Rows per tile: AVX-512's 32 registers hold 8 rows x 2 vectors of accumulators with room for the operands (the
@@ -79,22 +87,28 @@ FASTFLOW_ALWAYS_INLINE void row_block(std::size_t cols, std::size_t K, const dou
 template <class V>
 constexpr std::size_t tile_rows = sizeof(V) == 64 ? 8 : 4;
 
-template <class V, bool Add>
+template <class V, bool Add, bool Scale>
 FASTFLOW_ALWAYS_INLINE void run(std::size_t rows, std::size_t cols, std::size_t K, const double* A, std::size_t a_row,
-                                std::size_t a_k, const double* B, std::size_t ldb, double* C, std::size_t ldc) {
+                                std::size_t a_k, const double* B, std::size_t ldb, double* C, std::size_t ldc,
+                                const double* S) {
     constexpr std::size_t R = tile_rows<V>;
     std::size_t i = 0;
-    for (; i + R <= rows; i += R) row_block<V, R, Add>(cols, K, A + i * a_row, a_row, a_k, B, ldb, C + i * ldc, ldc);
-    for (; i + 4 <= rows; i += 4) row_block<V, 4, Add>(cols, K, A + i * a_row, a_row, a_k, B, ldb, C + i * ldc, ldc);
-    for (; i < rows; ++i) row_block<V, 1, Add>(cols, K, A + i * a_row, a_row, a_k, B, ldb, C + i * ldc, ldc);
+    for (; i + R <= rows; i += R)
+        row_block<V, R, Add, Scale>(cols, K, A + i * a_row, a_row, a_k, B, ldb, C + i * ldc, ldc, S + i * ldc);
+    for (; i + 4 <= rows; i += 4)
+        row_block<V, 4, Add, Scale>(cols, K, A + i * a_row, a_row, a_k, B, ldb, C + i * ldc, ldc, S + i * ldc);
+    for (; i < rows; ++i)
+        row_block<V, 1, Add, Scale>(cols, K, A + i * a_row, a_row, a_k, B, ldb, C + i * ldc, ldc, S + i * ldc);
 }
 
+// (S: null, or the scales of a product that does not add)
 template <class V>
 FASTFLOW_ALWAYS_INLINE void dispatch_add(bool add, std::size_t rows, std::size_t cols, std::size_t K, const double* A,
                                          std::size_t a_row, std::size_t a_k, const double* B, std::size_t ldb,
-                                         double* C, std::size_t ldc) {
-    if (add) run<V, true>(rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
-    else run<V, false>(rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
+                                         double* C, std::size_t ldc, const double* S) {
+    if (add) run<V, true, false>(rows, cols, K, A, a_row, a_k, B, ldb, C, ldc, C);
+    else if (S) run<V, false, true>(rows, cols, K, A, a_row, a_k, B, ldb, C, ldc, S);
+    else run<V, false, false>(rows, cols, K, A, a_row, a_k, B, ldb, C, ldc, C);
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -103,39 +117,39 @@ FASTFLOW_ALWAYS_INLINE void dispatch_add(bool add, std::size_t rows, std::size_t
 __attribute__((target("avx2,fma"), flatten)) inline void avx2(bool add, std::size_t rows, std::size_t cols,
                                                                std::size_t K, const double* A, std::size_t a_row,
                                                                std::size_t a_k, const double* B, std::size_t ldb,
-                                                               double* C, std::size_t ldc) {
-    dispatch_add<vec4>(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
+                                                               double* C, std::size_t ldc, const double* S) {
+    dispatch_add<vec4>(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc, S);
 }
 __attribute__((target("avx512f"), flatten)) inline void avx512(bool add, std::size_t rows, std::size_t cols,
                                                                 std::size_t K, const double* A, std::size_t a_row,
                                                                 std::size_t a_k, const double* B, std::size_t ldb,
-                                                                double* C, std::size_t ldc) {
-    dispatch_add<vec8>(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
+                                                                double* C, std::size_t ldc, const double* S) {
+    dispatch_add<vec8>(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc, S);
 }
 #endif
 
 // the plain triple loop itself, for products too small to repay the tiles' dispatch and loop set-up
 FASTFLOW_ALWAYS_INLINE void plain(bool add, std::size_t rows, std::size_t cols, std::size_t K, const double* A,
                                   std::size_t a_row, std::size_t a_k, const double* B, std::size_t ldb, double* C,
-                                  std::size_t ldc) {
+                                  std::size_t ldc, const double* S) {
     for (std::size_t r = 0; r < rows; ++r)
         for (std::size_t c = 0; c < cols; ++c) {
             double acc = add ? C[r * ldc + c] : 0.0;
             for (std::size_t k = 0; k < K; ++k) mul_add(acc, A[r * a_row + k * a_k], B[k * ldb + c]);
-            C[r * ldc + c] = acc;
+            C[r * ldc + c] = S ? acc * S[r * ldc + c] : acc;
         }
 }
 
 // the tiles, in the widest vectors the CPU has
 inline void tiled(bool add, std::size_t rows, std::size_t cols, std::size_t K, const double* A, std::size_t a_row,
-                  std::size_t a_k, const double* B, std::size_t ldb, double* C, std::size_t ldc) {
+                  std::size_t a_k, const double* B, std::size_t ldb, double* C, std::size_t ldc, const double* S) {
 #if defined(__x86_64__) && defined(__GNUC__)
     static const bool has_avx512 = __builtin_cpu_supports("avx512f"),
                       has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (has_avx512) return avx512(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
-    if (has_avx2) return avx2(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
+    if (has_avx512) return avx512(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc, S);
+    if (has_avx2) return avx2(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc, S);
 #endif
-    dispatch_add<vec2>(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
+    dispatch_add<vec2>(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc, S);
 }
 
 }  // namespace gemm_detail
@@ -145,12 +159,14 @@ inline void tiled(bool add, std::size_t rows, std::size_t cols, std::size_t K, c
 constexpr std::size_t small_product = 64;
 
 // C (rows x cols, row stride ldc) = A B, or += A B if `add`, where A(r, k) = A[r * a_row + k * a_k] and B is
-// K x cols with row stride ldb.
+// K x cols with row stride ldb. With S (laid out as C; add false), each entry of A B is multiplied by S's as it is
+// stored, after its sum as without (the activations' slopes: one pass over C less).
 FASTFLOW_ALWAYS_INLINE void gemm(bool add, std::size_t rows, std::size_t cols, std::size_t K, const double* A,
                                  std::size_t a_row, std::size_t a_k, const double* B, std::size_t ldb, double* C,
-                                 std::size_t ldc) {
-    if (rows * cols * K <= small_product) return gemm_detail::plain(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
-    gemm_detail::tiled(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc);
+                                 std::size_t ldc, const double* S = nullptr) {
+    if (rows * cols * K <= small_product)
+        return gemm_detail::plain(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc, S);
+    gemm_detail::tiled(add, rows, cols, K, A, a_row, a_k, B, ldb, C, ldc, S);
 }
 
 }  // namespace fastflow

@@ -373,8 +373,7 @@ private:
             } else {
                 if (!forwarded) hidden(X, i0, rows, slopes, s);
                 gemm(true, c_, m_, rows, G_panel, 1, c_, s.rows, m_, gW2, m_);
-                gemm(false, rows, m_, c_, G_panel, c_, 1, W2, m_, s.rows, m_);
-                if (relu_) apply_slopes(slopes + i0 * m_, rows * m_, s.rows);
+                gemm(false, rows, m_, c_, G_panel, c_, 1, W2, m_, s.rows, m_, relu_ ? slopes + i0 * m_ : nullptr);
             }
             gemm(true, d_, m_, rows, X + i0 * d_, 1, d_, s.rows, m_, s.gW1T, m_);
         }
@@ -409,17 +408,9 @@ private:
 
     // s.rows = the activations (with the given slopes, if any) of samples i0 .. i0 + rows - 1
     void hidden(const double* X, std::size_t i0, std::size_t rows, const double* slopes, const Layout& s) const {
-        gemm(false, rows, m_, d_, X + i0 * d_, d_, 1, s.W1T, m_, s.rows, m_);
-        if (!relu_) return;
-        if (!slopes) {
-            for (std::size_t q = 0; q < rows * m_; ++q) s.rows[q] = s.rows[q] > 0.0 ? s.rows[q] : 0.0;
-            return;
-        }
-        apply_slopes(slopes + i0 * m_, rows * m_, s.rows);
-    }
-
-    static void apply_slopes(const double* slopes, std::size_t count, double* rows) {
-        for (std::size_t q = 0; q < count; ++q) rows[q] *= slopes[q];
+        gemm(false, rows, m_, d_, X + i0 * d_, d_, 1, s.W1T, m_, s.rows, m_, relu_ && slopes ? slopes + i0 * m_ : nullptr);
+        if (!relu_ || slopes) return;
+        for (std::size_t q = 0; q < rows * m_; ++q) s.rows[q] = s.rows[q] > 0.0 ? s.rows[q] : 0.0;
     }
 
     std::size_t d_, m_, c_;
