@@ -45,17 +45,8 @@ public:
         group(k, labels);
         bases_.resize(members_.size());
         scale_.assign(scale, scale + k);
-        for (std::size_t g = 0; g < members_.size(); ++g) {
-            const std::vector<std::size_t>& rows = members_[g];
-            const std::size_t m = rows.size();
-            const NormalGram& normal_gram = normals(rows);
-            const std::vector<double>& N = normal_gram.gram;
-            std::vector<double>& Q = blocks_[g];
-            Q.resize(m * m);
-            for (std::size_t a = 0; a < m; ++a)
-                for (std::size_t b = 0; b < m; ++b) Q[a * m + b] = scale[rows[a]] * scale[rows[b]] * N[a * m + b];
-            bases_[g] = &normal_gram;
-        }
+        for (std::size_t g = 0; g < members_.size(); ++g) bases_[g] = &normals(members_[g]);
+        rescaled_.assign(members_.size(), false);  // the blocks are formed when a solve needs them
     }
 
     // the blocks of a dense k x k matrix Q (row-major) that is zero between rows of different labels
@@ -90,7 +81,7 @@ public:
                 for (std::size_t a = 0; a < rows.size(); ++a) x_part_[a] /= scale_[rows[a]];
                 rank += bases_[g]->factor.rank();
             } else {
-                rank += solve_psd(blocks_[g], b_part_, b_part_.size(), x_part_);
+                rank += solve_psd(block(g), b_part_, b_part_.size(), x_part_);
             }
             scatter(g, x_part_, x);
         }
@@ -102,7 +93,7 @@ public:
         std::vector<double> s(k_, 0.0), bb;
         for (std::size_t g = 0; g < members_.size(); ++g) {
             gather(g, b, bb);
-            scatter(g, box_qp(blocks_[g], bb, bb.size(), f0_norm), s);
+            scatter(g, box_qp(block(g), bb, bb.size(), f0_norm), s);
         }
         return s;
     }
@@ -132,6 +123,20 @@ private:
         blocks_.resize(groups);
     }
 
+    // block g of the matrix; assign_scaled's are formed here, once
+    const std::vector<double>& block(std::size_t g) const {
+        if (bases_[g] == nullptr || rescaled_[g]) return blocks_[g];
+        const std::vector<std::size_t>& rows = members_[g];
+        const std::size_t m = rows.size();
+        const std::vector<double>& N = bases_[g]->gram;
+        std::vector<double>& Q = blocks_[g];
+        Q.resize(m * m);
+        for (std::size_t a = 0; a < m; ++a)
+            for (std::size_t b = 0; b < m; ++b) Q[a * m + b] = scale_[rows[a]] * scale_[rows[b]] * N[a * m + b];
+        rescaled_[g] = true;
+        return Q;
+    }
+
     void gather(std::size_t g, const std::vector<double>& full, std::vector<double>& part) const {
         part.resize(members_[g].size());
         for (std::size_t a = 0; a < part.size(); ++a) part[a] = full[members_[g][a]];
@@ -145,7 +150,8 @@ private:
     std::vector<std::size_t> last_labels_;                   // group()'s last labels (empty: none given)
     std::vector<std::pair<std::size_t, std::size_t>> order_;  // (label, row), sorted
     std::vector<std::vector<std::size_t>> members_;
-    std::vector<std::vector<double>> blocks_;
+    mutable std::vector<std::vector<double>> blocks_;  // (assign_scaled's: formed by block())
+    mutable std::vector<bool> rescaled_;                // per block of assign_scaled: formed
     std::vector<const NormalGram*> bases_;  // per block, the Gram matrix it rescales (assign_scaled), or none
     std::vector<double> scale_;             // assign_scaled's rescalings
     mutable std::vector<double> b_part_, x_part_;  // a block's share of a solve
