@@ -113,9 +113,10 @@ class _Model:
             return np.where(scale > 0, h / np.where(scale > 0, scale, 1.0), 0.0)
 
     def terms(self, theta):
-        """The size of the terms that cancel into each Phi(x_i)."""
+        """The size of the terms that cancel into each Phi(x_i): those of the pre-activations too, as a unit whose
+        pre-activation is a rounding residue (a switch the flow left on its surface) adds only noise."""
         W, v = self.unpack(theta)
-        return np.abs(self.act(self.X @ W.T)) @ np.abs(v)
+        return (np.abs(self.X) @ np.abs(W.T)) @ np.abs(v)
 
     def clarke_columns(self, theta, support, zero_tol):
         """The extreme rays y_i g_i of each support sample's Clarke subdifferential: at a zero pre-activation (i, j)
