@@ -28,7 +28,8 @@ def verdict(traj, net, data):
     X, y = data
     angles = np.arctan2(X[:, 1], X[:, 0])
     record = {"spread_deg": np.degrees(np.ptp(angles)), "events": traj.n_events, "margin": traj.margin}
-    if not traj.margin > 0:       # stalled before classifying every point: nothing to analyse
+    # stalled before classifying every point, or a margin within rounding of 0: nothing to analyse
+    if not traj.margin > 0 or not ff.analysis.classifies(net, data, traj.theta):
         return "not_separated", record
     report = ff.analyze(net, data, traj.theta)
     record["gap"] = np.nan if report.gap is None else report.gap

@@ -635,3 +635,13 @@ def test_property_certificates_are_valid(seed, mode):
         assert rep.norm_sq >= rep.global_value * (1 - 1e-7)
         if rep.certificate is not None:
             assert rep.certificate.norm_sq >= rep.global_value * (1 - 1e-7)
+
+
+def test_classifies_rejects_a_margin_at_rounding_level():
+    # a flow limit whose sample 3 has one active unit, its pre-activation 5e-16 on its surface: Phi is noise there
+    net, X, y, theta = property_problem(81010750, "flow")
+    assert np.min(margins(net, X, y, theta)) > 0.0
+    assert not ff.analysis.classifies(net, (X, y), theta)
+    with pytest.raises(ValueError, match="rounding level"):
+        analyze(net, (X, y), theta)
+    assert ff.analysis.classifies(net, (X[:3], y[:3]), theta)

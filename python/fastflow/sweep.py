@@ -8,7 +8,7 @@ import numpy as np
 
 from . import init as _init
 from ._validate import real_scalar
-from .analysis import VERDICTS, analyze_limit
+from .analysis import VERDICTS, analyze_limit, classifies
 from .experiment import Experiment
 from .flow import STATUSES
 from .networks import two_layer
@@ -39,9 +39,9 @@ def sphere_sweep(ns, ds, widths):
 def limit_verdict(traj, net, data, log_t_budget, max_steps):
     """(label, records) of a run: the verdict of the limit by the horizon rule, continuing the trajectory from its
     end, with the last horizon, its raw KKT residual and ||theta~||^2 (margin 1); not_separated if the final margin
-    is not positive (from the final point, not the status: a run that reaches its horizon is "t_max" whether it
-    separated or not); undecided if the flow ended early (e.g. in the Zeno guard)."""
-    if not traj.margin > 0:
+    is not positive or within the rounding of its terms (from the final point, not the status: a run that reaches its
+    horizon is "t_max" whether it separated or not); undecided if the flow ended early (e.g. in the Zeno guard)."""
+    if not traj.margin > 0 or not classifies(net, data, traj.theta):
         return "not_separated", {}
     if traj.status not in ("t_max", "converged"):
         return "undecided", {"log_t": traj.log_t}

@@ -54,7 +54,8 @@ public:
         }
         const std::size_t len = pb.model.unit_block_size();
         if (len > 0) normal_norms_.resize(pb.NS), unit_normals_.resize(pb.H);
-        for (std::size_t k = 0; k < normal_norms_.size(); ++k) normal_norms_[k] = norm2(pb.model.fixed_normal(pb.X, k), len);
+        for (std::size_t k = 0; k < normal_norms_.size(); ++k)
+            normal_norms_[k] = norm2(pb.model.fixed_normal(pb.X, k), len);
     }
 
     // block models: |n_k|, the norms of the switches' fixed normals
@@ -257,9 +258,10 @@ public:
     bool in_span(const double* th, const double* slopes, std::size_t sw, const Normals& nm) const {
         std::vector<double> n(pb_.p);
         normal(th, slopes, sw, n.data());
-        return residual_in_span(n.data(), pb_.p, nm.rows.data(), nm.count, [&](const double* b, std::vector<double>& x) {
+        const auto solve = [&](const double* b, std::vector<double>& x) {
             nm.gram.solve(std::vector<double>(b, b + nm.count), x);
-        });
+        };
+        return residual_in_span(n.data(), pb_.p, nm.rows.data(), nm.count, solve);
     }
 
     // ... the same in a block model, for the normals of the switches of `set`: those of sw's unit (the others' are

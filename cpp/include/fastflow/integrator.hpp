@@ -60,8 +60,8 @@ class Integrator {
 public:
     // X: n x d_in; Y: n labels (+-1) for classification, n x d_out targets for the square loss
     Integrator(const Model& model, const double* X, const double* Y, std::size_t n, Options opts)
-        : pb_(model, X, Y, n, std::move(opts)), field_(pb_), geometry_(pb_, field_.scratch()), sliding_(pb_, field_, geometry_),
-          velocity_(field_, sliding_, state_), log_(pb_),
+        : pb_(model, X, Y, n, std::move(opts)), field_(pb_), geometry_(pb_, field_.scratch()),
+          sliding_(pb_, field_, geometry_), velocity_(field_, sliding_, state_), log_(pb_),
           classifier_(pb_, state_, geometry_, sliding_, velocity_, log_), branches_(pb_, state_),
           locator_(pb_, state_, geometry_, sliding_, velocity_, branches_, field_.scratch()),
           jacobian_(pb_, field_, geometry_, state_, sliding_, velocity_),

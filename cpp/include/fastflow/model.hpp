@@ -408,7 +408,8 @@ private:
 
     // s.rows = the activations (with the given slopes, if any) of samples i0 .. i0 + rows - 1
     void hidden(const double* X, std::size_t i0, std::size_t rows, const double* slopes, const Layout& s) const {
-        gemm(false, rows, m_, d_, X + i0 * d_, d_, 1, s.W1T, m_, s.rows, m_, relu_ && slopes ? slopes + i0 * m_ : nullptr);
+        const double* scales = relu_ && slopes ? slopes + i0 * m_ : nullptr;
+        gemm(false, rows, m_, d_, X + i0 * d_, d_, 1, s.W1T, m_, s.rows, m_, scales);
         if (!relu_ || slopes) return;
         for (std::size_t q = 0; q < rows * m_; ++q) s.rows[q] = s.rows[q] > 0.0 ? s.rows[q] : 0.0;
     }

@@ -51,8 +51,9 @@ not a local optimum of (P) (Thm 3.2's limit: improving it needs two layers), and
 from .certificates import Certificate
 from .horizon import LimitReport, analyze_limit
 from .kkt import kkt_residual
+from .model import classifies
 from .layers import LayerReport
 from .verdict import VERDICTS, Report, analyze
 
-__all__ = ["VERDICTS", "Certificate", "LayerReport", "LimitReport", "Report", "analyze", "analyze_limit",
+__all__ = ["VERDICTS", "Certificate", "LayerReport", "LimitReport", "Report", "analyze", "analyze_limit", "classifies",
            "kkt_residual"]

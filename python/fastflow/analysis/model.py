@@ -113,10 +113,12 @@ class _Model:
             return np.where(scale > 0, h / np.where(scale > 0, scale, 1.0), 0.0)
 
     def terms(self, theta):
-        """The size of the terms that cancel into each Phi(x_i): those of the pre-activations too, as a unit whose
-        pre-activation is a rounding residue (a switch the flow left on its surface) adds only noise."""
+        """The size of the terms that cancel into each Phi(x_i): the network of |theta| on |x_i|, same pattern (an
+        active unit whose pre-activation is a rounding residue, a switch the flow left on its surface, adds noise
+        of the size of its inputs' terms)."""
         W, v = self.unpack(theta)
-        return (np.abs(self.X) @ np.abs(W.T)) @ np.abs(v)
+        pattern = (self.X @ W.T > 0) if self.relu else 1.0
+        return (np.abs(self.X) @ np.abs(W.T) * pattern) @ np.abs(v)
 
     def clarke_columns(self, theta, support, zero_tol):
         """The extreme rays y_i g_i of each support sample's Clarke subdifferential: at a zero pre-activation (i, j)
@@ -166,16 +168,33 @@ def _setup(net, data, theta):
     return _ClassN(net, data.X, y), theta
 
 
-def _normalise(m, theta):
+def _unresolved_margin(m, theta):
+    """Why theta cannot be normalised to margin 1 (a margin not positive, or within the rounding of its terms), or
+    None."""
     q = m.checked_margins(theta)
     qmin = float(np.min(q))
     if not qmin > 0:
-        raise ValueError(f"min_i y_i Phi(theta; x_i) = {qmin:.6g} <= 0: theta does not classify every sample, so it "
-                         f"cannot be normalised to margin 1")
+        return (f"min_i y_i Phi(theta; x_i) = {qmin:.6g} <= 0: theta does not classify every sample, so it cannot be "
+                f"normalised to margin 1")
     terms = m.terms(theta)
     if np.any(q <= 1e-9 * terms):
         i = int(np.argmax(terms / np.maximum(q, 1e-300)))
-        raise ValueError(f"the margin of sample {i} ({q[i]:.3g}) is at the rounding level of its terms "
-                         f"({terms[i]:.3g}): theta cannot be normalised to margin 1 reliably")
-    return theta * qmin ** (-1.0 / m.degree)
+        return (f"the margin of sample {i} ({q[i]:.3g}) is at the rounding level of its terms ({terms[i]:.3g}): theta "
+                f"cannot be normalised to margin 1 reliably")
+    return None
+
+
+def _normalise(m, theta):
+    reason = _unresolved_margin(m, theta)
+    if reason is not None:
+        raise ValueError(reason)
+    return theta * float(np.min(m.checked_margins(theta))) ** (-1.0 / m.degree)
+
+
+def classifies(net, data, theta):
+    """Whether theta classifies every sample with a margin beyond the rounding of its terms: what `analyze` needs to
+    normalise theta to margin 1. A flow can end with a sample's margin a rounding residue of either sign (a sample
+    whose only active unit slides on its surface has Phi = 0): its positive sign says nothing."""
+    m, theta = _setup(net, data, theta)
+    return _unresolved_margin(m, theta) is None
 
