@@ -17,6 +17,7 @@ from .data import as_dataset
 LOSSES = _core.LOSSES
 STATUSES = _core.STATUSES
 EVENT_KINDS = _core.EVENT_KINDS
+_EVENT_KIND_NAMES = np.asarray(EVENT_KINDS)  # indexed by the kernel's event codes
 MODES = _core.MODES
 # the square-loss flow converges to a point: stop there instead of resolving rounding noise until t_max
 DEFAULT_SQUARE_GTOL = 1e-10
@@ -120,11 +121,11 @@ class _TimeMap:
             return np.logaddexp(0.0, log_t) if self.log_time else np.exp(log_t)
 
     def t_and_log_t(self, tau):
+        """(t, log t); the caller ignores overflow and log(0) (np.errstate: one context for all of a run's times)."""
         tau = np.asarray(tau, dtype=float)
-        with np.errstate(over="ignore", divide="ignore"):
-            if self.log_time:
-                return np.expm1(tau), tau + np.log(-np.expm1(-tau))
-            return tau, np.log(tau)
+        if self.log_time:
+            return np.expm1(tau), tau + np.log(-np.expm1(-tau))
+        return tau, np.log(tau)
 
 
 def _problem(net, data, loss, opts):
@@ -233,16 +234,16 @@ def _margin(net, data, theta, loss, y):
 
 
 def _trajectory(raw, net, data, y, loss, time, t_eval):
-    t, log_t = time.t_and_log_t(raw["tau"])
-    ev_t, ev_log_t = time.t_and_log_t(raw["event_tau"])
-    events = np.zeros(len(ev_t), dtype=EVENT_DTYPE)
-    events["t"], events["log_t"] = ev_t, ev_log_t
-    events["kind"] = np.asarray(EVENT_KINDS)[raw["event_kind"]] if len(ev_t) else []
-    events["sample"], events["layer"], events["neuron"] = raw["event_sample"], raw["event_layer"], raw["event_neuron"]
-    theta = raw["theta"]
-    with np.errstate(under="ignore", over="ignore"):
+    with np.errstate(under="ignore", over="ignore", divide="ignore"):
+        t, log_t = time.t_and_log_t(raw["tau"])
+        ev_t, ev_log_t = time.t_and_log_t(raw["event_tau"])
         loss_value, grad_norm = np.exp(raw["log_loss"]), np.exp(raw["log_grad_norm"])
         loss_at = np.exp(raw["log_loss_eval"])
+    events = np.zeros(len(ev_t), dtype=EVENT_DTYPE)
+    events["t"], events["log_t"] = ev_t, ev_log_t
+    events["kind"] = _EVENT_KIND_NAMES[raw["event_kind"]] if len(ev_t) else []
+    events["sample"], events["layer"], events["neuron"] = raw["event_sample"], raw["event_layer"], raw["event_neuron"]
+    theta = raw["theta"]
     return Trajectory(
         status=STATUSES[raw["status"]], message=raw["message"], t=float(t), log_t=float(log_t), theta=theta,
         loss=float(loss_value), log_loss=float(raw["log_loss"]), grad_norm=float(grad_norm),
