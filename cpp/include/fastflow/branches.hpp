@@ -245,8 +245,7 @@ public:
                 N.resize(k * d);
                 for (std::size_t a = 0; a < k; ++a) {
                     if (blocks) {
-                        const double* n = pb_.model.fixed_normal(pb_.X, on[a]);
-                        std::copy(n, n + d, &N[a * d]);
+                        std::copy_n(pb_.model.fixed_normal(pb_.X, on[a]), d, &N[a * d]);
                         continue;
                     }
                     pb_.model.switch_normal(theta, pb_.X, st_.slopes.data(), on[a], normal.data());
@@ -291,8 +290,7 @@ public:
         for (std::size_t a = 0; a < k; ++a) {
             if (blocks) {
                 pb_.model.slope_direction_block(theta, pb_.X, on[a], G, &r[a * d]);
-                const double* n = pb_.model.fixed_normal(pb_.X, on[a]);
-                std::copy(n, n + d, &x[a * d]);
+                std::copy_n(pb_.model.fixed_normal(pb_.X, on[a]), d, &x[a * d]);
             } else {
                 pb_.model.slope_direction(theta, pb_.X, st_.slopes.data(), on[a], G, full.data());
                 for (std::size_t b = 0; b < d; ++b) r[a * d + b] = full[row[b]];

@@ -202,8 +202,7 @@ public:
             for (std::size_t a = 0; a < k; ++a) {
                 nm.labels[a] = set[a] % pb_.H;
                 nm.offset[a] = pb_.model.unit_block_offset(nm.labels[a]);
-                const double* normal = pb_.model.fixed_normal(pb_.X, set[a]);
-                std::copy(normal, normal + nm.len, &nm.rows[a * nm.len]);
+                std::copy_n(pb_.model.fixed_normal(pb_.X, set[a]), nm.len, &nm.rows[a * nm.len]);
             }
         }
         nm.gram.assign(k, nm.len, nm.blocks() ? nm.labels.data() : nullptr, [&](std::size_t a) { return nm.row(a); });
@@ -275,10 +274,8 @@ public:
         if (own.empty()) return norm2(n, len) == 0.0;
         const NormalGram& gram = unit_normals(own.data(), own.size());
         std::vector<double> rows(own.size() * len);
-        for (std::size_t a = 0; a < own.size(); ++a) {
-            const double* row = pb_.model.fixed_normal(pb_.X, own[a]);
-            std::copy(row, row + len, &rows[a * len]);
-        }
+        for (std::size_t a = 0; a < own.size(); ++a)
+            std::copy_n(pb_.model.fixed_normal(pb_.X, own[a]), len, &rows[a * len]);
         return residual_in_span(n, len, rows.data(), own.size(), [&](const double* b, std::vector<double>& x) {
             x.resize(own.size());
             gram.factor.solve(b, x.data());
@@ -290,7 +287,7 @@ public:
     double normal_velocity(const double* th, const double* slopes, std::size_t sw, const double* F, double fnorm,
                            double* n, double& tol) const {
         const std::size_t block = pb_.model.unit_block_size(), len = block > 0 ? block : pb_.p;
-        if (block > 0) std::copy(pb_.model.fixed_normal(pb_.X, sw), pb_.model.fixed_normal(pb_.X, sw) + len, n);
+        if (block > 0) std::copy_n(pb_.model.fixed_normal(pb_.X, sw), len, n);
         else normal(th, slopes, sw, n);
         tol = 1e-12 * norm2(n, len) * fnorm;
         return dot(n, block > 0 ? F + pb_.model.unit_block_offset(sw % pb_.H) : F, len);
