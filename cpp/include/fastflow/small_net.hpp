@@ -3,8 +3,8 @@
 // have 1 to 4 inputs (D) and 1 or 2 outputs (C); those sizes are compile-time constants here, so the loops over them
 // unroll. (With them read at run time, the same loops cost 4-18% more instructions than the tiled products on flows
 // of nets with 190-250 terms.) So is a width M of at most 4 (M = 0: read at run time): the rank paper's 2x2 net then
-// runs without a loop. Every sum runs in the order of the tiled products, from +0, so the results are the
-// same bits.
+// runs without a loop. Every sum runs in the order of the tiled products, from +0, but unfused (the tiles fuse each
+// multiply-add): a net keeps one of the two paths, by its size, for a whole run.
 #pragma once
 #include <algorithm>
 #include <array>

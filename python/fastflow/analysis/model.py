@@ -168,10 +168,9 @@ def _setup(net, data, theta):
     return _ClassN(net, data.X, y), theta
 
 
-def _unresolved_margin(m, theta):
-    """Why theta cannot be normalised to margin 1 (a margin not positive, or within the rounding of its terms), or
-    None."""
-    q = m.checked_margins(theta)
+def _unresolved_margin(m, theta, q):
+    """Why theta, with margins q, cannot be normalised to margin 1 (a margin not positive, or within the rounding of
+    its terms), or None."""
     qmin = float(np.min(q))
     if not qmin > 0:
         return (f"min_i y_i Phi(theta; x_i) = {qmin:.6g} <= 0: theta does not classify every sample, so it cannot be "
@@ -185,10 +184,11 @@ def _unresolved_margin(m, theta):
 
 
 def _normalise(m, theta):
-    reason = _unresolved_margin(m, theta)
+    q = m.checked_margins(theta)
+    reason = _unresolved_margin(m, theta, q)
     if reason is not None:
         raise ValueError(reason)
-    return theta * float(np.min(m.checked_margins(theta))) ** (-1.0 / m.degree)
+    return theta * float(np.min(q)) ** (-1.0 / m.degree)
 
 
 def classifies(net, data, theta):
@@ -196,5 +196,5 @@ def classifies(net, data, theta):
     normalise theta to margin 1. A flow can end with a sample's margin a rounding residue of either sign (a sample
     whose only active unit slides on its surface has Phi = 0): its positive sign says nothing."""
     m, theta = _setup(net, data, theta)
-    return _unresolved_margin(m, theta) is None
+    return _unresolved_margin(m, theta, m.checked_margins(theta)) is None
 
